@@ -1,0 +1,160 @@
+"""Model configuration: one flat dataclass, its validation, and the named presets.
+
+Every layer of minitune is built from a `ModelConfig`. Variants (position scheme, feed-forward,
+norm) are chosen by name; the names are checked here, once, so a typo fails at construction with
+a message saying what is allowed, not deep inside a forward pass.
+
+    cfg = ModelConfig.preset("laptop")                 # a named preset
+    cfg = ModelConfig.preset("tiny", vocab_size=64)    # a preset with overrides
+    cfg = ModelConfig(vocab_size=8000, d_model=256, n_heads=4, d_ff=512)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+# The names each variant may take. The layer files hold the implementations; these lists are the
+# single place that says which names exist (tests check that both agree).
+POSITIONS = ("relative", "sinusoidal", "learned")
+FEED_FORWARDS = ("relu", "gelu", "gated-gelu", "swiglu")
+NORMS = ("rms", "layer")
+NORM_POSITIONS = ("pre", "post")
+ATTENTION_IMPLS = ("fast", "reference")
+
+
+@dataclass
+class ModelConfig:
+    """Shape and variants of a `Seq2SeqTransformer`. Defaults give a small T5-v1.1-style model."""
+
+    vocab_size: int = 8000  # number of token ids (the tokenizer's vocabulary, sentinels included)
+    d_model: int = 256  # width C of the residual stream
+    n_heads: int = 4  # attention heads H per attention layer
+    d_head: int | None = None  # width D of one head; None means d_model // n_heads
+    d_ff: int = 512  # hidden width of the feed-forward layers
+    n_encoder_layers: int = 4  # encoder blocks
+    n_decoder_layers: int = 4  # decoder blocks
+    dropout: float = 0.0  # dropout on embeddings, attention weights, sub-layer outputs, FF hidden
+
+    position: str = "relative"  # "relative" (T5 bucketed bias), "sinusoidal" or "learned" absolute
+    max_position: int = 512  # longest sequence for "learned" positions
+    relative_buckets: int = 32  # T5 relative bias: number of distance buckets
+    relative_max_distance: int = 128  # T5 relative bias: distances beyond this share the last bucket
+
+    ffn: str = "gated-gelu"  # feed-forward: "relu", "gelu", "gated-gelu" (T5 v1.1) or "swiglu"
+    norm: str = "rms"  # "rms" (RMSNorm, T5) or "layer" (LayerNorm)
+    norm_position: str = "pre"  # "pre": x + f(norm(x)) (T5); "post": norm(x + f(x)) (2017 paper)
+    norm_eps: float = 1e-6  # epsilon inside the norm's square root
+    bias: bool = False  # biases in linear layers and LayerNorm (T5 has none)
+    scale_attention: bool = True  # multiply scores by 1/sqrt(D); T5 folds it into its init: False
+    tie_embeddings: bool = True  # output projection shares the input embedding (then × d_model^-0.5)
+
+    attention_impl: str = "fast"  # "fast" (F.scaled_dot_product_attention) or "reference"
+    pad_id: int = 0  # padding id; also the decoder's start token, as in T5
+    eos_id: int = 1  # end-of-sequence id
+    decoder_start_id: int = 0  # first decoder input token
+
+    # Derived in __post_init__ (not set by hand).
+    inner_dim: int = field(init=False)  # H * D: width of the attention projections
+
+    def __post_init__(self) -> None:
+        self.validate()
+        if self.d_head is None:
+            self.d_head = self.d_model // self.n_heads
+        self.inner_dim = self.n_heads * self.d_head
+
+    def validate(self) -> None:
+        """Raise `ValueError` naming the field, its value and what is allowed."""
+        for name in ("vocab_size", "d_model", "n_heads", "d_ff", "max_position"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"ModelConfig.{name} must be a positive integer, got {value!r}")
+        for name in ("n_encoder_layers", "n_decoder_layers"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                raise ValueError(f"ModelConfig.{name} must be an integer >= 0, got {value!r}")
+        if self.d_head is None and self.d_model % self.n_heads != 0:
+            raise ValueError(
+                f"ModelConfig: d_model={self.d_model} is not divisible by n_heads={self.n_heads}; "
+                "choose n_heads that divides d_model, or set d_head explicitly"
+            )
+        if self.d_head is not None and (not isinstance(self.d_head, int) or self.d_head < 1):
+            raise ValueError(f"ModelConfig.d_head must be a positive integer, got {self.d_head!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"ModelConfig.dropout must be in [0, 1), got {self.dropout!r}")
+        if self.norm_eps <= 0:
+            raise ValueError(f"ModelConfig.norm_eps must be > 0, got {self.norm_eps!r}")
+        choices = {
+            "position": POSITIONS,
+            "ffn": FEED_FORWARDS,
+            "norm": NORMS,
+            "norm_position": NORM_POSITIONS,
+            "attention_impl": ATTENTION_IMPLS,
+        }
+        for name, allowed in choices.items():
+            value = getattr(self, name)
+            if value not in allowed:
+                raise ValueError(
+                    f"ModelConfig.{name}={value!r} is not one of: {', '.join(map(repr, allowed))}"
+                )
+        if self.position == "relative":
+            if self.relative_buckets < 4 or self.relative_buckets % 2:
+                raise ValueError(
+                    f"ModelConfig.relative_buckets must be an even integer >= 4, "
+                    f"got {self.relative_buckets!r}"
+                )
+            if self.relative_max_distance <= self.relative_buckets // 4:
+                raise ValueError(
+                    f"ModelConfig.relative_max_distance={self.relative_max_distance} must exceed "
+                    f"relative_buckets // 4 = {self.relative_buckets // 4}"
+                )
+        for name in ("pad_id", "eos_id", "decoder_start_id"):
+            value = getattr(self, name)
+            if not 0 <= value < self.vocab_size:
+                raise ValueError(
+                    f"ModelConfig.{name}={value} is outside the vocabulary [0, {self.vocab_size})"
+                )
+
+    def to_dict(self) -> dict:
+        """The fields a user sets (derived ones left out), for saving next to weights."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> ModelConfig:
+        """Build from `to_dict()` output; unknown keys are an error naming them."""
+        known = {f.name for f in dataclasses.fields(cls) if f.init}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"ModelConfig: unknown field(s) {unknown}; known: {sorted(known)}")
+        return cls(**values)
+
+    @classmethod
+    def preset(cls, name: str, **overrides) -> ModelConfig:
+        """A named preset (see `PRESETS`), with any field overridden by keyword."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}")
+        return cls.from_dict({**PRESETS[name], **overrides})
+
+
+# Named presets. "tiny" is for tests; "laptop" trains on a 2-core CPU in minutes; the T5 ones have
+# the shapes of Google's t5-small (v1.0: ReLU, tied head) and t5-v1_1-small / flan-t5-small
+# (gated-GELU, untied head), so their checkpoints fit.
+PRESETS: dict[str, dict] = {
+    "tiny": dict(
+        vocab_size=128, d_model=32, n_heads=4, d_ff=64, n_encoder_layers=2, n_decoder_layers=2,
+        relative_buckets=8, relative_max_distance=16,
+    ),
+    "laptop": dict(
+        vocab_size=8000, d_model=256, n_heads=4, d_ff=512, n_encoder_layers=4,
+        n_decoder_layers=4, dropout=0.1,
+    ),
+    "t5-small": dict(
+        vocab_size=32128, d_model=512, n_heads=8, d_head=64, d_ff=2048, n_encoder_layers=6,
+        n_decoder_layers=6, dropout=0.1, ffn="relu", scale_attention=False, tie_embeddings=True,
+    ),
+    "t5-v1_1-small": dict(
+        vocab_size=32128, d_model=512, n_heads=6, d_head=64, d_ff=1024, n_encoder_layers=8,
+        n_decoder_layers=8, dropout=0.1, ffn="gated-gelu", scale_attention=False,
+        tie_embeddings=False,
+    ),
+}

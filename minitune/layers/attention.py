@@ -1,0 +1,206 @@
+"""Multi-head attention: one module for encoder self-, decoder causal self- and cross-attention.
+
+Notation: B batch, H heads, D head width, C model width, T_q query length, T_k key length.
+
+    Attention(Q, K, V) = softmax(s · Q Kᵀ + bias) V      with s = 1/sqrt(D), or 1 in T5
+
+The bias carries everything that is not content: the position bias (T5) and the mask, as 0 where a
+query may attend a key and a very negative number where it may not. `make_attention_bias` builds it
+once per stack; every layer of the stack reuses it.
+
+Two implementations compute the same thing (tests prove it):
+- `attention_reference`: explicit matmul, softmax, matmul, to read and step through; it can also
+  return the attention weights (for pictures);
+- `attention_fast`: `torch.nn.functional.scaled_dot_product_attention`, fused kernels.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from minitune.config import ModelConfig
+
+
+def make_attention_mask(
+    key_padding: torch.Tensor | None,
+    q_len: int,
+    k_len: int,
+    causal: bool,
+    offset: int = 0,
+    device: torch.device | None = None,
+) -> torch.Tensor | None:
+    """Which keys each query may attend: a boolean mask, True = may attend.
+
+    key_padding: (B, T_k), 1 for real tokens and 0 for padding (the usual `attention_mask`).
+    causal: query i (at absolute position offset + i) may attend only keys j <= offset + i.
+    Returns (B or 1, 1, T_q, T_k), or None when every query may attend every key.
+
+    Example: q_len=k_len=3, causal, no padding ->
+        [[1, 0, 0],
+         [1, 1, 0],
+         [1, 1, 1]]
+    """
+    mask = None
+    if key_padding is not None:
+        mask = key_padding.bool()[:, None, None, :]  # (B, 1, 1, T_k)
+    if causal:
+        query_pos = torch.arange(offset, offset + q_len, device=device)[:, None]  # (T_q, 1)
+        key_pos = torch.arange(k_len, device=device)[None, :]  # (1, T_k)
+        causal_mask = (key_pos <= query_pos)[None, None]  # (1, 1, T_q, T_k)
+        mask = causal_mask if mask is None else mask & causal_mask
+    return mask
+
+
+def make_attention_bias(
+    mask: torch.Tensor | None, position_bias: torch.Tensor | None
+) -> torch.Tensor | None:
+    """Fold a boolean mask (True = may attend) and a position bias into one additive bias.
+
+    Allowed entries keep the position bias (or 0); forbidden ones get the most negative float32,
+    `torch.finfo(torch.float32).min`, so that softmax gives them weight 0. (Not -1e4 or similar: a
+    small constant can be outweighed by large scores and let a model read the future.)
+    Returns a float32 tensor broadcastable to (B, H, T_q, T_k), or None if there is nothing to add.
+    """
+    if mask is None:
+        return position_bias
+    if position_bias is None:
+        position_bias = torch.zeros(mask.shape, dtype=torch.float32, device=mask.device)
+    return position_bias.float().masked_fill(~mask, torch.finfo(torch.float32).min)
+
+
+def attention_reference(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    bias: torch.Tensor | None,
+    scale: float,
+    dropout: float = 0.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Attention written out step by step. q: (B, H, T_q, D); k, v: (B, H, T_k, D).
+
+    Returns the output (B, H, T_q, D) and the attention weights (B, H, T_q, T_k).
+    """
+    # 1. similarity of every query with every key
+    scores = (q @ k.transpose(-2, -1)) * scale  # (B, H, T_q, T_k)
+    # 2. add position bias and mask (forbidden entries become very negative)
+    if bias is not None:
+        scores = scores + bias
+    # 3. softmax over the keys, in float32 for stability: each row sums to 1
+    weights = torch.softmax(scores.float(), dim=-1).to(q.dtype)  # (B, H, T_q, T_k)
+    # 4. weighted average of the values
+    dropped = F.dropout(weights, p=dropout) if dropout > 0 else weights
+    return dropped @ v, weights  # (B, H, T_q, D)
+
+
+def attention_fast(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    bias: torch.Tensor | None,
+    scale: float,
+    dropout: float = 0.0,
+) -> torch.Tensor:
+    """The same computation through PyTorch's fused kernel; returns (B, H, T_q, D)."""
+    if bias is not None and bias.dtype != q.dtype:
+        bias = bias.to(q.dtype)  # under autocast q is bf16/fp16 and the kernel wants one dtype
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout, scale=scale)
+
+
+class KVCache:
+    """Keys and values of one attention layer, kept between decoding steps.
+
+    Buffers are allocated once, for `max_length` positions, and filled in place, so a step costs
+    no copy of the past. Decoder self-attention appends one position per step; cross-attention
+    fills its cache once with the encoder's keys and values and then only reads it.
+    """
+
+    def __init__(self, max_length: int):
+        self.max_length = max_length
+        self.length = 0  # positions filled so far
+        self.k: torch.Tensor | None = None  # (B, H, max_length, D)
+        self.v: torch.Tensor | None = None
+
+    def update(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Append k, v (B, H, t, D); return all keys and values so far (B, H, length, D)."""
+        B, H, t, D = k.shape
+        if self.k is None:
+            self.k = k.new_empty(B, H, self.max_length, D)
+            self.v = v.new_empty(B, H, self.max_length, D)
+        if self.length + t > self.max_length:
+            raise ValueError(f"KV cache holds {self.max_length} positions; cannot add {t} more")
+        self.k[:, :, self.length : self.length + t] = k
+        self.v[:, :, self.length : self.length + t] = v
+        self.length += t
+        return self.k[:, :, : self.length], self.v[:, :, : self.length]
+
+    def stored(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """All keys and values stored so far (B, H, length, D)."""
+        return self.k[:, :, : self.length], self.v[:, :, : self.length]
+
+    def reorder(self, index: torch.Tensor) -> None:
+        """Keep batch rows `index` (beam search: each surviving beam takes its parent's past)."""
+        if self.k is not None:
+            self.k = self.k.index_select(0, index)
+            self.v = self.v.index_select(0, index)
+
+
+class Attention(nn.Module):
+    """Multi-head attention with projections W_q, W_k, W_v, W_o.
+
+    Self-attention: queries, keys and values all come from x.
+    Cross-attention (`is_cross=True`): queries from x (decoder), keys and values from `memory`
+    (the encoder output). Causality and padding come in through `bias`.
+    """
+
+    def __init__(self, cfg: ModelConfig, is_cross: bool = False):
+        super().__init__()
+        self.is_cross = is_cross
+        self.n_heads = cfg.n_heads
+        self.d_head = cfg.d_head
+        self.scale = cfg.d_head**-0.5 if cfg.scale_attention else 1.0
+        self.impl = cfg.attention_impl  # "fast" or "reference"; may be changed at any time
+        self.dropout = cfg.dropout
+        self.q = nn.Linear(cfg.d_model, cfg.inner_dim, bias=cfg.bias)  # W_q
+        self.k = nn.Linear(cfg.d_model, cfg.inner_dim, bias=cfg.bias)  # W_k
+        self.v = nn.Linear(cfg.d_model, cfg.inner_dim, bias=cfg.bias)  # W_v
+        self.o = nn.Linear(cfg.inner_dim, cfg.d_model, bias=cfg.bias)  # W_o
+        self.record_weights = False  # when True (reference path), keep the last weights
+        self.last_weights: torch.Tensor | None = None  # (B, H, T_q, T_k)
+
+    def split_heads(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, _ = x.shape
+        return x.view(B, T, self.n_heads, self.d_head).transpose(1, 2)  # (B, H, T, D)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        memory: torch.Tensor | None = None,
+        bias: torch.Tensor | None = None,
+        cache: KVCache | None = None,
+    ) -> torch.Tensor:
+        """x: (B, T_q, C); memory: (B, T_k, C) for cross-attention; returns (B, T_q, C)."""
+        B, T, _ = x.shape
+        # 1. project the queries, split into heads
+        q = self.split_heads(self.q(x))  # (B, H, T_q, D)
+        # 2. keys and values: from x (self) or memory (cross), possibly from / into the cache
+        if self.is_cross and cache is not None and cache.length > 0:
+            k, v = cache.stored()  # encoder keys/values, computed on the first decoding step
+        else:
+            source = memory if self.is_cross else x
+            k = self.split_heads(self.k(source))  # (B, H, T_k, D)
+            v = self.split_heads(self.v(source))  # (B, H, T_k, D)
+            if cache is not None:
+                k, v = cache.update(k, v)  # (B, H, T_past + T_k, D)
+        # 3. attention in each head
+        dropout = self.dropout if self.training else 0.0
+        if self.impl == "reference" or self.record_weights:
+            out, weights = attention_reference(q, k, v, bias, self.scale, dropout)
+            if self.record_weights:
+                self.last_weights = weights.detach()
+        else:
+            out = attention_fast(q, k, v, bias, self.scale, dropout)
+        # 4. concatenate the heads and project back to the model width
+        out = out.transpose(1, 2).reshape(B, T, self.n_heads * self.d_head)  # (B, T_q, H·D)
+        return self.o(out)  # (B, T_q, C)

@@ -1,0 +1,51 @@
+"""Position-wise feed-forward layers, chosen by name (`ModelConfig.ffn`).
+
+Shapes: x is (B, T, C) with C = d_model; the hidden layer has width F = d_ff.
+
+    relu        FF(x) = W_o · relu(W_i x)                    (2017 paper, T5 v1.0)
+    gelu        FF(x) = W_o · gelu(W_i x)                    (exact, erf-based GELU)
+    gated-gelu  FF(x) = W_o · (gelu_tanh(W_i0 x) ⊙ W_i1 x)   (T5 v1.1 / Flan-T5, tanh-approximate GELU)
+    swiglu      FF(x) = W_o · (silu(W_i0 x) ⊙ W_i1 x)        (Shazeer 2020, LLaMA)
+
+The gated variants have a third matrix; at equal d_ff they have 1.5× the parameters.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _gelu_tanh(x: torch.Tensor) -> torch.Tensor:
+    return F.gelu(x, approximate="tanh")
+
+
+# name -> (activation, gated?)
+_ACTIVATIONS = {
+    "relu": (F.relu, False),
+    "gelu": (F.gelu, False),
+    "gated-gelu": (_gelu_tanh, True),
+    "swiglu": (F.silu, True),
+}
+
+
+class FeedForward(nn.Module):
+    """One feed-forward sub-layer: expand to d_ff, activate (and gate), project back to d_model."""
+
+    def __init__(self, d_model: int, d_ff: int, kind: str, dropout: float = 0.0, bias: bool = False):
+        super().__init__()
+        if kind not in _ACTIVATIONS:
+            raise ValueError(f"unknown feed-forward {kind!r}; allowed: {', '.join(_ACTIVATIONS)}")
+        self.kind = kind
+        self.activation, self.gated = _ACTIVATIONS[kind]
+        self.wi = nn.Linear(d_model, d_ff, bias=bias)  # W_i (W_i0 when gated)
+        self.wi_gate = nn.Linear(d_model, d_ff, bias=bias) if self.gated else None  # W_i1
+        self.wo = nn.Linear(d_ff, d_model, bias=bias)  # W_o
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.activation(self.wi(x))  # (B, T, F)
+        if self.wi_gate is not None:
+            h = h * self.wi_gate(x)  # gate: elementwise product with a second projection
+        return self.wo(self.dropout(h))  # (B, T, C)

@@ -1,0 +1,152 @@
+"""Position schemes: how the model knows where a token is.
+
+Attention itself is blind to order, so each stack (encoder, decoder) owns one position scheme,
+chosen by name (`ModelConfig.position`). A scheme can act in one of two places:
+
+- `embed(x, offset)`: absolute schemes add a vector to each token embedding (sinusoidal, learned);
+- `bias(q_len, k_len, offset)`: relative schemes return an additive attention bias (T5).
+
+Both take `offset`, the position of the first token of x (non-zero when decoding with a KV cache,
+where the decoder sees one new token at a time). Schemes that do nothing in a place return their
+input / None there.
+
+Shapes: x is (B, T, C); a bias is (1, H, T_q, T_k), added to the attention scores of every layer
+of the stack. T5 computes its bias in the first layer and shares it with the others; computing it
+once per stack, here, is the same thing.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from minitune.config import ModelConfig
+
+
+class PositionScheme(nn.Module):
+    """Base class: no positions at all. Subclasses override `embed` and/or `bias`."""
+
+    def embed(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
+        """Token embeddings (B, T, C) -> the same with position information added."""
+        return x
+
+    def bias(self, q_len: int, k_len: int, offset: int = 0) -> torch.Tensor | None:
+        """Additive attention bias (1, H, q_len, k_len) for queries at offset..offset+q_len-1."""
+        return None
+
+
+class SinusoidalPositions(PositionScheme):
+    """Fixed sinusoids of the 2017 paper, added to the embeddings; no parameters, no length limit.
+
+        PE[p, 2i]   = sin(p / 10000^(2i/C))
+        PE[p, 2i+1] = cos(p / 10000^(2i/C))
+    """
+
+    def __init__(self, d_model: int):
+        super().__init__()
+        # 1 / 10000^(2i/C) for i = 0 .. C/2-1
+        inv_freq = torch.exp(torch.arange(0, d_model, 2).float() * (-math.log(10000.0) / d_model))
+        self.register_buffer("inv_freq", inv_freq, persistent=False)  # (C/2,)
+        self.d_model = d_model
+
+    def table(self, positions: torch.Tensor) -> torch.Tensor:
+        """PE rows for the given positions: (T,) -> (T, C)."""
+        angles = positions.float()[:, None] * self.inv_freq[None, :]  # (T, C/2)
+        pe = torch.zeros(len(positions), self.d_model, device=positions.device)
+        pe[:, 0::2] = torch.sin(angles)
+        pe[:, 1::2] = torch.cos(angles[:, : self.d_model // 2])  # odd C: one cos column fewer
+        return pe
+
+    def embed(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
+        positions = torch.arange(offset, offset + x.shape[1], device=x.device)
+        return x + self.table(positions).to(x.dtype)  # (B, T, C) + (T, C)
+
+
+class LearnedPositions(PositionScheme):
+    """A learned vector per absolute position (BERT, GPT-2), added to the embeddings."""
+
+    def __init__(self, max_position: int, d_model: int):
+        super().__init__()
+        self.max_position = max_position
+        self.table = nn.Embedding(max_position, d_model)
+
+    def embed(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
+        end = offset + x.shape[1]
+        if end > self.max_position:
+            raise ValueError(
+                f"sequence reaches position {end - 1}, but learned positions stop at "
+                f"max_position - 1 = {self.max_position - 1}; raise ModelConfig.max_position"
+            )
+        positions = torch.arange(offset, end, device=x.device)
+        return x + self.table(positions)  # (B, T, C) + (T, C)
+
+
+def relative_position_bucket(
+    relative_position: torch.Tensor, bidirectional: bool, num_buckets: int, max_distance: int
+) -> torch.Tensor:
+    """Map key-minus-query distances to T5's buckets (Raffel et al. 2020, §2.1).
+
+    Small distances get a bucket each; larger ones share logarithmically wider buckets up to
+    `max_distance`, beyond which all fall in the last bucket. Bidirectional (encoder): half the
+    buckets for keys after the query, half for keys before. Causal (decoder): keys after the query
+    are masked anyway, so all buckets go to distances into the past.
+
+    Example with num_buckets=8, max_distance=16, causal: distances 0,-1,-2,-3 -> buckets 0,1,2,3;
+    -4,-5,-7 -> 4; -8..-11 -> 5; -12..-15 -> 6; -16 and beyond -> 7.
+    """
+    bucket = torch.zeros_like(relative_position)
+    if bidirectional:
+        num_buckets //= 2
+        bucket += (relative_position > 0).long() * num_buckets  # keys to the right: upper half
+        distance = relative_position.abs()
+    else:
+        distance = -torch.clamp(relative_position, max=0)  # how far into the past, >= 0
+    max_exact = num_buckets // 2
+    is_small = distance < max_exact
+    # log-spaced buckets from max_exact up to max_distance (clamp(min=1) only avoids log(0) in
+    # entries that is_small selects away)
+    log_ratio = torch.log(distance.clamp(min=1).float() / max_exact) / math.log(
+        max_distance / max_exact
+    )
+    if_large = max_exact + (log_ratio * (num_buckets - max_exact)).to(torch.long)
+    if_large = torch.clamp(if_large, max=num_buckets - 1)
+    return bucket + torch.where(is_small, distance, if_large)
+
+
+class RelativePositionBias(PositionScheme):
+    """T5's relative position bias: one learned scalar per (bucket, head), added to the scores.
+
+        score[h, i, j] = q_i · k_j + b[h, bucket(j - i)]
+    """
+
+    def __init__(self, n_heads: int, num_buckets: int, max_distance: int, bidirectional: bool):
+        super().__init__()
+        self.num_buckets = num_buckets
+        self.max_distance = max_distance
+        self.bidirectional = bidirectional
+        self.bias_table = nn.Embedding(num_buckets, n_heads)  # b: (buckets, H)
+
+    def bias(self, q_len: int, k_len: int, offset: int = 0) -> torch.Tensor:
+        device = self.bias_table.weight.device
+        query_pos = torch.arange(offset, offset + q_len, device=device)[:, None]  # (T_q, 1)
+        key_pos = torch.arange(k_len, device=device)[None, :]  # (1, T_k)
+        buckets = relative_position_bucket(
+            key_pos - query_pos, self.bidirectional, self.num_buckets, self.max_distance
+        )  # (T_q, T_k)
+        values = self.bias_table(buckets)  # (T_q, T_k, H)
+        return values.permute(2, 0, 1).unsqueeze(0)  # (1, H, T_q, T_k)
+
+
+def build_positions(cfg: ModelConfig, causal: bool) -> PositionScheme:
+    """The position scheme named by `cfg.position`, for a causal (decoder) or bidirectional stack."""
+    if cfg.position == "sinusoidal":
+        return SinusoidalPositions(cfg.d_model)
+    if cfg.position == "learned":
+        return LearnedPositions(cfg.max_position, cfg.d_model)
+    if cfg.position == "relative":
+        return RelativePositionBias(
+            cfg.n_heads, cfg.relative_buckets, cfg.relative_max_distance, bidirectional=not causal
+        )
+    raise ValueError(f"unknown position scheme {cfg.position!r}")

@@ -1,0 +1,253 @@
+"""The encoder–decoder Transformer: Encoder, Decoder and Seq2SeqTransformer.
+
+Notation: B batch, S source (encoder) length, T target (decoder) length, C = d_model, V = vocab.
+
+    input_ids (B, S) --embed--> Encoder --> memory (B, S, C)
+    decoder_input_ids (B, T) --embed--> Decoder(memory) --> hidden (B, T, C) --head--> logits (B, T, V)
+
+The encoder reads the prompt with bidirectional self-attention; the decoder writes the answer one
+token at a time, attending causally to what it has written and, through cross-attention, to the
+whole prompt. Training feeds the decoder the target shifted right by one (`shift_right`, "teacher
+forcing"); generation (`minitune.generate`) feeds it its own previous tokens, with a KV cache.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from minitune.config import ModelConfig
+from minitune.layers.attention import Attention, KVCache, make_attention_bias, make_attention_mask
+from minitune.layers.blocks import DecoderLayer, EncoderLayer
+from minitune.layers.feedforward import FeedForward
+from minitune.layers.norm import RMSNorm, build_norm
+from minitune.layers.positions import LearnedPositions, RelativePositionBias, build_positions
+
+
+def shift_right(labels: torch.Tensor, start_id: int, pad_id: int) -> torch.Tensor:
+    """Decoder inputs for teacher forcing: the labels moved one step right behind a start token.
+
+    labels [[a, b, c, eos]] -> decoder inputs [[start, a, b, c]]; so at position t the decoder
+    sees y_<t and is trained to predict y_t. Ignored label positions (-100) become padding.
+    """
+    shifted = labels.new_full(labels.shape, start_id)
+    shifted[:, 1:] = labels[:, :-1]
+    return shifted.masked_fill(shifted == -100, pad_id)  # (B, T)
+
+
+class DecoderCache:
+    """Everything the decoder keeps between generation steps: per layer, a growing self-attention
+    KV cache (`max_length` positions) and the cross-attention keys/values of the encoder output."""
+
+    def __init__(self, n_layers: int, max_length: int, source_length: int):
+        self.self_attn = [KVCache(max_length) for _ in range(n_layers)]
+        self.cross_attn = [KVCache(source_length) for _ in range(n_layers)]
+
+    @property
+    def length(self) -> int:
+        """How many decoder positions are cached (= position of the next token)."""
+        return self.self_attn[0].length if self.self_attn else 0
+
+    def reorder(self, index: torch.Tensor) -> None:
+        """Keep batch rows `index` of the self-attention caches (beam search).
+
+        The cross-attention caches are not touched: beam search only reorders beams within one
+        example, and all beams of an example share the same encoder keys and values.
+        """
+        for cache in self.self_attn:
+            cache.reorder(index)
+
+
+class Encoder(nn.Module):
+    """A stack of encoder layers over embedded source tokens."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.position = build_positions(cfg, causal=False)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.layers = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.n_encoder_layers))
+        pre_norm = cfg.norm_position == "pre"
+        self.final_norm = build_norm(cfg.norm, cfg.d_model, cfg.norm_eps, cfg.bias) if pre_norm else nn.Identity()
+
+    def forward(self, x: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """x: embedded source (B, S, C); attention_mask: (B, S), 1 = token, 0 = pad."""
+        S = x.shape[1]
+        x = self.dropout(self.position.embed(x))
+        mask = make_attention_mask(attention_mask, S, S, causal=False, device=x.device)
+        bias = make_attention_bias(mask, self.position.bias(S, S))  # shared by all layers
+        for layer in self.layers:
+            x = layer(x, bias)  # (B, S, C)
+        return self.dropout(self.final_norm(x))
+
+
+class Decoder(nn.Module):
+    """A stack of decoder layers over embedded target tokens, attending to the encoder output."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.position = build_positions(cfg, causal=True)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.layers = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.n_decoder_layers))
+        pre_norm = cfg.norm_position == "pre"
+        self.final_norm = build_norm(cfg.norm, cfg.d_model, cfg.norm_eps, cfg.bias) if pre_norm else nn.Identity()
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        memory: torch.Tensor,
+        memory_mask: torch.Tensor | None = None,
+        cache: DecoderCache | None = None,
+    ) -> torch.Tensor:
+        """x: embedded target (B, T, C), the new tokens only when a cache holds the earlier ones."""
+        T, S = x.shape[1], memory.shape[1]
+        offset = cache.length if cache is not None else 0  # position of x's first token
+        x = self.dropout(self.position.embed(x, offset))
+        # causal self-attention over the past and the new tokens (T_k = offset + T)
+        self_mask = make_attention_mask(None, T, offset + T, causal=True, offset=offset, device=x.device)
+        self_bias = make_attention_bias(self_mask, self.position.bias(T, offset + T, offset))
+        # cross-attention: every target token may see every real source token
+        cross_mask = make_attention_mask(memory_mask, T, S, causal=False, device=x.device)
+        cross_bias = make_attention_bias(cross_mask, None)
+        for i, layer in enumerate(self.layers):
+            self_cache = cache.self_attn[i] if cache is not None else None
+            cross_cache = cache.cross_attn[i] if cache is not None else None
+            x = layer(x, memory, self_bias, cross_bias, self_cache, cross_cache)  # (B, T, C)
+        return self.dropout(self.final_norm(x))
+
+
+class Seq2SeqTransformer(nn.Module):
+    """A T5-family encoder–decoder Transformer.
+
+        model = Seq2SeqTransformer(ModelConfig.preset("tiny"))
+        logits = model(input_ids, decoder_input_ids, attention_mask)   # (B, T, V)
+        new_tokens = model.generate(input_ids, attention_mask, max_new_tokens=20)
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.config = cfg
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)  # shared by encoder and decoder
+        self.encoder = Encoder(cfg)
+        self.decoder = Decoder(cfg)
+        # Output projection. Tied: reuse the embedding matrix, scaled by d_model^-0.5 (T5 v1.0),
+        # which keeps the logits of unit-scale embeddings at unit scale. Untied: its own matrix.
+        self.lm_head = None if cfg.tie_embeddings else nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        self.reset_parameters()
+
+    # ---- the forward pass ------------------------------------------------------------------
+
+    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Source ids (B, S) -> encoder output "memory" (B, S, C)."""
+        return self.encoder(self.embed(input_ids), attention_mask)
+
+    def decode(
+        self,
+        decoder_input_ids: torch.Tensor,
+        memory: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        cache: DecoderCache | None = None,
+    ) -> torch.Tensor:
+        """Target ids (B, T) and memory (B, S, C) -> logits (B, T, V).
+
+        `attention_mask` is the source padding mask (B, S). With a `cache`, pass only the new
+        tokens: the cache holds the keys and values of the earlier ones and is updated in place.
+        """
+        h = self.decoder(self.embed(decoder_input_ids), memory, attention_mask, cache)  # (B, T, C)
+        if self.lm_head is not None:
+            return self.lm_head(h)
+        return (h * self.config.d_model**-0.5) @ self.embed.weight.t()  # (B, T, V)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        decoder_input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """input_ids (B, S), decoder_input_ids (B, T), attention_mask (B, S) -> logits (B, T, V)."""
+        memory = self.encode(input_ids, attention_mask)
+        return self.decode(decoder_input_ids, memory, attention_mask)
+
+    def new_cache(self, max_length: int, source_length: int) -> DecoderCache:
+        """An empty KV cache for `max_length` decoder positions and a source of `source_length`.
+
+        Buffers are allocated on first use, with the batch size of the first keys stored."""
+        return DecoderCache(self.config.n_decoder_layers, max_length, source_length)
+
+    def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs) -> torch.Tensor:
+        """New tokens (B, L) for each source sequence, padded after EOS. See `minitune.generate`."""
+        from minitune.generate import generate
+
+        return generate(self, input_ids, attention_mask, **kwargs)
+
+    # ---- inspection ------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def attention_maps(
+        self,
+        input_ids: torch.Tensor,
+        decoder_input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+    ) -> dict[str, list[torch.Tensor]]:
+        """Attention weights of every layer, computed on the reference path.
+
+        Returns {"encoder_self": [(B, H, S, S)] per layer, "decoder_self": [(B, H, T, T)],
+        "cross": [(B, H, T, S)]}; each row of a map sums to 1.
+        """
+        attentions = [m for m in self.modules() if isinstance(m, Attention)]
+        for m in attentions:
+            m.record_weights = True
+        try:
+            self(input_ids, decoder_input_ids, attention_mask)
+        finally:
+            for m in attentions:
+                m.record_weights = False
+        maps = {
+            "encoder_self": [layer.self_attn.sublayer.last_weights for layer in self.encoder.layers],
+            "decoder_self": [layer.self_attn.sublayer.last_weights for layer in self.decoder.layers],
+            "cross": [layer.cross_attn.sublayer.last_weights for layer in self.decoder.layers],
+        }
+        for m in attentions:
+            m.last_weights = None
+        return maps
+
+    def num_parameters(self, trainable_only: bool = False) -> int:
+        """Number of parameters (shared ones counted once)."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
+    # ---- initialisation --------------------------------------------------------------------
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """Initialise as T5 does (Mesh TensorFlow): each matrix ~ N(0, 1/fan_in).
+
+        Embeddings ~ N(0, 1); W_k, W_v, W_i ~ N(0, C^-1/2); W_o ~ N(0, (H·D)^-1/2); the FF output
+        ~ N(0, d_ff^-1/2). When attention scores are not scaled by 1/sqrt(D) (T5), W_q takes that
+        factor instead: N(0, (C·D)^-1/2). An untied head ~ N(0, C^-1/2), so initial logits are of
+        unit scale. Norm weights 1, biases 0.
+        """
+        cfg = self.config
+        nn.init.normal_(self.embed.weight, std=1.0)
+        if self.lm_head is not None:
+            nn.init.normal_(self.lm_head.weight, std=cfg.d_model**-0.5)
+        for module in self.modules():
+            if isinstance(module, Attention):
+                q_std = cfg.d_model**-0.5 if cfg.scale_attention else (cfg.d_model * cfg.d_head) ** -0.5
+                nn.init.normal_(module.q.weight, std=q_std)
+                nn.init.normal_(module.k.weight, std=cfg.d_model**-0.5)
+                nn.init.normal_(module.v.weight, std=cfg.d_model**-0.5)
+                nn.init.normal_(module.o.weight, std=cfg.inner_dim**-0.5)
+            elif isinstance(module, FeedForward):
+                nn.init.normal_(module.wi.weight, std=cfg.d_model**-0.5)
+                if module.wi_gate is not None:
+                    nn.init.normal_(module.wi_gate.weight, std=cfg.d_model**-0.5)
+                nn.init.normal_(module.wo.weight, std=cfg.d_ff**-0.5)
+            elif isinstance(module, RelativePositionBias):
+                nn.init.normal_(module.bias_table.weight, std=cfg.d_model**-0.5)
+            elif isinstance(module, LearnedPositions):
+                nn.init.normal_(module.table.weight, std=1.0)
+            elif isinstance(module, nn.LayerNorm):
+                module.reset_parameters()
+            elif isinstance(module, RMSNorm):
+                nn.init.ones_(module.weight)
+            if isinstance(module, nn.Linear) and module.bias is not None:
+                nn.init.zeros_(module.bias)
