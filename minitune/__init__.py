@@ -1,14 +1,13 @@
 """minitune: a readable encoder–decoder Transformer (T5 family) for instruction tuning.
 
-    import minitune
-    cfg = minitune.ModelConfig.preset("tiny")
-    model = minitune.Seq2SeqTransformer(cfg)
-    logits = model(input_ids, decoder_input_ids, attention_mask)   # (B, T, vocab_size)
-    new_tokens = model.generate(input_ids, attention_mask, max_new_tokens=32)
+import minitune
+cfg = minitune.ModelConfig.preset("tiny")
+model = minitune.Seq2SeqTransformer(cfg)
+logits = model(input_ids, decoder_input_ids, attention_mask)   # (B, T, vocab_size)
+new_tokens = model.generate(input_ids, attention_mask, max_new_tokens=32)
 """
 
 from minitune.config import PRESETS, ModelConfig
-from minitune.generate import generate
 from minitune.loss import cross_entropy_loss, token_nll_sum
 from minitune.model import Seq2SeqTransformer, shift_right
 
@@ -19,7 +18,6 @@ __all__ = [
     "ModelConfig",
     "Seq2SeqTransformer",
     "cross_entropy_loss",
-    "generate",
     "shift_right",
     "token_nll_sum",
 ]

@@ -39,7 +39,9 @@ class ModelConfig:
     position: str = "relative"  # "relative" (T5 bucketed bias), "sinusoidal" or "learned" absolute
     max_position: int = 512  # longest sequence for "learned" positions
     relative_buckets: int = 32  # T5 relative bias: number of distance buckets
-    relative_max_distance: int = 128  # T5 relative bias: distances beyond this share the last bucket
+    relative_max_distance: int = (
+        128  # T5 relative bias: distances beyond this share the last bucket
+    )
 
     ffn: str = "gated-gelu"  # feed-forward: "relu", "gelu", "gated-gelu" (T5 v1.1) or "swiglu"
     norm: str = "rms"  # "rms" (RMSNorm, T5) or "layer" (LayerNorm)
@@ -47,7 +49,9 @@ class ModelConfig:
     norm_eps: float = 1e-6  # epsilon inside the norm's square root
     bias: bool = False  # biases in linear layers and LayerNorm (T5 has none)
     scale_attention: bool = True  # multiply scores by 1/sqrt(D); T5 folds it into its init: False
-    tie_embeddings: bool = True  # output projection shares the input embedding (then × d_model^-0.5)
+    tie_embeddings: bool = (
+        True  # output projection shares the input embedding (then × d_model^-0.5)
+    )
 
     attention_impl: str = "fast"  # "fast" (F.scaled_dot_product_attention) or "reference"
     pad_id: int = 0  # padding id; also the decoder's start token, as in T5
@@ -141,20 +145,48 @@ class ModelConfig:
 # (gated-GELU, untied head), so their checkpoints fit.
 PRESETS: dict[str, dict] = {
     "tiny": dict(
-        vocab_size=128, d_model=32, n_heads=4, d_ff=64, n_encoder_layers=2, n_decoder_layers=2,
-        relative_buckets=8, relative_max_distance=16,
+        vocab_size=128,
+        d_model=32,
+        n_heads=4,
+        d_ff=64,
+        n_encoder_layers=2,
+        n_decoder_layers=2,
+        relative_buckets=8,
+        relative_max_distance=16,
     ),
     "laptop": dict(
-        vocab_size=8000, d_model=256, n_heads=4, d_ff=512, n_encoder_layers=4,
-        n_decoder_layers=4, dropout=0.1,
+        vocab_size=8000,
+        d_model=256,
+        n_heads=4,
+        d_ff=512,
+        n_encoder_layers=4,
+        n_decoder_layers=4,
+        dropout=0.1,
     ),
     "t5-small": dict(
-        vocab_size=32128, d_model=512, n_heads=8, d_head=64, d_ff=2048, n_encoder_layers=6,
-        n_decoder_layers=6, dropout=0.1, ffn="relu", scale_attention=False, tie_embeddings=True,
+        vocab_size=32128,
+        d_model=512,
+        n_heads=8,
+        d_head=64,
+        d_ff=2048,
+        n_encoder_layers=6,
+        n_decoder_layers=6,
+        dropout=0.1,
+        ffn="relu",
+        scale_attention=False,
+        tie_embeddings=True,
     ),
     "t5-v1_1-small": dict(
-        vocab_size=32128, d_model=512, n_heads=6, d_head=64, d_ff=1024, n_encoder_layers=8,
-        n_decoder_layers=8, dropout=0.1, ffn="gated-gelu", scale_attention=False,
+        vocab_size=32128,
+        d_model=512,
+        n_heads=6,
+        d_head=64,
+        d_ff=1024,
+        n_encoder_layers=8,
+        n_decoder_layers=8,
+        dropout=0.1,
+        ffn="gated-gelu",
+        scale_attention=False,
         tie_embeddings=False,
     ),
 }

@@ -33,13 +33,16 @@ def generate(
     top_p: float = 1.0,
     use_cache: bool = True,
     length_penalty: float = 1.0,
+    early_stopping: bool | str = True,
     min_new_tokens: int = 0,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Generate up to `max_new_tokens` tokens for each source row of `input_ids` (B, S).
 
     num_beams > 1: beam search, scoring a finished hypothesis by its summed log-probability divided
-      by length ** length_penalty; an example stops when `num_beams` hypotheses have finished.
+      by length ** length_penalty. `early_stopping=True`: an example stops as soon as `num_beams`
+      hypotheses have finished; False: only once no running beam can still beat the worst of
+      them (judged at the current length); "never": judged at the maximum length.
     do_sample: sample from softmax(logits / temperature), restricted to the `top_k` most likely
       tokens (0 = all) and to the smallest set whose probability reaches `top_p` (1.0 = all);
       pass a seeded `torch.Generator` for reproducible samples. Otherwise greedy (argmax).
@@ -54,9 +57,13 @@ def generate(
     if do_sample and num_beams > 1:
         raise ValueError("do_sample=True with num_beams > 1 (beam sampling) is not supported")
     if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}; use do_sample=False for greedy")
+        raise ValueError(
+            f"temperature must be > 0, got {temperature}; use do_sample=False for greedy"
+        )
     if top_k < 0:
         raise ValueError(f"top_k must be >= 0 (0 = no limit), got {top_k}")
+    if early_stopping not in (True, False, "never"):
+        raise ValueError(f"early_stopping must be True, False or 'never', got {early_stopping!r}")
     if not 0.0 < top_p <= 1.0:
         raise ValueError(f"top_p must be in (0, 1], got {top_p}")
 
@@ -67,12 +74,28 @@ def generate(
             memory = model.encode(input_ids, attention_mask)  # (B, S, C), computed once
             if num_beams > 1:
                 return beam_search(
-                    model, memory, attention_mask, max_new_tokens, num_beams, length_penalty,
-                    use_cache, min_new_tokens,
+                    model,
+                    memory,
+                    attention_mask,
+                    max_new_tokens,
+                    num_beams,
+                    length_penalty,
+                    early_stopping,
+                    use_cache,
+                    min_new_tokens,
                 )
             return greedy_or_sample(
-                model, memory, attention_mask, max_new_tokens, do_sample, temperature, top_k,
-                top_p, use_cache, min_new_tokens, generator,
+                model,
+                memory,
+                attention_mask,
+                max_new_tokens,
+                do_sample,
+                temperature,
+                top_k,
+                top_p,
+                use_cache,
+                min_new_tokens,
+                generator,
             )
     finally:
         model.train(was_training)
@@ -172,6 +195,7 @@ def beam_search(
     max_new_tokens: int,
     num_beams: int,
     length_penalty: float = 1.0,
+    early_stopping: bool | str = True,
     use_cache: bool = True,
     min_new_tokens: int = 0,
 ) -> torch.Tensor:
@@ -181,7 +205,8 @@ def beam_search(
     log-probability. Of the 2K best, those that end (EOS, or the length limit) and rank among
     the first K become finished hypotheses, scored  sum_logprob / length ** length_penalty;
     the K best of the others go on as the new beams. An example is done when K hypotheses have
-    finished (early stopping). Returns the best hypothesis of each example, (B, L).
+    finished and (unless early_stopping is True) no running beam can still beat the worst of
+    them. Returns the best hypothesis of each example, (B, L).
     """
     cfg = model.config
     B, S, _ = memory.shape
@@ -205,7 +230,9 @@ def beam_search(
 
     for step in range(max_new_tokens):
         length = step + 1
-        log_probs = F.log_softmax(next_token_logits(model, tokens, memory, attention_mask, cache), -1)
+        log_probs = F.log_softmax(
+            next_token_logits(model, tokens, memory, attention_mask, cache), -1
+        )
         if step < min_new_tokens:
             log_probs[:, cfg.eos_id] = neg_inf
         V = log_probs.shape[-1]
@@ -228,8 +255,7 @@ def beam_search(
             done_scores, keep = pool_scores.topk(K, dim=1)  # (B, K)
             done_tokens = pool_tokens.gather(1, keep[:, :, None].expand(-1, -1, max_new_tokens))
             done_lengths = pool_lengths.gather(1, keep)
-            example_done |= (done_scores > neg_inf).all(dim=1)  # K hypotheses: stop early
-        if example_done.all() or length == max_new_tokens:
+        if length == max_new_tokens:
             break
 
         # 3. the K best candidates that do not end become the next beams
@@ -238,6 +264,20 @@ def beam_search(
         tokens = torch.cat([tokens[rows], token.gather(1, pick).view(-1, 1)], dim=1)
         if cache is not None:
             cache.reorder(rows)  # each new beam continues from its parent's keys and values
+
+        # 4. an example is done when K hypotheses have finished (and, unless early_stopping is
+        # True, its best running beam, judged at this length or the longest, cannot beat them)
+        full = (done_scores > neg_inf).all(dim=1)  # (B,)
+        if early_stopping is True:
+            example_done |= full
+        else:
+            best_length = (
+                max_new_tokens if early_stopping == "never" and length_penalty > 0 else length
+            )
+            best_possible = beam_scores[:, 0] / best_length**length_penalty
+            example_done |= full & (best_possible <= done_scores[:, -1])  # worst finished
+        if example_done.all():
+            break
 
     best = done_scores.argmax(dim=1)  # (B,)
     batch = torch.arange(B, device=device)

@@ -2,8 +2,8 @@
 
 Notation: B batch, S source (encoder) length, T target (decoder) length, C = d_model, V = vocab.
 
-    input_ids (B, S) --embed--> Encoder --> memory (B, S, C)
-    decoder_input_ids (B, T) --embed--> Decoder(memory) --> hidden (B, T, C) --head--> logits (B, T, V)
+    input_ids (B, S)         -embed-> Encoder         -> memory (B, S, C)
+    decoder_input_ids (B, T) -embed-> Decoder(memory) -> hidden (B, T, C) -head-> logits (B, T, V)
 
 The encoder reads the prompt with bidirectional self-attention; the decoder writes the answer one
 token at a time, attending causally to what it has written and, through cross-attention, to the
@@ -67,7 +67,9 @@ class Encoder(nn.Module):
         self.dropout = nn.Dropout(cfg.dropout)
         self.layers = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.n_encoder_layers))
         pre_norm = cfg.norm_position == "pre"
-        self.final_norm = build_norm(cfg.norm, cfg.d_model, cfg.norm_eps, cfg.bias) if pre_norm else nn.Identity()
+        self.final_norm = (
+            build_norm(cfg.norm, cfg.d_model, cfg.norm_eps, cfg.bias) if pre_norm else nn.Identity()
+        )
 
     def forward(self, x: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """x: embedded source (B, S, C); attention_mask: (B, S), 1 = token, 0 = pad."""
@@ -89,7 +91,9 @@ class Decoder(nn.Module):
         self.dropout = nn.Dropout(cfg.dropout)
         self.layers = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.n_decoder_layers))
         pre_norm = cfg.norm_position == "pre"
-        self.final_norm = build_norm(cfg.norm, cfg.d_model, cfg.norm_eps, cfg.bias) if pre_norm else nn.Identity()
+        self.final_norm = (
+            build_norm(cfg.norm, cfg.d_model, cfg.norm_eps, cfg.bias) if pre_norm else nn.Identity()
+        )
 
     def forward(
         self,
@@ -103,7 +107,9 @@ class Decoder(nn.Module):
         offset = cache.length if cache is not None else 0  # position of x's first token
         x = self.dropout(self.position.embed(x, offset))
         # causal self-attention over the past and the new tokens (T_k = offset + T)
-        self_mask = make_attention_mask(None, T, offset + T, causal=True, offset=offset, device=x.device)
+        self_mask = make_attention_mask(
+            None, T, offset + T, causal=True, offset=offset, device=x.device
+        )
         self_bias = make_attention_bias(self_mask, self.position.bias(T, offset + T, offset))
         # cross-attention: every target token may see every real source token
         cross_mask = make_attention_mask(memory_mask, T, S, causal=False, device=x.device)
@@ -118,9 +124,9 @@ class Decoder(nn.Module):
 class Seq2SeqTransformer(nn.Module):
     """A T5-family encoder–decoder Transformer.
 
-        model = Seq2SeqTransformer(ModelConfig.preset("tiny"))
-        logits = model(input_ids, decoder_input_ids, attention_mask)   # (B, T, V)
-        new_tokens = model.generate(input_ids, attention_mask, max_new_tokens=20)
+    model = Seq2SeqTransformer(ModelConfig.preset("tiny"))
+    logits = model(input_ids, decoder_input_ids, attention_mask)   # (B, T, V)
+    new_tokens = model.generate(input_ids, attention_mask, max_new_tokens=20)
     """
 
     def __init__(self, cfg: ModelConfig):
@@ -131,12 +137,16 @@ class Seq2SeqTransformer(nn.Module):
         self.decoder = Decoder(cfg)
         # Output projection. Tied: reuse the embedding matrix, scaled by d_model^-0.5 (T5 v1.0),
         # which keeps the logits of unit-scale embeddings at unit scale. Untied: its own matrix.
-        self.lm_head = None if cfg.tie_embeddings else nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        self.lm_head = (
+            None if cfg.tie_embeddings else nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        )
         self.reset_parameters()
 
     # ---- the forward pass ------------------------------------------------------------------
 
-    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def encode(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Source ids (B, S) -> encoder output "memory" (B, S, C)."""
         return self.encoder(self.embed(input_ids), attention_mask)
 
@@ -173,11 +183,22 @@ class Seq2SeqTransformer(nn.Module):
         Buffers are allocated on first use, with the batch size of the first keys stored."""
         return DecoderCache(self.config.n_decoder_layers, max_length, source_length)
 
-    def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs) -> torch.Tensor:
+    def generate(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs
+    ) -> torch.Tensor:
         """New tokens (B, L) for each source sequence, padded after EOS. See `minitune.generate`."""
         from minitune.generate import generate
 
         return generate(self, input_ids, attention_mask, **kwargs)
+
+    def set_attention_impl(self, impl: str) -> None:
+        """Switch every attention layer to the "fast" (fused kernel) or "reference" path."""
+        if impl not in ("fast", "reference"):
+            raise ValueError(f"attention impl must be 'fast' or 'reference', got {impl!r}")
+        self.config.attention_impl = impl
+        for module in self.modules():
+            if isinstance(module, Attention):
+                module.impl = impl
 
     # ---- inspection ------------------------------------------------------------------------
 
@@ -202,8 +223,12 @@ class Seq2SeqTransformer(nn.Module):
             for m in attentions:
                 m.record_weights = False
         maps = {
-            "encoder_self": [layer.self_attn.sublayer.last_weights for layer in self.encoder.layers],
-            "decoder_self": [layer.self_attn.sublayer.last_weights for layer in self.decoder.layers],
+            "encoder_self": [
+                layer.self_attn.sublayer.last_weights for layer in self.encoder.layers
+            ],
+            "decoder_self": [
+                layer.self_attn.sublayer.last_weights for layer in self.decoder.layers
+            ],
             "cross": [layer.cross_attn.sublayer.last_weights for layer in self.decoder.layers],
         }
         for m in attentions:
@@ -231,7 +256,9 @@ class Seq2SeqTransformer(nn.Module):
             nn.init.normal_(self.lm_head.weight, std=cfg.d_model**-0.5)
         for module in self.modules():
             if isinstance(module, Attention):
-                q_std = cfg.d_model**-0.5 if cfg.scale_attention else (cfg.d_model * cfg.d_head) ** -0.5
+                q_std = (
+                    cfg.d_model**-0.5 if cfg.scale_attention else (cfg.d_model * cfg.d_head) ** -0.5
+                )
                 nn.init.normal_(module.q.weight, std=q_std)
                 nn.init.normal_(module.k.weight, std=cfg.d_model**-0.5)
                 nn.init.normal_(module.v.weight, std=cfg.d_model**-0.5)

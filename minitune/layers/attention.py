@@ -35,7 +35,8 @@ def make_attention_mask(
 
     key_padding: (B, T_k), 1 for real tokens and 0 for padding (the usual `attention_mask`).
     causal: query i (at absolute position offset + i) may attend only keys j <= offset + i.
-    Returns (B or 1, 1, T_q, T_k), or None when every query may attend every key.
+    Returns (B or 1, 1, T_q, T_k), or None when every query may attend every key (as for the
+    one new token of a cached decoding step, which comes after all the keys).
 
     Example: q_len=k_len=3, causal, no padding ->
         [[1, 0, 0],
@@ -45,7 +46,7 @@ def make_attention_mask(
     mask = None
     if key_padding is not None:
         mask = key_padding.bool()[:, None, None, :]  # (B, 1, 1, T_k)
-    if causal:
+    if causal and k_len - 1 > offset:  # else the last key is not after the first query: no-op
         query_pos = torch.arange(offset, offset + q_len, device=device)[:, None]  # (T_q, 1)
         key_pos = torch.arange(k_len, device=device)[None, :]  # (1, T_k)
         causal_mask = (key_pos <= query_pos)[None, None]  # (1, 1, T_q, T_k)

@@ -4,7 +4,7 @@ Shapes: x is (B, T, C) with C = d_model; the hidden layer has width F = d_ff.
 
     relu        FF(x) = W_o · relu(W_i x)                    (2017 paper, T5 v1.0)
     gelu        FF(x) = W_o · gelu(W_i x)                    (exact, erf-based GELU)
-    gated-gelu  FF(x) = W_o · (gelu_tanh(W_i0 x) ⊙ W_i1 x)   (T5 v1.1 / Flan-T5, tanh-approximate GELU)
+    gated-gelu  FF(x) = W_o · (gelu_tanh(W_i0 x) ⊙ W_i1 x)   (T5 v1.1 / Flan-T5; tanh GELU)
     swiglu      FF(x) = W_o · (silu(W_i0 x) ⊙ W_i1 x)        (Shazeer 2020, LLaMA)
 
 The gated variants have a third matrix; at equal d_ff they have 1.5× the parameters.
@@ -33,7 +33,9 @@ _ACTIVATIONS = {
 class FeedForward(nn.Module):
     """One feed-forward sub-layer: expand to d_ff, activate (and gate), project back to d_model."""
 
-    def __init__(self, d_model: int, d_ff: int, kind: str, dropout: float = 0.0, bias: bool = False):
+    def __init__(
+        self, d_model: int, d_ff: int, kind: str, dropout: float = 0.0, bias: bool = False
+    ):
         super().__init__()
         if kind not in _ACTIVATIONS:
             raise ValueError(f"unknown feed-forward {kind!r}; allowed: {', '.join(_ACTIVATIONS)}")

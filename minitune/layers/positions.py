@@ -40,8 +40,8 @@ class PositionScheme(nn.Module):
 class SinusoidalPositions(PositionScheme):
     """Fixed sinusoids of the 2017 paper, added to the embeddings; no parameters, no length limit.
 
-        PE[p, 2i]   = sin(p / 10000^(2i/C))
-        PE[p, 2i+1] = cos(p / 10000^(2i/C))
+    PE[p, 2i]   = sin(p / 10000^(2i/C))
+    PE[p, 2i+1] = cos(p / 10000^(2i/C))
     """
 
     def __init__(self, d_model: int):
@@ -93,8 +93,8 @@ def relative_position_bucket(
     buckets for keys after the query, half for keys before. Causal (decoder): keys after the query
     are masked anyway, so all buckets go to distances into the past.
 
-    Example with num_buckets=8, max_distance=16, causal: distances 0,-1,-2,-3 -> buckets 0,1,2,3;
-    -4,-5,-7 -> 4; -8..-11 -> 5; -12..-15 -> 6; -16 and beyond -> 7.
+    Example with num_buckets=8, max_distance=16, causal: distances 0, -1, -2, -3 -> buckets
+    0, 1, 2, 3 (exact); -4, -5 -> 4; -6, -7 -> 5; -8 .. -11 -> 6; -12 and beyond -> 7.
     """
     bucket = torch.zeros_like(relative_position)
     if bidirectional:
@@ -118,7 +118,7 @@ def relative_position_bucket(
 class RelativePositionBias(PositionScheme):
     """T5's relative position bias: one learned scalar per (bucket, head), added to the scores.
 
-        score[h, i, j] = q_i · k_j + b[h, bucket(j - i)]
+    score[h, i, j] = q_i · k_j + b[h, bucket(j - i)]
     """
 
     def __init__(self, n_heads: int, num_buckets: int, max_distance: int, bidirectional: bool):
@@ -140,7 +140,7 @@ class RelativePositionBias(PositionScheme):
 
 
 def build_positions(cfg: ModelConfig, causal: bool) -> PositionScheme:
-    """The position scheme named by `cfg.position`, for a causal (decoder) or bidirectional stack."""
+    """The scheme named by `cfg.position`, for a causal (decoder) or bidirectional stack."""
     if cfg.position == "sinusoidal":
         return SinusoidalPositions(cfg.d_model)
     if cfg.position == "learned":

@@ -1,0 +1,36 @@
+"""Shared helpers for the tests: tiny models and random batches."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from minitune import ModelConfig, Seq2SeqTransformer
+
+POSITIONS = ["relative", "sinusoidal", "learned"]
+
+
+def tiny_model(seed: int = 0, **overrides) -> Seq2SeqTransformer:
+    """A tiny float32 model in eval mode (no dropout), deterministic for a seed."""
+    torch.manual_seed(seed)
+    model = Seq2SeqTransformer(ModelConfig.preset("tiny", **overrides))
+    return model.eval()
+
+
+def random_batch(vocab: int = 128, B: int = 3, S: int = 9, T: int = 6, seed: int = 1):
+    """Source ids with ragged padding (row b has S - b real tokens), a mask, and target ids."""
+    g = torch.Generator().manual_seed(seed)
+    input_ids = torch.randint(3, vocab, (B, S), generator=g)
+    mask = torch.ones(B, S, dtype=torch.long)
+    for b in range(B):
+        mask[b, S - b :] = 0
+    input_ids = input_ids.masked_fill(mask == 0, 0)
+    decoder_input_ids = torch.randint(3, vocab, (B, T), generator=g)
+    decoder_input_ids[:, 0] = 0  # the start token
+    return input_ids, mask, decoder_input_ids
+
+
+@pytest.fixture(autouse=True)
+def _fixed_threads():
+    torch.set_num_threads(2)
+    yield

@@ -1,0 +1,78 @@
+import pytest
+import torch
+
+from minitune import PRESETS, ModelConfig, Seq2SeqTransformer
+from minitune.config import FEED_FORWARDS, NORMS, POSITIONS
+from minitune.layers.feedforward import FeedForward
+from minitune.layers.norm import build_norm
+
+
+def test_d_model_not_divisible_by_heads_names_both():
+    with pytest.raises(ValueError, match=r"d_model=30.*n_heads=4"):
+        ModelConfig(d_model=30, n_heads=4)
+
+
+def test_explicit_d_head_allows_any_d_model():
+    cfg = ModelConfig(d_model=30, n_heads=4, d_head=8)
+    assert cfg.inner_dim == 32
+
+
+@pytest.mark.parametrize(
+    "field,value,fragment",
+    [
+        ("position", "rotary-ish", "position='rotary-ish' is not one of"),
+        ("ffn", "tanh", "ffn='tanh'"),
+        ("norm", "batch", "norm='batch'"),
+        ("norm_position", "middle", "norm_position"),
+        ("attention_impl", "flash", "attention_impl"),
+        ("dropout", 1.5, "dropout"),
+        ("vocab_size", 0, "vocab_size"),
+        ("n_encoder_layers", -1, "n_encoder_layers"),
+        ("eos_id", 500, "eos_id=500 is outside the vocabulary"),
+        ("relative_buckets", 7, "relative_buckets"),
+    ],
+)
+def test_bad_values_are_rejected_with_the_field(field, value, fragment):
+    with pytest.raises(ValueError, match=fragment.replace("(", r"\(").replace("[", r"\[")):
+        ModelConfig.preset("tiny", **{field: value})
+
+
+def test_unknown_field_and_preset():
+    with pytest.raises(ValueError, match="unknown field"):
+        ModelConfig.from_dict({"d_model": 32, "n_head": 4})
+    with pytest.raises(ValueError, match="unknown preset 'huge'"):
+        ModelConfig.preset("huge")
+
+
+def test_dict_round_trip():
+    cfg = ModelConfig.preset("laptop", dropout=0.2)
+    assert ModelConfig.from_dict(cfg.to_dict()) == cfg
+    assert "inner_dim" not in cfg.to_dict()
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_presets_build(name):
+    cfg = ModelConfig.preset(name)
+    assert cfg.inner_dim == cfg.n_heads * cfg.d_head
+
+
+def test_t5_small_preset_has_t5_small_size():
+    # Google's t5-small has 60,506,624 parameters (tied embeddings, 32128 ids).
+    with torch.device("meta"):
+        model = Seq2SeqTransformer(ModelConfig.preset("t5-small"))
+    assert model.num_parameters() == 60_506_624
+
+
+def test_laptop_preset_is_a_few_million_parameters():
+    with torch.device("meta"):
+        n = Seq2SeqTransformer(ModelConfig.preset("laptop")).num_parameters()
+    assert 2e6 < n < 10e6
+
+
+def test_every_listed_variant_has_an_implementation():
+    for kind in FEED_FORWARDS:
+        FeedForward(8, 16, kind)
+    for name in NORMS:
+        build_norm(name, 8, 1e-6, bias=False)
+    for position in POSITIONS:
+        Seq2SeqTransformer(ModelConfig.preset("tiny", position=position))

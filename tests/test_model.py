@@ -1,0 +1,141 @@
+import pytest
+import torch
+from conftest import POSITIONS, random_batch, tiny_model
+
+from minitune import cross_entropy_loss, shift_right
+
+
+def test_forward_shapes():
+    model = tiny_model()
+    input_ids, mask, dec = random_batch()
+    assert model(input_ids, dec, mask).shape == (3, 6, 128)
+    assert model.encode(input_ids, mask).shape == (3, 9, 32)
+
+
+@pytest.mark.parametrize("position", POSITIONS)
+@pytest.mark.parametrize("norm_position", ["pre", "post"])
+def test_causality_future_tokens_do_not_change_past_logits(position, norm_position):
+    model = tiny_model(position=position, norm_position=norm_position)
+    input_ids, mask, dec = random_batch()
+    logits = model(input_ids, dec, mask)
+    for t in range(dec.shape[1] - 1):
+        changed = dec.clone()
+        changed[:, t + 1 :] = torch.randint(3, 128, changed[:, t + 1 :].shape)
+        new_logits = model(input_ids, changed, mask)
+        torch.testing.assert_close(new_logits[:, : t + 1], logits[:, : t + 1], atol=1e-5, rtol=1e-5)
+        # and the test can fail: a later position does change
+        assert not torch.allclose(new_logits[:, t + 1 :], logits[:, t + 1 :])
+
+
+@pytest.mark.parametrize("position", POSITIONS)
+@pytest.mark.parametrize("impl", ["fast", "reference"])
+def test_source_padding_changes_nothing(position, impl):
+    model = tiny_model(position=position, attention_impl=impl)
+    input_ids, _, dec = random_batch(B=2, S=6)
+    logits = model(input_ids, dec)  # no padding at all
+    padded = torch.cat([input_ids, torch.zeros(2, 5, dtype=torch.long)], dim=1)
+    mask = torch.cat([torch.ones(2, 6), torch.zeros(2, 5)], dim=1).long()
+    torch.testing.assert_close(model(padded, dec, mask), logits, atol=1e-5, rtol=1e-5)
+    # without the mask, the pads would be read
+    assert not torch.allclose(model(padded, dec), logits, atol=1e-4)
+
+
+@pytest.mark.parametrize("position", POSITIONS)
+def test_reference_and_fast_paths_agree_in_the_model(position):
+    model = tiny_model(position=position)
+    input_ids, mask, dec = random_batch()
+    fast = model(input_ids, dec, mask)
+    model.set_attention_impl("reference")
+    torch.testing.assert_close(model(input_ids, dec, mask), fast, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("position", POSITIONS)
+def test_cache_gives_the_same_logits_at_every_step(position):
+    model = tiny_model(position=position)
+    input_ids, mask, dec = random_batch(T=7)
+    memory = model.encode(input_ids, mask)
+    full = model.decode(dec, memory, mask)  # (B, T, V), no cache
+    cache = model.new_cache(max_length=7, source_length=input_ids.shape[1])
+    for t in range(dec.shape[1]):
+        step = model.decode(dec[:, t : t + 1], memory, mask, cache)  # one token at a time
+        torch.testing.assert_close(step[:, 0], full[:, t], atol=1e-5, rtol=1e-5)
+    assert cache.length == 7
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"position": "sinusoidal", "ffn": "relu", "norm": "layer", "bias": True},
+        {"position": "learned", "ffn": "swiglu", "norm_position": "post", "tie_embeddings": False},
+        {"ffn": "gelu", "scale_attention": False, "d_head": 4},
+    ],
+)
+def test_every_parameter_receives_a_gradient(overrides):
+    model = tiny_model(**overrides).train()
+    input_ids, mask, dec = random_batch()
+    labels = dec.roll(-1, dims=1)
+    cross_entropy_loss(model(input_ids, dec, mask), labels).backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None, name
+        assert p.grad.abs().sum() > 0, name
+
+
+def test_tied_head_shares_the_embedding_and_scales_it():
+    model = tiny_model()
+    assert model.lm_head is None
+    input_ids, mask, dec = random_batch()
+    memory = model.encode(input_ids, mask)
+    hidden = model.decoder(model.embed(dec), memory, mask)  # (B, T, C)
+    expected = (hidden * 32**-0.5) @ model.embed.weight.t()  # T5 v1.0: logits = h·C^-1/2·Eᵀ
+    torch.testing.assert_close(model.decode(dec, memory, mask), expected)
+    untied = tiny_model(tie_embeddings=False)
+    assert untied.lm_head.weight.shape == (128, 32)
+    assert untied.num_parameters() == model.num_parameters() + 128 * 32
+
+
+def test_dropout_is_active_in_train_mode_only():
+    model = tiny_model(dropout=0.5)
+    input_ids, mask, dec = random_batch()
+    eval_a, eval_b = model(input_ids, dec, mask), model(input_ids, dec, mask)
+    torch.testing.assert_close(eval_a, eval_b)
+    model.train()
+    assert not torch.allclose(model(input_ids, dec, mask), model(input_ids, dec, mask))
+
+
+def test_shift_right_worked_example():
+    labels = torch.tensor([[5, 6, 7, 1], [8, 1, -100, -100]])
+    assert shift_right(labels, start_id=0, pad_id=0).tolist() == [[0, 5, 6, 7], [0, 8, 1, 0]]
+
+
+def test_tiny_model_overfits_one_batch():
+    torch.manual_seed(0)
+    model = tiny_model().train()
+    input_ids, mask, _ = random_batch(B=4, S=8)
+    labels = torch.randint(3, 128, (4, 6))
+    labels[:, -1] = 1  # eos
+    labels[2, 4:] = -100  # a shorter target
+    dec = shift_right(labels, 0, 0)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(150):
+        loss = cross_entropy_loss(model(input_ids, dec, mask), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < 0.05
+
+
+def test_attention_maps_are_distributions_with_masks_respected():
+    model = tiny_model()
+    input_ids, mask, dec = random_batch()
+    maps = model.attention_maps(input_ids, dec, mask)
+    assert len(maps["encoder_self"]) == 2 and len(maps["cross"]) == 2
+    enc, dec_self, cross = maps["encoder_self"][0], maps["decoder_self"][1], maps["cross"][0]
+    assert (
+        enc.shape == (3, 4, 9, 9) and dec_self.shape == (3, 4, 6, 6) and cross.shape == (3, 4, 6, 9)
+    )
+    for weights in (enc, dec_self, cross):
+        torch.testing.assert_close(weights.sum(-1), torch.ones(weights.shape[:-1]))
+    assert torch.all(dec_self.triu(diagonal=1) == 0)  # causal
+    assert torch.all(cross[2, :, :, 7:] == 0)  # row 2 has 2 padding tokens
+    assert model.config.attention_impl == "fast"  # the fast path is back afterwards
