@@ -1,0 +1,40 @@
+"""The README's commands and example are what CI and users run: keep them true."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def code_blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", README, flags=re.DOTALL)
+
+
+def test_ci_runs_the_readme_test_command():
+    test_command = code_blocks("bash")[0].strip()
+    assert test_command == 'pip install -e ".[dev,parity]" && pytest'
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert test_command in ci.splitlines()
+
+
+def test_python_example_runs():
+    example = code_blocks("python")[0]
+    namespace: dict = {}
+    exec(compile(example, "README.md", "exec"), namespace)
+    assert namespace["logits"].shape == (2, 3, 128)
+    assert namespace["loss"].item() > 0
+    assert namespace["new_tokens"].shape[0] == 2
+
+
+def test_cli_presets_and_errors():
+    run = [sys.executable, "-m", "minitune"]
+    out = subprocess.run([*run, "presets"], capture_output=True, text=True, check=True).stdout
+    assert "laptop" in out and "t5-small" in out and "M parameters" in out
+    bad = subprocess.run([*run, "presets", "huge"], capture_output=True, text=True)
+    assert bad.returncode == 2
+    assert "unknown preset 'huge'" in bad.stderr and "Traceback" not in bad.stderr
+    help_text = subprocess.run([*run, "presets", "--help"], capture_output=True, text=True).stdout
+    assert "examples:" in help_text
