@@ -126,7 +126,22 @@ def train_tokenizer(
     for f in input_files:
         if not Path(f).is_file():
             raise FileNotFoundError(f"tokenizer training file not found: {f}")
+    # pad, eos, unk, the sentinels, newline, tab and the 256 byte pieces come before any word
+    reserved = 3 + N_SENTINELS + 2 + 256
+    if vocab_size <= reserved:
+        raise ValueError(
+            f"vocab_size={vocab_size} is too small: {reserved} ids are reserved (specials, "
+            "sentinels, newline, tab, 256 bytes) before the corpus's own characters and pieces"
+        )
     Path(model_prefix).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        _train(input_files, model_prefix, vocab_size, model_type, seed_sentencepiece_size)
+    except RuntimeError as err:  # SentencePiece reports option problems as RuntimeError
+        raise ValueError(f"SentencePiece could not train: {err}") from None
+    return Path(f"{model_prefix}.model")
+
+
+def _train(input_files, model_prefix, vocab_size, model_type, seed_sentencepiece_size) -> None:
     spm.SentencePieceTrainer.train(
         input=",".join(str(f) for f in input_files),
         model_prefix=str(model_prefix),
@@ -143,10 +158,9 @@ def train_tokenizer(
         add_dummy_prefix=False,  # do not invent a space before the first word
         allow_whitespace_only_pieces=True,  # runs of spaces (code indentation) as pieces
         split_digits=True,  # one token per digit: arithmetic sees every digit
-        character_coverage=0.9995,
+        character_coverage=1.0,  # every character of the corpus gets a piece (é, î, ç, ...)
         seed_sentencepiece_size=seed_sentencepiece_size,
         hard_vocab_limit=False,  # a small corpus may support fewer pieces than asked
         num_threads=1,
         minloglevel=2,
     )
-    return Path(f"{model_prefix}.model")

@@ -108,7 +108,8 @@ def make_news(rng):
     kind = rng.randrange(3)
     if kind == 0:
         body = [
-            f"{org} announced on {rng.choice(WEEKDAYS)} that it will build a new {project} in {city}.",
+            f"{org} announced on {rng.choice(WEEKDAYS)} that it will build a new {project} "
+            f"in {city}.",
             f"The work will cost {cost} million euros and should end in {month} {year}.",
             f'"This {project} is good news for everyone," said {name}.',
             f"Some residents worry about noise during the {rng.randint(2, 4)} years of work.",

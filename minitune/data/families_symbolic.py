@@ -9,7 +9,6 @@ answer can be checked by running it (`minitune.data.codecheck`, in a subprocess)
 from __future__ import annotations
 
 import json
-import random
 
 from minitune.data.lexicon import (
     ADJECTIVES,
@@ -83,35 +82,91 @@ def _string_op(rng):
     tail = rng.choice(["!", "?", "ing", "s", "ed", "!!", "...", "er"])
     s = rng.choice(["s", "text", "word"])
     ops = [
-        (f"takes a string {s} and returns it reversed", ("reverse_text", "backwards", "mirror"), f"return {s}[::-1]",
-         lambda t: t[::-1]),
-        (f"takes a string {s} and returns it repeated {k} times", (f"repeat_{k}", f"times_{k}"),
-         f"return {s} * {k}", lambda t: t * k),
-        (f"returns {k} copies of the string {s} joined by '{sep}'", (f"join_{k}_copies", f"chain_{k}"),
-         f"return '{sep}'.join([{s}] * {k})", lambda t: sep.join([t] * k)),
-        (f"returns how many times the letter '{c}' appears in the string {s}", (f"count_{c}", f"how_many_{c}"),
-         f"return {s}.count('{c}')", lambda t: t.count(c)),
-        (f"returns True if the string {s} starts with '{c}', else False", (f"starts_with_{c}", f"begins_with_{c}"),
-         f"return {s}.startswith('{c}')", lambda t: t.startswith(c)),
-        (f"returns True if the string {s} contains the letter '{c}', else False",
-         (f"has_{c}", f"contains_{c}"), f"return '{c}' in {s}", lambda t: c in t),
-        (f"returns the string {s} without any letter '{c}'", (f"remove_{c}", f"drop_{c}"),
-         f"return {s}.replace('{c}', '')", lambda t: t.replace(c, "")),
-        (f"returns the string {s} with every '{c}' replaced by '{d}'", (f"swap_{c}_{d}", f"replace_{c}_with_{d}"),
-         f"return {s}.replace('{c}', '{d}')", lambda t: t.replace(c, d)),
-        (f"returns the first {k} characters of the string {s}", (f"first_{k}_chars", f"head_{k}"),
-         f"return {s}[:{k}]", lambda t: t[:k]),
-        (f"returns the last {k} characters of the string {s}", (f"last_{k}_chars", f"tail_{k}"),
-         f"return {s}[-{k}:]", lambda t: t[-k:]),
-        (f"returns the string {s} followed by '{tail}'", ("add_ending", "with_suffix"),
-         f"return {s} + '{tail}'", lambda t: t + tail),
-        (f"returns the position of the first '{c}' in the string {s}, or -1 if there is none",
-         (f"find_{c}", f"index_of_{c}"), f"return {s}.find('{c}')", lambda t: t.find(c)),
-        (f"returns the string {s} in upper case", ("shout", "to_upper", "loud"), f"return {s}.upper()",
-         lambda t: t.upper()),
-        (f"returns True if the string {s} reads the same backwards, else False", ("is_palindrome", "reads_same_backwards"),
-         f"return {s} == {s}[::-1]", lambda t: t == t[::-1]),
-    ]  # fmt: skip
+        (
+            f"takes a string {s} and returns it reversed",
+            ("reverse_text", "backwards", "mirror"),
+            f"return {s}[::-1]",
+            lambda t: t[::-1],
+        ),
+        (
+            f"takes a string {s} and returns it repeated {k} times",
+            (f"repeat_{k}", f"times_{k}"),
+            f"return {s} * {k}",
+            lambda t: t * k,
+        ),
+        (
+            f"returns {k} copies of the string {s} joined by '{sep}'",
+            (f"join_{k}_copies", f"chain_{k}"),
+            f"return '{sep}'.join([{s}] * {k})",
+            lambda t: sep.join([t] * k),
+        ),
+        (
+            f"returns how many times the letter '{c}' appears in the string {s}",
+            (f"count_{c}", f"how_many_{c}"),
+            f"return {s}.count('{c}')",
+            lambda t: t.count(c),
+        ),
+        (
+            f"returns True if the string {s} starts with '{c}', else False",
+            (f"starts_with_{c}", f"begins_with_{c}"),
+            f"return {s}.startswith('{c}')",
+            lambda t: t.startswith(c),
+        ),
+        (
+            f"returns True if the string {s} contains the letter '{c}', else False",
+            (f"has_{c}", f"contains_{c}"),
+            f"return '{c}' in {s}",
+            lambda t: c in t,
+        ),
+        (
+            f"returns the string {s} without any letter '{c}'",
+            (f"remove_{c}", f"drop_{c}"),
+            f"return {s}.replace('{c}', '')",
+            lambda t: t.replace(c, ""),
+        ),
+        (
+            f"returns the string {s} with every '{c}' replaced by '{d}'",
+            (f"swap_{c}_{d}", f"replace_{c}_with_{d}"),
+            f"return {s}.replace('{c}', '{d}')",
+            lambda t: t.replace(c, d),
+        ),
+        (
+            f"returns the first {k} characters of the string {s}",
+            (f"first_{k}_chars", f"head_{k}"),
+            f"return {s}[:{k}]",
+            lambda t: t[:k],
+        ),
+        (
+            f"returns the last {k} characters of the string {s}",
+            (f"last_{k}_chars", f"tail_{k}"),
+            f"return {s}[-{k}:]",
+            lambda t: t[-k:],
+        ),
+        (
+            f"returns the string {s} followed by '{tail}'",
+            ("add_ending", "with_suffix"),
+            f"return {s} + '{tail}'",
+            lambda t: t + tail,
+        ),
+        (
+            f"returns the position of the first '{c}' in the string {s}, or -1 if there is none",
+            (f"find_{c}", f"index_of_{c}"),
+            f"return {s}.find('{c}')",
+            lambda t: t.find(c),
+        ),
+        (
+            f"returns the string {s} in upper case",
+            ("shout", "to_upper", "loud"),
+            f"return {s}.upper()",
+            lambda t: t.upper(),
+        ),
+        (
+            f"returns True if the string {s} reads the same backwards, else False",
+            ("is_palindrome", "reads_same_backwards"),
+            f"return {s} == {s}[::-1]",
+            lambda t: t == t[::-1],
+        ),
+    ]
     desc, names, body, fn = rng.choice(ops)
     name = rng.choice(names)  # several natural names for the same function
 
@@ -194,7 +249,7 @@ def make_uppercase(rng):
 
 def make_count_letter(rng):
     word = rng.choice([w for w in _WORDS + [c.lower() for c in CITIES] if len(w) >= 4])
-    letter = rng.choice(sorted(set(word)) + ["e", "a"])
+    letter = rng.choice([*sorted(set(word)), "e", "a"])
     return {"input": word, "output": str(word.count(letter)), "letter": letter}
 
 

@@ -1,0 +1,56 @@
+"""The pretraining corpus: plain text for span corruption, generated from the suite's grammar.
+
+Documents are news paragraphs, short stories, short biographies, conversations, runs of English
+and of French sentences from the translation grammar, and small Python functions. They come from
+the same generators as the instruction suite but from a separate random stream, and they carry
+no instructions: pretraining teaches the language of the domain, instruction tuning the tasks.
+
+The file format is the one `minitune pretrain` reads from users too: UTF-8 text, documents
+separated by a blank line (newlines inside a document are kept).
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from minitune.data import families_language as lang
+from minitune.data import families_symbolic as sym
+
+
+def _document(rng: random.Random) -> str:
+    kind = rng.randrange(7)
+    if kind == 0:
+        return lang.make_news(rng)["input"]
+    if kind == 1:
+        return lang.make_story(rng)["input"]
+    if kind == 2:
+        return lang.biography(rng)["context"]
+    if kind == 3:
+        sample = rng.choice([lang.make_dialogue_recall, lang.make_dialogue_booking])(rng)
+        return f"{sample['input']}\nAssistant: {sample['output']}"
+    if kind in (4, 5):
+        pairs = [lang.sentence_pair(rng) for _ in range(rng.randint(3, 6))]
+        return " ".join(p[kind - 4] for p in pairs)  # all English, or all French
+    sample = rng.choice([sym.make_code_numbers, sym.make_code_strings])(rng)
+    return f"# {sample['input'].splitlines()[1].removeprefix('What it does: ')}\n{sample['output']}"
+
+
+def generate_corpus(seed: int = 0, n_documents: int = 4000) -> list[str]:
+    """`n_documents` documents, deterministic from the seed."""
+    rng = random.Random(f"minitune-corpus-{seed}")
+    return [_document(rng) for _ in range(n_documents)]
+
+
+def write_corpus(path: str | Path, seed: int = 0, n_documents: int = 4000) -> int:
+    """Write the corpus to `path`; returns the number of documents."""
+    documents = generate_corpus(seed, n_documents)
+    Path(path).write_text("\n\n".join(documents) + "\n", encoding="utf-8", newline="\n")
+    return len(documents)
+
+
+def read_documents(path: str | Path) -> list[str]:
+    """Documents of a text file: blocks separated by blank lines."""
+    text = Path(path).read_text(encoding="utf-8")
+    blocks = [block.strip("\n") for block in text.replace("\r\n", "\n").split("\n\n")]
+    return [block for block in blocks if block.strip()]

@@ -1,0 +1,112 @@
+import filecmp
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from minitune.tokenizer import Tokenizer, train_tokenizer
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = ROOT / "tokenizer" / "minitune.model"
+
+# From the seed document (Chinese prose, a formula) plus the things T5's vocabulary loses:
+# French accents, code with braces, tabs, newlines, repeated and trailing spaces.
+HARD_TEXTS = [
+    "指令微调（Instruction Tuning）技术应运而生。该技术通过在预训练的LLMs基础上进行微调。",
+    "$$\nL(\\theta) = -\\sum_{i=1}^{N} \\log p(y_i | x_i, \\theta)\n$$",
+    "Traduisez en français : « Ça va très bien, merci ! » — dit-il à l'élève.",
+    'def f(x):\n\tif x:\n        return {"a": [1, 2]}\n    return {}\n',
+    "two  spaces,   three, trailing   \n\n\nand blank lines",
+    "  leading spaces and emoji 🙂 and <extra_id_7> and \u00a0nbsp",
+]
+
+
+@pytest.fixture(scope="module")
+def tok() -> Tokenizer:
+    return Tokenizer(SHIPPED)
+
+
+def test_special_ids_and_sentinels(tok):
+    assert (tok.pad_id, tok.eos_id, tok.unk_id) == (0, 1, 2)
+    assert tok.sentinel_ids == list(range(3, 103))
+    assert tok.sp.id_to_piece(tok.sentinel_id(0)) == "<extra_id_0>"
+    assert tok.sp.id_to_piece(tok.sentinel_id(99)) == "<extra_id_99>"
+    assert tok.vocab_size == 3000
+
+
+@pytest.mark.parametrize("text", HARD_TEXTS)
+def test_hard_texts_round_trip(tok, text):
+    ids = tok.encode(text)
+    assert tok.unk_id not in ids
+    assert tok.decode(ids) == text
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text())
+def test_any_unicode_round_trips(text):
+    tok = Tokenizer(SHIPPED)
+    assert tok.decode(tok.encode(text)) == text
+
+
+def test_newline_and_tab_are_single_tokens(tok):
+    assert len(tok.encode("\n")) == 1 and len(tok.encode("\t")) == 1
+
+
+def test_decode_stops_at_eos_and_drops_pad(tok):
+    ids = tok.encode("hello world", add_eos=True)
+    assert ids[-1] == tok.eos_id
+    assert tok.decode([*ids, 17, 18, 0, 0]) == "hello world"
+    assert tok.decode(torch.tensor([0, *ids])) == "hello world"
+
+
+def test_encode_batch_pads_masks_and_counts_truncation(tok):
+    long_text = "the cat sees the dog " * 20
+    batch = tok.encode_batch(["a", long_text, "two words"], max_length=12)
+    assert batch.input_ids.shape == (3, 12)
+    assert batch.truncated == 1
+    assert batch.input_ids[1, -1] == tok.eos_id  # truncated rows still end with EOS
+    lengths = batch.attention_mask.sum(1).tolist()
+    for row, n in zip(batch.input_ids.tolist(), lengths, strict=True):
+        assert row[n - 1] == tok.eos_id and all(t == tok.pad_id for t in row[n:])
+
+
+def test_too_small_vocabulary_is_a_clear_error(tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("abc def\n" * 50, encoding="utf-8")
+    with pytest.raises(ValueError, match="vocab_size=100 is too small"):
+        train_tokenizer([corpus], tmp_path / "t", vocab_size=100)
+
+
+def test_missing_model_file():
+    with pytest.raises(FileNotFoundError, match="nope.model"):
+        Tokenizer("nope.model")
+
+
+def test_bpe_option_and_determinism(tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(f"the cat {i} sat on the mat" for i in range(300)), encoding="utf-8")
+    a = train_tokenizer([corpus], tmp_path / "a", vocab_size=500, model_type="bpe")
+    b = train_tokenizer([corpus], tmp_path / "b", vocab_size=500, model_type="bpe")
+    tok = Tokenizer(a)
+    assert tok.sp.id_to_piece(tok.sentinel_id(5)) == "<extra_id_5>"
+    assert tok.decode(tok.encode("the cat\tsat  ")) == "the cat\tsat  "
+    other = Tokenizer(b)
+    pieces = [tok.sp.id_to_piece(i) for i in range(tok.vocab_size)]
+    assert [other.sp.id_to_piece(i) for i in range(other.vocab_size)] == pieces
+
+
+def test_shipped_tokenizer_is_reproducible_from_data(tmp_path):
+    """The command in tokenizer/README.md rebuilds tokenizer/minitune.model byte for byte."""
+    readme = (ROOT / "tokenizer" / "README.md").read_text(encoding="utf-8")
+    command = next(line for line in readme.splitlines() if line.startswith("minitune tokenizer"))
+    assert "--out tokenizer/minitune" in command
+    args = command.split()[1:]
+    # same relative paths, run from a copy of the repo's data folder
+    (tmp_path / "data").symlink_to(ROOT / "data")
+    subprocess.run([sys.executable, "-m", "minitune", *args], cwd=tmp_path, check=True,
+                   capture_output=True)  # fmt: skip
+    assert filecmp.cmp(tmp_path / "tokenizer" / "minitune.model", SHIPPED, shallow=False)
