@@ -155,7 +155,7 @@ PRESETS: dict[str, dict] = {
         relative_max_distance=16,
     ),
     "laptop": dict(
-        vocab_size=8000,
+        vocab_size=3000,  # the shipped tokenizer, tokenizer/minitune.model
         d_model=256,
         n_heads=4,
         d_ff=512,

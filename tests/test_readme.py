@@ -20,6 +20,21 @@ def test_ci_runs_the_readme_test_command():
     assert test_command in ci.splitlines()
 
 
+def test_data_example_runs():
+    import os
+
+    example = code_blocks("python")[1]
+    namespace: dict = {}
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        exec(compile(example, "README.md", "exec"), namespace)
+    finally:
+        os.chdir(cwd)
+    assert namespace["batch"]["input_ids"].shape[0] == 8
+    assert namespace["report"].n_examples == 13500
+
+
 def test_python_example_runs():
     example = code_blocks("python")[0]
     namespace: dict = {}
@@ -36,5 +51,15 @@ def test_cli_presets_and_errors():
     bad = subprocess.run([*run, "presets", "huge"], capture_output=True, text=True)
     assert bad.returncode == 2
     assert "unknown preset 'huge'" in bad.stderr and "Traceback" not in bad.stderr
-    help_text = subprocess.run([*run, "presets", "--help"], capture_output=True, text=True).stdout
-    assert "examples:" in help_text
+    for sub in (["presets"], ["data", "generate"], ["tokenizer", "train"]):
+        help_text = subprocess.run([*run, *sub, "--help"], capture_output=True, text=True).stdout
+        assert "examples:" in help_text, sub
+
+
+def test_cli_reports_bad_data_without_traceback(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"instruction": "a"}\n', encoding="utf-8")
+    run = [sys.executable, "-m", "minitune", "tokenizer", "train", "--data", str(bad)]
+    done = subprocess.run([*run, "--out", str(tmp_path / "t")], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert 'bad.jsonl:1: missing field "output"' in done.stderr and "Traceback" not in done.stderr

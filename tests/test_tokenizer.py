@@ -82,13 +82,15 @@ def test_too_small_vocabulary_is_a_clear_error(tmp_path):
 
 
 def test_missing_model_file():
-    with pytest.raises(FileNotFoundError, match="nope.model"):
+    with pytest.raises(FileNotFoundError, match=r"nope\.model"):
         Tokenizer("nope.model")
 
 
 def test_bpe_option_and_determinism(tmp_path):
     corpus = tmp_path / "corpus.txt"
-    corpus.write_text("\n".join(f"the cat {i} sat on the mat" for i in range(300)), encoding="utf-8")
+    corpus.write_text(
+        "\n".join(f"the cat {i} sat on the mat" for i in range(300)), encoding="utf-8"
+    )
     a = train_tokenizer([corpus], tmp_path / "a", vocab_size=500, model_type="bpe")
     b = train_tokenizer([corpus], tmp_path / "b", vocab_size=500, model_type="bpe")
     tok = Tokenizer(a)

@@ -22,6 +22,8 @@ from minitune.data.lexicon import (
     NOUNS,
     VERBS,
     WEEKDAYS,
+    Adjective,
+    Noun,
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -36,14 +38,22 @@ def _elides(word: str) -> bool:
     return word[0].lower() in "aeiouhéèêâîôûœ"
 
 
-def noun_phrase(rng: random.Random, plural: bool) -> tuple[str, str]:
-    """("the small cat", "le petit chat"), with a random article, noun and maybe an adjective."""
-    noun = rng.choice(NOUNS)
-    adj = rng.choice(ADJECTIVES) if rng.random() < 0.5 else None
-    definite = plural or rng.random() < 0.6
+_PLURAL_NOUNS = [n for n in NOUNS if n.en_plural != n.en]
+
+
+def render_noun_phrase(noun: Noun, adj: Adjective | None, plural: bool, definite: bool):
+    """The same noun phrase in English and French.
+
+    (car, red, singular, definite) -> ("the red car", "la voiture rouge");
+    (tree, big, ...) -> ("the big tree", "le grand arbre"); (school, none) -> ("the school",
+    "l'école"); (horse, white, plural) -> ("the white horses", "les chevaux blancs").
+    """
     en_noun = noun.en_plural if plural else noun.en
-    en = "the " if definite else ("an " if (adj.en if adj else en_noun)[0] in "aeiou" else "a ")
-    en += f"{adj.en} {en_noun}" if adj else en_noun
+    en_words = f"{adj.en} {en_noun}" if adj else en_noun
+    if definite or plural:
+        en = f"the {en_words}"
+    else:
+        en = f"{'an' if en_words[0] in 'aeiou' else 'a'} {en_words}"
     fr_noun = noun.fr_plural if plural else noun.fr
     words = [fr_noun]
     if adj:
@@ -62,6 +72,18 @@ def noun_phrase(rng: random.Random, plural: bool) -> tuple[str, str]:
     else:
         article = "le " if noun.gender == "m" else "la "
     return en, article + " ".join(words)
+
+
+def noun_phrase(rng: random.Random, plural: bool) -> tuple[str, str]:
+    """A random noun phrase: ("the small cat", "le petit chat"); half have an adjective.
+
+    Nouns whose English plural is the singular ("sheep", "fish") are only used in the singular,
+    so that "the sheep" has one translation.
+    """
+    noun = rng.choice(_PLURAL_NOUNS if plural else NOUNS)
+    adj = rng.choice(ADJECTIVES) if rng.random() < 0.5 else None
+    definite = plural or rng.random() < 0.6
+    return render_noun_phrase(noun, adj, plural, definite)
 
 
 def sentence_pair(rng: random.Random) -> tuple[str, str]:
@@ -293,17 +315,20 @@ def make_sentiment(rng):
             "options": "positive, negative"}  # fmt: skip
 
 
+_ANIMALS = ["frog", "bird", "fish", "snake", "bee", "ant", "butterfly", "mouse", "owl", "wolf"]
 _TOPICS = {
-    "sports": ["{team} won the match {a} to {b} on {day}.", "{name} ran the race in record time.",
-               "The {team} coach was happy with the final score."],
-    "weather": ["Heavy rain is expected in {city} on {day}.", "Snow fell all night in {city}.",
-                "Temperatures in {city} will reach {a} degrees this week."],
+    "sports": ["{team} won the match {a} to {b} on {day}.",
+               "{name} won the {city} marathon in {a} hours and {b} minutes.",
+               "The {team} coach was happy with the {a} to {b} score."],
+    "weather": ["Heavy rain is expected in {city} on {day}.",
+                "Snow fell for {a} hours in {city} on {day}.",
+                "Temperatures in {city} will reach {a}{b} degrees this week."],
     "business": ["Shares of {company} rose {a} percent on {day}.",
                  "{company} will hire {a}00 people in {city}.",
-                 "The price of coffee fell for the {a}th week."],
-    "science": ["Researchers in {city} found a new kind of frog.",
-                "A telescope saw a comet near the moon on {day}.",
-                "Scientists measured the oldest tree in {city}."],
+                 "{company} sold its {city} office for {a} million euros."],
+    "science": ["Researchers in {city} found a new kind of {animal}.",
+                "A telescope in {city} saw {a} new comets on {day}.",
+                "Scientists counted {a}{b} species of {animal} near {city}."],
 }  # fmt: skip
 _TEAMS = ["The Lions", "The Rovers", "United", "The Eagles", "City"]
 _COMPANIES = ["Novatek", "BluePine", "Orbis", "Fermo", "Calderon"]
@@ -312,8 +337,9 @@ _COMPANIES = ["Novatek", "BluePine", "Orbis", "Fermo", "Calderon"]
 def make_topic(rng):
     topic = rng.choice(sorted(_TOPICS))
     text = rng.choice(_TOPICS[topic]).format(
-        team=rng.choice(_TEAMS), a=rng.randint(2, 9), b=rng.randint(0, 1), day=rng.choice(WEEKDAYS),
+        team=rng.choice(_TEAMS), a=rng.randint(2, 9), b=rng.randint(0, 9), day=rng.choice(WEEKDAYS),
         name=rng.choice(FIRST_NAMES), city=rng.choice(CITIES), company=rng.choice(_COMPANIES),
+        animal=rng.choice(_ANIMALS),
     )  # fmt: skip
     options = sorted(_TOPICS)
     rng.shuffle(options)

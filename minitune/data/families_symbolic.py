@@ -248,9 +248,10 @@ def make_uppercase(rng):
 
 
 def make_count_letter(rng):
-    word = rng.choice([w for w in _WORDS + [c.lower() for c in CITIES] if len(w) >= 4])
-    letter = rng.choice([*sorted(set(word)), "e", "a"])
-    return {"input": word, "output": str(word.count(letter)), "letter": letter}
+    words = [w for w in _WORDS + [c.lower() for c in CITIES] if len(w) >= 4]
+    text = " ".join(rng.sample(words, rng.choice([1, 2, 2])))
+    letter = rng.choice([*sorted(set(text) - {" "}), "e", "a"])
+    return {"input": text, "output": str(text.count(letter)), "letter": letter}
 
 
 def make_acronym(rng):
@@ -436,11 +437,11 @@ FAMILIES = [
         "Change \"{input}\" to capital letters.",
     )),
     dict(name="count_letter", cluster="strings", make=make_count_letter, phrasings=(
-        "How many times does the letter '{letter}' appear in the word?",
-        "Count the letter '{letter}' in the word.",
-        "Give the number of '{letter}' characters in this word.",
-        "Word: {input}\nHow many '{letter}'?",
-        "Count how often '{letter}' occurs in the word below.",
+        "How many times does the letter '{letter}' appear in the text?",
+        "Count the letter '{letter}' in these words.",
+        "Give the number of '{letter}' characters in this text.",
+        "Text: {input}\nHow many '{letter}'?",
+        "Count how often '{letter}' occurs in the words below.",
         "In \"{input}\", how many times do you see the letter {letter}?",
     )),
     dict(name="acronym", cluster="strings", make=make_acronym, phrasings=(

@@ -8,6 +8,7 @@ other fields of the record (`meta`: task, split, template, tests, ...), and wher
     {"instruction": ..., "context": ..., "response": ...}      Dolly (context optional)
     {"messages": [{"role": "user", "content": ...}, ...]}      chat: one record per assistant turn
 
+A `.jsonl` file is always read line by line; other files starting with `[` as one JSON array.
 The whole file is checked before anything is returned, and every problem is reported with its
 file and line, e.g. `train.jsonl:3: malformed JSON: Expecting ',' delimiter (column 17)` or
 `train.jsonl:2: missing field "output"`. Such problems raise `DataError`.
@@ -56,7 +57,8 @@ def read_records(path: str | Path) -> list[Record]:
     if not text.strip():
         raise DataError(f"{path}: the file is empty")
     problems: list[str] = []
-    objects = _json_array(text, path, problems) if text.lstrip().startswith("[") else None
+    is_array = path.suffix != ".jsonl" and text.lstrip().startswith("[")
+    objects = _json_array(text, path, problems) if is_array else None
     if objects is None and not problems:
         objects = _json_lines(text, path, problems)
     records: list[Record] = []

@@ -10,8 +10,8 @@ how well the model follows
 - `heldout_tasks`: the families of one whole cluster (`HELDOUT_CLUSTER`), never trained on.
 
 `valid` is like `test`, for choosing checkpoints. Everything is deterministic from the seed:
-the same seed gives the same bytes. No sample (input and answer) appears in two splits, whatever
-its phrasing.
+the same seed gives the same bytes. No (input, answer) pair appears twice in a family, whatever
+its phrasing or options, so no test question was trained on.
 
     python -m minitune data generate --out data/ --seed 0
 """
@@ -128,9 +128,9 @@ def generate_suite(seed: int = 0, counts: dict[str, int] | None = None) -> dict[
                 if attempts > 50 * n + 100:
                     raise RuntimeError(f"{family.name}: cannot draw {n} distinct {split} examples")
                 sample = family.make(rng)
-                key = json.dumps({k: v for k, v in sample.items() if k != "extra"}, sort_keys=True)
+                key = json.dumps([sample["input"], sample["output"]])
                 if key in seen_keys:
-                    continue  # never the same content in two splits (or twice in one)
+                    continue  # never the same input and answer in two splits (or twice in one)
                 seen_keys.add(key)
                 example = render(family, rng.choice(list(phrasing_choices)), sample, split)
                 splits[split].append(example)

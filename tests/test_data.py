@@ -1,0 +1,319 @@
+import json
+import random
+import subprocess
+import sys
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from minitune.data import lexicon
+from minitune.data.batching import collate, encode_records, length_bucketed_batches
+from minitune.data.codecheck import check_programs
+from minitune.data.corpus import read_documents
+from minitune.data.formats import DataError, Record, read_records
+from minitune.data.span_corruption import reconstruct, span_corrupt
+from minitune.data.tasks import HELDOUT_CLUSTER, SPLITS, all_families, generate_suite
+from minitune.data.templates import format_prompt
+from minitune.tokenizer import Tokenizer
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "data"
+
+
+@pytest.fixture(scope="module")
+def shipped() -> dict[str, list[Record]]:
+    return {split: read_records(DATA / f"{split}.jsonl") for split in SPLITS}
+
+
+# ---- the suite ---------------------------------------------------------------------------
+
+
+def test_suite_shape():
+    families = all_families()
+    assert len(families) >= 24
+    assert all(len(f.phrasings) >= 5 for f in families)
+    heldout = [f for f in families if f.cluster == HELDOUT_CLUSTER]
+    assert len(heldout) >= 3
+    clusters = {f.cluster for f in families}
+    for cluster in ("translation", "summarization", "qa", "code", "dialogue", "classification",
+                    "arithmetic", "strings", "lists", "extraction", "format"):  # fmt: skip
+        assert cluster in clusters
+    assert lexicon.ENTRIES >= 300
+
+
+def test_generator_is_deterministic_and_matches_the_shipped_files(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-m", "minitune", "data", "generate", "--out", str(tmp_path), "--seed", "0"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert "train.jsonl: 13500 examples, 27 tasks" in out.stdout
+    for name in [*(f"{s}.jsonl" for s in SPLITS), "pretrain.txt"]:
+        assert (tmp_path / name).read_bytes() == (DATA / name).read_bytes(), name
+
+
+def test_another_seed_gives_other_examples():
+    a = generate_suite(
+        0, {"train": 5, "valid": 1, "test": 1, "heldout_phrasings": 1, "heldout_tasks": 1}
+    )
+    b = generate_suite(
+        1, {"train": 5, "valid": 1, "test": 1, "heldout_phrasings": 1, "heldout_tasks": 1}
+    )
+    assert [e.to_json() for e in a["train"]] != [e.to_json() for e in b["train"]]
+
+
+def test_splits_are_disjoint_and_held_out_things_stay_out(shipped):
+    train = shipped["train"]
+    train_content = {(r.meta["task"], r.input, r.output) for r in train}
+    train_prompts = {format_prompt(r.instruction, r.input) for r in train}
+    train_templates = {r.meta["template"] for r in train}
+    for split in ("valid", "test", "heldout_phrasings", "heldout_tasks"):
+        for r in shipped[split]:
+            assert r.meta["split"] == split
+            assert format_prompt(r.instruction, r.input) not in train_prompts, r.where
+            if r.input:  # phrasings with the input inline leave this field empty
+                assert (r.meta["task"], r.input, r.output) not in train_content, r.where
+    prompts = Counter(format_prompt(r.instruction, r.input) for s in SPLITS for r in shipped[s])
+    assert max(prompts.values()) == 1  # no prompt appears twice anywhere
+    assert not {r.meta["template"] for r in shipped["heldout_phrasings"]} & train_templates
+    assert not {r.meta["task"] for r in shipped["heldout_tasks"]} & {r.meta["task"] for r in train}
+    assert {r.meta["cluster"] for r in shipped["heldout_tasks"]} == {HELDOUT_CLUSTER}
+    assert {r.meta["template"] for r in shipped["test"]} <= train_templates
+
+
+def test_every_family_and_phrasing_is_used(shipped):
+    templates = defaultdict(set)
+    for split in SPLITS:
+        for r in shipped[split]:
+            templates[r.meta["task"]].add(r.meta["template"])
+    for family in all_families():
+        assert len(templates[family.name]) == len(family.phrasings), family.name
+
+
+def test_every_shipped_code_answer_passes_its_tests(shipped):
+    programs = [
+        {"code": r.output, "entry_point": r.meta["entry_point"], "tests": r.meta["tests"]}
+        for split in SPLITS for r in shipped[split] if r.meta["cluster"] == "code"
+    ]  # fmt: skip
+    assert len(programs) > 1000
+    results = check_programs(programs, batch_time_limit=120)
+    failures = [
+        (p["code"], r.error) for p, r in zip(programs, results, strict=True) if not r.passed
+    ]
+    assert not failures, failures[:3]
+
+
+def test_code_check_catches_wrong_slow_and_broken_code():
+    tests = [[[2], 4], [[5], 10]]
+    programs = [
+        {"code": "def double(x):\n    return x * 2\n", "entry_point": "double", "tests": tests},
+        {"code": "def double(x):\n    return x + 2\n", "entry_point": "double", "tests": tests},
+        {"code": "def double(x):\n    while True:\n        pass\n", "entry_point": "double", "tests": tests},
+        {"code": "def double(x) return", "entry_point": "double", "tests": tests},
+        {"code": "import os\nos._exit(1)\n", "entry_point": "double", "tests": tests},
+    ]  # fmt: skip
+    results = check_programs(programs, time_limit=1)
+    assert [r.passed for r in results] == [True, False, False, False, False]
+    assert results[1].n_passed == 1 and "double(5,) returned 7, expected 10" in results[1].error
+    assert "TimeoutError" in results[2].error and "SyntaxError" in results[3].error
+
+
+def test_pretraining_corpus_documents():
+    docs = read_documents(DATA / "pretrain.txt")
+    assert len(docs) == 4000
+    assert any("\n" in d for d in docs)  # conversations and code keep their lines
+    assert any("l'" in d or "Le " in d for d in docs)  # French sentences
+
+
+def test_translation_grammar_worked_examples():
+    from minitune.data.families_language import render_noun_phrase, sentence_pair
+
+    noun = {n.en: n for n in lexicon.NOUNS}
+    adj = {a.en: a for a in lexicon.ADJECTIVES}
+    cases = [
+        ((noun["car"], adj["red"], False, True), ("the red car", "la voiture rouge")),
+        ((noun["tree"], adj["big"], False, True), ("the big tree", "le grand arbre")),
+        ((noun["school"], None, False, True), ("the school", "l'école")),
+        ((noun["man"], None, False, True), ("the man", "l'homme")),
+        ((noun["horse"], adj["white"], True, True), ("the white horses", "les chevaux blancs")),
+        ((noun["woman"], adj["happy"], False, False), ("a happy woman", "une femme heureuse")),
+        ((noun["apple"], None, False, False), ("an apple", "une pomme")),
+        ((noun["tree"], adj["small"], False, False), ("a small tree", "un petit arbre")),
+    ]
+    for args, expected in cases:
+        assert render_noun_phrase(*args) == expected
+    rng = random.Random(0)
+    for _ in range(200):
+        en, fr = sentence_pair(rng)
+        assert en.endswith(".") and fr.endswith(".") and en[0].isupper() and fr[0].isupper()
+
+
+# ---- readers -----------------------------------------------------------------------------
+
+
+def write(tmp_path, name, content: str | bytes) -> Path:
+    path = tmp_path / name
+    path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
+    return path
+
+
+def test_read_the_four_formats(tmp_path):
+    jsonl = write(tmp_path, "a.jsonl", '{"instruction": "Add.", "input": "1 + 1", "output": "2", "task": "x"}\n\n'
+                  '{"instruction": "Say hi.", "output": "hi"}\n')  # fmt: skip
+    records = read_records(jsonl)
+    assert [(r.instruction, r.input, r.output) for r in records] == [
+        ("Add.", "1 + 1", "2"),
+        ("Say hi.", "", "hi"),
+    ]
+    assert records[0].meta == {"task": "x"} and records[1].where.endswith("a.jsonl:3")
+
+    alpaca = write(tmp_path, "b.json", '[\n  {"instruction": "A", "input": "", "output": "B"},\n'
+                   '  {"instruction": "C", "input": "D", "output": "E"}\n]\n')  # fmt: skip
+    assert [r.output for r in read_records(alpaca)] == ["B", "E"]
+    assert read_records(alpaca)[1].where.endswith("b.json:3")
+
+    dolly = write(
+        tmp_path,
+        "c.jsonl",
+        '{"instruction": "Q?", "context": "ctx", "response": "R", "category": "qa"}\n',
+    )
+    (r,) = read_records(dolly)
+    assert (r.instruction, r.input, r.output, r.meta) == ("Q?", "ctx", "R", {"category": "qa"})
+
+    chat = write(tmp_path, "d.jsonl", json.dumps({"messages": [
+        {"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello"}, {"role": "user", "content": "Name?"},
+        {"role": "assistant", "content": "Ada"}]}) + "\n")  # fmt: skip
+    turns = read_records(chat)
+    assert [(r.instruction, r.input, r.output) for r in turns] == [
+        ("Be brief.", "User: Hi", "Hello"),
+        ("Be brief.", "User: Hi\nAssistant: Hello\nUser: Name?", "Ada"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "name,content,expected",
+    [
+        ("bad.jsonl", '{"instruction": "a", "output": "b"}\n{"instruction": "a" "output": "b"}\n',
+         r"bad.jsonl:2: malformed JSON: Expecting ',' delimiter"),
+        ("bad.jsonl", '{"instruction": "a", "input": "b"}\n', 'bad.jsonl:1: missing field "output"'),
+        ("bad.jsonl", '\n{"instruction": "a", "input": 3, "output": "b"}\n',
+         'bad.jsonl:2: field "input" must be a string, got int'),
+        ("bad.jsonl", '["instruction", "output"]\n', "bad.jsonl:1: expected a JSON object, got list"),
+        ("bad.json", '[1, {"instruction": "a", "output": "b"}]', "bad.json:1: expected a JSON object, got int"),
+        ("bad.jsonl", '{"instruction": "a", "output": "  "}\n', 'bad.jsonl:1: field "output" is empty'),
+        ("bad.jsonl", "  \n\n", "bad.jsonl: the file is empty"),
+        ("bad.jsonl", b'{"instruction": "caf\xe9", "output": "b"}\n', r"bad.jsonl:1: not UTF-8 text \(byte 0xe9"),
+        ("bad.json", '[\n {"instruction": "a", "output": "b"},\n {"instruction": "a"}\n]',
+         'bad.json:3: missing field "output"'),
+        ("bad.json", '[\n {"instruction": "a", "output": "b"}\n {"x": 1}\n]', "bad.json:3: malformed JSON"),
+        ("bad.jsonl", '{"messages": [{"role": "robot", "content": "x"}]}\n', "bad.jsonl:1: message 0: role must be"),
+        ("bad.jsonl", '{"messages": "hi"}\n', 'bad.jsonl:1: field "messages" must be a list'),
+    ],
+)  # fmt: skip
+def test_bad_files_name_file_and_line(tmp_path, name, content, expected):
+    path = write(tmp_path, name, content)
+    with pytest.raises(DataError, match=expected):
+        read_records(path)
+
+
+def test_every_problem_is_reported_not_only_the_first(tmp_path):
+    lines = [
+        '{"instruction": "a", "output": "b"}',
+        '{"output": "b"}',
+        "{oops",
+        '{"instruction": "a"}',
+    ]
+    path = write(tmp_path, "many.jsonl", "\n".join(lines))
+    with pytest.raises(DataError) as err:
+        read_records(path)
+    message = str(err.value)
+    assert "many.jsonl:2:" in message and "many.jsonl:3:" in message and "many.jsonl:4:" in message
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=200))
+def test_arbitrary_bytes_give_records_or_a_data_error(tmp_path_factory, blob):
+    path = tmp_path_factory.mktemp("fuzz") / "f.jsonl"
+    path.write_bytes(blob)
+    try:
+        records = read_records(path)
+    except DataError as err:
+        assert str(err).startswith(str(path))
+    else:
+        assert all(isinstance(r.output, str) and r.output.strip() for r in records)
+
+
+# ---- prompts, batching, span corruption ---------------------------------------------------
+
+
+def test_prompt_worked_examples():
+    assert (
+        format_prompt("Translate to French.", "The cat sleeps.")
+        == "Translate to French.\nThe cat sleeps."
+    )
+    assert format_prompt("Say hi.") == "Say hi."
+    assert (format_prompt("Add the numbers.", "2 + 2", exemplars=[("1 + 1", "2")])
+            == "Add the numbers.\nInput: 1 + 1\nOutput: 2\nInput: 2 + 2\nOutput:")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return Tokenizer(ROOT / "tokenizer" / "minitune.model")
+
+
+def test_encode_and_collate(tok):
+    records = [
+        Record("Add.", "1 + 1", "2"),
+        Record("Reverse the text.", "a long input " * 30, "x" * 80),
+    ]
+    encoded, report = encode_records(records, tok, max_source_length=32, max_target_length=16)
+    assert (report.n_source_truncated, report.n_target_truncated) == (1, 1)
+    assert "1 prompts and 1 answers truncated" in str(report)
+    assert all(e.source[-1] == tok.eos_id and e.target[-1] == tok.eos_id for e in encoded)
+    batch = collate(encoded, tok.pad_id)
+    assert batch["input_ids"].shape == (2, 32) and batch["labels"].shape == (2, 16)
+    n = len(encoded[0].source)
+    assert batch["attention_mask"][0].tolist() == [1] * n + [0] * (32 - n)
+    assert (batch["input_ids"][0, n:] == tok.pad_id).all()
+    m = len(encoded[0].target)
+    assert (
+        batch["labels"][0, :m].tolist() == encoded[0].target
+        and (batch["labels"][0, m:] == -100).all()
+    )
+
+
+def test_length_buckets_cover_everything_once_and_reduce_padding():
+    rng = random.Random(0)
+    lengths = [rng.randint(5, 200) for _ in range(1000)]
+    batches = length_bucketed_batches(lengths, batch_size=16, seed=0)
+    assert sorted(i for b in batches for i in b) == list(range(1000))
+    padded = sum(len(b) * max(lengths[i] for i in b) for b in batches)
+    shuffled = list(range(1000))
+    rng.shuffle(shuffled)
+    naive = sum(16 * max(lengths[i] for i in shuffled[j : j + 16]) for j in range(0, 1000, 16))
+    assert padded < 0.7 * naive
+    assert length_bucketed_batches(lengths, 16, seed=0) == batches
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(200, 3000), min_size=2, max_size=400), st.integers(0, 10**6))
+def test_span_corruption_reconstructs_exactly(ids, seed):
+    sentinels = list(range(3, 103))
+    inputs, targets = span_corrupt(ids, sentinels, random.Random(seed))
+    assert reconstruct(inputs, targets, sentinels) == ids
+    used = [t for t in inputs if t in sentinels]
+    assert used == sentinels[: len(used)]  # in order, from <extra_id_0>
+    assert targets[0] == sentinels[0] and targets[-1] == sentinels[len(used)]
+
+
+def test_span_corruption_density_and_span_length():
+    rng = random.Random(0)
+    ids = list(range(1000, 1500))
+    inputs, targets = span_corrupt(ids, list(range(3, 103)), rng)
+    n_spans = sum(1 for t in inputs if t < 103)
+    noise = len(targets) - n_spans - 1
+    assert noise == 75  # 15% of 500
+    assert n_spans == 25  # mean span length 3
