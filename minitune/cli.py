@@ -1,10 +1,12 @@
 """The `minitune` command line.
 
+    minitune pipeline                 the laptop pipeline: (pretrain,) train, evaluate, examples
+    minitune train / pretrain         instruction tuning / span-corruption pretraining
+    minitune eval                     exact match, token F1, ROUGE-L, code pass rate per task
+    minitune generate / chat          use a checkpoint
     minitune presets                  the named model presets and their sizes
     minitune data generate            write the generated instruction suite and corpus
     minitune tokenizer train          train a SentencePiece tokenizer on data files
-
-Training, evaluation and generation commands arrive with the training issue.
 
 User mistakes (a bad argument or value) print one line and exit with status 2, no traceback.
 """
@@ -103,6 +105,249 @@ def cmd_tokenizer_train(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- training ---------------------------------------------------------------------------------
+
+
+def _run_config(args: argparse.Namespace, objective: str):
+    """The config file, then --set overrides, then the dedicated flags."""
+    from minitune.config import load_run_config, parse_override
+
+    overrides: dict[str, dict] = {"model": {}, "train": {}}
+    if objective == "span":
+        overrides["train"].update(objective="span", data=["data/pretrain.txt"], valid_data=None,
+                                  out="runs/pretrain")  # fmt: skip
+    try:
+        for text in args.set or []:
+            section, key, value = parse_override(text)
+            overrides[section][key] = value
+        flags = {"data": args.data, "out": args.out, "max_steps": args.max_steps,
+                 "max_minutes": args.max_minutes, "device": args.device, "init": args.init,
+                 "precision": args.precision}  # fmt: skip
+        overrides["train"].update({k: v for k, v in flags.items() if v is not None})
+        return load_run_config(args.config, overrides)
+    except ValueError as err:
+        raise UserError(str(err)) from None
+
+
+def _train(args: argparse.Namespace, objective: str) -> int:
+    from minitune.train import train
+
+    model_cfg, cfg = _run_config(args, objective)
+    summary = train(model_cfg, cfg, resume=args.resume, progress=not args.no_progress)
+    print(
+        f"done: {summary['step']} steps in {summary['minutes']:.1f} min ({summary['stop_reason']}),"
+        f" best validation loss {summary['best_valid_loss']:.4f}, checkpoints in {summary['out']}"
+    )
+    return 130 if summary["stop_reason"] == "interrupted" else 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Instruction tuning."""
+    return _train(args, "instruct")
+
+
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    """Span-corruption pretraining."""
+    return _train(args, "span")
+
+
+# ---- evaluation and use ---------------------------------------------------------------------
+
+
+def _load(checkpoint: str, device: str):
+    from minitune.checkpoint import load_model
+    from minitune.tokenizer import Tokenizer
+    from minitune.train import pick_device
+
+    model, info = load_model(checkpoint, pick_device(device))
+    return model, Tokenizer(Path(checkpoint) / "tokenizer.model"), info
+
+
+def evaluate_files(model, tok, files: list[str], limit: int | None, max_source_length: int,
+                   max_new_tokens: int, **decoding) -> dict:  # fmt: skip
+    """Predict and score every example of the files; returns the report (see evaluate.py)."""
+    from minitune.data.formats import read_records
+    from minitune.data.templates import format_prompt
+    from minitune.evaluate import predict, score, split_name, summarize
+
+    scored = []
+    for path in files:
+        records = read_records(path)[:limit] if limit else read_records(path)
+        prompts = [format_prompt(r.instruction, r.input) for r in records]
+        predictions = predict(model, tok, prompts, max_source_length, max_new_tokens, **decoding)
+        scored += score(records, predictions, split_name(path))
+    return {"report": summarize(scored), "scored": scored}
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    import json
+
+    from minitune.evaluate import format_table
+
+    model, tok, _ = _load(args.checkpoint, args.device)
+    result = evaluate_files(model, tok, args.data, args.limit, args.max_source_length,
+                            args.max_new_tokens, num_beams=args.num_beams)  # fmt: skip
+    if args.predictions:
+        with open(args.predictions, "w", encoding="utf-8") as f:
+            for s in result["scored"]:
+                f.write(json.dumps(s.__dict__, ensure_ascii=False) + "\n")
+    if args.json:
+        print(json.dumps(result["report"], indent=2))
+    else:
+        print(format_table(result["report"]), end="")
+    return 0
+
+
+def _decoding(args: argparse.Namespace) -> dict:
+    import torch
+
+    sample = args.sample or args.temperature is not None or args.top_k or args.top_p is not None
+    kwargs = {"max_new_tokens": args.max_new_tokens, "num_beams": args.num_beams}
+    if sample:
+        kwargs.update(do_sample=True, temperature=args.temperature or 1.0, top_k=args.top_k or 0,
+                      top_p=args.top_p or 1.0,
+                      generator=torch.Generator().manual_seed(args.seed))  # fmt: skip
+    return kwargs
+
+
+def _answer(model, tok, prompt: str, decoding: dict, max_source_length: int = 512) -> str:
+    batch = tok.encode_batch([prompt], max_length=max_source_length)
+    device = next(model.parameters()).device
+    out = model.generate(batch.input_ids.to(device), batch.attention_mask.to(device), **decoding)
+    return tok.decode(out[0])
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    model, tok, _ = _load(args.checkpoint, args.device)
+    try:
+        decoding = _decoding(args)
+        print(_answer(model, tok, args.prompt, decoding))
+    except ValueError as err:  # bad decoding values
+        raise UserError(str(err)) from None
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from minitune.data.formats import CHAT_INSTRUCTION
+    from minitune.data.templates import format_prompt
+
+    model, tok, _ = _load(args.checkpoint, args.device)
+    decoding = _decoding(args)
+    history: list[str] = []
+    print("Chat with the model; an empty line or Ctrl-D ends. /reset forgets the conversation.")
+    while True:
+        try:
+            line = input("you> ").strip()
+        except (EOFError, KeyboardInterrupt):
+            print()
+            return 0
+        if not line:
+            return 0
+        if line == "/reset":
+            history = []
+            continue
+        history.append(f"User: {line}")
+        reply = _answer(model, tok, format_prompt(CHAT_INSTRUCTION, "\n".join(history)), decoding)
+        history.append(f"Assistant: {reply}")
+        print(f"model> {reply}")
+
+
+# ---- the laptop pipeline ----------------------------------------------------------------------
+
+EXAMPLE_PROMPTS = [
+    "Translate this sentence into French.\nThe small dog sees the red ball.",
+    "What is 123 + 456?",
+    "Summarize this news story in one sentence.\nThe city council announced on Monday that it "
+    "will build a new library in Lyon. The work will cost 12 million euros and should end in "
+    "May 2027. Some residents worry about noise during the 3 years of work.",
+    "Write a Python function that does what is described.\nFunction name: add_7\nWhat it does: "
+    "takes a number x and returns x plus 7.",
+    "Extract the email addresses from the text.\nYou can reach Nora at nora.kim@example.com "
+    "before Friday.",
+]
+
+
+def cmd_pipeline(args: argparse.Namespace) -> int:
+    """(Pretrain,) instruction-tune, evaluate on the three evaluation splits, show examples."""
+    import json
+
+    from minitune.evaluate import SPLIT_NAMES, format_table
+    from minitune.train import train
+
+    model_cfg, cfg = _run_config(args, "instruct")
+    out = Path(cfg.out)
+    if args.pretrain_steps:
+        pre_args = argparse.Namespace(**{**vars(args), "data": None, "init": None,
+                                         "out": str(out / "pretrain"), "max_minutes": None,
+                                         "max_steps": args.pretrain_steps})  # fmt: skip
+        pre_model, pre_cfg = _run_config(pre_args, "span")
+        print(f"== pretraining (span corruption) for {args.pretrain_steps} steps")
+        train(pre_model, pre_cfg, progress=not args.no_progress)
+        cfg.init = str(out / "pretrain" / "last")
+    print("== instruction tuning")
+    summary = train(model_cfg, cfg, progress=not args.no_progress)
+    if summary["stop_reason"] == "interrupted":
+        return 130
+    print("== evaluation")
+    model, tok, _ = _load(str(out / "best"), cfg.device)
+    files = [f"data/{split}.jsonl" for split in SPLIT_NAMES]
+    result = evaluate_files(model, tok, files, args.limit, cfg.max_source_length,
+                            cfg.max_target_length)  # fmt: skip
+    table = format_table(result["report"])
+    print(table, end="")
+    for split, label in SPLIT_NAMES.items():
+        average = result["report"].get(split, {}).get("average")
+        if average:
+            print(f"{label}: exact match {average['exact_match']:.1f}% (average over tasks)")
+    print("== examples")
+    examples = []
+    for prompt in EXAMPLE_PROMPTS:
+        answer = _answer(model, tok, prompt, {"max_new_tokens": cfg.max_target_length})
+        examples.append({"prompt": prompt, "answer": answer})
+        print(f"--- prompt:\n{prompt}\n--- answer:\n{answer}\n")
+    (out / "report.json").write_text(
+        json.dumps({"train": summary, "eval": result["report"], "examples": examples}, indent=2)
+    )
+    (out / "eval.txt").write_text(table)
+    print(f"report: {out / 'report.json'}, table: {out / 'eval.txt'}")
+    return 0
+
+
+def _training_flags(p: argparse.ArgumentParser, default_config: str | None) -> None:
+    p.add_argument(
+        "--config", default=default_config, help=f"TOML run file (default: {default_config})"
+    )
+    p.add_argument("--data", nargs="+", help="training files (overrides the config)")
+    p.add_argument("--out", help="run folder (checkpoints, metrics.jsonl, loss.png)")
+    p.add_argument("--max-steps", type=int, help="optimizer steps (the schedule's length)")
+    p.add_argument("--max-minutes", type=float, help="stop after this much wall time")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="default: auto")
+    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], help="default: fp32")
+    p.add_argument("--init", help="start from this checkpoint folder (e.g. a pretrained model)")
+    p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                   help="override any config value, e.g. --set train.lr=5e-4 (repeatable)")  # fmt: skip
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _decoding_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-new-tokens", type=int, default=64)
+    p.add_argument("--num-beams", type=int, default=1, help="beam search with this many beams")
+    p.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
+    p.add_argument("--temperature", type=float, help="sampling temperature (implies --sample)")
+    p.add_argument("--top-k", type=int, help="sample among the k most likely tokens")
+    p.add_argument("--top-p", type=float, help="sample from the smallest set with probability p")
+    p.add_argument("--seed", type=int, default=0, help="seed for sampling")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+
+
+def _sub(sub, name: str, help: str, description: str, examples: list[str]):
+    return sub.add_parser(
+        name, help=help, description=description,
+        epilog="examples:\n" + "\n".join(f"  {e}" for e in examples),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="minitune",
@@ -110,6 +355,71 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"minitune {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = _sub(sub, "pipeline", "the laptop pipeline: train, evaluate, show examples",
+             "Instruction-tune on the shipped suite (optionally after span-corruption "
+             "pretraining), evaluate on the test, held-out-phrasing and held-out-task splits, "
+             "and answer a few example prompts. Writes report.json and eval.txt in the run folder.",
+             ["minitune pipeline", "minitune pipeline --pretrain-steps 300 --out runs/pretrained",
+              "minitune pipeline --max-steps 50 --limit 20 --out /tmp/quick"])  # fmt: skip
+    _training_flags(p, "configs/laptop.toml")
+    p.add_argument("--pretrain-steps", type=int, default=0, help="span-corruption steps first")
+    p.add_argument("--limit", type=int, help="evaluate only the first N examples of each split")
+    p.add_argument("--resume", action="store_true", help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_pipeline)
+
+    p = _sub(sub, "train", "instruction tuning",
+             "Fine-tune with the instruction-tuning loss on the shipped suite or your files.",
+             ["minitune train --config configs/laptop.toml",
+              "minitune train --data my.jsonl --out runs/mine --max-minutes 10",
+              "minitune train --init runs/pretrain/last --out runs/tuned",
+              "minitune train --out runs/laptop --resume",
+              "minitune train --set train.lr=5e-4 --set model.dropout=0.1"])  # fmt: skip
+    _training_flags(p, "configs/laptop.toml")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from last/")
+    p.set_defaults(func=cmd_train)
+
+    p = _sub(sub, "pretrain", "span-corruption pretraining",
+             "Pretrain with T5's span corruption on the shipped corpus (data/pretrain.txt) or "
+             "your text files (documents separated by blank lines).",
+             ["minitune pretrain --max-steps 300",
+              "minitune pretrain --data my_texts.txt --out runs/my_pretrain"])  # fmt: skip
+    _training_flags(p, "configs/laptop.toml")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from last/")
+    p.set_defaults(func=cmd_pretrain)
+
+    p = _sub(sub, "eval", "score a checkpoint on data files",
+             "Generate an answer for every example and report exact match, token F1, ROUGE-L "
+             "and (code tasks) the pass rate, per task and split.",
+             ["minitune eval --checkpoint runs/laptop/best --data data/test.jsonl",
+              "minitune eval --checkpoint runs/laptop/best --data data/heldout_tasks.jsonl --json"])  # fmt: skip
+    p.add_argument("--checkpoint", required=True, help="checkpoint folder")
+    p.add_argument("--data", nargs="+", required=True, help="instruction files")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--limit", type=int, help="only the first N examples of each file")
+    p.add_argument("--predictions", help="write every prediction to this JSONL file")
+    p.add_argument("--num-beams", type=int, default=1)
+    p.add_argument("--max-source-length", type=int, default=128)
+    p.add_argument("--max-new-tokens", type=int, default=64)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.set_defaults(func=cmd_eval)
+
+    p = _sub(sub, "generate", "answer one prompt",
+             "Generate the model's answer to a prompt (greedy by default).",
+             ['minitune generate --checkpoint runs/laptop/best "What is 12 + 30?"',
+              'minitune generate --checkpoint runs/laptop/best --num-beams 4 "Translate to French: the cat"',
+              'minitune generate --checkpoint runs/laptop/best --temperature 0.8 --top-p 0.9 "Say hi."'])  # fmt: skip
+    p.add_argument("--checkpoint", required=True, help="checkpoint folder")
+    p.add_argument("prompt", help="the prompt (instruction, newline, input)")
+    _decoding_flags(p)
+    p.set_defaults(func=cmd_generate)
+
+    p = _sub(sub, "chat", "talk with a checkpoint",
+             "An interactive conversation; the history is the input of each turn.",
+             ["minitune chat --checkpoint runs/laptop/best"])  # fmt: skip
+    p.add_argument("--checkpoint", required=True, help="checkpoint folder")
+    _decoding_flags(p)
+    p.set_defaults(func=cmd_chat)
 
     p = sub.add_parser(
         "presets",
@@ -167,9 +477,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    from minitune.checkpoint import CheckpointError
+    from minitune.data.formats import DataError
+
     try:
         return args.func(args)
-    except UserError as err:
+    except (UserError, DataError, CheckpointError, FileNotFoundError) as err:
         print(f"minitune: error: {err}", file=sys.stderr)
         return 2
 

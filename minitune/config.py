@@ -1,4 +1,4 @@
-"""Model configuration: one flat dataclass, its validation, and the named presets.
+"""Configuration: the model (`ModelConfig`, with named presets) and a training run (`TrainConfig`).
 
 Every layer of minitune is built from a `ModelConfig`. Variants (position scheme, feed-forward,
 norm) are chosen by name; the names are checked here, once, so a typo fails at construction with
@@ -12,7 +12,15 @@ a message saying what is allowed, not deep inside a forward pass.
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
 
 # The names each variant may take. The layer files hold the implementations; these lists are the
 # single place that says which names exist (tests check that both agree).
@@ -190,3 +198,117 @@ PRESETS: dict[str, dict] = {
         tie_embeddings=False,
     ),
 }
+
+
+OPTIMIZERS = ("adamw", "adafactor")
+SCHEDULES = ("cosine", "inverse_sqrt", "constant")
+PRECISIONS = ("fp32", "bf16", "fp16")
+OBJECTIVES = ("instruct", "span")
+
+
+@dataclass
+class TrainConfig:
+    """One training run. Defaults train the laptop preset on the shipped suite on a CPU."""
+
+    objective: str = "instruct"  # "instruct" (instruction tuning) or "span" (span corruption)
+    data: list[str] = field(default_factory=lambda: ["data/train.jsonl"])  # training files
+    valid_data: str | None = "data/valid.jsonl"  # evaluated every eval_every steps; None: skip
+    tokenizer: str = "tokenizer/minitune.model"  # SentencePiece model (or from --init's folder)
+    max_source_length: int = 128  # longer prompts are truncated (and counted)
+    max_target_length: int = 64  # longer answers are truncated (and counted)
+    init: str | None = None  # start from this checkpoint folder instead of random weights
+
+    optimizer: str = "adamw"  # "adamw" or "adafactor"
+    lr: float = 1e-3  # peak learning rate
+    weight_decay: float = 0.01  # AdamW only; never on norms, biases, embeddings
+    beta1: float = 0.9  # AdamW's first-moment decay
+    beta2: float = 0.98  # AdamW's second-moment decay
+    schedule: str = "cosine"  # "cosine" (to 10% of lr), "inverse_sqrt" or "constant"
+    warmup_steps: int = 100  # linear warm-up from 0 to lr
+    batch_size: int = 32  # examples per micro-batch
+    grad_accum: int = 1  # micro-batches per optimizer step
+    clip_grad: float = 1.0  # max global gradient norm; 0 = no clipping
+    label_smoothing: float = 0.0  # ε of the smoothed target distribution
+
+    max_steps: int = 2000  # optimizer steps (the schedule's length)
+    max_minutes: float | None = None  # stop earlier when this much wall time has passed
+    eval_every: int = 500  # steps between validation runs (and best-checkpoint choices)
+    log_every: int = 10  # steps between lines of metrics.jsonl
+    precision: str = "fp32"  # "fp32", "bf16" (autocast, CPU or CUDA) or "fp16" (CUDA + scaler)
+    device: str = "auto"  # "auto" (CUDA, then MPS, then CPU), "cpu", "cuda", "mps"
+    threads: int | None = None  # CPU threads for torch (None: torch's default)
+    seed: int = 0  # seeds Python, torch (and CUDA); recorded in every checkpoint
+    out: str = "runs/laptop"  # run folder: checkpoints, metrics.jsonl, loss.png
+
+    def __post_init__(self) -> None:
+        choices = {"objective": OBJECTIVES, "optimizer": OPTIMIZERS, "schedule": SCHEDULES,
+                   "precision": PRECISIONS}  # fmt: skip
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(
+                    f"TrainConfig.{name}={getattr(self, name)!r} is not one of: "
+                    f"{', '.join(map(repr, allowed))}"
+                )
+        for name in ("max_source_length", "max_target_length", "batch_size", "grad_accum",
+                     "max_steps", "eval_every", "log_every"):  # fmt: skip
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"TrainConfig.{name} must be a positive integer, got {value!r}")
+        if not self.lr > 0:
+            raise ValueError(f"TrainConfig.lr must be > 0, got {self.lr!r}")
+        if isinstance(self.data, str):
+            self.data = [self.data]
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _check_keys(section: str, values: dict, cls) -> None:
+    known = [f.name for f in dataclasses.fields(cls) if f.init]
+    for key in values:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"[{section}] unknown key {key!r}{hint}")
+
+
+def load_run_config(
+    path: str | Path | None, overrides: dict[str, dict] | None = None
+) -> tuple[ModelConfig, TrainConfig]:
+    """Read a TOML run file ([model] and [train] tables), apply overrides, validate.
+
+    [model] takes `preset` plus any ModelConfig field; [train] any TrainConfig field.
+    `overrides` has the same shape, e.g. {"train": {"lr": 3e-4}, "model": {"dropout": 0.0}}.
+    """
+    tables: dict[str, dict] = {"model": {}, "train": {}}
+    if path is not None:
+        try:
+            loaded = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ValueError(f"{path}: no such config file") from None
+        except tomllib.TOMLDecodeError as err:
+            raise ValueError(f"{path}: not valid TOML: {err}") from None
+        for section in loaded:
+            if section not in tables:
+                raise ValueError(f"{path}: unknown table [{section}]; allowed: [model], [train]")
+            tables[section].update(loaded[section])
+    for section, values in (overrides or {}).items():
+        tables[section].update(values)
+    model_values = dict(tables["model"])
+    preset = model_values.pop("preset", "laptop")
+    _check_keys("model", model_values, ModelConfig)
+    _check_keys("train", tables["train"], TrainConfig)
+    return ModelConfig.preset(preset, **model_values), TrainConfig(**tables["train"])
+
+
+def parse_override(text: str) -> tuple[str, str, object]:
+    """ "train.lr=3e-4" -> ("train", "lr", 0.0003). Values are TOML (strings may omit quotes)."""
+    key, sep, raw = text.partition("=")
+    section, dot, name = key.strip().partition(".")
+    if not sep or not dot or section not in ("model", "train"):
+        raise ValueError(f"override {text!r} must look like model.KEY=VALUE or train.KEY=VALUE")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()  # a bare word: a string
+    return section, name.strip(), value

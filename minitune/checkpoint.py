@@ -1,0 +1,163 @@
+"""Checkpoints: a folder per checkpoint, written atomically, loaded without running pickled code.
+
+    runs/laptop/best/
+        config.json          model config, training config, tokenizer hash, step, metrics
+        model.safetensors    the weights (our own reader/writer of the safetensors format)
+        tokenizer.model      a copy of the tokenizer, so the folder is self-contained
+        trainer.pt           optimizer state, RNG states, data position (for --resume);
+                             read with torch.load(weights_only=True): tensors and numbers only
+
+A folder is first written as `<name>.tmp`, each file flushed and fsynced, then swapped in with
+renames, so a crash mid-save leaves the previous checkpoint intact.
+
+Safetensors (the Hugging Face format) is: 8 bytes little-endian header length N, N bytes of
+JSON {name: {"dtype", "shape", "data_offsets": [begin, end]}}, then the raw bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import struct
+from pathlib import Path
+
+import torch
+
+from minitune.config import ModelConfig
+
+_DTYPES = {
+    torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.float64: "F64",
+    torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8",
+    torch.uint8: "U8", torch.bool: "BOOL",
+}  # fmt: skip
+_FROM_NAME = {name: dtype for dtype, name in _DTYPES.items()}
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read (missing, truncated, inconsistent); names the file."""
+
+
+def save_safetensors(tensors: dict[str, torch.Tensor], path: str | Path, metadata=None) -> None:
+    """Write tensors in the safetensors format (shared tensors are written once per name)."""
+    header: dict[str, dict] = {}
+    blobs, offset = [], 0
+    for name in sorted(tensors):
+        t = tensors[name].detach().to("cpu").contiguous()
+        data = t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b""
+        header[name] = {"dtype": _DTYPES[t.dtype], "shape": list(t.shape),
+                        "data_offsets": [offset, offset + len(data)]}  # fmt: skip
+        blobs.append(data)
+        offset += len(data)
+    if metadata:
+        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
+    head = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    head += b" " * (-len(head) % 8)  # pad so the data starts 8-byte aligned
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(head)))
+        f.write(head)
+        for data in blobs:
+            f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def load_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a safetensors file; a truncated or malformed file raises CheckpointError."""
+    path = Path(path)
+    raw = bytearray(path.read_bytes())
+    if len(raw) < 8:
+        raise CheckpointError(f"{path}: too short to be a safetensors file")
+    (n,) = struct.unpack("<Q", raw[:8])
+    if 8 + n > len(raw):
+        raise CheckpointError(f"{path}: header says {n} bytes but the file is {len(raw)} bytes")
+    try:
+        header = json.loads(raw[8 : 8 + n])
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{path}: unreadable header: {err}") from None
+    header.pop("__metadata__", None)
+    start = 8 + n
+    tensors = {}
+    for name, info in header.items():
+        begin, end = info["data_offsets"]
+        dtype = _FROM_NAME.get(info["dtype"])
+        if dtype is None:
+            raise CheckpointError(f"{path}: tensor {name!r} has unsupported dtype {info['dtype']}")
+        if start + end > len(raw):
+            raise CheckpointError(f"{path}: truncated (tensor {name!r} ends past the file)")
+        count = (end - begin) // torch.empty((), dtype=dtype).element_size()
+        if count == 0:
+            tensors[name] = torch.empty(info["shape"], dtype=dtype)
+            continue
+        flat = torch.frombuffer(raw, dtype=dtype, count=count, offset=start + begin)
+        tensors[name] = flat.reshape(info["shape"]).clone()
+    return tensors
+
+
+def _write_json(path: Path, data: dict) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def save_checkpoint(
+    folder: str | Path,
+    model,
+    info: dict,
+    tokenizer_file: str | Path,
+    trainer_state: dict | None = None,
+) -> None:
+    """Write a checkpoint folder atomically. `info` goes into config.json with the model config."""
+    folder = Path(folder)
+    tmp = folder.with_name(folder.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    state = {k.removeprefix("_orig_mod."): v for k, v in model.state_dict().items()}
+    save_safetensors(state, tmp / "model.safetensors")
+    shutil.copyfile(tokenizer_file, tmp / "tokenizer.model")
+    if trainer_state is not None:
+        torch.save(trainer_state, tmp / "trainer.pt")
+    _write_json(tmp / "config.json", {"model": model.config.to_dict(), **info})
+    old = folder.with_name(folder.name + ".old")
+    if folder.exists():
+        if old.exists():
+            shutil.rmtree(old)
+        folder.rename(old)
+    tmp.rename(folder)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def read_config(folder: str | Path) -> dict:
+    path = Path(folder) / "config.json"
+    if not path.is_file():
+        raise CheckpointError(f"{folder}: not a checkpoint folder (no config.json)")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{path}: not valid JSON: {err}") from None
+
+
+def load_model(folder: str | Path, device: str | torch.device = "cpu"):
+    """The model of a checkpoint folder, in eval mode, and the folder's config.json."""
+    from minitune.model import Seq2SeqTransformer
+
+    info = read_config(folder)
+    model = Seq2SeqTransformer(ModelConfig.from_dict(info["model"]))
+    state = load_safetensors(Path(folder) / "model.safetensors")
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{folder}/model.safetensors does not match config.json: missing {missing[:10]}, "
+            f"unexpected {unexpected[:10]}"
+        )
+    return model.to(device).eval(), info
+
+
+def load_trainer_state(folder: str | Path) -> dict:
+    path = Path(folder) / "trainer.pt"
+    if not path.is_file():
+        raise CheckpointError(f"{folder}: no trainer.pt, cannot resume from it")
+    return torch.load(path, map_location="cpu", weights_only=True)

@@ -1,0 +1,241 @@
+import contextlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from minitune.checkpoint import (
+    CheckpointError,
+    load_model,
+    load_safetensors,
+    save_safetensors,
+)
+from minitune.config import TrainConfig, load_run_config, parse_override
+from minitune.data.batching import collate, encode_records
+from minitune.data.formats import read_records
+from minitune.evaluate import exact_match, lcs_length, rouge_l, token_f1
+from minitune.model import Seq2SeqTransformer
+from minitune.optim import Adafactor, lr_factor, parameter_groups
+from minitune.tokenizer import Tokenizer
+from minitune.train import forward_backward, train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def small_data(tmp_path: Path, n: int = 160) -> str:
+    """The first n lines of the shipped train split (many tasks, real lengths)."""
+    lines = (ROOT / "data" / "train.jsonl").read_text(encoding="utf-8").splitlines()
+    path = tmp_path / "small.jsonl"
+    path.write_text("\n".join(lines[::84][:n]) + "\n", encoding="utf-8")
+    return str(path)
+
+
+def tiny_run(tmp_path: Path, **train_overrides):
+    overrides = {"data": [small_data(tmp_path)], "valid_data": small_data(tmp_path, 40),
+                 "tokenizer": str(ROOT / "tokenizer" / "minitune.model"), "out": str(tmp_path / "run"),
+                 **train_overrides}  # fmt: skip
+    return load_run_config(ROOT / "configs" / "tiny.toml", {"train": overrides})
+
+
+def read_metrics(folder: Path) -> list[dict]:
+    return [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_tiny_end_to_end_loss_falls_checkpoint_loads_and_evaluates(tmp_path):
+    model_cfg, cfg = tiny_run(tmp_path, max_steps=40, eval_every=20)
+    summary = train(model_cfg, cfg, progress=False, log=lambda *a: None)
+    assert summary["step"] == 40 and summary["stop_reason"] == "max_steps"
+    rows = [r for r in read_metrics(tmp_path / "run") if "loss" in r]
+    assert rows[-1]["loss"] < 0.7 * rows[0]["loss"]
+    for name in ("best", "last"):
+        assert (tmp_path / "run" / name / "model.safetensors").is_file()
+    assert (tmp_path / "run" / "last" / "trainer.pt").is_file()
+    info = json.loads((tmp_path / "run" / "last" / "config.json").read_text())
+    assert info["train"]["max_steps"] == 40 and info["step"] == 40 and info["seed"] == 0
+    assert info["tokenizer_sha"] == Tokenizer(ROOT / "tokenizer" / "minitune.model").fingerprint()
+    from minitune.cli import evaluate_files
+
+    model, _ = load_model(tmp_path / "run" / "best")
+    tok = Tokenizer(tmp_path / "run" / "best" / "tokenizer.model")
+    report = evaluate_files(model, tok, [str(ROOT / "data" / "test.jsonl")], 12, 64, 16)["report"]
+    assert 0 <= report["test"]["average"]["exact_match"] <= 100
+
+
+def test_resume_equals_an_uninterrupted_run(tmp_path):
+    straight_dir, split_dir = tmp_path / "straight", tmp_path / "split"
+    straight_dir.mkdir()
+    split_dir.mkdir()
+    common = {"max_steps": 10, "log_every": 1, "eval_every": 100, "valid_data": None}
+    model_cfg, cfg = tiny_run(straight_dir, **common)
+    model_cfg.dropout = 0.1  # the RNG state must be restored too
+    train(model_cfg, cfg, progress=False, log=lambda *a: None)
+
+    model_cfg, cfg = tiny_run(split_dir, **common)
+    model_cfg.dropout = 0.1
+    first = train(model_cfg, cfg, stop_at_step=5, progress=False, log=lambda *a: None)
+    assert first["step"] == 5
+    train(model_cfg, cfg, resume=True, progress=False, log=lambda *a: None)
+
+    assert [r["loss"] for r in read_metrics(split_dir / "run")] == [
+        r["loss"] for r in read_metrics(straight_dir / "run")
+    ]
+    a = load_safetensors(straight_dir / "run" / "last" / "model.safetensors")
+    b = load_safetensors(split_dir / "run" / "last" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_accumulation_4x2_equals_1x8_despite_different_padding():
+    torch.manual_seed(0)
+    model = Seq2SeqTransformer(load_run_config(ROOT / "configs" / "tiny.toml")[0])
+    tok = Tokenizer(ROOT / "tokenizer" / "minitune.model")
+    records = read_records(ROOT / "data" / "valid.jsonl")[::90][:8]
+    examples, _ = encode_records(records, tok, 64, 32)
+    no_autocast = contextlib.nullcontext()
+
+    model.zero_grad()
+    forward_backward(model, [collate(examples, tok.pad_id)], tok.pad_id, "cpu", no_autocast)
+    big = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    micro = [collate(examples[i : i + 2], tok.pad_id) for i in range(0, 8, 2)]
+    assert len({m["input_ids"].shape[1] for m in micro}) > 1  # the padding really differs
+    forward_backward(model, micro, tok.pad_id, "cpu", no_autocast)
+    for g, p in zip(big, model.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, g, atol=1e-6, rtol=1e-5)
+
+
+def test_metric_worked_examples():
+    assert exact_match(" Paris ", "Paris") == 1.0 and exact_match("paris", "Paris") == 0.0
+    assert token_f1("the red car", "the blue car") == pytest.approx(2 / 3)
+    assert token_f1("", "") == 1.0 and token_f1("x", "") == 0.0
+    assert lcs_length("a b c d".split(), "a c b d".split()) == 3
+    assert rouge_l("a b c d", "a c b d") == pytest.approx(0.75)
+    assert rouge_l("the cat sat", "the cat sat") == 1.0
+    # ROUGE-L counts order, token F1 does not
+    assert token_f1("c b a", "a b c") == 1.0 and rouge_l("c b a", "a b c") == pytest.approx(1 / 3)
+
+
+def test_config_overrides_and_errors(tmp_path):
+    assert parse_override("train.lr=3e-4") == ("train", "lr", 3e-4)
+    assert parse_override("model.position=sinusoidal") == ("model", "position", "sinusoidal")
+    assert parse_override('train.data=["a.jsonl", "b.jsonl"]') == (
+        "train",
+        "data",
+        ["a.jsonl", "b.jsonl"],
+    )
+    with pytest.raises(ValueError, match=r"model\.KEY=VALUE"):
+        parse_override("lr=3")
+    model_cfg, cfg = load_run_config(
+        ROOT / "configs" / "laptop.toml", {"train": {"lr": 5e-4}, "model": {"dropout": 0.2}}
+    )
+    assert cfg.lr == 5e-4 and model_cfg.dropout == 0.2 and model_cfg.d_model == 256
+    with pytest.raises(ValueError, match=r"\[train\] unknown key 'lrate'"):
+        load_run_config(None, {"train": {"lrate": 1}})
+    with pytest.raises(ValueError, match="did you mean 'max_steps'"):
+        load_run_config(None, {"train": {"max_step": 1}})
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[train]\nlr = \n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"bad\.toml: not valid TOML"):
+        load_run_config(bad)
+    with pytest.raises(ValueError, match=r"TrainConfig\.optimizer='sgd'"):
+        TrainConfig(optimizer="sgd")
+
+
+def test_schedules():
+    cfg = TrainConfig(warmup_steps=10, max_steps=110, schedule="cosine")
+    assert lr_factor(0, cfg) == pytest.approx(0.1) and lr_factor(9, cfg) == pytest.approx(1.0)
+    assert lr_factor(10, cfg) == pytest.approx(1.0) and lr_factor(110, cfg) == pytest.approx(0.1)
+    assert lr_factor(60, cfg) == pytest.approx(0.55)
+    cfg.schedule = "inverse_sqrt"
+    assert lr_factor(39, cfg) == pytest.approx(0.5)
+    cfg.schedule = "constant"
+    assert lr_factor(100, cfg) == 1.0
+
+
+def test_no_weight_decay_on_norms_biases_embeddings():
+    model = Seq2SeqTransformer(load_run_config(ROOT / "configs" / "tiny.toml")[0])
+    decay, no_decay = parameter_groups(model, 0.1)
+    assert model.embed.weight in [p for p in no_decay["params"]]
+    decayed = {id(p) for p in decay["params"]}
+    for name, p in model.named_parameters():
+        is_matrix = name.endswith(
+            (
+                "q.weight",
+                "k.weight",
+                "v.weight",
+                "o.weight",
+                "wi.weight",
+                "wi_gate.weight",
+                "wo.weight",
+            )
+        )
+        assert (id(p) in decayed) == is_matrix, name
+
+
+def test_adafactor_minimises_a_least_squares_problem():
+    torch.manual_seed(0)
+    w = torch.nn.Parameter(torch.zeros(8, 4))
+    b = torch.nn.Parameter(torch.zeros(4))
+    x, target = torch.randn(64, 8), torch.randn(64, 4)
+    optimizer = Adafactor([w, b], lr=0.05)
+    losses = []
+    for _ in range(200):
+        loss = ((x @ w + b - target) ** 2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.6 * losses[0]
+    assert set(optimizer.state[w]) == {"step", "row", "col"}  # factored: no full matrix
+
+
+def test_safetensors_round_trip_and_truncation(tmp_path):
+    tensors = {"a": torch.randn(3, 4), "b": torch.arange(5), "c": torch.randn(2).bfloat16(),
+               "d": torch.tensor(True), "e": torch.zeros(0, 3)}  # fmt: skip
+    save_safetensors(tensors, tmp_path / "t.safetensors", metadata={"format": "pt"})
+    back = load_safetensors(tmp_path / "t.safetensors")
+    for k, v in tensors.items():
+        assert back[k].dtype == v.dtype and torch.equal(back[k], v), k
+    raw = (tmp_path / "t.safetensors").read_bytes()
+    (tmp_path / "cut.safetensors").write_bytes(raw[:-5])
+    with pytest.raises(CheckpointError, match=r"cut\.safetensors: truncated"):
+        load_safetensors(tmp_path / "cut.safetensors")
+
+
+def test_safetensors_interoperates_with_the_reference_library(tmp_path):
+    st = pytest.importorskip("safetensors.torch")
+    tensors = {"w": torch.randn(4, 5), "i": torch.arange(6).view(2, 3), "h": torch.randn(3).half()}
+    save_safetensors(tensors, tmp_path / "ours.safetensors")
+    theirs = st.load_file(str(tmp_path / "ours.safetensors"))
+    assert all(torch.equal(theirs[k], v) for k, v in tensors.items())
+    st.save_file(tensors, str(tmp_path / "theirs.safetensors"))
+    ours = load_safetensors(tmp_path / "theirs.safetensors")
+    assert all(torch.equal(ours[k], v) for k, v in tensors.items())
+
+
+def test_pipeline_command_end_to_end(tmp_path):
+    out = tmp_path / "pipe"
+    run = [sys.executable, "-m", "minitune"]
+    done = subprocess.run(
+        [*run, "pipeline", "--config", "configs/tiny.toml", "--max-steps", "8", "--limit", "4",
+         "--out", str(out), "--no-progress", "--pretrain-steps", "3"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "seen tasks, seen phrasings: exact match" in done.stdout
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["eval"]) == {"test", "heldout_phrasings", "heldout_tasks"}
+    assert len(report["examples"]) == 5
+    assert (out / "pretrain" / "last" / "model.safetensors").is_file()
+    answer = subprocess.run([*run, "generate", "--checkpoint", str(out / "best"), "--num-beams", "2", "What is 1 + 2?"],
+                            cwd=ROOT, capture_output=True, text=True, check=True)  # fmt: skip
+    assert answer.stdout.endswith("\n")
+    as_json = subprocess.run([*run, "eval", "--checkpoint", str(out / "best"), "--data", "data/heldout_tasks.jsonl",
+                              "--limit", "3", "--json"], cwd=ROOT, capture_output=True, text=True, check=True)  # fmt: skip
+    assert "heldout_tasks" in json.loads(as_json.stdout)
+    missing = subprocess.run([*run, "eval", "--checkpoint", str(tmp_path / "nothing"), "--data", "data/test.jsonl"],
+                             cwd=ROOT, capture_output=True, text=True)  # fmt: skip
+    assert missing.returncode == 2 and "not a checkpoint folder" in missing.stderr
+    assert "Traceback" not in missing.stderr
