@@ -161,3 +161,17 @@ def load_trainer_state(folder: str | Path) -> dict:
     if not path.is_file():
         raise CheckpointError(f"{folder}: no trainer.pt, cannot resume from it")
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def load_pretrained(folder: str | Path, device: str | torch.device = "cpu"):
+    """A minitune checkpoint folder or a Hugging Face T5 folder: (model, tokenizer file, info)."""
+    from minitune.t5 import is_t5_folder, load_t5
+
+    folder = Path(folder)
+    if is_t5_folder(folder):
+        tokenizer_file = folder / "spiece.model"
+        if not tokenizer_file.is_file():
+            raise CheckpointError(f"{folder}: a T5 folder needs its spiece.model tokenizer")
+        return load_t5(folder).to(device), tokenizer_file, {"source": "t5", "step": 0}
+    model, info = load_model(folder, device)
+    return model, folder / "tokenizer.model", info

@@ -155,12 +155,13 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
 
 def _load(checkpoint: str, device: str):
-    from minitune.checkpoint import load_model
+    """A minitune checkpoint folder or a Hugging Face T5 / Flan-T5 folder."""
+    from minitune.checkpoint import load_pretrained
     from minitune.tokenizer import Tokenizer
     from minitune.train import pick_device
 
-    model, info = load_model(checkpoint, pick_device(device))
-    return model, Tokenizer(Path(checkpoint) / "tokenizer.model"), info
+    model, tokenizer_file, info = load_pretrained(checkpoint, pick_device(device))
+    return model, Tokenizer(tokenizer_file), info
 
 
 def evaluate_files(model, tok, files: list[str], limit: int | None, max_source_length: int,

@@ -1,5 +1,14 @@
 """T5 and Flan-T5 in the Hugging Face layout, mapped onto minitune's model.
 
+    model = load_t5("path/to/flan-t5-small")   # config.json + model.safetensors | pytorch_model.bin
+    tok = Tokenizer("path/to/flan-t5-small/spiece.model")
+    export_t5(model, "path/to/out", tokenizer_file=...)   # the same layout back
+
+A folder holds config.json and the weights as model.safetensors or pytorch_model.bin, either
+whole or sharded (model.safetensors.index.json / pytorch_model.bin.index.json map each tensor to
+its shard), and usually spiece.model. Safetensors are read by minitune's own reader;
+.bin files through torch.load(weights_only=True), which refuses to run pickled code.
+
 A T5 checkpoint is not a second model: it is a `ModelConfig` with T5's switches (relative bias,
 RMSNorm, no 1/sqrt(D) scaling, ReLU or gated-GELU, tied or untied head) and a renaming of tensors.
 
@@ -28,6 +37,9 @@ Tensor names (i = layer, X = SelfAttention / EncDecAttention, w = q, k, v, o):
 """
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import torch
 
@@ -148,3 +160,108 @@ def to_hf_state_dict(state: dict[str, torch.Tensor], cfg: ModelConfig) -> dict[s
     out["encoder.embed_tokens.weight"] = state["embed.weight"]
     out["decoder.embed_tokens.weight"] = state["embed.weight"]
     return out
+
+
+def _read_weights(folder: Path) -> tuple[dict[str, torch.Tensor], str]:
+    """All tensors of a Hugging Face folder, whole or sharded, safetensors or .bin."""
+    from minitune.checkpoint import CheckpointError, load_safetensors
+
+    def load_file(path: Path) -> dict[str, torch.Tensor]:
+        if path.suffix == ".safetensors":
+            return load_safetensors(path)
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # pickled code, truncation, or not a torch file at all
+            raise CheckpointError(f"{path}: cannot be read safely: {err}") from None
+
+    for name in ("model.safetensors", "pytorch_model.bin"):
+        if (folder / name).is_file():
+            return load_file(folder / name), name
+        index = folder / f"{name}.index.json"
+        if index.is_file():
+            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+            tensors: dict[str, torch.Tensor] = {}
+            for shard in sorted(set(weight_map.values())):
+                if not (folder / shard).is_file():
+                    raise CheckpointError(f"{index}: shard {shard} is missing")
+                tensors.update(load_file(folder / shard))
+            return tensors, index.name
+    raise CheckpointError(
+        f"{folder}: no weights (model.safetensors, pytorch_model.bin or a sharded index)"
+    )
+
+
+def is_t5_folder(folder: str | Path) -> bool:
+    """Whether a folder looks like a Hugging Face T5 checkpoint (not a minitune one)."""
+    path = Path(folder) / "config.json"
+    if not path.is_file():
+        return False
+    config = json.loads(path.read_text(encoding="utf-8"))
+    return "d_model" in config and "model" not in config
+
+
+def load_t5(folder: str | Path, dtype: torch.dtype = torch.float32):
+    """A `Seq2SeqTransformer` with the weights of a Hugging Face T5 / Flan-T5 folder (eval mode)."""
+    from minitune.checkpoint import CheckpointError
+    from minitune.model import Seq2SeqTransformer
+
+    folder = Path(folder)
+    config_path = folder / "config.json"
+    if not config_path.is_file():
+        raise CheckpointError(f"{folder}: no config.json")
+    try:
+        cfg = config_from_hf(json.loads(config_path.read_text(encoding="utf-8")))
+    except (KeyError, ValueError) as err:
+        raise CheckpointError(f"{config_path}: not a T5 config ({err})") from None
+    weights, source = _read_weights(folder)
+    state = from_hf_state_dict(weights, cfg, source=str(folder / source))
+    model = Seq2SeqTransformer(cfg)
+    model.load_state_dict({k: v.to(torch.float32) for k, v in state.items()})
+    return model.to(dtype).eval()
+
+
+def hf_config(cfg: ModelConfig) -> dict:
+    """The config.json of a Hugging Face T5 with this shape; refuses non-T5 variants."""
+    wrong = []
+    if cfg.position != "relative":
+        wrong.append(f"position={cfg.position!r} (T5: 'relative')")
+    if cfg.norm != "rms" or cfg.norm_position != "pre":
+        wrong.append("norm must be 'rms', pre-norm")
+    if cfg.bias:
+        wrong.append("bias=True (T5 has no biases)")
+    if cfg.scale_attention:
+        wrong.append("scale_attention=True (T5 folds 1/sqrt(D) into W_q)")
+    if cfg.ffn not in _FFN_FROM_HF:
+        wrong.append(f"ffn={cfg.ffn!r} (T5: 'relu' or 'gated-gelu')")
+    if wrong:
+        raise ValueError("this model cannot be written as a T5 checkpoint: " + "; ".join(wrong))
+    return {
+        "architectures": ["T5ForConditionalGeneration"], "model_type": "t5",
+        "is_encoder_decoder": True, "vocab_size": cfg.vocab_size, "d_model": cfg.d_model,
+        "d_kv": cfg.d_head, "d_ff": cfg.d_ff, "num_heads": cfg.n_heads,
+        "num_layers": cfg.n_encoder_layers, "num_decoder_layers": cfg.n_decoder_layers,
+        "relative_attention_num_buckets": cfg.relative_buckets,
+        "relative_attention_max_distance": cfg.relative_max_distance,
+        "dropout_rate": cfg.dropout, "layer_norm_epsilon": cfg.norm_eps,
+        "feed_forward_proj": cfg.ffn, "tie_word_embeddings": cfg.tie_embeddings,
+        "scale_decoder_outputs": cfg.tie_embeddings, "pad_token_id": cfg.pad_id,
+        "eos_token_id": cfg.eos_id, "decoder_start_token_id": cfg.decoder_start_id,
+    }  # fmt: skip
+
+
+def export_t5(model, folder: str | Path, tokenizer_file: str | Path | None = None) -> None:
+    """Write a model in the Hugging Face T5 layout: config.json, model.safetensors, spiece.model."""
+    import shutil
+
+    from minitune.checkpoint import save_safetensors
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    config = hf_config(model.config)
+    state = to_hf_state_dict(model.state_dict(), model.config)
+    if model.config.tie_embeddings:
+        state["lm_head.weight"] = state["shared.weight"]
+    save_safetensors(state, folder / "model.safetensors", metadata={"format": "pt"})
+    (folder / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+    if tokenizer_file is not None:
+        shutil.copyfile(tokenizer_file, folder / "spiece.model")

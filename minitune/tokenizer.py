@@ -53,19 +53,20 @@ class Tokenizer:
         self.unk_id = self.sp.unk_id()
         if self.pad_id < 0 or self.eos_id < 0:
             raise ValueError(f"{path}: the tokenizer has no pad or no eos token")
-        first = self.sp.piece_to_id(sentinel_piece(0))
-        # T5's own vocabularies put sentinels at the top, counting down; ours count up from 3
         self.sentinel_ids = [self.sp.piece_to_id(sentinel_piece(i)) for i in range(N_SENTINELS)]
-        self.has_sentinels = first != self.unk_id
+        self.has_sentinels = self.sentinel_ids[0] != self.unk_id
+        if not self.has_sentinels:
+            # Google's T5 spiece.model has no sentinel pieces: T5 puts <extra_id_i> just above
+            # the SentencePiece vocabulary, counting down (32000 pieces: <extra_id_0> = 32099).
+            top = self.sp.get_piece_size() + N_SENTINELS - 1
+            self.sentinel_ids = [top - i for i in range(N_SENTINELS)]
 
     @property
     def vocab_size(self) -> int:
         return self.sp.get_piece_size()
 
     def sentinel_id(self, i: int) -> int:
-        """Id of `<extra_id_i>`."""
-        if not self.has_sentinels:
-            raise ValueError(f"{self.path}: this tokenizer has no <extra_id_N> sentinel tokens")
+        """Id of `<extra_id_i>` (ours: 3 + i; Google's T5 vocabulary: 32099 - i)."""
         return self.sentinel_ids[i]
 
     def fingerprint(self) -> str:

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from minitune.checkpoint import load_model, load_trainer_state, save_checkpoint
+from minitune.checkpoint import load_model, load_pretrained, load_trainer_state, save_checkpoint
 from minitune.config import ModelConfig, TrainConfig
 from minitune.data.batching import (
     EncodedExample,
@@ -85,12 +85,18 @@ def span_examples(
     return examples
 
 
-def batch_stream(make_epoch, batch_size: int, seed: int, epoch: int = 0, index: int = 0):
-    """Endless (epoch, index, batch examples) in a fixed order; resumable at (epoch, index)."""
+def batch_stream(
+    make_epoch, batch_size: int, seed: int, epoch: int = 0, index: int = 0, bucketing: bool = True
+):
+    """Endless (epoch, index, batch examples) in a fixed order; resumable at (epoch, index).
+
+    With bucketing, batches hold examples of similar length (sorted within chunks of 50
+    batches); without, batches are plain random draws (more padding, but mixed tasks)."""
+    chunk = 50 if bucketing else 1
     while True:
         examples = make_epoch(epoch)
         lengths = [len(e.source) + len(e.target) for e in examples]
-        batches = length_bucketed_batches(lengths, batch_size, seed=seed * 1000 + epoch)
+        batches = length_bucketed_batches(lengths, batch_size, seed * 1000 + epoch, chunk)
         for i in range(index, len(batches)):
             yield epoch, i, [examples[j] for j in batches[i]]
         epoch, index = epoch + 1, 0
@@ -172,9 +178,8 @@ def train(
     progress: bool = True,
 ) -> dict:
     """Run (or resume) training; returns a summary. See the module docstring."""
-    # ---- 1. device, precision, seeds, output folder ------------------------------------
+    # ---- 1. device, seeds, output folder (precision once the model is known) ----------------
     device = pick_device(cfg.device)
-    autocast, use_scaler = precision_context(cfg.precision, device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     random.seed(cfg.seed)
@@ -184,13 +189,18 @@ def train(
     metrics_file = out / "metrics.jsonl"
 
     # ---- 2. model and tokenizer (from --init, or new) ------------------------------------
-    if cfg.init:
-        model, init_info = load_model(cfg.init)
-        tokenizer_file = Path(cfg.init) / "tokenizer.model"
+    if cfg.init:  # a minitune checkpoint or a Hugging Face T5 / Flan-T5 folder
+        model, tokenizer_file, init_info = load_pretrained(cfg.init)  # its own config
         log(f"initialised from {cfg.init} (step {init_info.get('step')})")
     else:
         model = Seq2SeqTransformer(model_cfg)
         tokenizer_file = Path(cfg.tokenizer)
+    if cfg.precision == "fp16" and not model.config.scale_attention:
+        raise ValueError(
+            "precision 'fp16' with a T5-style model (scale_attention=False): T5's activations "
+            "overflow float16's range (max 65504); use 'bf16' or 'fp32'"
+        )
+    autocast, use_scaler = precision_context(cfg.precision, device)
     tok = Tokenizer(tokenizer_file)
     if tok.vocab_size > model.config.vocab_size:
         raise ValueError(
@@ -248,7 +258,8 @@ def train(
 
     def checkpoint(name: str, with_trainer: bool) -> None:
         info = {"train": cfg.to_dict(), "step": step, "tokenizer_sha": tok.fingerprint(),
-                "best_valid_loss": best, "seed": cfg.seed}  # fmt: skip
+                "best_valid_loss": best if math.isfinite(best) else None,
+                "seed": cfg.seed}  # fmt: skip
         trainer = None
         if with_trainer:
             trainer = {
@@ -261,11 +272,12 @@ def train(
         save_checkpoint(out / name, model, info, tokenizer_file, trainer)
 
     # ---- 5. the loop --------------------------------------------------------------------------
-    stream = batch_stream(make_epoch, cfg.batch_size, cfg.seed, epoch, index)
+    stream = batch_stream(make_epoch, cfg.batch_size, cfg.seed, epoch, index, cfg.length_bucketing)
     start = time.time()
     stop_reason = "max_steps"
     bar = tqdm(total=cfg.max_steps, initial=step, disable=not progress, dynamic_ncols=True)
     window_tokens, window_start, losses = 0, time.time(), []
+    last_eval_step = None
     try:
         while step < cfg.max_steps:
             if stop_at_step is not None and step >= stop_at_step:
@@ -315,6 +327,7 @@ def train(
                 window_tokens, window_start, losses = 0, now, []
             bar.update(1)
             if valid and (step % cfg.eval_every == 0 or step == cfg.max_steps):
+                last_eval_step = step
                 valid_loss = validation_loss(
                     model, valid, tok.pad_id, cfg.batch_size, device, autocast
                 )
@@ -329,7 +342,7 @@ def train(
         log(f"interrupted at step {step}: saving {out / 'last'}")
     finally:
         bar.close()
-    if valid and stop_reason != "interrupted" and step % cfg.eval_every != 0:
+    if valid and stop_reason != "interrupted" and last_eval_step != step:
         valid_loss = validation_loss(model, valid, tok.pad_id, cfg.batch_size, device, autocast)
         with open(metrics_file, "a") as f:
             f.write(json.dumps({"step": step, "valid_loss": valid_loss}) + "\n")

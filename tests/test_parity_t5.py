@@ -5,6 +5,9 @@ renamed into minitune's model (`minitune.t5`), and the two must agree: logits on
 greedy tokens, beam-search tokens.
 """
 
+import json
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -119,3 +122,194 @@ def test_missing_and_unexpected_tensors_are_listed():
         from_hf_state_dict(state, ours.config, source="model.safetensors")
     assert "unexpected (1): encoder.block.9" in str(err.value)
     assert "model.safetensors" in str(err.value)
+
+
+# ---- loading Hugging Face folders -----------------------------------------------------------
+
+from pathlib import Path  # noqa: E402
+
+from minitune import export_t5, load_t5  # noqa: E402
+from minitune.checkpoint import CheckpointError  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def saved_reference(tmp_path, style, safe=True, shard=None, vocab_size=64):
+    reference, _ = reference_and_ours(style, vocab_size=vocab_size)
+    folder = tmp_path / f"{style}-{'st' if safe else 'bin'}-{shard or 'whole'}"
+    kwargs = {"safe_serialization": safe}
+    if shard:
+        kwargs["max_shard_size"] = shard
+    reference.save_pretrained(folder, **kwargs)
+    return reference, folder
+
+
+@pytest.mark.parametrize("style", list(STYLES))
+@pytest.mark.parametrize("safe", [True, False])
+def test_load_t5_folder_matches_the_reference(tmp_path, style, safe):
+    reference, folder = saved_reference(tmp_path, style, safe)
+    model = load_t5(folder)
+    assert not model.training
+    input_ids, mask = padded_batch(64)
+    dec = torch.tensor([[0, 5, 9, 3]] * 3)
+    with torch.no_grad():
+        expected = reference(input_ids=input_ids, attention_mask=mask, decoder_input_ids=dec).logits
+        got = model(input_ids, dec, mask)
+    assert ((got - expected).abs().max() / expected.abs().max()).item() < 1e-5
+
+
+def test_sharded_folder_loads(tmp_path):
+    reference, folder = saved_reference(tmp_path, "v1.1", safe=True, shard="20KB")
+    assert (folder / "model.safetensors.index.json").is_file()
+    exported = to_hf_state_dict(
+        load_t5(folder).state_dict(),
+        config_from_hf(json.loads((folder / "config.json").read_text())),
+    )
+    for name, tensor in reference.state_dict().items():
+        assert torch.equal(exported[name], tensor), name
+
+
+def test_export_round_trip_and_reference_reads_our_files(tmp_path):
+    _, folder = saved_reference(tmp_path, "v1.0")
+    model = load_t5(folder)
+    export_t5(model, tmp_path / "exported")
+    again = load_t5(tmp_path / "exported")
+    a, b = model.state_dict(), again.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    theirs = transformers.T5ForConditionalGeneration.from_pretrained(tmp_path / "exported").eval()
+    input_ids, mask = padded_batch(64)
+    dec = torch.tensor([[0, 7, 8]] * 3)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            theirs(input_ids=input_ids, attention_mask=mask, decoder_input_ids=dec).logits,
+            model(input_ids, dec, mask), atol=1e-5, rtol=1e-5,
+        )  # fmt: skip
+
+
+def test_export_refuses_non_t5_variants():
+    from minitune import ModelConfig, Seq2SeqTransformer
+
+    model = Seq2SeqTransformer(ModelConfig.preset("tiny", position="sinusoidal"))
+    with pytest.raises(ValueError, match="position='sinusoidal'"):
+        export_t5(model, "/nonexistent")
+
+
+def test_missing_weights_are_reported(tmp_path):
+    _, folder = saved_reference(tmp_path, "v1.0")
+    (folder / "model.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="no weights"):
+        load_t5(folder)
+
+
+def test_generate_command_and_fine_tuning_from_a_t5_folder(tmp_path):
+    """The seed's recipe offline: a T5-layout folder (here a small random one with minitune's
+    tokenizer as its spiece.model) answers prompts and can be instruction-tuned further."""
+    import shutil
+    import subprocess
+    import sys
+
+    from minitune.config import load_run_config
+    from minitune.train import train
+
+    _, folder = saved_reference(tmp_path, "v1.1", vocab_size=3000)
+    shutil.copyfile(ROOT / "tokenizer" / "minitune.model", folder / "spiece.model")
+    done = subprocess.run(
+        [sys.executable, "-m", "minitune", "generate", "--checkpoint", str(folder),
+         "--max-new-tokens", "5", "Translate to French: the cat"],
+        capture_output=True, text=True, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-1000:]
+    lines = (ROOT / "data" / "train.jsonl").read_text(encoding="utf-8").splitlines()[:64]
+    data = tmp_path / "small.jsonl"
+    data.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    _, cfg = load_run_config(ROOT / "configs" / "tiny.toml", {"train": {
+        "init": str(folder), "data": [str(data)], "valid_data": None, "max_steps": 25,
+        "log_every": 5, "out": str(tmp_path / "tuned"), "lr": 3e-3}})  # fmt: skip
+    train(None, cfg, progress=False, log=lambda *a: None)
+    rows = [json.loads(x) for x in (tmp_path / "tuned" / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["loss"] < rows[0]["loss"]
+    tuned = json.loads((tmp_path / "tuned" / "last" / "config.json").read_text())
+    assert tuned["model"]["d_head"] == 8 and tuned["model"]["ffn"] == "gated-gelu"
+
+
+def test_fp16_training_of_t5_is_refused(tmp_path):
+    from minitune.config import load_run_config
+    from minitune.train import train
+
+    _, folder = saved_reference(tmp_path, "v1.0", vocab_size=3000)
+    shutil = __import__("shutil")
+    shutil.copyfile(ROOT / "tokenizer" / "minitune.model", folder / "spiece.model")
+    _, cfg = load_run_config(
+        None, {"train": {"init": str(folder), "precision": "fp16", "device": "cpu"}}
+    )
+    with pytest.raises(ValueError, match="overflow float16"):
+        train(None, cfg, progress=False, log=lambda *a: None)
+
+
+def test_half_precision_inference_stays_finite(tmp_path, monkeypatch):
+    """T5's failure mode in float16: feed-forward outputs beyond 65504. The clamp keeps the
+    residual stream finite; without it the logits are not."""
+    from minitune.layers import blocks
+
+    _, folder = saved_reference(tmp_path, "v1.1")
+    model = load_t5(folder)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("wo.weight"):
+                p.mul_(3e4)
+    model = model.half()
+    input_ids, mask = padded_batch(64)
+    dec = torch.tensor([[0, 3]] * 3)
+    with torch.no_grad():
+        out = model(input_ids, dec, mask)
+        assert out.dtype == torch.float16 and torch.isfinite(out).all()
+        monkeypatch.setattr(blocks, "clamp_fp16", lambda x: x)
+        assert not torch.isfinite(model(input_ids, dec, mask)).all()
+
+
+def test_readme_flan_t5_snippet_runs(tmp_path):
+    import re
+    import shutil
+
+    import minitune
+
+    _, folder = saved_reference(tmp_path, "v1.1", vocab_size=3000)
+    shutil.copyfile(ROOT / "tokenizer" / "minitune.model", folder / "spiece.model")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    snippet = next(
+        b for b in re.findall(r"```python\n(.*?)```", readme, re.DOTALL) if "load_t5" in b
+    )
+    snippet = snippet.replace("path/to/flan-t5-small", str(folder)).replace(
+        "path/to/copy", str(tmp_path / "copy")
+    )
+    namespace = {"minitune": minitune}
+    exec(compile(snippet, "README.md", "exec"), namespace)
+    assert (tmp_path / "copy" / "model.safetensors").is_file() and (
+        tmp_path / "copy" / "spiece.model"
+    ).is_file()
+
+
+def test_bf16_inference_and_training_from_a_t5_folder(tmp_path):
+    import shutil
+
+    from minitune.config import load_run_config
+    from minitune.train import train
+
+    _, folder = saved_reference(tmp_path, "v1.1", vocab_size=3000)
+    shutil.copyfile(ROOT / "tokenizer" / "minitune.model", folder / "spiece.model")
+    full, half = load_t5(folder), load_t5(folder, dtype=torch.bfloat16)
+    assert half.embed.weight.dtype == torch.bfloat16
+    input_ids, mask = padded_batch(3000)
+    dec = torch.tensor([[0, 5, 6]] * 3)
+    with torch.no_grad():
+        a, b = full(input_ids, dec, mask), half(input_ids, dec, mask).float()
+    assert ((a - b).abs().max() / a.abs().max()).item() < 0.05  # bf16 keeps ~3 digits
+    lines = (ROOT / "data" / "train.jsonl").read_text(encoding="utf-8").splitlines()[:32]
+    data = tmp_path / "small.jsonl"
+    data.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    _, cfg = load_run_config(ROOT / "configs" / "tiny.toml", {"train": {
+        "init": str(folder), "data": [str(data)], "valid_data": None, "max_steps": 12,
+        "log_every": 4, "out": str(tmp_path / "bf16"), "lr": 3e-3, "precision": "bf16"}})  # fmt: skip
+    train(None, cfg, progress=False, log=lambda *a: None)
+    rows = [json.loads(x) for x in (tmp_path / "bf16" / "metrics.jsonl").read_text().splitlines()]
+    assert all(math.isfinite(r["loss"]) for r in rows) and rows[-1]["loss"] < rows[0]["loss"]

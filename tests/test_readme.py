@@ -14,10 +14,18 @@ def code_blocks(language: str) -> list[str]:
 
 
 def test_ci_runs_the_readme_test_command():
-    test_command = code_blocks("bash")[0].strip()
-    assert test_command == 'pip install -e ".[dev,parity]" && pytest'
+    commands = [block.strip() for block in code_blocks("bash")]
+    assert 'pip install -e ".[dev,parity]" && pytest' in commands
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
-    assert test_command in ci.splitlines()
+    assert 'pip install -e ".[dev,parity]" && pytest' in ci.splitlines()
+
+
+def test_main_job_command_names_the_pipeline_and_its_config_exists():
+    assert code_blocks("bash")[0].strip() == "pip install -e . && minitune pipeline"
+    from minitune.cli import build_parser
+
+    args = build_parser().parse_args(["pipeline"])
+    assert (ROOT / args.config).is_file()
 
 
 def test_data_example_runs():

@@ -178,7 +178,8 @@ def test_adafactor_minimises_a_least_squares_problem():
     torch.manual_seed(0)
     w = torch.nn.Parameter(torch.zeros(8, 4))
     b = torch.nn.Parameter(torch.zeros(4))
-    x, target = torch.randn(64, 8), torch.randn(64, 4)
+    x = torch.randn(64, 8)
+    target = x @ torch.randn(8, 4) + 0.5  # a linear map the optimizer can find
     optimizer = Adafactor([w, b], lr=0.05)
     losses = []
     for _ in range(200):
@@ -187,7 +188,7 @@ def test_adafactor_minimises_a_least_squares_problem():
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
-    assert losses[-1] < 0.6 * losses[0]
+    assert losses[-1] < 0.05 * losses[0]
     assert set(optimizer.state[w]) == {"step", "row", "col"}  # factored: no full matrix
 
 

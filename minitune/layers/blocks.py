@@ -31,8 +31,23 @@ class Residual(nn.Module):
 
     def forward(self, x: torch.Tensor, **kwargs) -> torch.Tensor:
         if self.pre_norm:
-            return x + self.dropout(self.sublayer(self.norm(x), **kwargs))
-        return self.norm(x + self.dropout(self.sublayer(x, **kwargs)))
+            out = x + self.dropout(self.sublayer(self.norm(x), **kwargs))
+        else:
+            out = self.norm(x + self.dropout(self.sublayer(x, **kwargs)))
+        return clamp_fp16(out)
+
+
+def clamp_fp16(x: torch.Tensor) -> torch.Tensor:
+    """In a float16 model, keep activations inside float16's range (max 65504).
+
+    T5's residual stream grows large (no 1/sqrt(D) scaling, unscaled feed-forward outputs) and
+    overflows float16 to inf; T5 clamps it in the same way. No-op for any other dtype. Training
+    T5 in fp16 autocast is refused instead (`minitune.train`): use bf16.
+    """
+    if x.dtype != torch.float16:
+        return x
+    limit = torch.finfo(torch.float16).max - 1000
+    return x.clamp(min=-limit, max=limit)
 
 
 class EncoderLayer(nn.Module):
