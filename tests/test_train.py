@@ -130,7 +130,7 @@ def test_config_overrides_and_errors(tmp_path):
     model_cfg, cfg = load_run_config(
         ROOT / "configs" / "laptop.toml", {"train": {"lr": 5e-4}, "model": {"dropout": 0.2}}
     )
-    assert cfg.lr == 5e-4 and model_cfg.dropout == 0.2 and model_cfg.d_model == 256
+    assert cfg.lr == 5e-4 and model_cfg.dropout == 0.2 and model_cfg.d_model == 192
     with pytest.raises(ValueError, match=r"\[train\] unknown key 'lrate'"):
         load_run_config(None, {"train": {"lrate": 1}})
     with pytest.raises(ValueError, match="did you mean 'max_steps'"):
