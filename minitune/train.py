@@ -239,6 +239,7 @@ def train(
     optimizer = build_optimizer(model, cfg)
     scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
     step, epoch, index, best, elapsed_before = 0, 0, 0, math.inf, 0.0
+    last_eval_step = None
     if resume:
         last = out / "last"
         resumed, _ = load_model(last, device)
@@ -271,13 +272,24 @@ def train(
             }  # fmt: skip
         save_checkpoint(out / name, model, info, tokenizer_file, trainer)
 
+    def evaluate() -> None:
+        """Validation loss now; keep the checkpoint as best/ if it is the lowest so far."""
+        nonlocal best, last_eval_step
+        last_eval_step = step
+        valid_loss = validation_loss(model, valid, tok.pad_id, cfg.batch_size, device, autocast)
+        with open(metrics_file, "a") as f:
+            f.write(json.dumps({"step": step, "valid_loss": valid_loss}) + "\n")
+        log(f"step {step}: validation loss {valid_loss:.4f}")
+        if valid_loss < best:
+            best = valid_loss
+            checkpoint("best", with_trainer=False)
+
     # ---- 5. the loop --------------------------------------------------------------------------
     stream = batch_stream(make_epoch, cfg.batch_size, cfg.seed, epoch, index, cfg.length_bucketing)
     start = time.time()
     stop_reason = "max_steps"
     bar = tqdm(total=cfg.max_steps, initial=step, disable=not progress, dynamic_ncols=True)
     window_tokens, window_start, losses = 0, time.time(), []
-    last_eval_step = None
     try:
         while step < cfg.max_steps:
             if stop_at_step is not None and step >= stop_at_step:
@@ -327,29 +339,14 @@ def train(
                 window_tokens, window_start, losses = 0, now, []
             bar.update(1)
             if valid and (step % cfg.eval_every == 0 or step == cfg.max_steps):
-                last_eval_step = step
-                valid_loss = validation_loss(
-                    model, valid, tok.pad_id, cfg.batch_size, device, autocast
-                )
-                with open(metrics_file, "a") as f:
-                    f.write(json.dumps({"step": step, "valid_loss": valid_loss}) + "\n")
-                log(f"step {step}: validation loss {valid_loss:.4f}")
-                if valid_loss < best:
-                    best = valid_loss
-                    checkpoint("best", with_trainer=False)
+                evaluate()
     except KeyboardInterrupt:
         stop_reason = "interrupted"
         log(f"interrupted at step {step}: saving {out / 'last'}")
     finally:
         bar.close()
     if valid and stop_reason != "interrupted" and last_eval_step != step:
-        valid_loss = validation_loss(model, valid, tok.pad_id, cfg.batch_size, device, autocast)
-        with open(metrics_file, "a") as f:
-            f.write(json.dumps({"step": step, "valid_loss": valid_loss}) + "\n")
-        log(f"step {step}: validation loss {valid_loss:.4f}")
-        if valid_loss < best:
-            best = valid_loss
-            checkpoint("best", with_trainer=False)
+        evaluate()  # stopped by the clock between two evaluations
     checkpoint("last", with_trainer=True)
     if not valid:
         checkpoint("best", with_trainer=False)  # nothing to choose by: best is last
