@@ -31,6 +31,17 @@ NORM_POSITIONS = ("pre", "post")
 ATTENTION_IMPLS = ("fast", "reference")
 
 
+def _check_choices(config, choices: dict[str, tuple]) -> None:
+    """Raise ValueError for the first field whose value is not among its allowed names."""
+    for name, allowed in choices.items():
+        value = getattr(config, name)
+        if value not in allowed:
+            raise ValueError(
+                f"{type(config).__name__}.{name}={value!r} is not one of: "
+                f"{', '.join(map(repr, allowed))}"
+            )
+
+
 @dataclass
 class ModelConfig:
     """Shape and variants of a `Seq2SeqTransformer`. Defaults give a small T5-v1.1-style model."""
@@ -103,12 +114,7 @@ class ModelConfig:
             "norm_position": NORM_POSITIONS,
             "attention_impl": ATTENTION_IMPLS,
         }
-        for name, allowed in choices.items():
-            value = getattr(self, name)
-            if value not in allowed:
-                raise ValueError(
-                    f"ModelConfig.{name}={value!r} is not one of: {', '.join(map(repr, allowed))}"
-                )
+        _check_choices(self, choices)
         if self.position == "relative":
             if self.relative_buckets < 4 or self.relative_buckets % 2:
                 raise ValueError(
@@ -244,12 +250,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         choices = {"objective": OBJECTIVES, "optimizer": OPTIMIZERS, "schedule": SCHEDULES,
                    "precision": PRECISIONS}  # fmt: skip
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(
-                    f"TrainConfig.{name}={getattr(self, name)!r} is not one of: "
-                    f"{', '.join(map(repr, allowed))}"
-                )
+        _check_choices(self, choices)
         for name in ("max_source_length", "max_target_length", "batch_size", "grad_accum",
                      "max_steps", "eval_every", "log_every"):  # fmt: skip
             value = getattr(self, name)
