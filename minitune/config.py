@@ -22,11 +22,10 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-# The names each variant may take. The layer files hold the implementations; these lists are the
-# single place that says which names exist (tests check that both agree).
-POSITIONS = ("relative", "sinusoidal", "learned")
-FEED_FORWARDS = ("relu", "gelu", "gated-gelu", "swiglu")
-NORMS = ("rms", "layer")
+from minitune.layers import registry
+
+# The attention, position, feed-forward and norm variants are named in minitune/layers/registry.py
+# (one line per variant). The other choices are listed here.
 NORM_POSITIONS = ("pre", "post")
 ATTENTION_IMPLS = ("fast", "reference")
 
@@ -55,12 +54,16 @@ class ModelConfig:
     n_decoder_layers: int = 4  # decoder blocks
     dropout: float = 0.0  # dropout on embeddings, attention weights, sub-layer outputs, FF hidden
 
-    position: str = "relative"  # "relative" (T5 bucketed bias), "sinusoidal" or "learned" absolute
+    attention: str = "multi-head"  # attention variant, a name in layers/registry.py
+    n_kv_heads: int | None = None  # key/value heads: None = n_heads; 1 = multi-query; else grouped
+    position: str = "relative"  # "relative" (T5), "sinusoidal", "learned", "rotary", "alibi"...
     max_position: int = 512  # longest sequence for "learned" positions
     relative_buckets: int = 32  # T5 relative bias: number of distance buckets
     relative_max_distance: int = (
         128  # T5 relative bias: distances beyond this share the last bucket
     )
+
+    rotary_base: float = 10000.0  # RoPE: angle of pair i turns at base^(-2i/D) radians per token
 
     ffn: str = "gated-gelu"  # feed-forward: "relu", "gelu", "gated-gelu" (T5 v1.1) or "swiglu"
     norm: str = "rms"  # "rms" (RMSNorm, T5) or "layer" (LayerNorm)
@@ -78,13 +81,17 @@ class ModelConfig:
     decoder_start_id: int = 0  # first decoder input token
 
     # Derived in __post_init__ (not set by hand).
-    inner_dim: int = field(init=False)  # H * D: width of the attention projections
+    inner_dim: int = field(init=False)  # H * D: width of the query and output projections
+    kv_dim: int = field(init=False)  # n_kv_heads * D: width of the key and value projections
 
     def __post_init__(self) -> None:
         self.validate()
         if self.d_head is None:
             self.d_head = self.d_model // self.n_heads
+        if self.n_kv_heads is None:
+            self.n_kv_heads = self.n_heads
         self.inner_dim = self.n_heads * self.d_head
+        self.kv_dim = self.n_kv_heads * self.d_head
 
     def validate(self) -> None:
         """Raise `ValueError` naming the field, its value and what is allowed."""
@@ -107,14 +114,21 @@ class ModelConfig:
             raise ValueError(f"ModelConfig.dropout must be in [0, 1), got {self.dropout!r}")
         if self.norm_eps <= 0:
             raise ValueError(f"ModelConfig.norm_eps must be > 0, got {self.norm_eps!r}")
-        choices = {
-            "position": POSITIONS,
-            "ffn": FEED_FORWARDS,
-            "norm": NORMS,
-            "norm_position": NORM_POSITIONS,
-            "attention_impl": ATTENTION_IMPLS,
-        }
-        _check_choices(self, choices)
+        _check_choices(self, {"norm_position": NORM_POSITIONS, "attention_impl": ATTENTION_IMPLS})
+        for kind in registry.REGISTRY:  # "attention", "position", "ffn", "norm"
+            registry.resolve(kind, getattr(self, kind))  # ValueError naming what is allowed
+        if self.n_kv_heads is not None and (
+            not isinstance(self.n_kv_heads, int)
+            or self.n_kv_heads < 1
+            or self.n_heads % self.n_kv_heads
+        ):
+            raise ValueError(
+                f"ModelConfig.n_kv_heads must be a positive divisor of n_heads={self.n_heads} "
+                f"(1 = multi-query), got {self.n_kv_heads!r}"
+            )
+        d_head = self.d_head or self.d_model // self.n_heads
+        if self.position == "rotary" and d_head % 2:
+            raise ValueError(f"ModelConfig.position='rotary' needs an even d_head, got {d_head}")
         if self.position == "relative":
             if self.relative_buckets < 4 or self.relative_buckets % 2:
                 raise ValueError(

@@ -17,11 +17,9 @@ import torch
 from torch import nn
 
 from minitune.config import ModelConfig
-from minitune.layers.attention import Attention, KVCache, make_attention_bias, make_attention_mask
+from minitune.layers.attention import KVCache, make_attention_bias, make_attention_mask
 from minitune.layers.blocks import DecoderLayer, EncoderLayer
-from minitune.layers.feedforward import FeedForward
-from minitune.layers.norm import RMSNorm, build_norm
-from minitune.layers.positions import LearnedPositions, RelativePositionBias, build_positions
+from minitune.layers.registry import build
 
 
 def shift_right(labels: torch.Tensor, start_id: int, pad_id: int) -> torch.Tensor:
@@ -63,13 +61,11 @@ class Encoder(nn.Module):
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.position = build_positions(cfg, causal=False)
+        self.position = build("position", cfg, causal=False)
         self.dropout = nn.Dropout(cfg.dropout)
         self.layers = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.n_encoder_layers))
         pre_norm = cfg.norm_position == "pre"
-        self.final_norm = (
-            build_norm(cfg.norm, cfg.d_model, cfg.norm_eps, cfg.bias) if pre_norm else nn.Identity()
-        )
+        self.final_norm = build("norm", cfg) if pre_norm else nn.Identity()
 
     def forward(self, x: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """x: embedded source (B, S, C); attention_mask: (B, S), 1 = token, 0 = pad."""
@@ -78,7 +74,7 @@ class Encoder(nn.Module):
         mask = make_attention_mask(attention_mask, S, S, causal=False, device=x.device)
         bias = make_attention_bias(mask, self.position.bias(S, S))  # shared by all layers
         for layer in self.layers:
-            x = layer(x, bias)  # (B, S, C)
+            x = layer(x, bias, self.position)  # (B, S, C)
         return self.dropout(self.final_norm(x))
 
 
@@ -87,13 +83,11 @@ class Decoder(nn.Module):
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.position = build_positions(cfg, causal=True)
+        self.position = build("position", cfg, causal=True)
         self.dropout = nn.Dropout(cfg.dropout)
         self.layers = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.n_decoder_layers))
         pre_norm = cfg.norm_position == "pre"
-        self.final_norm = (
-            build_norm(cfg.norm, cfg.d_model, cfg.norm_eps, cfg.bias) if pre_norm else nn.Identity()
-        )
+        self.final_norm = build("norm", cfg) if pre_norm else nn.Identity()
 
     def forward(
         self,
@@ -117,7 +111,9 @@ class Decoder(nn.Module):
         for i, layer in enumerate(self.layers):
             self_cache = cache.self_attn[i] if cache is not None else None
             cross_cache = cache.cross_attn[i] if cache is not None else None
-            x = layer(x, memory, self_bias, cross_bias, self_cache, cross_cache)  # (B, T, C)
+            x = layer(
+                x, memory, self_bias, cross_bias, self_cache, cross_cache, self.position
+            )  # (B, T, C)
         return self.dropout(self.final_norm(x))
 
 
@@ -197,7 +193,7 @@ class Seq2SeqTransformer(nn.Module):
             raise ValueError(f"attention impl must be 'fast' or 'reference', got {impl!r}")
         self.config.attention_impl = impl
         for module in self.modules():
-            if isinstance(module, Attention):
+            if hasattr(module, "impl"):  # every attention layer with both paths
                 module.impl = impl
 
     # ---- inspection ------------------------------------------------------------------------
@@ -214,7 +210,7 @@ class Seq2SeqTransformer(nn.Module):
         Returns {"encoder_self": [(B, H, S, S)] per layer, "decoder_self": [(B, H, T, T)],
         "cross": [(B, H, T, S)]}; each row of a map sums to 1.
         """
-        attentions = [m for m in self.modules() if isinstance(m, Attention)]
+        attentions = [m for m in self.modules() if hasattr(m, "record_weights")]
         for m in attentions:
             m.record_weights = True
         try:
@@ -245,36 +241,13 @@ class Seq2SeqTransformer(nn.Module):
     def reset_parameters(self) -> None:
         """Initialise as T5 does (Mesh TensorFlow): each matrix ~ N(0, 1/fan_in).
 
-        Embeddings ~ N(0, 1); W_k, W_v, W_i ~ N(0, C^-1/2); W_o ~ N(0, (H·D)^-1/2); the FF output
-        ~ N(0, d_ff^-1/2). When attention scores are not scaled by 1/sqrt(D) (T5), W_q takes that
-        factor instead: N(0, (C·D)^-1/2). An untied head ~ N(0, C^-1/2), so initial logits are of
-        unit scale. Norm weights 1, biases 0.
+        Embeddings ~ N(0, 1); an untied head ~ N(0, C^-1/2), so initial logits are of unit scale.
+        Each layer initialises itself in its `init_weights()` (attention, feed-forward, norms,
+        position tables); a layer without one keeps PyTorch's default initialisation.
         """
-        cfg = self.config
         nn.init.normal_(self.embed.weight, std=1.0)
         if self.lm_head is not None:
-            nn.init.normal_(self.lm_head.weight, std=cfg.d_model**-0.5)
+            nn.init.normal_(self.lm_head.weight, std=self.config.d_model**-0.5)
         for module in self.modules():
-            if isinstance(module, Attention):
-                q_std = (
-                    cfg.d_model**-0.5 if cfg.scale_attention else (cfg.d_model * cfg.d_head) ** -0.5
-                )
-                nn.init.normal_(module.q.weight, std=q_std)
-                nn.init.normal_(module.k.weight, std=cfg.d_model**-0.5)
-                nn.init.normal_(module.v.weight, std=cfg.d_model**-0.5)
-                nn.init.normal_(module.o.weight, std=cfg.inner_dim**-0.5)
-            elif isinstance(module, FeedForward):
-                nn.init.normal_(module.wi.weight, std=cfg.d_model**-0.5)
-                if module.wi_gate is not None:
-                    nn.init.normal_(module.wi_gate.weight, std=cfg.d_model**-0.5)
-                nn.init.normal_(module.wo.weight, std=cfg.d_ff**-0.5)
-            elif isinstance(module, RelativePositionBias):
-                nn.init.normal_(module.bias_table.weight, std=cfg.d_model**-0.5)
-            elif isinstance(module, LearnedPositions):
-                nn.init.normal_(module.table.weight, std=1.0)
-            elif isinstance(module, nn.LayerNorm):
-                module.reset_parameters()
-            elif isinstance(module, RMSNorm):
-                nn.init.ones_(module.weight)
-            if isinstance(module, nn.Linear) and module.bias is not None:
-                nn.init.zeros_(module.bias)
+            if module is not self and hasattr(module, "init_weights"):
+                module.init_weights()

@@ -2,9 +2,7 @@ import pytest
 import torch
 
 from minitune import PRESETS, ModelConfig, Seq2SeqTransformer
-from minitune.config import FEED_FORWARDS, NORMS, POSITIONS
-from minitune.layers.feedforward import FeedForward
-from minitune.layers.norm import build_norm
+from minitune.layers import registry
 
 
 def test_d_model_not_divisible_by_heads_names_both():
@@ -20,7 +18,7 @@ def test_explicit_d_head_allows_any_d_model():
 @pytest.mark.parametrize(
     "field,value,fragment",
     [
-        ("position", "rotary-ish", "position='rotary-ish' is not one of"),
+        ("position", "rotary-ish", "position='rotary-ish' is not a registered position"),
         ("ffn", "tanh", "ffn='tanh'"),
         ("norm", "batch", "norm='batch'"),
         ("norm_position", "middle", "norm_position"),
@@ -69,10 +67,29 @@ def test_laptop_preset_is_a_few_million_parameters():
     assert 2e6 < n < 10e6
 
 
-def test_every_listed_variant_has_an_implementation():
-    for kind in FEED_FORWARDS:
-        FeedForward(8, 16, kind)
-    for name in NORMS:
-        build_norm(name, 8, 1e-6, bias=False)
-    for position in POSITIONS:
-        Seq2SeqTransformer(ModelConfig.preset("tiny", position=position))
+@pytest.mark.parametrize(
+    "kind,name", [(kind, name) for kind in registry.REGISTRY for name in registry.names(kind)]
+)
+def test_every_registered_variant_builds_a_model(kind, name):
+    model = Seq2SeqTransformer(ModelConfig.preset("tiny", **{kind: name}))
+    assert model.num_parameters() > 0
+
+
+def test_unknown_variant_names_what_is_registered():
+    with pytest.raises(ValueError, match=r"ModelConfig.norm='batch'.*'rms', 'layer'"):
+        ModelConfig(norm="batch")
+    with pytest.raises(ValueError, match="cannot import 'no_such_module'"):
+        ModelConfig(attention="no_such_module:Attn")
+    with pytest.raises(ValueError, match="has no 'Nope'"):
+        ModelConfig(ffn="minitune.layers.feedforward:Nope")
+
+
+def test_a_variant_named_by_path_is_built():
+    cfg = ModelConfig.preset("tiny", norm="minitune.layers.norm:LayerNorm")
+    model = Seq2SeqTransformer(cfg)
+    assert type(model.encoder.final_norm).__name__ == "LayerNorm"
+
+
+def test_n_kv_heads_must_divide_n_heads():
+    with pytest.raises(ValueError, match="n_kv_heads"):
+        ModelConfig.preset("tiny", n_kv_heads=3)

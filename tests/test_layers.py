@@ -4,6 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from minitune import ModelConfig
 from minitune.layers.attention import (
     KVCache,
     attention_fast,
@@ -14,6 +15,10 @@ from minitune.layers.attention import (
 from minitune.layers.feedforward import FeedForward
 from minitune.layers.norm import LayerNorm, RMSNorm
 from minitune.layers.positions import SinusoidalPositions, relative_position_bucket
+
+
+def _cfg(**overrides) -> ModelConfig:
+    return ModelConfig.preset("tiny", **overrides)
 
 
 def test_causal_mask_worked_example():
@@ -114,7 +119,7 @@ def test_relative_bucket_bidirectional_splits_left_and_right():
 
 
 def test_sinusoidal_table_formula():
-    pe = SinusoidalPositions(6).table(torch.arange(3))
+    pe = SinusoidalPositions(_cfg(d_model=6, n_heads=2)).table(torch.arange(3))
     for p in range(3):
         for i in range(3):
             angle = p / 10000 ** (2 * i / 6)
@@ -124,15 +129,15 @@ def test_sinusoidal_table_formula():
 
 def test_rms_norm_formula_and_fp32_statistics():
     x = torch.randn(2, 3, 8)
-    norm = RMSNorm(8, eps=1e-6)
+    norm = RMSNorm(_cfg(d_model=8))
     expected = x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6)
     torch.testing.assert_close(norm(x), expected)
-    half = RMSNorm(8).to(torch.bfloat16)
+    half = RMSNorm(_cfg(d_model=8)).to(torch.bfloat16)
     assert half(x.to(torch.bfloat16)).dtype == torch.bfloat16
 
 
 def test_layer_norm_without_bias():
-    norm = LayerNorm(8, bias=False)
+    norm = LayerNorm(_cfg(d_model=8, bias=False))
     assert norm.bias is None
     x = torch.randn(4, 8)
     torch.testing.assert_close(norm(x), F.layer_norm(x, (8,), eps=1e-6))
@@ -148,7 +153,7 @@ def test_layer_norm_without_bias():
     ],
 )
 def test_feed_forward_formulas(kind, act, gated):
-    ff = FeedForward(8, 16, kind)
+    ff = FeedForward(_cfg(d_model=8, d_ff=16, ffn=kind))
     x = torch.randn(2, 3, 8)
     h = act(x @ ff.wi.weight.t())
     if gated:

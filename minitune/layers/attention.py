@@ -148,31 +148,58 @@ class KVCache:
 
 
 class Attention(nn.Module):
-    """Multi-head attention with projections W_q, W_k, W_v, W_o.
+    """Multi-head attention with projections W_q, W_k, W_v, W_o (registry name "multi-head").
 
     Self-attention: queries, keys and values all come from x.
     Cross-attention (`is_cross=True`): queries from x (decoder), keys and values from `memory`
-    (the encoder output). Causality and padding come in through `bias`.
+    (the encoder output). Causality and padding come in through `bias`; a rotary position
+    scheme comes in through `position` (self-attention only).
+
+    Grouped-query attention (Ainslie et al. 2023): with `n_kv_heads` < `n_heads`, W_k and W_v
+    make only n_kv_heads heads, each shared by n_heads / n_kv_heads query heads; n_kv_heads = 1
+    is multi-query attention (Shazeer 2019). The KV cache then holds n_kv_heads heads: less
+    memory and memory traffic when decoding, for a small loss of quality.
     """
 
     def __init__(self, cfg: ModelConfig, is_cross: bool = False):
         super().__init__()
         self.is_cross = is_cross
         self.n_heads = cfg.n_heads
+        self.n_kv_heads = cfg.n_kv_heads
         self.d_head = cfg.d_head
         self.scale = cfg.d_head**-0.5 if cfg.scale_attention else 1.0
         self.impl = cfg.attention_impl  # "fast" or "reference"; may be changed at any time
         self.dropout = cfg.dropout
         self.q = nn.Linear(cfg.d_model, cfg.inner_dim, bias=cfg.bias)  # W_q
-        self.k = nn.Linear(cfg.d_model, cfg.inner_dim, bias=cfg.bias)  # W_k
-        self.v = nn.Linear(cfg.d_model, cfg.inner_dim, bias=cfg.bias)  # W_v
+        self.k = nn.Linear(cfg.d_model, cfg.kv_dim, bias=cfg.bias)  # W_k
+        self.v = nn.Linear(cfg.d_model, cfg.kv_dim, bias=cfg.bias)  # W_v
         self.o = nn.Linear(cfg.inner_dim, cfg.d_model, bias=cfg.bias)  # W_o
+        # T5 folds 1/sqrt(D) into W_q's init when scores are not scaled (see init_weights)
+        self.q_init_std = (cfg.d_model * (1 if cfg.scale_attention else cfg.d_head)) ** -0.5
         self.record_weights = False  # when True (reference path), keep the last weights
         self.last_weights: torch.Tensor | None = None  # (B, H, T_q, T_k)
 
-    def split_heads(self, x: torch.Tensor) -> torch.Tensor:
+    def init_weights(self) -> None:
+        """T5's init: W_k, W_v ~ N(0, C^-1/2), W_o ~ N(0, (H·D)^-1/2), W_q as q_init_std."""
+        nn.init.normal_(self.q.weight, std=self.q_init_std)
+        for linear in (self.k, self.v, self.o):
+            nn.init.normal_(linear.weight, std=linear.in_features**-0.5)
+        for linear in (self.q, self.k, self.v, self.o):
+            if linear.bias is not None:
+                nn.init.zeros_(linear.bias)
+
+    def split_heads(self, x: torch.Tensor, n_heads: int) -> torch.Tensor:
         B, T, _ = x.shape
-        return x.view(B, T, self.n_heads, self.d_head).transpose(1, 2)  # (B, H, T, D)
+        return x.view(B, T, n_heads, self.d_head).transpose(1, 2)  # (B, heads, T, D)
+
+    def transform_qk(
+        self, q: torch.Tensor, k: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """A hook for variants: change new queries and keys before positions and the cache.
+
+        q: (B, H, T_q, D); k: (B, H_kv, T_k, D), or None when cross-attention reads its keys
+        from the cache (they were transformed when stored). Plain attention changes nothing."""
+        return q, k
 
     def forward(
         self,
@@ -180,20 +207,35 @@ class Attention(nn.Module):
         memory: torch.Tensor | None = None,
         bias: torch.Tensor | None = None,
         cache: KVCache | None = None,
+        position=None,
     ) -> torch.Tensor:
-        """x: (B, T_q, C); memory: (B, T_k, C) for cross-attention; returns (B, T_q, C)."""
+        """x: (B, T_q, C); memory: (B, T_k, C) for cross-attention; returns (B, T_q, C).
+
+        position: the stack's PositionScheme, whose `rotate` turns queries and keys (RoPE);
+        `offset` for it is the number of positions already in the cache."""
         B, T, _ = x.shape
+        offset = cache.length if cache is not None else 0
         # 1. project the queries, split into heads
-        q = self.split_heads(self.q(x))  # (B, H, T_q, D)
+        q = self.split_heads(self.q(x), self.n_heads)  # (B, H, T_q, D)
         # 2. keys and values: from x (self) or memory (cross), possibly from / into the cache
-        if self.is_cross and cache is not None and cache.length > 0:
+        reuse = self.is_cross and cache is not None and cache.length > 0
+        k = v = None
+        if not reuse:
+            source = memory if self.is_cross else x
+            k = self.split_heads(self.k(source), self.n_kv_heads)  # (B, H_kv, T_k, D)
+            v = self.split_heads(self.v(source), self.n_kv_heads)  # (B, H_kv, T_k, D)
+        q, k = self.transform_qk(q, k)
+        if reuse:
             k, v = cache.stored()  # encoder keys/values, computed on the first decoding step
         else:
-            source = memory if self.is_cross else x
-            k = self.split_heads(self.k(source))  # (B, H, T_k, D)
-            v = self.split_heads(self.v(source))  # (B, H, T_k, D)
+            if position is not None and not self.is_cross:
+                q, k = position.rotate(q, offset), position.rotate(k, offset)
             if cache is not None:
-                k, v = cache.update(k, v)  # (B, H, T_past + T_k, D)
+                k, v = cache.update(k, v)  # (B, H_kv, T_past + T_k, D)
+        if self.n_kv_heads != self.n_heads:  # grouped: each K/V head serves a group of Q heads
+            group = self.n_heads // self.n_kv_heads
+            k = k.repeat_interleave(group, dim=1)  # (B, H, T_k, D)
+            v = v.repeat_interleave(group, dim=1)
         # 3. attention in each head
         dropout = self.dropout if self.training else 0.0
         if self.impl == "reference" or self.record_weights:

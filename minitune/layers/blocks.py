@@ -2,6 +2,9 @@
 
 Shapes: x is (B, T, C) decoder or (B, S, C) encoder; `memory` is the encoder output (B, S, C).
 
+The attention, feed-forward and norm of each sub-layer are the variants the config names
+(`build("attention", cfg)` looks the name up in layers/registry.py).
+
 Every sub-layer f (attention or feed-forward) is wrapped the same way, in one of two orders:
 
     pre-norm  (T5, GPT-2):   x = x + dropout(f(norm(x)))     a final norm follows the last block
@@ -14,9 +17,9 @@ import torch
 from torch import nn
 
 from minitune.config import ModelConfig
-from minitune.layers.attention import Attention, KVCache
-from minitune.layers.feedforward import FeedForward
-from minitune.layers.norm import build_norm
+from minitune.layers.attention import KVCache
+from minitune.layers.positions import PositionScheme
+from minitune.layers.registry import build
 
 
 class Residual(nn.Module):
@@ -25,7 +28,7 @@ class Residual(nn.Module):
     def __init__(self, cfg: ModelConfig, sublayer: nn.Module):
         super().__init__()
         self.sublayer = sublayer
-        self.norm = build_norm(cfg.norm, cfg.d_model, cfg.norm_eps, cfg.bias)
+        self.norm = build("norm", cfg)
         self.dropout = nn.Dropout(cfg.dropout)
         self.pre_norm = cfg.norm_position == "pre"
 
@@ -55,11 +58,13 @@ class EncoderLayer(nn.Module):
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.self_attn = Residual(cfg, Attention(cfg))
-        self.ff = Residual(cfg, FeedForward(cfg.d_model, cfg.d_ff, cfg.ffn, cfg.dropout, cfg.bias))
+        self.self_attn = Residual(cfg, build("attention", cfg))
+        self.ff = Residual(cfg, build("ffn", cfg))
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        x = self.self_attn(x, bias=bias)  # (B, S, C)
+    def forward(
+        self, x: torch.Tensor, bias: torch.Tensor | None, position: PositionScheme | None = None
+    ) -> torch.Tensor:
+        x = self.self_attn(x, bias=bias, position=position)  # (B, S, C)
         return self.ff(x)  # (B, S, C)
 
 
@@ -68,9 +73,9 @@ class DecoderLayer(nn.Module):
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.self_attn = Residual(cfg, Attention(cfg))
-        self.cross_attn = Residual(cfg, Attention(cfg, is_cross=True))
-        self.ff = Residual(cfg, FeedForward(cfg.d_model, cfg.d_ff, cfg.ffn, cfg.dropout, cfg.bias))
+        self.self_attn = Residual(cfg, build("attention", cfg))
+        self.cross_attn = Residual(cfg, build("attention", cfg, is_cross=True))
+        self.ff = Residual(cfg, build("ffn", cfg))
 
     def forward(
         self,
@@ -80,7 +85,8 @@ class DecoderLayer(nn.Module):
         cross_bias: torch.Tensor | None,
         self_cache: KVCache | None = None,
         cross_cache: KVCache | None = None,
+        position: PositionScheme | None = None,
     ) -> torch.Tensor:
-        x = self.self_attn(x, bias=self_bias, cache=self_cache)  # (B, T, C)
+        x = self.self_attn(x, bias=self_bias, cache=self_cache, position=position)  # (B, T, C)
         x = self.cross_attn(x, memory=memory, bias=cross_bias, cache=cross_cache)  # (B, T, C)
         return self.ff(x)  # (B, T, C)

@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from minitune.config import ModelConfig
+
 
 def _gelu_tanh(x: torch.Tensor) -> torch.Tensor:
     return F.gelu(x, approximate="tanh")
@@ -33,18 +35,26 @@ _ACTIVATIONS = {
 class FeedForward(nn.Module):
     """One feed-forward sub-layer: expand to d_ff, activate (and gate), project back to d_model."""
 
-    def __init__(
-        self, d_model: int, d_ff: int, kind: str, dropout: float = 0.0, bias: bool = False
-    ):
+    def __init__(self, cfg: ModelConfig):
         super().__init__()
-        if kind not in _ACTIVATIONS:
-            raise ValueError(f"unknown feed-forward {kind!r}; allowed: {', '.join(_ACTIVATIONS)}")
-        self.kind = kind
-        self.activation, self.gated = _ACTIVATIONS[kind]
-        self.wi = nn.Linear(d_model, d_ff, bias=bias)  # W_i (W_i0 when gated)
-        self.wi_gate = nn.Linear(d_model, d_ff, bias=bias) if self.gated else None  # W_i1
-        self.wo = nn.Linear(d_ff, d_model, bias=bias)  # W_o
-        self.dropout = nn.Dropout(dropout)
+        if cfg.ffn not in _ACTIVATIONS:
+            allowed = ", ".join(_ACTIVATIONS)
+            raise ValueError(f"unknown feed-forward {cfg.ffn!r}; allowed: {allowed}")
+        self.kind = cfg.ffn
+        self.activation, self.gated = _ACTIVATIONS[cfg.ffn]
+        C, F_, bias = cfg.d_model, cfg.d_ff, cfg.bias
+        self.wi = nn.Linear(C, F_, bias=bias)  # W_i (W_i0 when gated)
+        self.wi_gate = nn.Linear(C, F_, bias=bias) if self.gated else None  # W_i1
+        self.wo = nn.Linear(F_, C, bias=bias)  # W_o
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def init_weights(self) -> None:
+        """T5's init: each matrix ~ N(0, 1/fan_in)."""
+        for linear in (self.wi, self.wi_gate, self.wo):
+            if linear is not None:
+                nn.init.normal_(linear.weight, std=linear.in_features**-0.5)
+                if linear.bias is not None:
+                    nn.init.zeros_(linear.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.activation(self.wi(x))  # (B, T, F)

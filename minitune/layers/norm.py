@@ -1,12 +1,15 @@
 """Normalisation layers: LayerNorm and RMSNorm, chosen by name (`ModelConfig.norm`).
 
 Shapes: x is (..., C) with C = d_model; the statistics are taken over the last axis only.
+Both are built from the config, `RMSNorm(cfg)`, as the registry (layers/registry.py) expects.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from minitune.config import ModelConfig
 
 
 class RMSNorm(nn.Module):
@@ -18,10 +21,13 @@ class RMSNorm(nn.Module):
     when x is bf16/fp16 (as T5 does), because squaring small-format numbers loses precision.
     """
 
-    def __init__(self, d_model: int, eps: float = 1e-6):
+    def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(d_model))  # g
+        self.eps = cfg.norm_eps
+        self.weight = nn.Parameter(torch.ones(cfg.d_model))  # g
+
+    def init_weights(self) -> None:
+        nn.init.ones_(self.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # mean(x²) over the channel axis, in float32
@@ -38,14 +44,8 @@ class LayerNorm(nn.LayerNorm):
     PyTorch's own, with the bias made optional (`ModelConfig.bias`).
     """
 
-    def __init__(self, d_model: int, eps: float = 1e-6, bias: bool = True):
-        super().__init__(d_model, eps=eps, elementwise_affine=True, bias=bias)
+    def __init__(self, cfg: ModelConfig):
+        super().__init__(cfg.d_model, eps=cfg.norm_eps, elementwise_affine=True, bias=cfg.bias)
 
-
-def build_norm(name: str, d_model: int, eps: float, bias: bool) -> nn.Module:
-    """The norm called `name` ("rms" or "layer")."""
-    if name == "rms":
-        return RMSNorm(d_model, eps)
-    if name == "layer":
-        return LayerNorm(d_model, eps, bias=bias)
-    raise ValueError(f"unknown norm {name!r}; allowed: 'rms', 'layer'")
+    def init_weights(self) -> None:
+        self.reset_parameters()  # g = 1, b = 0

@@ -1,14 +1,17 @@
 """Position schemes: how the model knows where a token is.
 
 Attention itself is blind to order, so each stack (encoder, decoder) owns one position scheme,
-chosen by name (`ModelConfig.position`). A scheme can act in one of two places:
+chosen by name (`ModelConfig.position`, see layers/registry.py). A scheme can act in three places:
 
 - `embed(x, offset)`: absolute schemes add a vector to each token embedding (sinusoidal, learned);
-- `bias(q_len, k_len, offset)`: relative schemes return an additive attention bias (T5).
+- `bias(q_len, k_len, offset)`: relative schemes return an additive attention bias (T5, ALiBi);
+- `rotate(x, offset)`: rotary schemes turn each query and key by its position (RoPE), in the
+  stack's self-attention layers (cross-attention has no positions: decoder and encoder
+  positions are not comparable).
 
-Both take `offset`, the position of the first token of x (non-zero when decoding with a KV cache,
+All take `offset`, the position of the first token of x (non-zero when decoding with a KV cache,
 where the decoder sees one new token at a time). Schemes that do nothing in a place return their
-input / None there.
+input / None there. Every scheme is built as `Scheme(cfg, causal)`; causal is True in the decoder.
 
 Shapes: x is (B, T, C); a bias is (1, H, T_q, T_k), added to the attention scores of every layer
 of the stack. T5 computes its bias in the first layer and shares it with the others; computing it
@@ -26,7 +29,12 @@ from minitune.config import ModelConfig
 
 
 class PositionScheme(nn.Module):
-    """Base class: no positions at all. Subclasses override `embed` and/or `bias`."""
+    """Base class, and the "none" scheme: no positions at all. Subclasses override `embed`,
+    `bias` and/or `rotate`."""
+
+    def __init__(self, cfg: ModelConfig | None = None, causal: bool = False):
+        super().__init__()
+        self.causal = causal
 
     def embed(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
         """Token embeddings (B, T, C) -> the same with position information added."""
@@ -36,6 +44,10 @@ class PositionScheme(nn.Module):
         """Additive attention bias (1, H, q_len, k_len) for queries at offset..offset+q_len-1."""
         return None
 
+    def rotate(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
+        """Queries or keys (B, H, T, D) -> the same, turned by positions offset..offset+T-1."""
+        return x
+
 
 class SinusoidalPositions(PositionScheme):
     """Fixed sinusoids of the 2017 paper, added to the embeddings; no parameters, no length limit.
@@ -44,8 +56,9 @@ class SinusoidalPositions(PositionScheme):
     PE[p, 2i+1] = cos(p / 10000^(2i/C))
     """
 
-    def __init__(self, d_model: int):
-        super().__init__()
+    def __init__(self, cfg: ModelConfig, causal: bool = False):
+        super().__init__(cfg, causal)
+        d_model = cfg.d_model
         # 1 / 10000^(2i/C) for i = 0 .. C/2-1
         inv_freq = torch.exp(torch.arange(0, d_model, 2).float() * (-math.log(10000.0) / d_model))
         self.register_buffer("inv_freq", inv_freq, persistent=False)  # (C/2,)
@@ -67,10 +80,13 @@ class SinusoidalPositions(PositionScheme):
 class LearnedPositions(PositionScheme):
     """A learned vector per absolute position (BERT, GPT-2), added to the embeddings."""
 
-    def __init__(self, max_position: int, d_model: int):
-        super().__init__()
-        self.max_position = max_position
-        self.table = nn.Embedding(max_position, d_model)
+    def __init__(self, cfg: ModelConfig, causal: bool = False):
+        super().__init__(cfg, causal)
+        self.max_position = cfg.max_position
+        self.table = nn.Embedding(cfg.max_position, cfg.d_model)
+
+    def init_weights(self) -> None:
+        nn.init.normal_(self.table.weight, std=1.0)  # on the scale of the token embeddings
 
     def embed(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
         end = offset + x.shape[1]
@@ -121,12 +137,16 @@ class RelativePositionBias(PositionScheme):
     score[h, i, j] = q_i · k_j + b[h, bucket(j - i)]
     """
 
-    def __init__(self, n_heads: int, num_buckets: int, max_distance: int, bidirectional: bool):
-        super().__init__()
-        self.num_buckets = num_buckets
-        self.max_distance = max_distance
-        self.bidirectional = bidirectional
-        self.bias_table = nn.Embedding(num_buckets, n_heads)  # b: (buckets, H)
+    def __init__(self, cfg: ModelConfig, causal: bool = False):
+        super().__init__(cfg, causal)
+        self.num_buckets = cfg.relative_buckets
+        self.max_distance = cfg.relative_max_distance
+        self.bidirectional = not causal  # the encoder looks both ways
+        self.d_model = cfg.d_model
+        self.bias_table = nn.Embedding(cfg.relative_buckets, cfg.n_heads)  # b: (buckets, H)
+
+    def init_weights(self) -> None:
+        nn.init.normal_(self.bias_table.weight, std=self.d_model**-0.5)  # as T5
 
     def bias(self, q_len: int, k_len: int, offset: int = 0) -> torch.Tensor:
         device = self.bias_table.weight.device
@@ -137,16 +157,3 @@ class RelativePositionBias(PositionScheme):
         )  # (T_q, T_k)
         values = self.bias_table(buckets)  # (T_q, T_k, H)
         return values.permute(2, 0, 1).unsqueeze(0)  # (1, H, T_q, T_k)
-
-
-def build_positions(cfg: ModelConfig, causal: bool) -> PositionScheme:
-    """The scheme named by `cfg.position`, for a causal (decoder) or bidirectional stack."""
-    if cfg.position == "sinusoidal":
-        return SinusoidalPositions(cfg.d_model)
-    if cfg.position == "learned":
-        return LearnedPositions(cfg.max_position, cfg.d_model)
-    if cfg.position == "relative":
-        return RelativePositionBias(
-            cfg.n_heads, cfg.relative_buckets, cfg.relative_max_distance, bidirectional=not causal
-        )
-    raise ValueError(f"unknown position scheme {cfg.position!r}")

@@ -1,0 +1,51 @@
+"""QK-norm attention: RMS-normalise each head's queries and keys before the dot product.
+
+Plain attention scores q · k grow with the size of q and k, and in long or low-precision training
+they can grow until the softmax saturates and training diverges ("attention logit growth").
+Normalising q and k per head (Dehghani et al. 2023, ViT-22B; OLMo 2 does the same) bounds every
+score:
+
+    q' = q / rms(q) · g_q        k' = k / rms(k) · g_k        rms(x) = sqrt(mean(x²) + eps)
+    score = s · q' · k'          (|q' · k'| <= D · max|g|², whatever the inputs)
+
+This file is also the worked example of docs/extending.md: a variant that changes one step of
+`Attention` subclasses it, overrides one hook (`transform_qk`), and is registered with one line in
+layers/registry.py ("qk-norm").
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from minitune.config import ModelConfig
+from minitune.layers.attention import Attention
+
+
+def rms_normalize(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """x / sqrt(mean(x²) + eps) · weight over the last axis, the mean taken in float32."""
+    variance = x.float().pow(2).mean(dim=-1, keepdim=True)  # (..., 1)
+    return (x.float() * torch.rsqrt(variance + eps)).to(x.dtype) * weight
+
+
+class QKNormAttention(Attention):
+    """`Attention` with RMS-normalised queries and keys (learned gains g_q, g_k of width D)."""
+
+    def __init__(self, cfg: ModelConfig, is_cross: bool = False):
+        super().__init__(cfg, is_cross)
+        self.eps = cfg.norm_eps
+        self.q_gain = nn.Parameter(torch.ones(cfg.d_head))  # g_q
+        self.k_gain = nn.Parameter(torch.ones(cfg.d_head))  # g_k
+
+    def init_weights(self) -> None:
+        super().init_weights()
+        nn.init.ones_(self.q_gain)
+        nn.init.ones_(self.k_gain)
+
+    def transform_qk(
+        self, q: torch.Tensor, k: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        q = rms_normalize(q, self.q_gain, self.eps)  # (B, H, T_q, D)
+        if k is not None:
+            k = rms_normalize(k, self.k_gain, self.eps)  # (B, H_kv, T_k, D)
+        return q, k

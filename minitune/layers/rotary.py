@@ -1,0 +1,40 @@
+"""Rotary position embedding, RoPE (Su et al. 2021, "RoFormer"), used by LLaMA and most LLMs.
+
+Instead of adding a position vector to the tokens, RoPE turns each query and key by an angle that
+grows with its position. Split a head's D channels into D/2 pairs (x1_i, x2_i) — here channel i
+pairs with channel i + D/2 — and rotate pair i at position p by the angle p·θ_i:
+
+    θ_i = base^(-2i/D)                                  i = 0 .. D/2-1, base = 10000
+    x1_i' = x1_i · cos(p·θ_i) − x2_i · sin(p·θ_i)
+    x2_i' = x2_i · cos(p·θ_i) + x1_i · sin(p·θ_i)
+
+A rotation by a and one by b leave a dot product that depends only on a − b, so q_m · k_n depends on
+the token contents and on the distance m − n alone: a relative scheme with no parameters and no
+bias tensor. Keys are turned before they go into the KV cache (a key's angle depends only on its
+own position), so decoding with a cache needs no extra work.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from minitune.config import ModelConfig
+from minitune.layers.positions import PositionScheme
+
+
+class RotaryPositions(PositionScheme):
+    """RoPE: `rotate` turns queries and keys (B, H, T, D) by their positions; no parameters."""
+
+    def __init__(self, cfg: ModelConfig, causal: bool = False):
+        super().__init__(cfg, causal)
+        D = cfg.d_head
+        inv_freq = cfg.rotary_base ** (-torch.arange(0, D, 2).float() / D)  # θ_i, (D/2,)
+        self.register_buffer("inv_freq", inv_freq, persistent=False)
+
+    def rotate(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
+        T, half = x.shape[-2], x.shape[-1] // 2
+        positions = torch.arange(offset, offset + T, device=x.device).float()  # p
+        angles = positions[:, None] * self.inv_freq[None, :]  # p·θ_i, (T, D/2)
+        cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
+        x1, x2 = x[..., :half], x[..., half:]  # (B, H, T, D/2) each
+        return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)  # (B, H, T, D)
