@@ -7,6 +7,10 @@
         trainer.pt           optimizer state, RNG states, data position (for --resume);
                              read with torch.load(weights_only=True): tensors and numbers only
 
+A LoRA run (`minitune.lora`) saves only its adapters: adapter.safetensors instead of
+model.safetensors, and config.json names the base folder and a hash of its weights; loading
+rebuilds the base, checks the hash and adds the adapters.
+
 A folder is first written as `<name>.tmp`, each file flushed and fsynced, then swapped in with
 renames, so a crash mid-save leaves the previous checkpoint intact.
 
@@ -16,6 +20,7 @@ JSON {name: {"dtype", "shape", "data_offsets": [begin, end]}}, then the raw byte
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -114,8 +119,14 @@ def save_checkpoint(
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    state = {k.removeprefix("_orig_mod."): v for k, v in model.state_dict().items()}
-    save_safetensors(state, tmp / "model.safetensors")
+    if getattr(model, "lora", None) is not None:  # adapter-only checkpoint
+        from minitune.lora import lora_state_dict
+
+        save_safetensors(lora_state_dict(model), tmp / "adapter.safetensors")
+        info = {**info, "lora": model.lora.to_dict()}
+    else:
+        state = {k.removeprefix("_orig_mod."): v for k, v in model.state_dict().items()}
+        save_safetensors(state, tmp / "model.safetensors")
     shutil.copyfile(tokenizer_file, tmp / "tokenizer.model")
     if trainer_state is not None:
         torch.save(trainer_state, tmp / "trainer.pt")
@@ -145,6 +156,8 @@ def load_model(folder: str | Path, device: str | torch.device = "cpu"):
     from minitune.model import Seq2SeqTransformer
 
     info = read_config(folder)
+    if "lora" in info:
+        return _load_lora(Path(folder), info, device), info
     model = Seq2SeqTransformer(ModelConfig.from_dict(info["model"]))
     state = load_safetensors(Path(folder) / "model.safetensors")
     missing, unexpected = model.load_state_dict(state, strict=False)
@@ -154,6 +167,46 @@ def load_model(folder: str | Path, device: str | torch.device = "cpu"):
             f"unexpected {unexpected[:10]}"
         )
     return model.to(device).eval(), info
+
+
+def weights_fingerprint(folder: str | Path) -> str:
+    """A short sha256 of a checkpoint's weight files (minitune or Hugging Face layout)."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in Path(folder).iterdir() if p.suffix in (".safetensors", ".bin"))
+    for path in files:
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+def _load_lora(folder: Path, info: dict, device):
+    """An adapter checkpoint: its base model, checked by hash, with the adapters added."""
+    from minitune.lora import LoRASettings, add_lora
+
+    base = info.get("base") or {}
+    base_path = Path(base.get("path", ""))
+    if not (base_path / "config.json").is_file():
+        raise CheckpointError(
+            f"{folder} holds LoRA adapters for the base model {base_path}, which is not there "
+            "any more; restore that folder (or merge adapters while it exists: minitune lora merge)"
+        )
+    if base.get("sha") and weights_fingerprint(base_path) != base["sha"]:
+        raise CheckpointError(
+            f"{folder}: the base model {base_path} has changed since the adapters were trained "
+            f"(weights hash {weights_fingerprint(base_path)}, expected {base['sha']})"
+        )
+    model, _, _ = load_pretrained(base_path, device)
+    add_lora(model, LoRASettings(**info["lora"]))
+    state = load_safetensors(folder / "adapter.safetensors")
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if ".lora_" in k]
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{folder}/adapter.safetensors does not match its LoRA settings: missing "
+            f"{missing[:10]}, unexpected {unexpected[:10]}"
+        )
+    return model.to(device).eval()
 
 
 def load_trainer_state(folder: str | Path) -> dict:

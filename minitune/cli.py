@@ -4,6 +4,9 @@
     minitune train / pretrain         instruction tuning / span-corruption pretraining
     minitune eval                     exact match, token F1, ROUGE-L, code pass rate per task
     minitune generate / chat          use a checkpoint
+    minitune check                    run the conformance kit on a layer variant
+    minitune inspect                  attention pictures for a prompt
+    minitune lora merge               fold a LoRA adapter into its base model
     minitune presets                  the named model presets and their sizes
     minitune data generate            write the generated instruction suite and corpus
     minitune tokenizer train          train a SentencePiece tokenizer on data files
@@ -122,7 +125,10 @@ def _run_config(args: argparse.Namespace, objective: str):
             overrides[section][key] = value
         flags = {"data": args.data, "out": args.out, "max_steps": args.max_steps,
                  "max_minutes": args.max_minutes, "device": args.device, "init": args.init,
-                 "precision": args.precision}  # fmt: skip
+                 "precision": args.precision, "lora_rank": args.lora_rank,
+                 "lora_alpha": args.lora_alpha,
+                 "lora_targets": args.lora_targets and args.lora_targets.split(","),
+                 "lora_where": args.lora_where and args.lora_where.split(",")}  # fmt: skip
         overrides["train"].update({k: v for k, v in flags.items() if v is not None})
         return load_run_config(args.config, overrides)
     except ValueError as err:
@@ -157,10 +163,13 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 def _load(checkpoint: str, device: str):
     """A minitune checkpoint folder or a Hugging Face T5 / Flan-T5 folder."""
     from minitune.checkpoint import load_pretrained
+    from minitune.lora import merge_lora
     from minitune.tokenizer import Tokenizer
     from minitune.train import pick_device
 
     model, tokenizer_file, info = load_pretrained(checkpoint, pick_device(device))
+    if model.lora is not None:
+        merge_lora(model)  # an adapter checkpoint: fold the adapters in, as fast as the base
     return model, Tokenizer(tokenizer_file), info
 
 
@@ -196,6 +205,81 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(json.dumps(result["report"], indent=2))
     else:
         print(format_table(result["report"]), end="")
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from minitune.pictures import inspect_prompt
+
+    model, tok, _ = _load(args.checkpoint, args.device)
+    try:
+        answer, written = inspect_prompt(model, tok, args.prompt.replace("\\n", "\n"), args.out,
+                                         args.max_new_tokens)  # fmt: skip
+    except ImportError as err:
+        raise UserError(str(err)) from None
+    print(f"answer: {answer}")
+    print(f"wrote {', '.join(written)} to {args.out}")
+    if "position_bias.png" not in written:
+        print(f"(position scheme {model.config.position!r} adds no attention bias: "
+              "no position_bias.png)")  # fmt: skip
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Run the conformance kit; exit 0 when every check passes, 1 otherwise."""
+    import os
+
+    from minitune import testing
+    from minitune.config import parse_override
+    from minitune.layers import registry
+
+    sys.path.insert(0, os.getcwd())  # so "my_module:MyAttention" finds my_module.py here
+    targets = []
+    if args.all:
+        targets = [(kind, name) for kind in registry.REGISTRY for name in registry.names(kind)]
+    for item in args.variants:
+        kind, sep, spec = item.partition("=")
+        if not sep or kind not in testing.CHECKS:
+            raise UserError(f"{item!r}: expected KIND=VARIANT with KIND one of "
+                            f"{', '.join(testing.CHECKS)}, e.g. attention=my_module:MyAttention")  # fmt: skip
+        targets.append((kind, spec))
+    if not targets:
+        raise UserError("name a variant (e.g. attention=qk-norm) or pass --all")
+    overrides = {}
+    for text in args.set:
+        try:
+            _, key, value = parse_override(f"model.{text}")
+        except ValueError as err:
+            raise UserError(str(err)) from None
+        overrides[key] = value
+    failed = 0
+    for kind, spec in targets:
+        try:
+            report = testing.check(kind, spec, **overrides)
+        except (ValueError, TypeError) as err:
+            raise UserError(str(err)) from None
+        print(report, end="\n\n")
+        failed += not report.ok
+    print(f"{len(targets) - failed} of {len(targets)} variants pass every check")
+    return 1 if failed else 0
+
+
+def cmd_lora_merge(args: argparse.Namespace) -> int:
+    """Fold a LoRA checkpoint's adapters into its base; write a plain checkpoint."""
+    from minitune.checkpoint import load_pretrained, read_config, save_checkpoint
+    from minitune.lora import merge_lora
+
+    info = read_config(args.checkpoint)
+    if "lora" not in info:
+        raise UserError(f"{args.checkpoint}: not a LoRA checkpoint (no adapters to merge)")
+    model, tokenizer_file, _ = load_pretrained(args.checkpoint)
+    merge_lora(model)
+    kept = {k: v for k, v in info.items() if k not in ("model", "lora")}
+    save_checkpoint(args.out, model, {**kept, "merged_from": str(args.checkpoint)},
+                    tokenizer_file)  # fmt: skip
+    print(
+        f"merged the rank-{info['lora']['rank']} adapters into {info['base']['path']}: {args.out}"
+    )
     return 0
 
 
@@ -328,6 +412,12 @@ def _training_flags(p: argparse.ArgumentParser, default_config: str | None) -> N
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
                    help="override any config value, e.g. --set train.lr=5e-4 (repeatable)")  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    lora = p.add_argument_group("LoRA (train adapters on a frozen --init model)")
+    lora.add_argument("--lora-rank", type=int, help="adapter rank r (e.g. 8); 0: full fine-tuning")
+    lora.add_argument("--lora-alpha", type=float, help="scale α (update × α/r; default 2·r)")
+    lora.add_argument("--lora-targets", metavar="q,v", help="projections: any of q,k,v,o")
+    lora.add_argument("--lora-where", metavar="encoder,decoder,cross",
+                      help="which attention layers (default: all three)")  # fmt: skip
 
 
 def _decoding_flags(p: argparse.ArgumentParser) -> None:
@@ -421,6 +511,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, help="checkpoint folder")
     _decoding_flags(p)
     p.set_defaults(func=cmd_chat)
+
+    p = _sub(sub, "check", "check a layer variant with the conformance kit",
+             "Run minitune.testing's checks (shapes, causal masking, padding invariance, cache == "
+             "no cache, reference == fast path, float64 gradcheck, and a tiny model that uses the "
+             "variant) on a registered variant or on your own class given as module:Class "
+             "(module importable from the current folder). Exit status 1 when a check fails.",
+             ["minitune check attention=qk-norm",
+              "minitune check attention=my_attention:MyAttention",
+              "minitune check attention=multi-head --set n_kv_heads=1",
+              "minitune check position=rotary norm=layer",
+              "minitune check --all"])  # fmt: skip
+    p.add_argument("variants", nargs="*", metavar="KIND=VARIANT",
+                   help="KIND is attention, position, ffn or norm")  # fmt: skip
+    p.add_argument("--all", action="store_true", help="check every registered variant")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="a ModelConfig field for the checks' tiny model, e.g. n_kv_heads=1")  # fmt: skip
+    p.set_defaults(func=cmd_check)
+
+    p = _sub(sub, "inspect", "attention pictures for a prompt",
+             "Draw the attention weights of every layer and head (encoder self, decoder self, "
+             "cross; reference path) for a prompt and the model's greedy answer, the masks, and "
+             "the position bias per head, as PNG files. Needs matplotlib.",
+             ['minitune inspect --checkpoint runs/laptop/best "Translate to French:\\nthe red cat"',
+              'minitune inspect --checkpoint runs/laptop/best --out pictures/ "What is 12 + 30?"'])  # fmt: skip
+    p.add_argument("--checkpoint", required=True, help="checkpoint folder")
+    p.add_argument("prompt", help="the prompt; \\n stands for a newline")
+    p.add_argument("--out", default="inspect", help="folder for the PNG files (default: inspect)")
+    p.add_argument("--max-new-tokens", type=int, default=24)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.set_defaults(func=cmd_inspect)
+
+    lora = sub.add_parser("lora", help="LoRA adapter checkpoints").add_subparsers(
+        dest="lora_command", metavar="COMMAND", required=True
+    )
+    p = _sub(lora, "merge", "fold adapters into the base model",
+             "Write a plain checkpoint whose weights are W + (α/r)·B·A: as fast as the base, no "
+             "adapters, no reference to the base folder.",
+             ["minitune lora merge --checkpoint runs/lora/best --out runs/lora-merged"])  # fmt: skip
+    p.add_argument("--checkpoint", required=True, help="a LoRA checkpoint folder")
+    p.add_argument("--out", required=True, help="folder for the merged checkpoint")
+    p.set_defaults(func=cmd_lora_merge)
 
     p = sub.add_parser(
         "presets",

@@ -238,6 +238,12 @@ class TrainConfig:
     max_target_length: int = 64  # longer answers are truncated (and counted)
     init: str | None = None  # start from this checkpoint folder instead of random weights
 
+    lora_rank: int = 0  # > 0: freeze the model (from init) and train LoRA adapters of this rank
+    lora_alpha: float | None = None  # LoRA update scale α/r; None: α = 2·rank
+    lora_targets: list[str] = field(default_factory=lambda: ["q", "v"])  # q, k, v, o
+    lora_where: list[str] = field(default_factory=lambda: ["encoder", "decoder", "cross"])
+    lora_dropout: float = 0.0  # dropout on the adapters' input
+
     optimizer: str = "adamw"  # "adamw" or "adafactor"
     lr: float = 1e-3  # peak learning rate
     weight_decay: float = 0.01  # AdamW only; never on norms, biases, embeddings
@@ -274,6 +280,25 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.lr must be > 0, got {self.lr!r}")
         if isinstance(self.data, str):
             self.data = [self.data]
+        if not isinstance(self.lora_rank, int) or self.lora_rank < 0:
+            raise ValueError(
+                f"TrainConfig.lora_rank must be an integer >= 0, got {self.lora_rank!r}"
+            )
+        if self.lora_rank:
+            self.lora_settings()  # ValueError naming a bad target or place
+            if not self.init:
+                raise ValueError(
+                    "TrainConfig.lora_rank > 0 adapts a trained model: give train.init "
+                    "(--init DIR, a minitune checkpoint or a T5 folder)"
+                )
+
+    def lora_settings(self):
+        """The LoRA settings of this run (`minitune.lora.LoRASettings`)."""
+        from minitune.lora import LoRASettings
+
+        alpha = self.lora_alpha if self.lora_alpha is not None else 2.0 * self.lora_rank
+        return LoRASettings(rank=self.lora_rank, alpha=alpha, targets=tuple(self.lora_targets),
+                            where=tuple(self.lora_where), dropout=self.lora_dropout)  # fmt: skip
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

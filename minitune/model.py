@@ -128,6 +128,7 @@ class Seq2SeqTransformer(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.config = cfg
+        self.lora = None  # minitune.lora.LoRASettings once adapters are added (add_lora)
         self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)  # shared by encoder and decoder
         self.encoder = Encoder(cfg)
         self.decoder = Decoder(cfg)

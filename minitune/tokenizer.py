@@ -73,6 +73,12 @@ class Tokenizer:
         """A short hash of the model file, to tell tokenizers apart (stored in checkpoints)."""
         return hashlib.sha256(self.path.read_bytes()).hexdigest()[:16]
 
+    def piece(self, i: int) -> str:
+        """The piece of id i, as SentencePiece writes it ("▁" marks a space), for labels."""
+        if i in self.sentinel_ids:
+            return sentinel_piece(self.sentinel_ids.index(i))
+        return self.sp.id_to_piece(i) if 0 <= i < self.vocab_size else f"<id {i}>"
+
     def encode(self, text: str, add_eos: bool = False) -> list[int]:
         """Token ids of `text` (optionally followed by EOS)."""
         ids = self.sp.encode(text)

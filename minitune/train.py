@@ -25,7 +25,13 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from minitune.checkpoint import load_model, load_pretrained, load_trainer_state, save_checkpoint
+from minitune.checkpoint import (
+    load_model,
+    load_pretrained,
+    load_trainer_state,
+    save_checkpoint,
+    weights_fingerprint,
+)
 from minitune.config import ModelConfig, TrainConfig
 from minitune.data.batching import (
     EncodedExample,
@@ -36,6 +42,7 @@ from minitune.data.batching import (
 from minitune.data.corpus import read_documents
 from minitune.data.formats import read_records
 from minitune.data.span_corruption import span_corrupt
+from minitune.lora import add_lora, count_parameters
 from minitune.loss import token_nll_sum
 from minitune.model import Seq2SeqTransformer, shift_right
 from minitune.optim import build_optimizer, lr_factor
@@ -195,6 +202,13 @@ def train(
     else:
         model = Seq2SeqTransformer(model_cfg)
         tokenizer_file = Path(cfg.tokenizer)
+    if cfg.lora_rank:  # freeze the model, train low-rank adapters (minitune/lora.py)
+        add_lora(model, cfg.lora_settings())
+        trainable, total = count_parameters(model)
+        log(f"LoRA rank {cfg.lora_rank} on {'/'.join(cfg.lora_targets)} "
+            f"({', '.join(cfg.lora_where)}): {trainable:,} trainable of {total:,} parameters "
+            f"({100 * trainable / total:.2f}%)")  # fmt: skip
+        base_info = {"path": str(Path(cfg.init).resolve()), "sha": weights_fingerprint(cfg.init)}
     if cfg.precision == "fp16" and not model.config.scale_attention:
         raise ValueError(
             "precision 'fp16' with a T5-style model (scale_attention=False): T5's activations "
@@ -261,6 +275,8 @@ def train(
         info = {"train": cfg.to_dict(), "step": step, "tokenizer_sha": tok.fingerprint(),
                 "best_valid_loss": best if math.isfinite(best) else None,
                 "seed": cfg.seed}  # fmt: skip
+        if cfg.lora_rank:
+            info["base"] = base_info  # an adapter checkpoint names (and hashes) its base
         trainer = None
         if with_trainer:
             trainer = {

@@ -88,8 +88,9 @@ def attention_reference(
     # 2. add position bias and mask (forbidden entries become very negative)
     if bias is not None:
         scores = scores + bias
-    # 3. softmax over the keys, in float32 for stability: each row sums to 1
-    weights = torch.softmax(scores.float(), dim=-1).to(q.dtype)  # (B, H, T_q, T_k)
+    # 3. softmax over the keys, in (at least) float32 for stability: each row sums to 1
+    wide = torch.promote_types(scores.dtype, torch.float32)
+    weights = torch.softmax(scores.to(wide), dim=-1).to(q.dtype)  # (B, H, T_q, T_k)
     # 4. weighted average of the values
     dropped = F.dropout(weights, p=dropout) if dropout > 0 else weights
     return dropped @ v, weights  # (B, H, T_q, D)

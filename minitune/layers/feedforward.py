@@ -35,13 +35,16 @@ _ACTIVATIONS = {
 class FeedForward(nn.Module):
     """One feed-forward sub-layer: expand to d_ff, activate (and gate), project back to d_model."""
 
+    kind: str | None = None  # the activation; None: cfg.ffn. A subclass may fix it ("relu").
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        if cfg.ffn not in _ACTIVATIONS:
+        kind = self.kind or cfg.ffn
+        if kind not in _ACTIVATIONS:
             allowed = ", ".join(_ACTIVATIONS)
-            raise ValueError(f"unknown feed-forward {cfg.ffn!r}; allowed: {allowed}")
-        self.kind = cfg.ffn
-        self.activation, self.gated = _ACTIVATIONS[cfg.ffn]
+            raise ValueError(f"unknown feed-forward activation {kind!r}; allowed: {allowed}")
+        self.kind = kind
+        self.activation, self.gated = _ACTIVATIONS[kind]
         C, F_, bias = cfg.d_model, cfg.d_ff, cfg.bias
         self.wi = nn.Linear(C, F_, bias=bias)  # W_i (W_i0 when gated)
         self.wi_gate = nn.Linear(C, F_, bias=bias) if self.gated else None  # W_i1

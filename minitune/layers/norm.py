@@ -30,12 +30,20 @@ class RMSNorm(nn.Module):
         nn.init.ones_(self.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # mean(x²) over the channel axis, in float32
-        variance = x.float().pow(2).mean(dim=-1, keepdim=True)  # (..., 1)
-        y = x.float() * torch.rsqrt(variance + self.eps)
-        if self.weight.dtype in (torch.float16, torch.bfloat16):
-            y = y.to(self.weight.dtype)  # a half-precision model stays in half precision
-        return self.weight * y
+        return rms_normalize(x, self.weight, self.eps)
+
+
+def rms_normalize(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """y = x / sqrt(mean(x²) + eps) · weight over the last axis, the statistics in at least fp32.
+
+    A half-precision weight (a bf16/fp16 model) gives a half-precision result; otherwise the
+    result has the wider of the two dtypes."""
+    wide = torch.promote_types(x.dtype, torch.float32)  # float32, or float64 for float64 input
+    variance = x.to(wide).pow(2).mean(dim=-1, keepdim=True)  # mean(x²), (..., 1)
+    y = x.to(wide) * torch.rsqrt(variance + eps)
+    if weight.dtype in (torch.float16, torch.bfloat16):
+        y = y.to(weight.dtype)  # a half-precision model stays in half precision
+    return weight * y
 
 
 class LayerNorm(nn.LayerNorm):

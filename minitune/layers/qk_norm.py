@@ -20,12 +20,7 @@ from torch import nn
 
 from minitune.config import ModelConfig
 from minitune.layers.attention import Attention
-
-
-def rms_normalize(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
-    """x / sqrt(mean(x²) + eps) · weight over the last axis, the mean taken in float32."""
-    variance = x.float().pow(2).mean(dim=-1, keepdim=True)  # (..., 1)
-    return (x.float() * torch.rsqrt(variance + eps)).to(x.dtype) * weight
+from minitune.layers.norm import rms_normalize
 
 
 class QKNormAttention(Attention):
@@ -45,7 +40,7 @@ class QKNormAttention(Attention):
     def transform_qk(
         self, q: torch.Tensor, k: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        q = rms_normalize(q, self.q_gain, self.eps)  # (B, H, T_q, D)
+        q = rms_normalize(q, self.q_gain, self.eps).to(q.dtype)  # (B, H, T_q, D)
         if k is not None:
-            k = rms_normalize(k, self.k_gain, self.eps)  # (B, H_kv, T_k, D)
+            k = rms_normalize(k, self.k_gain, self.eps).to(k.dtype)  # (B, H_kv, T_k, D)
         return q, k

@@ -1,0 +1,151 @@
+"""The conformance kit (minitune.testing): every built-in variant passes it, and it catches
+broken variants, each for the right reason."""
+
+import pytest
+import torch
+from torch import nn
+
+from minitune import testing
+from minitune.layers import registry
+from minitune.layers.attention import Attention
+from minitune.layers.feedforward import FeedForward
+from minitune.layers.positions import SinusoidalPositions
+
+BUILT_IN = [(kind, name) for kind in registry.REGISTRY for name in registry.names(kind)]
+
+
+@pytest.mark.parametrize("kind,name", BUILT_IN)
+def test_every_built_in_variant_passes_the_kit(kind, name):
+    report = testing.check(kind, name)
+    report.raise_if_failed()
+    assert len(report.results) >= 7
+    if kind == "attention":  # both paths exist, so the comparison ran
+        assert all(r.status == "PASS" for r in report.results)
+
+
+@pytest.mark.parametrize("n_kv_heads", [1, 2])
+def test_grouped_and_multi_query_attention_pass_the_kit(n_kv_heads):
+    testing.check_attention("multi-head", n_kv_heads=n_kv_heads).raise_if_failed()
+
+
+def test_post_norm_models_pass_the_model_checks():
+    testing.check_norm("layer", norm_position="post").raise_if_failed()
+
+
+def _status(report, fragment):
+    found = [r for r in report.results if fragment in r.name]
+    assert found, f"no check named like {fragment!r}"
+    return found[0].status
+
+
+class LeakyAttention(Attention):
+    """Forgets the mask: reads the future and the padding."""
+
+    def forward(self, x, memory=None, bias=None, cache=None, position=None):
+        return super().forward(x, memory, None, cache, position)
+
+
+class ForgetfulAttention(Attention):
+    """Never stores keys in the cache: each step sees only itself."""
+
+    def forward(self, x, memory=None, bias=None, cache=None, position=None):
+        return super().forward(x, memory, bias, None, position)
+
+
+def test_the_kit_catches_attention_that_ignores_the_mask():
+    report = testing.check_attention(LeakyAttention)
+    assert not report.ok
+    assert _status(report, "causal masking") == "FAIL"
+    assert _status(report, "padding invariance (self") == "FAIL"
+    assert _status(report, "model: the decoder is causal") == "FAIL"
+    assert _status(report, "output shapes") == "PASS"
+    with pytest.raises(AssertionError, match="FAIL  causal masking"):
+        report.raise_if_failed()
+
+
+def test_the_kit_catches_attention_that_ignores_the_cache():
+    report = testing.check_attention(ForgetfulAttention)
+    assert _status(report, "cache == no cache (self") == "FAIL"
+    assert _status(report, "model: cached decoding") == "FAIL"
+    assert _status(report, "causal masking") == "PASS"
+
+
+class _WrongGradient(torch.autograd.Function):
+    """relu forward with a backward that forgets the mask (gradient 1 everywhere)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.clamp(min=0)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad
+
+
+class WrongGradientFeedForward(FeedForward):
+    kind = "relu"
+
+    def forward(self, x):
+        return self.wo(_WrongGradient.apply(self.wi(x)))
+
+
+def test_the_kit_catches_a_wrong_backward():
+    report = testing.check_feedforward(WrongGradientFeedForward)
+    assert _status(report, "gradcheck") == "FAIL"
+    assert "gradients differ" in next(r for r in report.results if "gradcheck" in r.name).detail
+    assert _status(report, "position-wise") == "PASS"
+
+
+class BatchNormLike(nn.Module):
+    """Normalises over the batch and time axes: tokens influence each other."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(cfg.d_model))
+
+    def forward(self, x):
+        mean = x.mean(dim=tuple(range(x.dim() - 1)), keepdim=True)
+        std = x.std(dim=tuple(range(x.dim() - 1)), keepdim=True) + 1e-5
+        return (x - mean) / std * self.weight
+
+
+def test_the_kit_catches_a_norm_that_mixes_tokens():
+    report = testing.check_norm(BatchNormLike)
+    assert _status(report, "position-wise") == "FAIL"
+    assert _status(report, "model: the decoder is causal") == "FAIL"  # the future leaks in
+
+
+class OffsetBlindPositions(SinusoidalPositions):
+    """Ignores the offset: every decoding step thinks it is at position 0."""
+
+    def embed(self, x, offset=0):
+        return super().embed(x, 0)
+
+
+def test_the_kit_catches_a_position_scheme_that_ignores_the_offset():
+    report = testing.check_position(OffsetBlindPositions)
+    assert _status(report, "offset consistency") == "FAIL"
+    assert _status(report, "model: cached decoding") == "FAIL"
+
+
+class CrashingNorm(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+
+    def forward(self, x):
+        raise RuntimeError("not written yet")
+
+
+def test_a_crashing_variant_is_a_readable_failure_not_a_crash():
+    report = testing.check_norm(CrashingNorm)
+    assert not report.ok
+    detail = report.results[0].detail
+    assert "raised RuntimeError: not written yet" in detail and "test_conformance.py" in detail
+    assert "0 passed" in str(report).splitlines()[-1] or "passed" in str(report)
+
+
+def test_unknown_kinds_and_names_are_clear_errors():
+    with pytest.raises(ValueError, match="kinds: attention, position, ffn, norm"):
+        testing.check("pooling", "max")
+    with pytest.raises(ValueError, match="not a registered norm"):
+        testing.check("norm", "batch")
