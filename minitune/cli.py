@@ -227,13 +227,10 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Run the conformance kit; exit 0 when every check passes, 1 otherwise."""
-    import os
-
     from minitune import testing
     from minitune.config import parse_override
     from minitune.layers import registry
 
-    sys.path.insert(0, os.getcwd())  # so "my_module:MyAttention" finds my_module.py here
     targets = []
     if args.all:
         targets = [(kind, name) for kind in registry.REGISTRY for name in registry.names(kind)]
@@ -604,6 +601,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import os
+
+    # As `python -m` does: a config may name a layer as "my_module:MyClass" in the current folder.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

@@ -63,12 +63,11 @@ class LoRALinear(nn.Module):
         self.base = base
         self.base.requires_grad_(False)  # W (and its bias) stay as they are
         self.scale = alpha / rank  # α / r
-        self.lora_A = nn.Parameter(torch.empty(rank, base.in_features))  # A: (r, d_in)
-        self.lora_B = nn.Parameter(torch.zeros(base.out_features, rank))  # B: (d_out, r) = 0
+        like = {"device": base.weight.device, "dtype": base.weight.dtype}  # as the base
+        self.lora_A = nn.Parameter(torch.empty(rank, base.in_features, **like))  # A: (r, d_in)
+        self.lora_B = nn.Parameter(torch.zeros(base.out_features, rank, **like))  # B: (d_out, r)
         nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))  # as nn.Linear's own init
         self.dropout = nn.Dropout(dropout)
-        self.lora_A.data = self.lora_A.data.to(base.weight)  # device and dtype of the base
-        self.lora_B.data = self.lora_B.data.to(base.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         update = self.dropout(x) @ self.lora_A.t() @ self.lora_B.t()  # B A x, (..., d_out)

@@ -307,7 +307,7 @@ def check_attention(spec, **overrides) -> Report:
         loss = cross(_randn(2, 3, C), memory=_randn(2, 4, C, seed=1)).pow(2).sum()
         _all_parameters_get_gradients(cross, loss)
 
-    for check_name, check in [
+    checks = [
         ("output shapes (self- and cross-attention)", shapes),
         ("causal masking: later tokens do not change earlier outputs", causal),
         ("padding invariance (self-attention)", padding_self),
@@ -317,10 +317,8 @@ def check_attention(spec, **overrides) -> Report:
         ("reference path == fast path", reference_vs_fast),
         ("gradcheck in float64 (inputs and parameters)", gradcheck),
         ("every parameter receives a finite gradient", gradients),
-    ]:
-        _run(report, check_name, check)
-    _model_checks(report, "attention", name, overrides)
-    return report
+    ]
+    return _run_all(report, checks, "attention", name, overrides)
 
 
 # ---- position schemes --------------------------------------------------------------------------
@@ -374,14 +372,12 @@ def check_position(spec, **overrides) -> Report:
             if scheme.bias(2, 3) is not None and any(True for _ in scheme.parameters()):
                 _gradcheck(scheme, lambda m, _: m.bias(2, 3, offset=1), (torch.zeros(1),))
 
-    for check_name, check in [
+    checks = [
         ("shapes of embed, rotate and bias (encoder and decoder)", shapes),
         ("offset consistency: a step with offset k == position k of the whole", offsets),
         ("gradcheck in float64 (embed, rotate, bias)", gradcheck),
-    ]:
-        _run(report, check_name, check)
-    _model_checks(report, "position", name, overrides)
-    return report
+    ]
+    return _run_all(report, checks, "position", name, overrides)
 
 
 # ---- feed-forward ------------------------------------------------------------------------------
@@ -449,6 +445,11 @@ def _check_positionwise(kind: str, name: str, overrides: dict) -> Report:
         ("gradcheck in float64 (inputs and parameters)", gradcheck),
         ("every parameter receives a finite gradient", gradients),
     ]
+    return _run_all(report, checks, kind, name, overrides)
+
+
+def _run_all(report: Report, checks: list, kind: str, name: str, overrides: dict) -> Report:
+    """Run a kind's own checks, then the model-level ones; return the filled report."""
     for check_name, check in checks:
         _run(report, check_name, check)
     _model_checks(report, kind, name, overrides)

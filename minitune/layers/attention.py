@@ -160,6 +160,9 @@ class Attention(nn.Module):
     make only n_kv_heads heads, each shared by n_heads / n_kv_heads query heads; n_kv_heads = 1
     is multi-query attention (Shazeer 2019). The KV cache then holds n_kv_heads heads: less
     memory and memory traffic when decoding, for a small loss of quality.
+
+    Variants subclass it and override a hook: `transform_qk` (change queries and keys, as
+    qk_norm.py does) or `attend` (the per-head computation, as docs/extending.md's example).
     """
 
     def __init__(self, cfg: ModelConfig, is_cross: bool = False):
@@ -202,6 +205,20 @@ class Attention(nn.Module):
         from the cache (they were transformed when stored). Plain attention changes nothing."""
         return q, k
 
+    def attend(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None
+    ) -> torch.Tensor:
+        """A hook for variants: the attention of each head, (B, H, T_q, D) from q, k, v, bias.
+
+        Plain attention: softmax(s · q kᵀ + bias) v, on the reference or the fast path."""
+        dropout = self.dropout if self.training else 0.0
+        if self.impl == "reference" or self.record_weights:
+            out, weights = attention_reference(q, k, v, bias, self.scale, dropout)
+            if self.record_weights:
+                self.last_weights = weights.detach()
+            return out
+        return attention_fast(q, k, v, bias, self.scale, dropout)
+
     def forward(
         self,
         x: torch.Tensor,
@@ -238,13 +255,7 @@ class Attention(nn.Module):
             k = k.repeat_interleave(group, dim=1)  # (B, H, T_k, D)
             v = v.repeat_interleave(group, dim=1)
         # 3. attention in each head
-        dropout = self.dropout if self.training else 0.0
-        if self.impl == "reference" or self.record_weights:
-            out, weights = attention_reference(q, k, v, bias, self.scale, dropout)
-            if self.record_weights:
-                self.last_weights = weights.detach()
-        else:
-            out = attention_fast(q, k, v, bias, self.scale, dropout)
+        out = self.attend(q, k, v, bias)  # (B, H, T_q, D)
         # 4. concatenate the heads and project back to the model width
         out = out.transpose(1, 2).reshape(B, T, self.n_heads * self.d_head)  # (B, T_q, H·D)
         return self.o(out)  # (B, T_q, C)
