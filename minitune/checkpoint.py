@@ -11,8 +11,11 @@ A LoRA run (`minitune.lora`) saves only its adapters: adapter.safetensors instea
 model.safetensors, and config.json names the base folder and a hash of its weights; loading
 rebuilds the base, checks the hash and adds the adapters.
 
-A folder is first written as `<name>.tmp`, each file flushed and fsynced, then swapped in with
-renames, so a crash mid-save leaves the previous checkpoint intact.
+A folder is first written as `<name>.tmp`, each file flushed and fsynced, config.json last, then
+swapped in with renames (`<name>` -> `<name>.old`, `<name>.tmp` -> `<name>`), so a crash mid-save
+leaves the previous checkpoint intact; `recover` finishes a swap that a crash interrupted.
+config.json lists every other file with its size and sha256, and loading checks them: a truncated
+or corrupted file is reported by name instead of loading garbage.
 
 Safetensors (the Hugging Face format) is: 8 bytes little-endian header length N, N bytes of
 JSON {name: {"dtype", "shape", "data_offsets": [begin, end]}}, then the raw bytes.
@@ -106,6 +109,28 @@ def _write_json(path: Path, data: dict) -> None:
         os.fsync(f.fileno())
 
 
+def _fsync_dir(path: Path) -> None:
+    """Make a rename inside `path` durable (POSIX; a no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def save_checkpoint(
     folder: str | Path,
     model,
@@ -113,7 +138,9 @@ def save_checkpoint(
     tokenizer_file: str | Path,
     trainer_state: dict | None = None,
 ) -> None:
-    """Write a checkpoint folder atomically. `info` goes into config.json with the model config."""
+    """Write a checkpoint folder atomically. `info` goes into config.json with the model config.
+
+    A LoRA model (model.lora set) is saved as its adapters only (adapter.safetensors)."""
     folder = Path(folder)
     tmp = folder.with_name(folder.name + ".tmp")
     if tmp.exists():
@@ -125,20 +152,66 @@ def save_checkpoint(
         save_safetensors(lora_state_dict(model), tmp / "adapter.safetensors")
         info = {**info, "lora": model.lora.to_dict()}
     else:
-        state = {k.removeprefix("_orig_mod."): v for k, v in model.state_dict().items()}
-        save_safetensors(state, tmp / "model.safetensors")
-    shutil.copyfile(tokenizer_file, tmp / "tokenizer.model")
+        save_safetensors(_clean_names(model.state_dict()), tmp / "model.safetensors")
+    with open(tokenizer_file, "rb") as src, open(tmp / "tokenizer.model", "wb") as dst:
+        shutil.copyfileobj(src, dst)
+        dst.flush()
+        os.fsync(dst.fileno())
     if trainer_state is not None:
-        torch.save(trainer_state, tmp / "trainer.pt")
-    _write_json(tmp / "config.json", {"model": model.config.to_dict(), **info})
+        with open(tmp / "trainer.pt", "wb") as f:
+            torch.save(trainer_state, f)
+            f.flush()
+            os.fsync(f.fileno())
+    files = {p.name: {"size": p.stat().st_size, "sha256": _sha256(p)}
+             for p in sorted(tmp.iterdir())}  # fmt: skip
+    _write_json(tmp / "config.json", {"model": model.config.to_dict(), **info, "files": files})
+    _fsync_dir(tmp)
     old = folder.with_name(folder.name + ".old")
-    if folder.exists():
-        if old.exists():
-            shutil.rmtree(old)
-        folder.rename(old)
-    tmp.rename(folder)
     if old.exists():
         shutil.rmtree(old)
+    if folder.exists():
+        folder.rename(old)
+    tmp.rename(folder)  # from here on the new checkpoint is the checkpoint
+    _fsync_dir(folder.parent)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def recover(folder: str | Path) -> None:
+    """Finish a checkpoint swap that a crash interrupted: when `folder` is missing, take the
+    complete `.tmp` (its config.json is written last) or else the previous `.old`."""
+    folder = Path(folder)
+    if folder.exists():
+        return
+    for suffix in (".tmp", ".old"):
+        candidate = folder.with_name(folder.name + suffix)
+        if (candidate / "config.json").is_file():
+            candidate.rename(folder)
+            return
+
+
+def verify(folder: str | Path, info: dict | None = None) -> None:
+    """Check every file listed in config.json for its size and sha256; CheckpointError names
+    the first that differs. (Checkpoints written before the list existed are not checked.)"""
+    folder = Path(folder)
+    info = info if info is not None else read_config(folder)
+    for name, expected in info.get("files", {}).items():
+        path = folder / name
+        if not path.is_file():
+            raise CheckpointError(f"{path}: missing (listed in config.json)")
+        size = path.stat().st_size
+        if size != expected["size"]:
+            raise CheckpointError(
+                f"{path}: truncated or overwritten ({size} bytes, expected {expected['size']})"
+            )
+        if _sha256(path) != expected["sha256"]:
+            raise CheckpointError(f"{path}: corrupted (sha256 differs from config.json's)")
+
+
+def _clean_names(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Tensor names without the wrappers' prefixes: torch.compile's `_orig_mod.` (anywhere) and
+    DistributedDataParallel's leading `module.`."""
+    return {k.replace("_orig_mod.", "").removeprefix("module."): v for k, v in state.items()}
 
 
 def read_config(folder: str | Path) -> dict:
@@ -155,11 +228,16 @@ def load_model(folder: str | Path, device: str | torch.device = "cpu"):
     """The model of a checkpoint folder, in eval mode, and the folder's config.json."""
     from minitune.model import Seq2SeqTransformer
 
+    recover(folder)
     info = read_config(folder)
+    verify(folder, info)
     if "lora" in info:
         return _load_lora(Path(folder), info, device), info
-    model = Seq2SeqTransformer(ModelConfig.from_dict(info["model"]))
-    state = load_safetensors(Path(folder) / "model.safetensors")
+    try:
+        model = Seq2SeqTransformer(ModelConfig.from_dict(info["model"]))
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"{folder}/config.json: bad model config: {err}") from None
+    state = _clean_names(load_safetensors(Path(folder) / "model.safetensors"))
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise CheckpointError(
@@ -210,10 +288,16 @@ def _load_lora(folder: Path, info: dict, device):
 
 
 def load_trainer_state(folder: str | Path) -> dict:
+    """The optimizer/RNG/data-position state of a checkpoint, read without running pickled code
+    (torch.load with weights_only=True: tensors, numbers, strings, lists and dicts only)."""
     path = Path(folder) / "trainer.pt"
     if not path.is_file():
         raise CheckpointError(f"{folder}: no trainer.pt, cannot resume from it")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    verify(folder)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # unpickling refuses anything but plain data
+        raise CheckpointError(f"{path}: cannot be read safely: {err}") from None
 
 
 def load_pretrained(folder: str | Path, device: str | torch.device = "cpu"):

@@ -128,7 +128,8 @@ def _run_config(args: argparse.Namespace, objective: str):
                  "precision": args.precision, "lora_rank": args.lora_rank,
                  "lora_alpha": args.lora_alpha,
                  "lora_targets": args.lora_targets and args.lora_targets.split(","),
-                 "lora_where": args.lora_where and args.lora_where.split(",")}  # fmt: skip
+                 "lora_where": args.lora_where and args.lora_where.split(","),
+                 "on_nonfinite": "skip" if args.skip_nonfinite else None}  # fmt: skip
         overrides["train"].update({k: v for k, v in flags.items() if v is not None})
         return load_run_config(args.config, overrides)
     except ValueError as err:
@@ -143,6 +144,7 @@ def _train(args: argparse.Namespace, objective: str) -> int:
     print(
         f"done: {summary['step']} steps in {summary['minutes']:.1f} min ({summary['stop_reason']}),"
         f" best validation loss {summary['best_valid_loss']:.4f}, checkpoints in {summary['out']}"
+        + (f"; {summary['skipped']} steps skipped (loss not finite)" if summary["skipped"] else "")
     )
     return 130 if summary["stop_reason"] == "interrupted" else 0
 
@@ -409,6 +411,8 @@ def _training_flags(p: argparse.ArgumentParser, default_config: str | None) -> N
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
                    help="override any config value, e.g. --set train.lr=5e-4 (repeatable)")  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--skip-nonfinite", action="store_true",
+                   help="skip (and count) steps whose loss is NaN/inf instead of stopping")  # fmt: skip
     lora = p.add_argument_group("LoRA (train adapters on a frozen --init model)")
     lora.add_argument("--lora-rank", type=int, help="adapter rank r (e.g. 8); 0: full fine-tuning")
     lora.add_argument("--lora-alpha", type=float, help="scale α (update × α/r; default 2·r)")
@@ -613,12 +617,19 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from minitune.checkpoint import CheckpointError
     from minitune.data.formats import DataError
+    from minitune.train import DivergenceError, RunError
 
     try:
         return args.func(args)
-    except (UserError, DataError, CheckpointError, FileNotFoundError) as err:
+    except DivergenceError as err:  # not a mistake in the command, but nothing to trace either
+        print(f"minitune: error: {err}", file=sys.stderr)
+        return 1
+    except (UserError, DataError, CheckpointError, RunError, FileNotFoundError) as err:
         print(f"minitune: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # outside training (which saves and returns 130 itself)
+        print("minitune: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -37,7 +37,43 @@ def _check_choices(config, choices: dict[str, tuple]) -> None:
         if value not in allowed:
             raise ValueError(
                 f"{type(config).__name__}.{name}={value!r} is not one of: "
-                f"{', '.join(map(repr, allowed))}"
+                f"{', '.join(map(repr, allowed))}{suggest(value, allowed)}"
+            )
+
+
+def suggest(value, allowed) -> str:
+    """ "; did you mean 'adamw'?" when `value` is a near miss of an allowed name, else ""."""
+    close = difflib.get_close_matches(str(value), [str(a) for a in allowed], n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+# what each annotation accepts (annotations are strings under `from __future__ import annotations`)
+_TYPE_CHECKS = {
+    "int": ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    "float": ("a number", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)),
+    "str": ("a string", lambda v: isinstance(v, str)),
+    "bool": ("true or false", lambda v: isinstance(v, bool)),
+    "list[str]": ("a list of strings", lambda v: isinstance(v, list)
+                  and all(isinstance(x, str) for x in v)),
+}  # fmt: skip
+
+
+def _check_types(config) -> None:
+    """Raise ValueError naming the first field whose value has the wrong type (e.g. from TOML,
+    `lr = "fast"`), before any comparison could fail with a TypeError."""
+    for f in dataclasses.fields(config):
+        if not f.init:
+            continue
+        value, annotation = getattr(config, f.name), str(f.type)
+        optional = annotation.endswith(" | None")
+        if value is None and optional:
+            continue
+        what, ok = _TYPE_CHECKS[annotation.removesuffix(" | None")]
+        if not ok(value):
+            none = " (or none)" if optional else ""
+            raise ValueError(
+                f"{type(config).__name__}.{f.name} must be {what}{none}, "
+                f"got {value!r} ({type(value).__name__})"
             )
 
 
@@ -95,6 +131,7 @@ class ModelConfig:
 
     def validate(self) -> None:
         """Raise `ValueError` naming the field, its value and what is allowed."""
+        _check_types(self)
         for name in ("vocab_size", "d_model", "n_heads", "d_ff", "max_position"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
@@ -224,6 +261,7 @@ OPTIMIZERS = ("adamw", "adafactor")
 SCHEDULES = ("cosine", "inverse_sqrt", "constant")
 PRECISIONS = ("fp32", "bf16", "fp16")
 OBJECTIVES = ("instruct", "span")
+NONFINITE = ("stop", "skip")
 
 
 @dataclass
@@ -233,7 +271,7 @@ class TrainConfig:
     objective: str = "instruct"  # "instruct" (instruction tuning) or "span" (span corruption)
     data: list[str] = field(default_factory=lambda: ["data/train.jsonl"])  # training files
     valid_data: str | None = "data/valid.jsonl"  # evaluated every eval_every steps; None: skip
-    tokenizer: str = "tokenizer/minitune.model"  # SentencePiece model (or from --init's folder)
+    tokenizer: str | None = None  # SentencePiece model; None: --init's own, else the shipped one
     max_source_length: int = 128  # longer prompts are truncated (and counted)
     max_target_length: int = 64  # longer answers are truncated (and counted)
     init: str | None = None  # start from this checkpoint folder instead of random weights
@@ -260,6 +298,8 @@ class TrainConfig:
     max_steps: int = 2000  # optimizer steps (the schedule's length)
     max_minutes: float | None = None  # stop earlier when this much wall time has passed
     eval_every: int = 500  # steps between validation runs (and best-checkpoint choices)
+    save_every: int = 100  # steps between saves of last/ (what --resume and a crash fall back to)
+    on_nonfinite: str = "stop"  # a NaN/inf loss: "stop" (keep last/) or "skip" the step
     log_every: int = 10  # steps between lines of metrics.jsonl
     precision: str = "fp32"  # "fp32", "bf16" (autocast, CPU or CUDA) or "fp16" (CUDA + scaler)
     device: str = "auto"  # "auto" (CUDA, then MPS, then CPU), "cpu", "cuda", "mps"
@@ -268,19 +308,23 @@ class TrainConfig:
     out: str = "runs/laptop"  # run folder: checkpoints, metrics.jsonl, loss.png
 
     def __post_init__(self) -> None:
+        if isinstance(self.data, str):
+            self.data = [self.data]
+        _check_types(self)
         choices = {"objective": OBJECTIVES, "optimizer": OPTIMIZERS, "schedule": SCHEDULES,
-                   "precision": PRECISIONS}  # fmt: skip
+                   "precision": PRECISIONS, "on_nonfinite": NONFINITE}  # fmt: skip
         _check_choices(self, choices)
         for name in ("max_source_length", "max_target_length", "batch_size", "grad_accum",
-                     "max_steps", "eval_every", "log_every"):  # fmt: skip
+                     "max_steps", "eval_every", "log_every", "save_every"):  # fmt: skip
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"TrainConfig.{name} must be a positive integer, got {value!r}")
         if not self.lr > 0:
             raise ValueError(f"TrainConfig.lr must be > 0, got {self.lr!r}")
-        if isinstance(self.data, str):
-            self.data = [self.data]
-        if not isinstance(self.lora_rank, int) or self.lora_rank < 0:
+        for name in ("weight_decay", "clip_grad", "label_smoothing", "lora_dropout"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.lora_rank < 0:
             raise ValueError(
                 f"TrainConfig.lora_rank must be an integer >= 0, got {self.lora_rank!r}"
             )

@@ -9,8 +9,11 @@ One optimizer step:
      (so the accumulated gradient is that of the mean over all N tokens, as one big batch);
   3. clip the gradient norm, set the learning rate from the schedule, step, zero the gradients.
 
-Every `eval_every` steps the validation loss is measured; the best and the last checkpoints are
-kept. Stops at `max_steps` or `max_minutes`; Ctrl-C saves the last checkpoint first.
+Every `eval_every` steps the validation loss is measured and the best checkpoint kept; every
+`save_every` steps last/ is saved (what --resume continues from, exactly: weights, optimizer,
+random states, data position, and the loss log). Stops at `max_steps` or `max_minutes`; Ctrl-C
+saves last/ first. A NaN or infinite loss stops the run before the weights change (or, with
+on_nonfinite="skip", skips that step and counts it).
 """
 
 from __future__ import annotations
@@ -19,9 +22,12 @@ import contextlib
 import json
 import math
 import random
+import signal
+import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -29,6 +35,7 @@ from minitune.checkpoint import (
     load_model,
     load_pretrained,
     load_trainer_state,
+    recover,
     save_checkpoint,
     weights_fingerprint,
 )
@@ -48,6 +55,18 @@ from minitune.model import Seq2SeqTransformer, shift_right
 from minitune.optim import build_optimizer, lr_factor
 from minitune.tokenizer import Tokenizer
 
+DEFAULT_TOKENIZER = "tokenizer/minitune.model"
+MAX_SKIPS_IN_A_ROW = 20  # with on_nonfinite="skip", this many bad steps in a row still stop
+
+
+class RunError(ValueError):
+    """A problem with a run that the user can fix (folders, tokenizer, settings); the command
+    line prints it without a traceback."""
+
+
+class DivergenceError(RunError):
+    """The loss or the gradient stopped being a finite number (the weights were not updated)."""
+
 
 def pick_device(name: str) -> torch.device:
     """ "auto" -> CUDA if present, then Apple MPS, then CPU."""
@@ -58,7 +77,7 @@ def pick_device(name: str) -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for, but no CUDA GPU is available")
+        raise RunError("device 'cuda' was asked for, but no CUDA GPU is available")
     return torch.device(name)
 
 
@@ -67,7 +86,7 @@ def precision_context(precision: str, device: torch.device):
     if precision == "fp32":
         return contextlib.nullcontext(), False
     if precision == "fp16" and device.type != "cuda":
-        raise ValueError("precision 'fp16' needs a CUDA device; use 'bf16' or 'fp32' on CPU")
+        raise RunError("precision 'fp16' needs a CUDA device; use 'bf16' or 'fp32' on CPU")
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return torch.autocast(device_type=device.type, dtype=dtype), precision == "fp16"
 
@@ -190,18 +209,28 @@ def train(
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)  # also seeds CUDA
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    check_writable(out)  # before any work: a run that cannot save is a run lost
     metrics_file = out / "metrics.jsonl"
 
     # ---- 2. model and tokenizer (from --init, or new) ------------------------------------
     if cfg.init:  # a minitune checkpoint or a Hugging Face T5 / Flan-T5 folder
         model, tokenizer_file, init_info = load_pretrained(cfg.init)  # its own config
         log(f"initialised from {cfg.init} (step {init_info.get('step')})")
+        if (
+            cfg.tokenizer
+            and Tokenizer(cfg.tokenizer).fingerprint() != Tokenizer(tokenizer_file).fingerprint()
+        ):
+            raise RunError(
+                f"train.tokenizer={cfg.tokenizer} is not the tokenizer {cfg.init} was trained "
+                f"with ({tokenizer_file}); its ids would mean other words. Leave train.tokenizer "
+                "unset to use the checkpoint's own"
+            )
     else:
         model = Seq2SeqTransformer(model_cfg)
-        tokenizer_file = Path(cfg.tokenizer)
+        tokenizer_file = Path(cfg.tokenizer or DEFAULT_TOKENIZER)
     if cfg.lora_rank:  # freeze the model, train low-rank adapters (minitune/lora.py)
         add_lora(model, cfg.lora_settings())
         trainable, total = count_parameters(model)
@@ -210,21 +239,21 @@ def train(
             f"({100 * trainable / total:.2f}%)")  # fmt: skip
         base_info = {"path": str(Path(cfg.init).resolve()), "sha": weights_fingerprint(cfg.init)}
     if cfg.precision == "fp16" and not model.config.scale_attention:
-        raise ValueError(
+        raise RunError(
             "precision 'fp16' with a T5-style model (scale_attention=False): T5's activations "
             "overflow float16's range (max 65504); use 'bf16' or 'fp32'"
         )
     autocast, use_scaler = precision_context(cfg.precision, device)
     tok = Tokenizer(tokenizer_file)
     if tok.vocab_size > model.config.vocab_size:
-        raise ValueError(
-            f"the tokenizer has {tok.vocab_size} ids but the model only {model.config.vocab_size}"
-            "; set model.vocab_size to at least the tokenizer's size"
+        raise RunError(
+            f"the tokenizer {tokenizer_file} has {tok.vocab_size} ids but the model only "
+            f"{model.config.vocab_size}; set model.vocab_size to at least the tokenizer's size"
         )
     model.to(device).train()
     log(f"model: {model.num_parameters() / 1e6:.2f}M parameters on {device}, {cfg.precision}")
 
-    # ---- 3. data --------------------------------------------------------------------------
+    # ---- 3. data (every file read and checked whole before the first step) -----------------
     if cfg.objective == "instruct":
         records = [r for path in cfg.data for r in read_records(path)]
         examples, report = encode_records(
@@ -246,6 +275,7 @@ def train(
         valid, report = encode_records(
             read_records(cfg.valid_data), tok, cfg.max_source_length, cfg.max_target_length
         )
+        log(f"validation data: {report}")
     elif cfg.objective == "span":
         valid = span_examples(documents[:200], tok, cfg, epoch=-1)
 
@@ -253,25 +283,28 @@ def train(
     optimizer = build_optimizer(model, cfg)
     scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
     step, epoch, index, best, elapsed_before = 0, 0, 0, math.inf, 0.0
-    last_eval_step = None
+    last_eval_step, saved_step, skipped, in_a_row = None, 0, 0, 0
+    losses: list[float] = []  # train losses since the last metrics row
     if resume:
         last = out / "last"
-        resumed, _ = load_model(last, device)
+        recover(last)  # a crash in the middle of a save leaves last.tmp or last.old
+        resumed, info = load_model(last, device)
+        check_resumable(last, info, model, tok)
         model.load_state_dict(resumed.state_dict())
         state = load_trainer_state(last)
         optimizer.load_state_dict(state["optimizer"])
         scaler.load_state_dict(state["scaler"])
         step, epoch, index = state["step"], state["epoch"], state["index"]
         best, elapsed_before = state["best_valid_loss"], state["elapsed"]
-        random.setstate(state["python_rng"])
-        torch.set_rng_state(state["torch_rng"])
-        if torch.cuda.is_available() and state.get("cuda_rng"):
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        losses, skipped, saved_step = list(state["losses"]), state["skipped"], step
+        set_rng_states(state["rng"])
+        truncate_metrics(metrics_file, step)  # rows written after the save are redone
         log(f"resumed from {last} at step {step}")
     elif metrics_file.exists():
         metrics_file.unlink()  # a fresh run starts a fresh log
 
     def checkpoint(name: str, with_trainer: bool) -> None:
+        nonlocal saved_step
         info = {"train": cfg.to_dict(), "step": step, "tokenizer_sha": tok.fingerprint(),
                 "best_valid_loss": best if math.isfinite(best) else None,
                 "seed": cfg.seed}  # fmt: skip
@@ -282,11 +315,13 @@ def train(
             trainer = {
                 "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
                 "step": step, "epoch": epoch, "index": index, "best_valid_loss": best,
-                "elapsed": elapsed_before + time.time() - start,
-                "python_rng": random.getstate(), "torch_rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                "elapsed": elapsed_before + time.time() - start, "losses": list(losses),
+                "skipped": skipped, "rng": get_rng_states(),
             }  # fmt: skip
-        save_checkpoint(out / name, model, info, tokenizer_file, trainer)
+        with deferred_interrupts():  # Ctrl-C waits until the folder is complete
+            save_checkpoint(out / name, model, info, tokenizer_file, trainer)
+        if name == "last":
+            saved_step = step
 
     def evaluate() -> None:
         """Validation loss now; keep the checkpoint as best/ if it is the lowest so far."""
@@ -305,7 +340,7 @@ def train(
     start = time.time()
     stop_reason = "max_steps"
     bar = tqdm(total=cfg.max_steps, initial=step, disable=not progress, dynamic_ncols=True)
-    window_tokens, window_start, losses = 0, time.time(), []
+    window_tokens, window_start = 0, time.time()
     try:
         while step < cfg.max_steps:
             if stop_at_step is not None and step >= stop_at_step:
@@ -325,10 +360,30 @@ def train(
                 model, micro, tok.pad_id, device, autocast, scaler, cfg.label_smoothing
             )
             window_tokens += tokens
-            # 3. clip, schedule, step
+            # 3. clip, schedule, step (unless the loss or the gradient is not a finite number)
             scaler.unscale_(optimizer)
-            if cfg.clip_grad:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
+            grad_norm = torch.nn.utils.clip_grad_norm_(
+                model.parameters(), cfg.clip_grad if cfg.clip_grad else math.inf
+            )
+            if not math.isfinite(step_loss) or (not use_scaler and not grad_norm.isfinite()):
+                optimizer.zero_grad(set_to_none=True)
+                what = f"loss {step_loss}" if not math.isfinite(step_loss) else "gradient norm inf"
+                in_a_row += 1
+                if cfg.on_nonfinite == "skip" and in_a_row < MAX_SKIPS_IN_A_ROW:
+                    skipped += 1
+                    log(f"step {step + 1}: {what}; skipped ({skipped} so far)")
+                    with open(metrics_file, "a") as f:
+                        f.write(json.dumps({"step": step + 1, "skipped_nonfinite": skipped}) + "\n")
+                    continue
+                kept = (f"{out / 'last'} holds step {saved_step}, the last good checkpoint"
+                        if (out / "last").exists() else "no checkpoint was saved yet")  # fmt: skip
+                raise DivergenceError(
+                    f"{what} at step {step + 1}"
+                    + (f" ({in_a_row} steps in a row)" if in_a_row > 1 else "")
+                    + f": stopped before updating the weights; {kept}. Try a lower train.lr, "
+                    "more warmup_steps, fp32, or --set train.on_nonfinite=skip"
+                )
+            in_a_row = 0
             lr = cfg.lr * lr_factor(step, cfg)
             for group in optimizer.param_groups:
                 group["lr"] = lr
@@ -337,8 +392,6 @@ def train(
             optimizer.zero_grad(set_to_none=True)
             step += 1
             losses.append(step_loss)
-            if not math.isfinite(step_loss):
-                raise FloatingPointError(f"loss is {step_loss} at step {step}; stopping")
 
             # logging, evaluation, checkpoints
             if step % cfg.log_every == 0 or step == cfg.max_steps:
@@ -356,6 +409,8 @@ def train(
             bar.update(1)
             if valid and (step % cfg.eval_every == 0 or step == cfg.max_steps):
                 evaluate()
+            if step % cfg.save_every == 0 and step < cfg.max_steps:
+                checkpoint("last", with_trainer=True)  # what a crash or --resume falls back to
     except KeyboardInterrupt:
         stop_reason = "interrupted"
         log(f"interrupted at step {step}: saving {out / 'last'}")
@@ -367,5 +422,84 @@ def train(
     if not valid:
         checkpoint("best", with_trainer=False)  # nothing to choose by: best is last
     log(plot_losses(metrics_file, out / "loss.png"))
-    return {"step": step, "stop_reason": stop_reason, "best_valid_loss": best,
+    return {"step": step, "stop_reason": stop_reason, "best_valid_loss": best, "skipped": skipped,
             "minutes": (elapsed_before + time.time() - start) / 60, "out": str(out)}  # fmt: skip
+
+
+# ---- helpers of the loop: folders, resume checks, random states, interrupts -------------------
+
+
+def check_writable(out: Path) -> None:
+    """Create the run folder and write a probe file, or raise RunError saying why not."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".minitune-write-test"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as err:
+        raise RunError(f"cannot write to the output folder {out}: {err.strerror or err}") from None
+
+
+def check_resumable(last: Path, info: dict, model, tok: Tokenizer) -> None:
+    """Refuse to resume a run with another tokenizer or another model shape."""
+    if info.get("tokenizer_sha") and info["tokenizer_sha"] != tok.fingerprint():
+        raise RunError(
+            f"{last} was trained with another tokenizer (sha {info['tokenizer_sha']}, its copy "
+            f"is {last / 'tokenizer.model'}); this run's tokenizer {tok.path} has sha "
+            f"{tok.fingerprint()}. Resume with the same tokenizer, or start a new --out"
+        )
+    saved, current = info["model"], model.config.to_dict()
+    changed = sorted(k for k in current if saved.get(k, current[k]) != current[k])
+    if changed:
+        diffs = ", ".join(f"{k}: {saved[k]!r} -> {current[k]!r}" for k in changed)
+        raise RunError(f"{last} holds a model with other settings ({diffs}); "
+                       "resume with the run's own config, or start a new --out")  # fmt: skip
+
+
+def truncate_metrics(metrics_file: Path, step: int) -> None:
+    """Keep the metrics rows up to `step` (later ones were written after the checkpoint)."""
+    if not metrics_file.exists():
+        return
+    rows = [line for line in metrics_file.read_text().splitlines() if line.strip()]
+    kept = [line for line in rows if json.loads(line)["step"] <= step]
+    metrics_file.write_text("".join(line + "\n" for line in kept))
+
+
+def get_rng_states() -> dict:
+    """Python, NumPy, torch and CUDA random states as plain data (safe to load)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return {
+        "python": random.getstate(), "torch": torch.get_rng_state(),
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }  # fmt: skip
+
+
+def set_rng_states(states: dict) -> None:
+    random.setstate(_as_tuples(states["python"]))
+    kind, keys, pos, has_gauss, cached = states["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(states["torch"])
+    if torch.cuda.is_available() and states["cuda"]:
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def _as_tuples(x):
+    """random.setstate wants the nested tuples that a safe load may return as lists."""
+    return tuple(_as_tuples(v) for v in x) if isinstance(x, (list, tuple)) else x
+
+
+@contextlib.contextmanager
+def deferred_interrupts():
+    """Hold Ctrl-C until the block ends (a checkpoint being written), then raise it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt

@@ -28,6 +28,7 @@ layer file may import `minitune.config` freely.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 from collections.abc import Callable
 
@@ -87,9 +88,11 @@ def resolve(kind: str, name: str) -> Callable[..., nn.Module]:
     if target is None and ":" in name:
         target = name
     if target is None:
+        close = difflib.get_close_matches(name, list(table), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
         raise ValueError(
             f"ModelConfig.{kind}={name!r} is not a registered {kind}; registered: "
-            f"{', '.join(map(repr, table))} (or give a class as 'module:Class')"
+            f"{', '.join(map(repr, table))} (or give a class as 'module:Class'){hint}"
         )
     if not isinstance(target, str):
         return target
