@@ -41,9 +41,14 @@ def _check_choices(config, choices: dict[str, tuple]) -> None:
             )
 
 
-def suggest(value, allowed) -> str:
-    """ "; did you mean 'adamw'?" when `value` is a near miss of an allowed name, else ""."""
-    close = difflib.get_close_matches(str(value), [str(a) for a in allowed], n=1)
+def suggest(value, allowed, cutoff: float = 0.6) -> str:
+    """A hint such as "; did you mean 'adamw'?" when `value` nearly matches an allowed name:
+    one that starts the value or that the value starts ("lrate" -> 'lr'), else the closest."""
+    value, allowed = str(value), [str(a) for a in allowed]
+    prefixes = [a for a in allowed if len(a) > 1 and (value.startswith(a) or a.startswith(value))]
+    close = sorted(prefixes, key=len, reverse=True)[:1] or difflib.get_close_matches(
+        value, allowed, n=1, cutoff=cutoff
+    )
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
@@ -352,8 +357,7 @@ def _check_keys(section: str, values: dict, cls) -> None:
     known = [f.name for f in dataclasses.fields(cls) if f.init]
     for key in values:
         if key not in known:
-            close = difflib.get_close_matches(key, known, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = suggest(key, known, cutoff=0.5) or f"; known keys: {', '.join(known)}"
             raise ValueError(f"[{section}] unknown key {key!r}{hint}")
 
 
