@@ -137,22 +137,24 @@ def save_checkpoint(
     info: dict,
     tokenizer_file: str | Path,
     trainer_state: dict | None = None,
+    state_dict: dict | None = None,
 ) -> None:
     """Write a checkpoint folder atomically. `info` goes into config.json with the model config.
 
+    `state_dict` replaces model.state_dict() (e.g. the full weights gathered from FSDP shards).
     A LoRA model (model.lora set) is saved as its adapters only (adapter.safetensors)."""
+    state_dict = state_dict if state_dict is not None else model.state_dict()
     folder = Path(folder)
     tmp = folder.with_name(folder.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
     if getattr(model, "lora", None) is not None:  # adapter-only checkpoint
-        from minitune.lora import lora_state_dict
-
-        save_safetensors(lora_state_dict(model), tmp / "adapter.safetensors")
+        adapters = {k: v for k, v in state_dict.items() if ".lora_A" in k or ".lora_B" in k}
+        save_safetensors(_clean_names(adapters), tmp / "adapter.safetensors")
         info = {**info, "lora": model.lora.to_dict()}
     else:
-        save_safetensors(_clean_names(model.state_dict()), tmp / "model.safetensors")
+        save_safetensors(_clean_names(state_dict), tmp / "model.safetensors")
     with open(tokenizer_file, "rb") as src, open(tmp / "tokenizer.model", "wb") as dst:
         shutil.copyfileobj(src, dst)
         dst.flush()

@@ -129,7 +129,9 @@ def _run_config(args: argparse.Namespace, objective: str):
                  "lora_alpha": args.lora_alpha,
                  "lora_targets": args.lora_targets and args.lora_targets.split(","),
                  "lora_where": args.lora_where and args.lora_where.split(","),
-                 "on_nonfinite": "skip" if args.skip_nonfinite else None}  # fmt: skip
+                 "on_nonfinite": "skip" if args.skip_nonfinite else None,
+                 "fsdp": args.fsdp or None, "compile": args.compile or None,
+                 "activation_checkpointing": args.activation_checkpointing or None}  # fmt: skip
         overrides["train"].update({k: v for k, v in flags.items() if v is not None})
         return load_run_config(args.config, overrides)
     except ValueError as err:
@@ -140,7 +142,8 @@ def _train(args: argparse.Namespace, objective: str) -> int:
     from minitune.train import train
 
     model_cfg, cfg = _run_config(args, objective)
-    summary = train(model_cfg, cfg, resume=args.resume, progress=not args.no_progress)
+    summary = train(model_cfg, cfg, resume=args.resume, progress=not args.no_progress,
+                    stop_at_step=args.stop_at_step)  # fmt: skip
     print(
         f"done: {summary['step']} steps in {summary['minutes']:.1f} min ({summary['stop_reason']}),"
         f" best validation loss {summary['best_valid_loss']:.4f}, checkpoints in {summary['out']}"
@@ -411,8 +414,15 @@ def _training_flags(p: argparse.ArgumentParser, default_config: str | None) -> N
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
                    help="override any config value, e.g. --set train.lr=5e-4 (repeatable)")  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--stop-at-step", type=int, help=argparse.SUPPRESS)  # tests: stop, save last/
     p.add_argument("--skip-nonfinite", action="store_true",
                    help="skip (and count) steps whose loss is NaN/inf instead of stopping")  # fmt: skip
+    scale = p.add_argument_group("GPUs and several processes (see README: More than one GPU)")
+    scale.add_argument("--fsdp", action="store_true",
+                       help="under torchrun: shard the model (FSDP) instead of replicating it (DDP)")  # fmt: skip
+    scale.add_argument("--compile", action="store_true", help="torch.compile the model")
+    scale.add_argument("--activation-checkpointing", action="store_true",
+                       help="recompute layers in backward: less memory, more compute")  # fmt: skip
     lora = p.add_argument_group("LoRA (train adapters on a frozen --init model)")
     lora.add_argument("--lora-rank", type=int, help="adapter rank r (e.g. 8); 0: full fine-tuning")
     lora.add_argument("--lora-alpha", type=float, help="scale α (update × α/r; default 2·r)")

@@ -246,6 +246,19 @@ PRESETS: dict[str, dict] = {
         scale_attention=False,
         tie_embeddings=True,
     ),
+    "t5-base": dict(
+        vocab_size=32128,
+        d_model=768,
+        n_heads=12,
+        d_head=64,
+        d_ff=3072,
+        n_encoder_layers=12,
+        n_decoder_layers=12,
+        dropout=0.1,
+        ffn="relu",
+        scale_attention=False,
+        tie_embeddings=True,
+    ),
     "t5-v1_1-small": dict(
         vocab_size=32128,
         d_model=512,
@@ -308,6 +321,10 @@ class TrainConfig:
     log_every: int = 10  # steps between lines of metrics.jsonl
     precision: str = "fp32"  # "fp32", "bf16" (autocast, CPU or CUDA) or "fp16" (CUDA + scaler)
     device: str = "auto"  # "auto" (CUDA, then MPS, then CPU), "cpu", "cuda", "mps"
+    fsdp: bool = False  # under torchrun: shard weights, gradients, optimizer state (else DDP)
+    compile: bool = False  # torch.compile the model (slow start, faster steps; mostly on GPUs)
+    activation_checkpointing: bool = False  # recompute each layer in backward: less memory
+    tf32: bool = True  # CUDA: TensorFloat-32 matmuls for float32 (much faster, 10-bit mantissa)
     threads: int | None = None  # CPU threads for torch (None: torch's default)
     seed: int = 0  # seeds Python, torch (and CUDA); recorded in every checkpoint
     out: str = "runs/laptop"  # run folder: checkpoints, metrics.jsonl, loss.png
@@ -333,6 +350,8 @@ class TrainConfig:
             raise ValueError(
                 f"TrainConfig.lora_rank must be an integer >= 0, got {self.lora_rank!r}"
             )
+        if self.fsdp and self.lora_rank:
+            raise ValueError("TrainConfig: fsdp with lora_rank is not supported; use DDP for LoRA")
         if self.lora_rank:
             self.lora_settings()  # ValueError naming a bad target or place
             if not self.init:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from minitune.config import ModelConfig
 from minitune.layers.attention import KVCache, make_attention_bias, make_attention_mask
@@ -64,6 +65,7 @@ class Encoder(nn.Module):
         self.position = build("position", cfg, causal=False)
         self.dropout = nn.Dropout(cfg.dropout)
         self.layers = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.n_encoder_layers))
+        self.checkpointing = False  # recompute layers in backward (set_activation_checkpointing)
         pre_norm = cfg.norm_position == "pre"
         self.final_norm = build("norm", cfg) if pre_norm else nn.Identity()
 
@@ -74,7 +76,10 @@ class Encoder(nn.Module):
         mask = make_attention_mask(attention_mask, S, S, causal=False, device=x.device)
         bias = make_attention_bias(mask, self.position.bias(S, S))  # shared by all layers
         for layer in self.layers:
-            x = layer(x, bias, self.position)  # (B, S, C)
+            if self.checkpointing and self.training:  # keep only x; recompute inside in backward
+                x = checkpoint(layer, x, bias, self.position, use_reentrant=False)
+            else:
+                x = layer(x, bias, self.position)  # (B, S, C)
         return self.dropout(self.final_norm(x))
 
 
@@ -86,6 +91,7 @@ class Decoder(nn.Module):
         self.position = build("position", cfg, causal=True)
         self.dropout = nn.Dropout(cfg.dropout)
         self.layers = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.n_decoder_layers))
+        self.checkpointing = False  # recompute layers in backward (set_activation_checkpointing)
         pre_norm = cfg.norm_position == "pre"
         self.final_norm = build("norm", cfg) if pre_norm else nn.Identity()
 
@@ -111,9 +117,11 @@ class Decoder(nn.Module):
         for i, layer in enumerate(self.layers):
             self_cache = cache.self_attn[i] if cache is not None else None
             cross_cache = cache.cross_attn[i] if cache is not None else None
-            x = layer(
-                x, memory, self_bias, cross_bias, self_cache, cross_cache, self.position
-            )  # (B, T, C)
+            args = (x, memory, self_bias, cross_bias, self_cache, cross_cache, self.position)
+            if self.checkpointing and self.training and cache is None:
+                x = checkpoint(layer, *args, use_reentrant=False)
+            else:
+                x = layer(*args)  # (B, T, C)
         return self.dropout(self.final_norm(x))
 
 
@@ -187,6 +195,11 @@ class Seq2SeqTransformer(nn.Module):
         from minitune.generate import generate
 
         return generate(self, input_ids, attention_mask, **kwargs)
+
+    def set_activation_checkpointing(self, enabled: bool = True) -> None:
+        """Activation (gradient) checkpointing: in training, keep only each layer's input and
+        recompute the layer during backward. Saves most activation memory for ~30% more compute."""
+        self.encoder.checkpointing = self.decoder.checkpointing = enabled
 
     def set_attention_impl(self, impl: str) -> None:
         """Switch every attention layer to the "fast" (fused kernel) or "reference" path."""

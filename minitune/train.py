@@ -49,6 +49,16 @@ from minitune.data.batching import (
 from minitune.data.corpus import read_documents
 from minitune.data.formats import read_records
 from minitune.data.span_corruption import span_corrupt
+from minitune.distributed import (
+    Distributed,
+    full_state,
+    load_full_state,
+    no_sync,
+    setup,
+    teardown,
+    unwrap,
+    wrap,
+)
 from minitune.lora import add_lora, count_parameters
 from minitune.loss import token_nll_sum
 from minitune.model import Seq2SeqTransformer, shift_right
@@ -130,43 +140,54 @@ def batch_stream(
 
 def forward_backward(
     model, micro_batches: list[dict], pad_id: int, device, autocast, scaler=None,
-    label_smoothing: float = 0.0,
+    label_smoothing: float = 0.0, d: Distributed | None = None,
 ) -> tuple[float, int]:  # fmt: skip
     """Accumulate the gradient of one optimizer step over its micro-batches.
 
     Each micro-batch's summed token loss is divided by N, the number of target tokens of all
-    micro-batches together, so the gradient equals that of one big batch, whatever the padding.
+    micro-batches together (of all processes, when distributed), so the gradient equals that of
+    one big batch, whatever the padding and however the batch is split.
     Returns the step's loss (mean per target token) and the number of tokens processed.
     """
-    n_tokens = sum(int((b["labels"] != -100).sum()) for b in micro_batches)  # N
+    d = d or Distributed()
+    n_tokens = sum(int((b["labels"] != -100).sum()) for b in micro_batches)
+    (n_tokens,) = d.sum([n_tokens])  # N, over every process
     step_loss, processed = 0.0, 0
-    for b in micro_batches:
-        x, mask, y = (b[k].to(device) for k in ("input_ids", "attention_mask", "labels"))
-        decoder_input_ids = shift_right(y, model.config.decoder_start_id, pad_id)
-        with autocast:
+    for i, b in enumerate(micro_batches):
+        x, mask, y = (b[k].to(device, non_blocking=True)
+                      for k in ("input_ids", "attention_mask", "labels"))  # fmt: skip
+        decoder_input_ids = shift_right(y, unwrap(model).config.decoder_start_id, pad_id)
+        with no_sync(model, last_micro_batch=i == len(micro_batches) - 1), autocast:
             logits = model(x, decoder_input_ids, mask)  # (B, T, V)
-        loss_sum, _ = token_nll_sum(logits, y, label_smoothing)
-        loss = loss_sum / n_tokens
-        (scaler.scale(loss) if scaler is not None else loss).backward()
-        step_loss += loss.item()
+            loss_sum, _ = token_nll_sum(logits, y, label_smoothing)
+            # DDP/FSDP average gradients over the processes; × world_size makes that a sum
+            loss = loss_sum / n_tokens * d.world_size
+            (scaler.scale(loss) if scaler is not None else loss).backward()
+        step_loss += loss_sum.item() / n_tokens
         processed += int(mask.sum()) + int((y != -100).sum())
-    return step_loss, processed
+    step_loss, processed = d.sum([step_loss, processed])
+    return step_loss, int(processed)
 
 
 @torch.no_grad()
-def validation_loss(model, examples, pad_id, batch_size, device, autocast) -> float:
-    """Mean per-token loss over `examples` (teacher forcing), dropout off."""
+def validation_loss(model, examples, pad_id, batch_size, device, autocast,
+                    d: Distributed | None = None) -> float:  # fmt: skip
+    """Mean per-token loss over `examples` (teacher forcing), dropout off. Distributed: each
+    process takes every world_size-th example and the sums are added up."""
+    d = d or Distributed()
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
-    for i in range(0, len(examples), batch_size):
-        batch = collate(examples[i : i + batch_size], pad_id)
+    mine = examples[d.rank :: d.world_size]
+    for i in range(0, len(mine), batch_size):
+        batch = collate(mine[i : i + batch_size], pad_id)
         x, mask, y = (batch[k].to(device) for k in ("input_ids", "attention_mask", "labels"))
         with autocast:
-            logits = model(x, shift_right(y, model.config.decoder_start_id, pad_id), mask)
+            logits = model(x, shift_right(y, unwrap(model).config.decoder_start_id, pad_id), mask)
         loss_sum, n = token_nll_sum(logits, y)
         total, count = total + loss_sum.item(), count + n.item()
     model.train(was_training)
+    total, count = d.sum([total, count])
     return total / max(count, 1)
 
 
@@ -204,15 +225,21 @@ def train(
     progress: bool = True,
 ) -> dict:
     """Run (or resume) training; returns a summary. See the module docstring."""
-    # ---- 1. device, seeds, output folder (precision once the model is known) ----------------
-    device = pick_device(cfg.device)
+    # ---- 1. processes, device, seeds, output folder (precision once the model is known) -----
+    d, device_name = setup(cfg.device, cfg.fsdp)  # one process, or one of torchrun's
+    if not d.is_main:
+        log, progress = (lambda *a: None), False  # rank 0 speaks for all
+    device = pick_device(device_name)
+    if device.type == "cuda":  # TensorFloat-32 matmuls: ~8x the fp32 speed, 10-bit mantissa
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = cfg.tf32
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
-    torch.manual_seed(cfg.seed)  # also seeds CUDA
+    torch.manual_seed(cfg.seed)  # also seeds CUDA; the same initial weights in every process
     out = Path(cfg.out)
-    check_writable(out)  # before any work: a run that cannot save is a run lost
+    if d.is_main:
+        check_writable(out)  # before any work: a run that cannot save is a run lost
     metrics_file = out / "metrics.jsonl"
 
     # ---- 2. model and tokenizer (from --init, or new) ------------------------------------
@@ -250,8 +277,16 @@ def train(
             f"the tokenizer {tokenizer_file} has {tok.vocab_size} ids but the model only "
             f"{model.config.vocab_size}; set model.vocab_size to at least the tokenizer's size"
         )
-    model.to(device).train()
-    log(f"model: {model.num_parameters() / 1e6:.2f}M parameters on {device}, {cfg.precision}")
+    net = model.to(device).train()  # the Seq2SeqTransformer itself: config, saving
+    net.set_activation_checkpointing(cfg.activation_checkpointing)
+    processes = f", {d.world_size} processes ({'FSDP' if d.fsdp else 'DDP'})" if d.enabled else ""
+    log(f"model: {net.num_parameters() / 1e6:.2f}M parameters on {device}, {cfg.precision}"
+        f"{processes}")  # fmt: skip
+    model = wrap(net, d, device)  # what the loop calls: DDP/FSDP around net, or net
+    if cfg.compile:
+        model = torch.compile(model)  # checkpoints are saved from net: no "_orig_mod." names
+    if d.enabled:
+        torch.manual_seed(cfg.seed + d.rank)  # dropout differs between processes
 
     # ---- 3. data (every file read and checked whole before the first step) -----------------
     if cfg.objective == "instruct":
@@ -280,7 +315,7 @@ def train(
         valid = span_examples(documents[:200], tok, cfg, epoch=-1)
 
     # ---- 4. optimizer, and the state to resume ---------------------------------------------
-    optimizer = build_optimizer(model, cfg)
+    optimizer = build_optimizer(net, cfg)  # after FSDP has sharded the parameters
     scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
     step, epoch, index, best, elapsed_before = 0, 0, 0, math.inf, 0.0
     last_eval_step, saved_step, skipped, in_a_row = None, 0, 0, 0
@@ -289,18 +324,20 @@ def train(
         last = out / "last"
         recover(last)  # a crash in the middle of a save leaves last.tmp or last.old
         resumed, info = load_model(last, device)
-        check_resumable(last, info, model, tok)
-        model.load_state_dict(resumed.state_dict())
+        check_resumable(last, info, net, tok)
         state = load_trainer_state(last)
-        optimizer.load_state_dict(state["optimizer"])
+        if len(state["rng"]) != d.world_size:
+            raise RunError(f"{last} was saved by {len(state['rng'])} process(es); resume it "
+                           f"with as many (this run has {d.world_size})")  # fmt: skip
+        load_full_state(net, optimizer, resumed.state_dict(), state["optimizer"], d)
         scaler.load_state_dict(state["scaler"])
         step, epoch, index = state["step"], state["epoch"], state["index"]
         best, elapsed_before = state["best_valid_loss"], state["elapsed"]
         losses, skipped, saved_step = list(state["losses"]), state["skipped"], step
-        set_rng_states(state["rng"])
+        set_rng_states(state["rng"][d.rank])
         truncate_metrics(metrics_file, step)  # rows written after the save are redone
         log(f"resumed from {last} at step {step}")
-    elif metrics_file.exists():
+    elif metrics_file.exists() and d.is_main:
         metrics_file.unlink()  # a fresh run starts a fresh log
 
     def checkpoint(name: str, with_trainer: bool) -> None:
@@ -310,16 +347,20 @@ def train(
                 "seed": cfg.seed}  # fmt: skip
         if cfg.lora_rank:
             info["base"] = base_info  # an adapter checkpoint names (and hashes) its base
+        model_state, optim_state = full_state(net, optimizer, d)  # every process (FSDP gathers)
+        rng = d.gather(get_rng_states())  # one entry per process
         trainer = None
         if with_trainer:
             trainer = {
-                "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+                "optimizer": optim_state, "scaler": scaler.state_dict(),
                 "step": step, "epoch": epoch, "index": index, "best_valid_loss": best,
                 "elapsed": elapsed_before + time.time() - start, "losses": list(losses),
-                "skipped": skipped, "rng": get_rng_states(),
+                "skipped": skipped, "rng": rng,
             }  # fmt: skip
-        with deferred_interrupts():  # Ctrl-C waits until the folder is complete
-            save_checkpoint(out / name, model, info, tokenizer_file, trainer)
+        if d.is_main:
+            with deferred_interrupts():  # Ctrl-C waits until the folder is complete
+                save_checkpoint(out / name, net, info, tokenizer_file, trainer, model_state)
+        d.barrier()  # nobody runs ahead of (or exits before) the save
         if name == "last":
             saved_step = step
 
@@ -327,16 +368,22 @@ def train(
         """Validation loss now; keep the checkpoint as best/ if it is the lowest so far."""
         nonlocal best, last_eval_step
         last_eval_step = step
-        valid_loss = validation_loss(model, valid, tok.pad_id, cfg.batch_size, device, autocast)
-        with open(metrics_file, "a") as f:
-            f.write(json.dumps({"step": step, "valid_loss": valid_loss}) + "\n")
+        valid_loss = validation_loss(model, valid, tok.pad_id, cfg.batch_size, device, autocast, d)
+        write_metrics({"step": step, "valid_loss": valid_loss})
         log(f"step {step}: validation loss {valid_loss:.4f}")
         if valid_loss < best:
             best = valid_loss
             checkpoint("best", with_trainer=False)
 
     # ---- 5. the loop --------------------------------------------------------------------------
-    stream = batch_stream(make_epoch, cfg.batch_size, cfg.seed, epoch, index, cfg.length_bucketing)
+    def write_metrics(row: dict) -> None:
+        if d.is_main:
+            with open(metrics_file, "a") as f:
+                f.write(json.dumps(row) + "\n")
+
+    # one stream of global batches (batch_size per process), the same in every process
+    global_batch = cfg.batch_size * d.world_size
+    stream = batch_stream(make_epoch, global_batch, cfg.seed, epoch, index, cfg.length_bucketing)
     start = time.time()
     stop_reason = "max_steps"
     bar = tqdm(total=cfg.max_steps, initial=step, disable=not progress, dynamic_ncols=True)
@@ -353,18 +400,25 @@ def train(
             micro = []
             for _ in range(cfg.grad_accum):
                 epoch, i, batch_examples = next(stream)
-                micro.append(collate(batch_examples, tok.pad_id))
                 index = i + 1  # where to continue after a resume
+                n = len(batch_examples)  # this process's share of the global batch:
+                mine = batch_examples[d.rank * n // d.world_size : (d.rank + 1) * n // d.world_size]
+                batch = collate(mine, tok.pad_id)
+                if device.type == "cuda":  # page-locked memory: the copy to the GPU overlaps
+                    batch = {k: v.pin_memory() for k, v in batch.items()}
+                micro.append(batch)
             # 2. forward and backward, each micro-batch's loss normalised by all N tokens
             step_loss, tokens = forward_backward(
-                model, micro, tok.pad_id, device, autocast, scaler, cfg.label_smoothing
+                model, micro, tok.pad_id, device, autocast, scaler, cfg.label_smoothing, d
             )
             window_tokens += tokens
             # 3. clip, schedule, step (unless the loss or the gradient is not a finite number)
             scaler.unscale_(optimizer)
             grad_norm = torch.nn.utils.clip_grad_norm_(
-                model.parameters(), cfg.clip_grad if cfg.clip_grad else math.inf
+                net.parameters(), cfg.clip_grad if cfg.clip_grad else math.inf
             )
+            if hasattr(grad_norm, "full_tensor"):  # FSDP: a sharded DTensor
+                grad_norm = grad_norm.full_tensor()
             if not math.isfinite(step_loss) or (not use_scaler and not grad_norm.isfinite()):
                 optimizer.zero_grad(set_to_none=True)
                 what = f"loss {step_loss}" if not math.isfinite(step_loss) else "gradient norm inf"
@@ -372,8 +426,7 @@ def train(
                 if cfg.on_nonfinite == "skip" and in_a_row < MAX_SKIPS_IN_A_ROW:
                     skipped += 1
                     log(f"step {step + 1}: {what}; skipped ({skipped} so far)")
-                    with open(metrics_file, "a") as f:
-                        f.write(json.dumps({"step": step + 1, "skipped_nonfinite": skipped}) + "\n")
+                    write_metrics({"step": step + 1, "skipped_nonfinite": skipped})
                     continue
                 kept = (f"{out / 'last'} holds step {saved_step}, the last good checkpoint"
                         if (out / "last").exists() else "no checkpoint was saved yet")  # fmt: skip
@@ -400,8 +453,7 @@ def train(
                 row = {"step": step, "loss": sum(losses) / len(losses), "lr": lr,
                        "tokens_per_s": round(tokens_per_s), "epoch": epoch,
                        "elapsed_s": round(elapsed_before + now - start, 1)}  # fmt: skip
-                with open(metrics_file, "a") as f:
-                    f.write(json.dumps(row) + "\n")
+                write_metrics(row)
                 bar.set_postfix(
                     loss=f"{row['loss']:.3f}", lr=f"{lr:.2e}", tok_s=row["tokens_per_s"]
                 )
@@ -413,15 +465,22 @@ def train(
                 checkpoint("last", with_trainer=True)  # what a crash or --resume falls back to
     except KeyboardInterrupt:
         stop_reason = "interrupted"
+        if d.enabled:  # saving needs every process, and not all may have been interrupted
+            log(f"interrupted at step {step}; {out / 'last'} holds step {saved_step}")
+            teardown(d)
+            return {"step": step, "stop_reason": stop_reason, "best_valid_loss": best,
+                    "skipped": skipped, "minutes": 0.0, "out": str(out)}  # fmt: skip
         log(f"interrupted at step {step}: saving {out / 'last'}")
     finally:
         bar.close()
-    if valid and stop_reason != "interrupted" and last_eval_step != step:
+    if valid and stop_reason in ("max_steps", "max_minutes") and last_eval_step != step:
         evaluate()  # stopped by the clock between two evaluations
     checkpoint("last", with_trainer=True)
     if not valid:
         checkpoint("best", with_trainer=False)  # nothing to choose by: best is last
-    log(plot_losses(metrics_file, out / "loss.png"))
+    if d.is_main:
+        log(plot_losses(metrics_file, out / "loss.png"))
+    teardown(d)
     return {"step": step, "stop_reason": stop_reason, "best_valid_loss": best, "skipped": skipped,
             "minutes": (elapsed_before + time.time() - start) / 60, "out": str(out)}  # fmt: skip
 

@@ -59,6 +59,8 @@ def test_t5_small_preset_has_t5_small_size():
     with torch.device("meta"):
         model = Seq2SeqTransformer(ModelConfig.preset("t5-small"))
     assert model.num_parameters() == 60_506_624
+    with torch.device("meta"):  # and t5-base 222,903,552
+        assert Seq2SeqTransformer(ModelConfig.preset("t5-base")).num_parameters() == 222_903_552
 
 
 def test_laptop_preset_is_a_few_million_parameters():

@@ -139,3 +139,15 @@ def test_attention_maps_are_distributions_with_masks_respected():
     assert torch.all(dec_self.triu(diagonal=1) == 0)  # causal
     assert torch.all(cross[2, :, :, 7:] == 0)  # row 2 has 2 padding tokens
     assert model.config.attention_impl == "fast"  # the fast path is back afterwards
+
+
+def test_activation_checkpointing_gives_the_same_gradients():
+    grads = []
+    for checkpointing in (False, True):
+        model = tiny_model(dropout=0.0).train()
+        model.set_activation_checkpointing(checkpointing)
+        input_ids, mask, dec = random_batch()
+        cross_entropy_loss(model(input_ids, dec, mask), dec.roll(-1, 1)).backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters()})
+    for name in grads[0]:
+        torch.testing.assert_close(grads[1][name], grads[0][name], atol=1e-6, rtol=1e-5)
