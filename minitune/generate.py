@@ -70,7 +70,7 @@ def generate(
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad():
+        with torch.inference_mode():  # no autograd bookkeeping at all: faster than no_grad
             memory = model.encode(input_ids, attention_mask)  # (B, S, C), computed once
             if num_beams > 1:
                 return beam_search(

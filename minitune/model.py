@@ -39,8 +39,13 @@ class DecoderCache:
     KV cache (`max_length` positions) and the cross-attention keys/values of the encoder output."""
 
     def __init__(self, n_layers: int, max_length: int, source_length: int):
+        self.max_length = max_length
         self.self_attn = [KVCache(max_length) for _ in range(n_layers)]
         self.cross_attn = [KVCache(source_length) for _ in range(n_layers)]
+        # computed on the first step and sliced afterwards: the decoder's position bias for all
+        # max_length positions, and the cross-attention padding bias (the same at every step)
+        self.position_bias: torch.Tensor | None = None  # (1, H, max_length, max_length)
+        self.cross_bias: torch.Tensor | None = None  # (B, 1, 1, S)
 
     @property
     def length(self) -> int:
@@ -110,10 +115,24 @@ class Decoder(nn.Module):
         self_mask = make_attention_mask(
             None, T, offset + T, causal=True, offset=offset, device=x.device
         )
-        self_bias = make_attention_bias(self_mask, self.position.bias(T, offset + T, offset))
+        if cache is None:
+            position_bias = self.position.bias(T, T)
+        else:  # decoding: the whole table once, then rows offset..offset+T-1 of it
+            if offset == 0:
+                L = cache.max_length
+                cache.position_bias = self.position.bias(L, L)
+            table = cache.position_bias
+            position_bias = (
+                None if table is None else table[:, :, offset : offset + T, : offset + T]
+            )
+        self_bias = make_attention_bias(self_mask, position_bias)
         # cross-attention: every target token may see every real source token
-        cross_mask = make_attention_mask(memory_mask, T, S, causal=False, device=x.device)
-        cross_bias = make_attention_bias(cross_mask, None)
+        if cache is None or cache.cross_bias is None:
+            cross_mask = make_attention_mask(memory_mask, T, S, causal=False, device=x.device)
+            cross_bias = make_attention_bias(cross_mask, None)  # (B, 1, 1, S): any T
+            if cache is not None:
+                cache.cross_bias = cross_bias
+        cross_bias = cache.cross_bias if cache is not None else cross_bias
         for i, layer in enumerate(self.layers):
             self_cache = cache.self_attn[i] if cache is not None else None
             cross_cache = cache.cross_attn[i] if cache is not None else None

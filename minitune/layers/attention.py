@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from minitune.config import ModelConfig
+from minitune.layers.fused import Stacked
 
 
 def make_attention_mask(
@@ -182,6 +183,7 @@ class Attention(nn.Module):
         self.q_init_std = (cfg.d_model * (1 if cfg.scale_attention else cfg.d_head)) ** -0.5
         self.record_weights = False  # when True (reference path), keep the last weights
         self.last_weights: torch.Tensor | None = None  # (B, H, T_q, T_k)
+        self.stacked_qkv = Stacked()  # fast path: [W_q; W_k; W_v] as one matmul (fused.py)
 
     def init_weights(self) -> None:
         """T5's init: W_k, W_v ~ N(0, C^-1/2), W_o ~ N(0, (H·D)^-1/2), W_q as q_init_std."""
@@ -234,14 +236,24 @@ class Attention(nn.Module):
         B, T, _ = x.shape
         offset = cache.length if cache is not None else 0
         # 1. project the queries, split into heads
-        q = self.split_heads(self.q(x), self.n_heads)  # (B, H, T_q, D)
         # 2. keys and values: from x (self) or memory (cross), possibly from / into the cache
         reuse = self.is_cross and cache is not None and cache.length > 0
         k = v = None
-        if not reuse:
-            source = memory if self.is_cross else x
-            k = self.split_heads(self.k(source), self.n_kv_heads)  # (B, H_kv, T_k, D)
-            v = self.split_heads(self.v(source), self.n_kv_heads)  # (B, H_kv, T_k, D)
+        fused = None
+        if self.impl == "fast" and not self.is_cross:  # one matmul for W_q, W_k, W_v
+            fused = self.stacked_qkv(x, [self.q, self.k, self.v])
+        if fused is not None:
+            kv_width = self.n_kv_heads * self.d_head
+            q, k, v = fused.split([self.n_heads * self.d_head, kv_width, kv_width], dim=-1)
+            q = self.split_heads(q, self.n_heads)  # (B, H, T_q, D)
+            k = self.split_heads(k, self.n_kv_heads)  # (B, H_kv, T_k, D)
+            v = self.split_heads(v, self.n_kv_heads)
+        else:
+            q = self.split_heads(self.q(x), self.n_heads)  # (B, H, T_q, D)
+            if not reuse:
+                source = memory if self.is_cross else x
+                k = self.split_heads(self.k(source), self.n_kv_heads)  # (B, H_kv, T_k, D)
+                v = self.split_heads(self.v(source), self.n_kv_heads)  # (B, H_kv, T_k, D)
         q, k = self.transform_qk(q, k)
         if reuse:
             k, v = cache.stored()  # encoder keys/values, computed on the first decoding step

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from minitune.config import ModelConfig
+from minitune.layers.fused import Stacked
 
 
 def _gelu_tanh(x: torch.Tensor) -> torch.Tensor:
@@ -50,6 +51,8 @@ class FeedForward(nn.Module):
         self.wi_gate = nn.Linear(C, F_, bias=bias) if self.gated else None  # W_i1
         self.wo = nn.Linear(F_, C, bias=bias)  # W_o
         self.dropout = nn.Dropout(cfg.dropout)
+        self.impl = cfg.attention_impl  # "fast": gated layers project with one matmul (fused.py)
+        self.stacked_gate = Stacked()
 
     def init_weights(self) -> None:
         """T5's init: each matrix ~ N(0, 1/fan_in)."""
@@ -60,7 +63,14 @@ class FeedForward(nn.Module):
                     nn.init.zeros_(linear.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.activation(self.wi(x))  # (B, T, F)
-        if self.wi_gate is not None:
-            h = h * self.wi_gate(x)  # gate: elementwise product with a second projection
+        both = None
+        if self.wi_gate is not None and self.impl == "fast":
+            both = self.stacked_gate(x, [self.wi, self.wi_gate])  # [W_i0 x, W_i1 x], (B, T, 2F)
+        if both is not None:
+            h, gate = both.chunk(2, dim=-1)
+            h = self.activation(h) * gate
+        else:
+            h = self.activation(self.wi(x))  # (B, T, F)
+            if self.wi_gate is not None:
+                h = h * self.wi_gate(x)  # gate: elementwise product with a second projection
         return self.wo(self.dropout(h))  # (B, T, C)
