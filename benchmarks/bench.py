@@ -1,112 +1,305 @@
-"""Speed benchmarks: training and decoding throughput of minitune's presets on this machine.
+"""Speed benchmarks: minitune against the reference T5 on the same weights, and against the
+machine's own matmul peak.
 
-    python benchmarks/bench.py                       # tiny and laptop presets, all measurements
-    python benchmarks/bench.py --presets laptop --skip-cache-scaling
+    python benchmarks/bench.py                          # bench-tiny and t5-small, CPU, fp32
+    python benchmarks/bench.py --configs bench-tiny --repeats 3
+    python benchmarks/bench.py --device cuda --precision bf16 --configs t5-small t5-base
 
-What it measures (fp32, random weights, random token ids):
-- training tokens/s: forward + backward + AdamW step on a batch of 16 × (source 128 + target 32);
-  "tokens" counts source and target tokens;
-- greedy decoding tokens/s at batch 1 and 8 (64 new tokens, EOS suppressed so every row runs the
-  full length); "tokens" counts new tokens of all rows;
-- decoding time per new token at 32 and 256 new tokens, with and without the KV cache (batch 1).
+Configs: `bench-tiny` (d_model 256, 4+4 layers, vocabulary 8000, gated-GELU: T5 v1.1 style) and
+the presets `t5-small`, `t5-base`, `laptop`, `tiny`. For each, with random weights:
 
-Each figure is the median of several timed repetitions after a warm-up. This is a benchmark,
-not a test: it asserts nothing. Results for reference machines are in benchmarks/README.md.
+- training tokens/s: forward + backward + AdamW step on 16 × (source 128 + target 32) tokens
+  ("tokens" counts source and target), and its model FLOP/s as a fraction of the measured matmul
+  peak (MFU: model FLOPs, 3 × the forward's matmul FLOPs, not counting recomputation);
+- greedy decoding tokens/s at batch 1 and 8, and 4-beam search tokens/s at batch 1 (64 new tokens
+  from a 128-token source; EOS suppressed so every row runs the full length);
+- peak memory: CUDA's max_memory_allocated, or the process's peak resident size on CPU;
+- with the `parity` extra installed (Hugging Face transformers), the same for the reference T5 on
+  the same weights (written by minitune.export_t5, read by transformers), runs alternating between
+  the two implementations, reported as ratios minitune / reference;
+- the machine's fp32 and bf16 matmul peak (a 2048 × 2048 matmul), and bf16 autocast training
+  against fp32 where the CPU has bf16 instructions (or on CUDA).
+
+Each figure is the median of several timed runs after a warm-up. A benchmark, not a test: it
+asserts nothing. Results and commands: benchmarks/README.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import platform
+import resource
 import statistics
+import tempfile
 import time
+from functools import partial
+from pathlib import Path
 
 import torch
 
-from minitune import ModelConfig, Seq2SeqTransformer, cross_entropy_loss, shift_right
+from minitune import ModelConfig, Seq2SeqTransformer, cross_entropy_loss, export_t5, shift_right
+
+CONFIGS = {
+    "bench-tiny": dict(
+        vocab_size=8000,
+        d_model=256,
+        n_heads=4,
+        d_ff=1024,
+        n_encoder_layers=4,
+        n_decoder_layers=4,
+        ffn="gated-gelu",
+        scale_attention=False,
+        tie_embeddings=False,
+    ),
+}
+BATCH, SRC, TGT, NEW = 16, 128, 32, 64
 
 
-def median_seconds(fn, repeats: int, warmup: int = 1) -> float:
-    """Median wall time of fn() over `repeats` runs, after `warmup` untimed runs."""
-    for _ in range(warmup):
+def model_config(name: str) -> ModelConfig:
+    if name in CONFIGS:
+        return ModelConfig(**CONFIGS[name], dropout=0.0)
+    return ModelConfig.preset(name, dropout=0.0)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def timed(fn, device: torch.device) -> float:
+    sync(device)
+    start = time.perf_counter()
+    fn()
+    sync(device)
+    return time.perf_counter() - start
+
+
+def alternate(runs: dict, repeats: int, device: torch.device) -> dict[str, float]:
+    """Median seconds of each run, the runs interleaved (a, b, a, b, ...) after a warm-up each,
+    so that a slow moment of the machine does not favour one implementation."""
+    for fn in runs.values():
         fn()
-    times = []
+    times: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, fn in runs.items():
+            times[name].append(timed(fn, device))
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
-def bench_training(
-    model: Seq2SeqTransformer, batch: int, src: int, tgt: int, repeats: int
-) -> float:
-    """Training tokens (source + target) per second."""
-    V = model.config.vocab_size
-    input_ids = torch.randint(3, V, (batch, src))
-    labels = torch.randint(3, V, (batch, tgt))
-    decoder_input_ids = shift_right(labels, model.config.decoder_start_id, model.config.pad_id)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    model.train()
-
-    def step():
-        loss = cross_entropy_loss(model(input_ids, decoder_input_ids), labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-    return batch * (src + tgt) / median_seconds(step, repeats)
+def matmul_peak(dtype: torch.dtype, device: torch.device, n: int = 2048) -> float:
+    """FLOP/s of an n × n × n matmul in `dtype` (the best of a few runs)."""
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
+    reps = 20 if device.type == "cuda" else 2
+    best = min(timed(lambda: [a @ b for _ in range(reps)], device) for _ in range(3))
+    return 2 * n**3 * reps / best
 
 
-def bench_decoding(
-    model: Seq2SeqTransformer, batch: int, src: int, new_tokens: int, use_cache: bool, repeats: int
-) -> float:
-    """Seconds per generation call of `new_tokens` greedy tokens for `batch` rows."""
-    input_ids = torch.randint(3, model.config.vocab_size, (batch, src))
+def has_bf16_instructions() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
-    def run():
-        out = model.generate(
-            input_ids, max_new_tokens=new_tokens, min_new_tokens=new_tokens, use_cache=use_cache
-        )
-        assert out.shape == (batch, new_tokens)
 
-    return median_seconds(run, repeats)
+def training_flops(cfg: ModelConfig, batch: int, src: int, tgt: int) -> float:
+    """Model FLOPs of one training step: 3 × (2 × multiply-adds of the forward's matmuls)."""
+    C, F, HD, KV, V = cfg.d_model, cfg.d_ff, cfg.inner_dim, cfg.kv_dim, cfg.vocab_size
+    ff = (3 if cfg.ffn in ("gated-gelu", "swiglu") else 2) * C * F  # per token
+    enc = src * (C * HD + 2 * C * KV + HD * C + ff) + 2 * src * src * HD  # projections + attention
+    dec = tgt * (C * HD + 2 * C * KV + HD * C + ff) + 2 * tgt * tgt * HD  # self-attention, FF
+    dec += tgt * (2 * C * HD) + src * 2 * C * KV + 2 * tgt * src * HD  # cross-attention
+    macs = batch * (cfg.n_encoder_layers * enc + cfg.n_decoder_layers * dec + tgt * C * V)
+    return 3 * 2 * macs
+
+
+class Ours:
+    """minitune's model behind the three operations the benchmark times."""
+
+    def __init__(self, model, device):
+        self.model, self.device = model.to(device), device
+
+    def train_step_fn(self, x, dec, y, autocast):
+        optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-5)
+
+        def step():
+            self.model.train()
+            with autocast:
+                loss = cross_entropy_loss(self.model(x, dec), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+        return step
+
+    def generate_fn(self, src, num_beams):
+        def run():
+            out = self.model.generate(src, max_new_tokens=NEW, min_new_tokens=NEW,
+                                      num_beams=num_beams)  # fmt: skip
+            assert out.shape[1] == NEW
+
+        return run
+
+
+class Reference(Ours):
+    """The Hugging Face T5 with the same weights (written by export_t5)."""
+
+    def __init__(self, model, device):
+        from transformers import T5ForConditionalGeneration
+
+        folder = tempfile.mkdtemp(prefix="minitune-bench-")
+        export_t5(model, folder)
+        self.model = T5ForConditionalGeneration.from_pretrained(folder).to(device)
+        self.device = device
+
+    def train_step_fn(self, x, dec, y, autocast):
+        optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-5)
+
+        def step():
+            self.model.train()
+            with autocast:
+                loss = self.model(input_ids=x, decoder_input_ids=dec, labels=y).loss
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+        return step
+
+    def generate_fn(self, src, num_beams):
+        def run():
+            with torch.inference_mode():
+                out = self.model.generate(src, max_new_tokens=NEW, min_new_tokens=NEW,
+                                          num_beams=num_beams, do_sample=False,
+                                          early_stopping=True)  # fmt: skip
+            assert out.shape[1] == NEW + 1  # the reference returns the start token too
+
+        return run
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kB
+
+
+def bench_config(name, device, precision, repeats, with_reference, peak):
+    cfg = model_config(name)
+    torch.manual_seed(0)
+    model = Seq2SeqTransformer(cfg)
+    impls = {"minitune": Ours(model, device)}
+    if with_reference:
+        try:
+            impls["reference"] = Reference(model, device)
+        except ValueError as err:  # not a T5-shaped config
+            print(f"({name}: no reference run: {err})")
+    V = cfg.vocab_size
+    x = torch.randint(3, V, (BATCH, SRC), device=device)
+    y = torch.randint(3, V, (BATCH, TGT), device=device)
+    dec = shift_right(y, cfg.decoder_start_id, cfg.pad_id)
+    autocast = contextlib.nullcontext()
+    if precision == "bf16":
+        autocast = torch.autocast(device.type, dtype=torch.bfloat16)
+    rows = {}
+    train = alternate({n: i.train_step_fn(x, dec, y, autocast) for n, i in impls.items()},
+                      repeats, device)  # fmt: skip
+    rows["train tok/s"] = {n: BATCH * (SRC + TGT) / s for n, s in train.items()}
+    flops = training_flops(cfg, BATCH, SRC, TGT)
+    rows["train MFU"] = {n: flops / s / peak for n, s in train.items()}
+    for label, batch, beams in (("greedy tok/s b=1", 1, 1), ("greedy tok/s b=8", 8, 1),
+                                ("beam-4 tok/s b=1", 1, 4)):  # fmt: skip
+        src = torch.randint(3, V, (batch, SRC), device=device)
+        secs = alternate({n: i.generate_fn(src, beams) for n, i in impls.items()},
+                         repeats, device)  # fmt: skip
+        rows[label] = {n: batch * NEW / s for n, s in secs.items()}
+    return cfg, model.num_parameters(), rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--presets", nargs="+", default=["tiny", "laptop"])
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--configs", nargs="+", default=["bench-tiny", "t5-small"])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
-    parser.add_argument("--skip-cache-scaling", action="store_true")
+    parser.add_argument("--no-reference", action="store_true", help="minitune only")
+    parser.add_argument("--cache-scaling", action="store_true", help="also: KV cache speed-up")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    cpu = platform.processor() or platform.machine()
-    print(f"# minitune benchmark: torch {torch.__version__}, {cpu}, ", end="")
-    print(f"{torch.get_num_threads()} threads, fp32\n")
-    print("| preset | params | train tok/s (16×(128+32)) | greedy tok/s b=1 | greedy tok/s b=8 |")
-    print("|---|---|---|---|---|")
-    for name in args.presets:
-        model = Seq2SeqTransformer(ModelConfig.preset(name, dropout=0.0))
-        train = bench_training(model, 16, 128, 32, args.repeats)
-        b1 = 64 / bench_decoding(model, 1, 128, 64, True, args.repeats)
-        b8 = 8 * 64 / bench_decoding(model, 8, 128, 64, True, args.repeats)
-        size = f"{model.num_parameters() / 1e6:.2f}M"
-        print(f"| {name} | {size} | {train:,.0f} | {b1:,.0f} | {b8:,.0f} |")
+    device = torch.device(args.device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        name = torch.cuda.get_device_name()
+    else:
+        name = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    with_reference = not args.no_reference
+    if with_reference:
+        try:
+            import transformers  # noqa: F401
+        except ImportError:
+            print("(transformers is not installed: minitune only; pip install -e '.[parity]')")
+            with_reference = False
 
-    if args.skip_cache_scaling:
-        return
-    print("\n| preset | new tokens | ms/token, cache | ms/token, no cache | speed-up |")
+    peak32 = matmul_peak(torch.float32, device)
+    bf16_ok = device.type == "cuda" or has_bf16_instructions()
+    peak16 = matmul_peak(torch.bfloat16, device) if bf16_ok or args.precision == "bf16" else None
+    peak = peak16 if args.precision == "bf16" else peak32
+    print(f"# minitune benchmark: torch {torch.__version__}, {name}, {args.precision}")
+    print(f"# matmul peak (2048³): fp32 {peak32 / 1e9:,.1f} GFLOP/s"
+          + (f", bf16 {peak16 / 1e9:,.1f} GFLOP/s" if peak16 else
+             ", bf16 not measured (no bf16 instructions)") + "\n")  # fmt: skip
+    for config in args.configs:
+        cfg, n_params, rows = bench_config(config, device, args.precision, args.repeats,
+                                           with_reference, peak)  # fmt: skip
+        print(f"## {config}: {n_params / 1e6:.2f}M parameters, d_model {cfg.d_model}, "
+              f"{cfg.n_encoder_layers}+{cfg.n_decoder_layers} layers, {cfg.ffn}")  # fmt: skip
+        impls = list(next(iter(rows.values())))
+        print("| measure | " + " | ".join(impls) + (" | ratio |" if len(impls) == 2 else " |"))
+        print("|---" * (len(impls) + 1 + (len(impls) == 2)) + "|")
+        for label, values in rows.items():
+            fmt = "{:.1%}" if "MFU" in label else "{:,.0f}"
+            cells = [fmt.format(values[i]) for i in impls]
+            ratio = f" | {values['minitune'] / values['reference']:.2f}×" if len(impls) == 2 else ""
+            print(f"| {label} | " + " | ".join(cells) + ratio + " |")
+        print(f"| peak memory (process) | {peak_memory_mb(device):,.0f} MB |\n")
+
+    if device.type == "cpu" and args.precision == "fp32" and has_bf16_instructions():
+        cfg = model_config(args.configs[0])
+        torch.manual_seed(0)
+        ours = Ours(Seq2SeqTransformer(cfg), device)
+        x = torch.randint(3, cfg.vocab_size, (BATCH, SRC))
+        y = torch.randint(3, cfg.vocab_size, (BATCH, TGT))
+        dec = shift_right(y, cfg.decoder_start_id, cfg.pad_id)
+        bf16 = torch.autocast("cpu", dtype=torch.bfloat16)
+        runs = {"fp32": ours.train_step_fn(x, dec, y, contextlib.nullcontext()),
+                "bf16": ours.train_step_fn(x, dec, y, bf16)}  # fmt: skip
+        secs = alternate(runs, args.repeats, device)
+        print(f"bf16 autocast training on CPU: {secs['fp32'] / secs['bf16']:.2f}× fp32")
+    elif device.type == "cpu":
+        print("bf16 autocast on CPU: not measured (this CPU has no bf16 instructions)")
+    if args.cache_scaling:
+        cache_scaling(args.configs, device, args.repeats)
+
+
+def cache_scaling(configs: list[str], device: torch.device, repeats: int) -> None:
+    """Decoding time per new token at 32 and 256 new tokens, with and without the KV cache."""
+    print("\n| config | new tokens | ms/token, cache | ms/token, no cache | speed-up |")
     print("|---|---|---|---|---|")
-    for name in args.presets:
-        model = Seq2SeqTransformer(ModelConfig.preset(name, dropout=0.0))
+    for config in configs:
+        torch.manual_seed(0)
+        model = Seq2SeqTransformer(model_config(config)).to(device).eval()
+        src = torch.randint(3, model.config.vocab_size, (1, SRC), device=device)
         for n in (32, 256):
-            reps = max(1, args.repeats // 2) if n == 256 else args.repeats
-            cached = bench_decoding(model, 1, 128, n, True, reps) / n * 1e3
-            uncached = bench_decoding(model, 1, 128, n, False, reps) / n * 1e3
-            print(f"| {name} | {n} | {cached:.2f} | {uncached:.2f} | {uncached / cached:.1f}× |")
+            runs = {
+                use_cache: partial(model.generate, src, max_new_tokens=n, min_new_tokens=n,
+                                   use_cache=use_cache)
+                for use_cache in (True, False)
+            }  # fmt: skip
+            secs = alternate(runs, max(1, repeats // 2) if n == 256 else repeats, device)
+            cached, uncached = secs[True] / n * 1e3, secs[False] / n * 1e3
+            print(f"| {config} | {n} | {cached:.2f} | {uncached:.2f} | {uncached / cached:.1f}× |")
 
 
 if __name__ == "__main__":

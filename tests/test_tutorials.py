@@ -1,0 +1,30 @@
+"""Every tutorial runs, in fast mode, as a script (CI runs them so they never rot)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TUTORIALS = sorted((ROOT / "tutorials").glob("[0-9][0-9]_*.py"))
+
+
+def test_all_nine_tutorials_are_listed():
+    assert len(TUTORIALS) == 9
+    readme = (ROOT / "tutorials" / "README.md").read_text(encoding="utf-8")
+    for path in TUTORIALS:
+        assert f"`{path.name}`" in readme
+        assert path.read_text(encoding="utf-8").startswith("# %% [markdown]\n# # ")
+
+
+@pytest.mark.parametrize("path", TUTORIALS, ids=[p.stem for p in TUTORIALS])
+def test_tutorial_runs_in_fast_mode(path, tmp_path):
+    pytest.importorskip("matplotlib")
+    env = {**os.environ, "MINITUNE_FAST": "1", "MINITUNE_TUTORIAL_OUT": str(tmp_path),
+           "MPLBACKEND": "Agg"}  # fmt: skip
+    env.pop("FLAN_T5", None)
+    result = subprocess.run([sys.executable, str(path)], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]

@@ -1,0 +1,99 @@
+# %% [markdown]
+# # 1. Tokens: from text to ids and back
+#
+# A Transformer reads integers, not characters. The tokenizer cuts text into *pieces* from a fixed
+# vocabulary and gives each an id. minitune uses SentencePiece (a unigram language model over
+# pieces, as T5 does), wrapped in `minitune/tokenizer.py` (`Tokenizer`, `train_tokenizer`).
+#
+# This tutorial trains a small tokenizer, looks at what it does to text, and explains three
+# details that matter for instruction tuning: special ids, byte fallback, and sentinels.
+#
+# Open as a notebook (`jupytext --to notebook 01_tokens.py`, or VS Code's "Run Cell"), or run it:
+# `python tutorials/01_tokens.py`. `MINITUNE_FAST=1` makes every tutorial quick.
+
+# %%
+import tempfile
+from pathlib import Path
+
+from common import FAST, ROOT
+
+from minitune import Tokenizer
+from minitune.tokenizer import train_tokenizer
+
+# %% [markdown]
+# ## The shipped tokenizer
+#
+# `tokenizer/minitune.model` has 3,000 pieces, trained on the shipped instruction data and
+# pretraining text (`tokenizer/README.md` has the command). Encoding gives ids; `piece` shows what
+# each id stands for ("▁" marks a space before the piece).
+
+# %%
+tok = Tokenizer(ROOT / "tokenizer" / "minitune.model")
+text = "Translate to French:\nThe small dog sees the red ball."
+ids = tok.encode(text)
+print(len(text), "characters ->", len(ids), "tokens")
+print([tok.piece(i) for i in ids])
+assert tok.decode(ids) == text  # exact round trip: no normalisation, spaces and newlines kept
+
+# %% [markdown]
+# ## Special ids
+#
+# Three ids have fixed jobs: **pad** (0) fills short rows of a batch, **eos** (1) ends every
+# sequence, **unk** (2) would stand for unknown text (it never appears: see byte fallback).
+# The decoder also *starts* from pad, as in T5. `encode_batch` adds EOS and pads.
+
+# %%
+print("pad", tok.pad_id, "eos", tok.eos_id, "unk", tok.unk_id)
+batch = tok.encode_batch(["What is 2 + 3?", "Hello"])
+print(batch.input_ids)
+print(batch.attention_mask)  # 1 = real token, 0 = padding
+
+# %% [markdown]
+# ## Byte fallback: no text is unknown
+#
+# Characters the tokenizer never saw (Chinese, emoji) are not mapped to unk: they fall back to
+# their UTF-8 bytes, one piece per byte (`<0xE7>` ...). So decode(encode(x)) == x for any text.
+
+# %%
+rare = "温度 is 20°C 🙂"
+rare_ids = tok.encode(rare)
+print([tok.piece(i) for i in rare_ids])
+assert tok.decode(rare_ids) == rare
+
+# %% [markdown]
+# ## Sentinels: the pretraining vocabulary
+#
+# T5 pretrains by *span corruption*: drop spans of the input, replace each by a sentinel
+# `<extra_id_0>`, `<extra_id_1>`, ..., and train the model to write the dropped spans after the
+# same sentinels (`minitune/data/span_corruption.py`). Our sentinels are ids 3..102.
+
+# %%
+import random
+
+from minitune.data.span_corruption import reconstruct, span_corrupt
+
+doc = tok.encode("The city council announced on Monday that it will build a new library.")
+inputs, targets = span_corrupt(doc, tok.sentinel_ids, random.Random(0), noise_density=0.3)
+print("input :", tok.decode(inputs, skip_special=False))
+print("target:", tok.decode(targets, skip_special=False))
+assert reconstruct(inputs, targets, tok.sentinel_ids) == doc
+
+# %% [markdown]
+# ## Train your own
+#
+# `train_tokenizer` (or `minitune tokenizer train`) trains on text files with the same
+# conventions. A smaller vocabulary gives longer sequences; a larger one, more parameters in the
+# embedding and fewer tokens per text. Try `vocab_size` values and watch the token counts.
+
+# %%
+corpus = (ROOT / "data" / "pretrain.txt").read_text(encoding="utf-8")
+with tempfile.TemporaryDirectory() as folder:
+    source = Path(folder) / "text.txt"
+    source.write_text(corpus[: 60_000 if FAST else 400_000], encoding="utf-8")
+    for size in (500, 1000) if FAST else (500, 1000, 2000):
+        small = Tokenizer(train_tokenizer([source], Path(folder) / f"tok{size}", vocab_size=size))
+        print(f"vocabulary {size:5d}: {len(small.encode(text)):3d} tokens for the sentence")
+
+# %% [markdown]
+# **Exercise.** Encode a line of Python code from `data/train.jsonl` (a code task). How are
+# indentation and newlines represented? Why does it matter that the tokenizer keeps them exactly?

@@ -1,0 +1,31 @@
+"""Shared by the tutorials: fast mode, where pictures go, and the repository root.
+
+MINITUNE_FAST=1 runs every tutorial in a couple of minutes on a 2-core CPU (fewer steps, smaller
+models; CI runs them this way). Pictures are saved to tutorials/output/ (or $MINITUNE_TUTORIAL_OUT)
+and, in a notebook, shown under the cell.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import matplotlib
+
+if "ipykernel" not in sys.modules:
+    matplotlib.use("Agg")  # a script: files only, no windows
+import matplotlib.pyplot as plt
+
+FAST = os.environ.get("MINITUNE_FAST", "") not in ("", "0")
+ROOT = Path(__file__).resolve().parents[1]
+OUT = Path(os.environ.get("MINITUNE_TUTORIAL_OUT", ROOT / "tutorials" / "output"))
+OUT.mkdir(parents=True, exist_ok=True)
+
+
+def show(fig, name: str):
+    """Save a figure as OUT/name.png; return it (a notebook then draws it under the cell)."""
+    fig.savefig(OUT / f"{name}.png", dpi=100, bbox_inches="tight")
+    if matplotlib.get_backend().lower() == "agg":
+        plt.close(fig)
+    return fig
