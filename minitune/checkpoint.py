@@ -83,22 +83,33 @@ def load_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
         header = json.loads(raw[8 : 8 + n])
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise CheckpointError(f"{path}: unreadable header: {err}") from None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{path}: the header is not a JSON object")
     header.pop("__metadata__", None)
     start = 8 + n
     tensors = {}
     for name, info in header.items():
-        begin, end = info["data_offsets"]
-        dtype = _FROM_NAME.get(info["dtype"])
+        try:
+            dtype = _FROM_NAME.get(info["dtype"])
+            begin, end = (int(x) for x in info["data_offsets"])
+            shape = [int(x) for x in info["shape"]]
+        except (KeyError, TypeError, ValueError):
+            raise CheckpointError(f"{path}: tensor {name!r} has a malformed entry") from None
         if dtype is None:
             raise CheckpointError(f"{path}: tensor {name!r} has unsupported dtype {info['dtype']}")
+        size = torch.empty((), dtype=dtype).element_size()
+        count = 1
+        for dim in shape:
+            count *= dim
+        if min(shape, default=0) < 0 or not 0 <= begin <= end or end - begin != count * size:
+            raise CheckpointError(f"{path}: tensor {name!r}: shape and byte range disagree")
         if start + end > len(raw):
             raise CheckpointError(f"{path}: truncated (tensor {name!r} ends past the file)")
-        count = (end - begin) // torch.empty((), dtype=dtype).element_size()
         if count == 0:
-            tensors[name] = torch.empty(info["shape"], dtype=dtype)
+            tensors[name] = torch.empty(shape, dtype=dtype)
             continue
         flat = torch.frombuffer(raw, dtype=dtype, count=count, offset=start + begin)
-        tensors[name] = flat.reshape(info["shape"]).clone()
+        tensors[name] = flat.reshape(shape).clone()
     return tensors
 
 
