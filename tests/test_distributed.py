@@ -89,6 +89,10 @@ def test_fsdp_matches_one_process_and_its_checkpoint_loads_on_one_device(tmp_pat
     _close(tmp_path / "fsdp", tmp_path / "single", atol=1e-6)
     model, info = load_model(tmp_path / "fsdp" / "best")  # full weights, plain names
     assert model.num_parameters() > 0 and info["step"] in (3, 6)
+    # and an FSDP run resumes from its (full) checkpoint exactly
+    _run(tmp_path, "fsdp-split", 2, 2, "--fsdp", "--stop-at-step", "4")
+    _run(tmp_path, "fsdp-split", 2, 2, "--fsdp", "--resume")
+    _close(tmp_path / "fsdp-split", tmp_path / "fsdp", atol=0.0)
 
 
 @pytest.mark.slow
