@@ -11,8 +11,10 @@ environment variables; `setup` reads them (one process, no variables: nothing to
   all-reduce), so every process makes the same update;
 - fully sharded (FSDP, `--fsdp`): each process holds only a 1/WORLD_SIZE shard of every weight,
   gradient and optimizer state, and gathers a layer's full weights just when it computes it: for
-  models that do not fit one device. Checkpoints gather the full weights, so they load on one
-  device like any other.
+  training state that does not fit one device (with AdamW, weights + gradients + two moments are
+  4× the weights). Each process still builds the whole model once before sharding it, so the
+  weights alone must fit. Checkpoints gather the full weights, so they load on one device like
+  any other.
 
 The global batch is batch_size × WORLD_SIZE × grad_accum examples, drawn in the same order as one
 process would draw them; the loss of every process is divided by the token count of the whole
@@ -120,17 +122,21 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 
 def no_sync(model: nn.Module, last_micro_batch: bool):
-    """While accumulating gradients, all-reduce only after the last micro-batch (DDP)."""
-    if last_micro_batch or not isinstance(model, nn.parallel.DistributedDataParallel):
-        return contextlib.nullcontext()
-    return model.no_sync()
+    """While accumulating gradients, synchronise them only after the last micro-batch: DDP's
+    all-reduce (its no_sync context), FSDP's reduce-scatter (set_requires_gradient_sync)."""
+    inner = getattr(model, "_orig_mod", model)  # under torch.compile
+    if hasattr(inner, "set_requires_gradient_sync"):  # FSDP2
+        inner.set_requires_gradient_sync(last_micro_batch)
+    elif isinstance(inner, nn.parallel.DistributedDataParallel) and not last_micro_batch:
+        return inner.no_sync()
+    return contextlib.nullcontext()
 
 
-def full_state(model: nn.Module, optimizer, d: Distributed) -> tuple[dict, dict]:
-    """Full (unsharded) model and optimizer state dicts on CPU, for a checkpoint. Under FSDP
-    every process must call it (it gathers); the result is complete on rank 0."""
+def full_state(model: nn.Module, optimizer, d: Distributed) -> tuple[dict, dict | None]:
+    """Full (unsharded) model and optimizer state dicts on CPU, for a checkpoint (optimizer None:
+    the weights only). Under FSDP every process must call it (it gathers); complete on rank 0."""
     if not d.fsdp or not d.enabled:
-        return model.state_dict(), optimizer.state_dict()
+        return model.state_dict(), optimizer.state_dict() if optimizer is not None else None
     from torch.distributed.checkpoint.state_dict import (
         StateDictOptions,
         get_model_state_dict,
@@ -138,8 +144,10 @@ def full_state(model: nn.Module, optimizer, d: Distributed) -> tuple[dict, dict]
     )
 
     options = StateDictOptions(full_state_dict=True, cpu_offload=True)
-    return (get_model_state_dict(model, options=options),
-            get_optimizer_state_dict(model, optimizer, options=options))  # fmt: skip
+    model_state = get_model_state_dict(model, options=options)
+    if optimizer is None:
+        return model_state, None
+    return model_state, get_optimizer_state_dict(model, optimizer, options=options)
 
 
 def load_full_state(model: nn.Module, optimizer, model_state: dict, optim_state: dict,

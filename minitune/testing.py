@@ -97,7 +97,9 @@ def _run(report: Report, name: str, check: Callable[[], None]) -> None:
             CheckResult(name, "FAIL", str(err).splitlines()[0] if err.args else "")
         )
     except Exception as err:  # a crash in the variant is a failed check, not a crashed kit
-        where = traceback.extract_tb(err.__traceback__)[-1]
+        frames = traceback.extract_tb(err.__traceback__)
+        ours = [f for f in frames if "/torch/" not in f.filename and "testing.py" not in f.filename]
+        where = (ours or frames)[-1]  # the innermost line of the variant's own code
         detail = f"raised {type(err).__name__}: {err} ({where.filename}:{where.lineno})"
         report.results.append(CheckResult(name, "FAIL", detail))
 

@@ -12,7 +12,8 @@ One optimizer step:
 Every `eval_every` steps the validation loss is measured and the best checkpoint kept; every
 `save_every` steps last/ is saved (what --resume continues from, exactly: weights, optimizer,
 random states, data position, and the loss log). Stops at `max_steps` or `max_minutes`; Ctrl-C
-saves last/ first. A NaN or infinite loss stops the run before the weights change (or, with
+saves last/ first (one process; under torchrun the last periodic save is the resume point).
+A NaN or infinite loss stops the run before the weights change (or, with
 on_nonfinite="skip", skips that step and counts it).
 """
 
@@ -157,9 +158,10 @@ def forward_backward(
         x, mask, y = (b[k].to(device, non_blocking=True)
                       for k in ("input_ids", "attention_mask", "labels"))  # fmt: skip
         decoder_input_ids = shift_right(y, unwrap(model).config.decoder_start_id, pad_id)
-        with no_sync(model, last_micro_batch=i == len(micro_batches) - 1), autocast:
-            logits = model(x, decoder_input_ids, mask)  # (B, T, V)
-            loss_sum, _ = token_nll_sum(logits, y, label_smoothing)
+        with no_sync(model, last_micro_batch=i == len(micro_batches) - 1):
+            with autocast:  # the forward in low precision; the backward follows its dtypes
+                logits = model(x, decoder_input_ids, mask)  # (B, T, V)
+                loss_sum, _ = token_nll_sum(logits, y, label_smoothing)
             # DDP/FSDP average gradients over the processes; × world_size makes that a sum
             loss = loss_sum / n_tokens * d.world_size
             (scaler.scale(loss) if scaler is not None else loss).backward()
@@ -179,13 +181,17 @@ def validation_loss(model, examples, pad_id, batch_size, device, autocast,
     model.eval()
     total, count = 0.0, 0
     mine = examples[d.rank :: d.world_size]
-    for i in range(0, len(mine), batch_size):
-        batch = collate(mine[i : i + batch_size], pad_id)
+    # every process runs as many batches as the largest share (FSDP's forwards are collective)
+    n_batches = math.ceil(math.ceil(len(examples) / d.world_size) / batch_size)
+    for i in range(n_batches):
+        part = mine[i * batch_size : (i + 1) * batch_size]
+        batch = collate(part or examples[:1], pad_id)  # an empty share: a dummy, not counted
         x, mask, y = (batch[k].to(device) for k in ("input_ids", "attention_mask", "labels"))
         with autocast:
             logits = model(x, shift_right(y, unwrap(model).config.decoder_start_id, pad_id), mask)
         loss_sum, n = token_nll_sum(logits, y)
-        total, count = total + loss_sum.item(), count + n.item()
+        if part:
+            total, count = total + loss_sum.item(), count + n.item()
     model.train(was_training)
     total, count = d.sum([total, count])
     return total / max(count, 1)
@@ -322,8 +328,11 @@ def train(
     losses: list[float] = []  # train losses since the last metrics row
     if resume:
         last = out / "last"
-        recover(last)  # a crash in the middle of a save leaves last.tmp or last.old
-        resumed, info = load_model(last, device)
+        if d.is_main:
+            recover(last)  # a crash in the middle of a save leaves last.tmp or last.old
+            truncate_metrics(metrics_file, load_trainer_state(last)["step"])  # redo later rows
+        d.barrier()
+        resumed, info = load_model(last, "cpu")  # a CPU copy, loaded into the model below
         check_resumable(last, info, net, tok)
         state = load_trainer_state(last)
         if len(state["rng"]) != d.world_size:
@@ -335,7 +344,6 @@ def train(
         best, elapsed_before = state["best_valid_loss"], state["elapsed"]
         losses, skipped, saved_step = list(state["losses"]), state["skipped"], step
         set_rng_states(state["rng"][d.rank])
-        truncate_metrics(metrics_file, step)  # rows written after the save are redone
         log(f"resumed from {last} at step {step}")
     elif metrics_file.exists() and d.is_main:
         metrics_file.unlink()  # a fresh run starts a fresh log
@@ -347,7 +355,7 @@ def train(
                 "seed": cfg.seed}  # fmt: skip
         if cfg.lora_rank:
             info["base"] = base_info  # an adapter checkpoint names (and hashes) its base
-        model_state, optim_state = full_state(net, optimizer, d)  # every process (FSDP gathers)
+        model_state, optim_state = full_state(net, optimizer if with_trainer else None, d)
         rng = d.gather(get_rng_states())  # one entry per process
         trainer = None
         if with_trainer:
@@ -400,6 +408,8 @@ def train(
             micro = []
             for _ in range(cfg.grad_accum):
                 epoch, i, batch_examples = next(stream)
+                while len(batch_examples) < d.world_size:  # an epoch's tiny last batch: skip it
+                    epoch, i, batch_examples = next(stream)
                 index = i + 1  # where to continue after a resume
                 n = len(batch_examples)  # this process's share of the global batch:
                 mine = batch_examples[d.rank * n // d.world_size : (d.rank + 1) * n // d.world_size]
@@ -417,13 +427,14 @@ def train(
             grad_norm = torch.nn.utils.clip_grad_norm_(
                 net.parameters(), cfg.clip_grad if cfg.clip_grad else math.inf
             )
-            if hasattr(grad_norm, "full_tensor"):  # FSDP: a sharded DTensor
+            if hasattr(grad_norm, "full_tensor"):  # FSDP: a DTensor (PyTorch's sharded tensor)
                 grad_norm = grad_norm.full_tensor()
             if not math.isfinite(step_loss) or (not use_scaler and not grad_norm.isfinite()):
                 optimizer.zero_grad(set_to_none=True)
                 what = f"loss {step_loss}" if not math.isfinite(step_loss) else "gradient norm inf"
                 in_a_row += 1
                 if cfg.on_nonfinite == "skip" and in_a_row < MAX_SKIPS_IN_A_ROW:
+                    scaler.update()  # a new step may unscale again (fp16)
                     skipped += 1
                     log(f"step {step + 1}: {what}; skipped ({skipped} so far)")
                     write_metrics({"step": step + 1, "skipped_nonfinite": skipped})

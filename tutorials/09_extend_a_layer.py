@@ -39,8 +39,9 @@ class LearnedALiBi(PositionScheme):
         self.raw_slopes = nn.Parameter(torch.log(torch.expm1(initial)))  # softplus⁻¹
 
     def bias(self, q_len, k_len, offset=0):
-        query_pos = torch.arange(offset, offset + q_len)[:, None]
-        key_pos = torch.arange(k_len)[None, :]
+        device = self.raw_slopes.device  # build on the parameters' device (CPU or GPU)
+        query_pos = torch.arange(offset, offset + q_len, device=device)[:, None]  # (T_q, 1)
+        key_pos = torch.arange(k_len, device=device)[None, :]  # (1, T_k)
         distance = (key_pos - query_pos).abs().float()  # (T_q, T_k)
         slopes = nn.functional.softplus(self.raw_slopes)  # > 0
         return -(slopes[:, None, None] * distance).unsqueeze(0)  # (1, H, T_q, T_k)
@@ -74,7 +75,9 @@ print(testing.check_position(OffsetBlind))
 # ## Register it and train it
 #
 # For a lasting variant, add one line to `POSITIONS` in `minitune/layers/registry.py`. In a
-# notebook, `registry.register` does the same for this session.
+# notebook, `registry.register` does the same for this session only: a checkpoint that names
+# "learned-alibi" then loads only where the name is registered again (or put the class in a file
+# and name it by its path, "my_positions:LearnedALiBi", which any process can import).
 
 # %%
 registry.register("position", "learned-alibi", LearnedALiBi)

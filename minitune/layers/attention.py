@@ -244,6 +244,7 @@ class Attention(nn.Module):
             fused = self.stacked_qkv(x, [self.q, self.k, self.v])
         if fused is not None:
             kv_width = self.n_kv_heads * self.d_head
+            # (B, T, H·D + 2·H_kv·D) -> q (B, T, H·D), k and v (B, T, H_kv·D)
             q, k, v = fused.split([self.n_heads * self.d_head, kv_width, kv_width], dim=-1)
             q = self.split_heads(q, self.n_heads)  # (B, H, T_q, D)
             k = self.split_heads(k, self.n_kv_heads)  # (B, H_kv, T_k, D)

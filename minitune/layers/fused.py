@@ -7,10 +7,10 @@ multiplication: one read of x, one kernel launch, a larger and more efficient ma
 keeps the separate Linear layers (their names are T5's, LoRA adapts them one by one), and the
 reference path uses them one by one; only the fast path calls `stacked`.
 
-In training the stacked weight is rebuilt at every forward (torch.cat is differentiable, and it
-costs one copy of the weights, small next to the matmuls of a batch). Without gradients (decoding)
-it is built once and reused until a weight changes (PyTorch bumps a tensor's `_version` at every
-in-place update, as an optimizer step or load_state_dict does).
+In training (and validation) the stacked weight is rebuilt at every forward (torch.cat is
+differentiable, and it costs one copy of the weights, small next to the matmuls of a batch).
+When decoding (inference mode) it is built once and reused until a weight changes (PyTorch bumps
+a tensor's `_version` at every in-place update, as an optimizer step or load_state_dict does).
 """
 
 from __future__ import annotations
@@ -35,13 +35,13 @@ class Stacked:
             return None
         weights = [lin.weight for lin in linears]
         biases = [lin.bias for lin in linears if lin.bias is not None]
-        if torch.is_grad_enabled() and any(w.requires_grad for w in weights):
-            weight = torch.cat(weights)  # rebuilt each forward, gradients flow to each part
+        if not torch.is_inference_mode_enabled():  # rebuilt each forward; gradients flow back
+            weight = torch.cat(weights)  # (Σ out_features, in_features)
             bias = torch.cat(biases) if biases else None
             return F.linear(x, weight, bias)
         key = tuple((t.data_ptr(), t._version) for t in weights + biases)
         if key != self.key:  # first use, or a weight changed since
-            self.weight = torch.cat(weights)
+            self.weight = torch.cat(weights)  # (Σ out_features, in_features)
             self.bias = torch.cat(biases) if biases else None
             self.key = key
         return F.linear(x, self.weight, self.bias)
