@@ -127,12 +127,15 @@ class Ours:
         def step():
             self.model.train()
             with autocast:
-                loss = cross_entropy_loss(self.model(x, dec), y)
+                loss = self.loss(x, dec, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
 
         return step
+
+    def loss(self, x, dec, y):
+        return cross_entropy_loss(self.model(x, dec), y)
 
     def generate_fn(self, src, num_beams):
         def run():
@@ -154,18 +157,8 @@ class Reference(Ours):
         self.model = T5ForConditionalGeneration.from_pretrained(folder).to(device)
         self.device = device
 
-    def train_step_fn(self, x, dec, y, autocast):
-        optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-5)
-
-        def step():
-            self.model.train()
-            with autocast:
-                loss = self.model(input_ids=x, decoder_input_ids=dec, labels=y).loss
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-
-        return step
+    def loss(self, x, dec, y):
+        return self.model(input_ids=x, decoder_input_ids=dec, labels=y).loss
 
     def generate_fn(self, src, num_beams):
         def run():
