@@ -341,17 +341,29 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
 # ---- the laptop pipeline ----------------------------------------------------------------------
 
-EXAMPLE_PROMPTS = [
-    "Translate this sentence into French.\nThe small dog sees the red ball.",
-    "What is 123 + 456?",
-    "Summarize this news story in one sentence.\nThe city council announced on Monday that it "
-    "will build a new library in Lyon. The work will cost 12 million euros and should end in "
-    "May 2027. Some residents worry about noise during the 3 years of work.",
-    "Write a Python function that does what is described.\nFunction name: add_7\nWhat it does: "
-    "takes a number x and returns x plus 7.",
-    "Extract the email addresses from the text.\nYou can reach Nora at nora.kim@example.com "
-    "before Friday.",
-]
+
+def pick_examples(scored: list, clusters: dict[str, str]) -> list:
+    """A handful of scored answers to show after a run: from the test split, the first example
+    of each cluster; from each held-out split, the first examples of two tasks."""
+    picked, seen = [], set()
+    for s in scored:
+        group = (s.split, clusters.get(s.task, s.task) if s.split == "test" else s.task)
+        limit = 2 if s.split != "test" else None
+        taken = sum(1 for p in picked if p.split == s.split)
+        if group in seen or (limit is not None and taken >= limit):
+            continue
+        seen.add(group)
+        picked.append(s)
+    return picked
+
+
+def show_example(s, clusters: dict[str, str]) -> str:
+    """One answer next to the expected one, e.g. "[ok] strings / uppercase (test)"."""
+    mark = "ok" if s.exact_match else "--"
+    prompt = s.prompt if len(s.prompt) <= 300 else s.prompt[:297] + "..."
+    return (f"[{mark}] {clusters.get(s.task, '?')} / {s.task} ({s.split})\n"
+            f"  prompt:   {prompt.replace(chr(10), chr(10) + '            ')}\n"
+            f"  expected: {s.reference}\n  answer:   {s.prediction}")  # fmt: skip
 
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
@@ -386,12 +398,16 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         average = result["report"].get(split, {}).get("average")
         if average:
             print(f"{label}: exact match {average['exact_match']:.1f}% (average over tasks)")
-    print("== examples")
+    print("== examples: the model's answers next to the expected ones ([ok] = exact match)")
+    from minitune.data.formats import read_records
+
+    clusters = {r.meta.get("task"): r.meta.get("cluster", "?") for path in files
+                for r in read_records(path)}  # fmt: skip
     examples = []
-    for prompt in EXAMPLE_PROMPTS:
-        answer = _answer(model, tok, prompt, {"max_new_tokens": cfg.max_target_length})
-        examples.append({"prompt": prompt, "answer": answer})
-        print(f"--- prompt:\n{prompt}\n--- answer:\n{answer}\n")
+    for s in pick_examples(result["scored"], clusters):
+        examples.append({"split": s.split, "task": s.task, "prompt": s.prompt,
+                         "expected": s.reference, "answer": s.prediction})  # fmt: skip
+        print(show_example(s, clusters) + "\n")
     (out / "report.json").write_text(
         json.dumps({"train": summary, "eval": result["report"], "examples": examples}, indent=2)
     )
@@ -409,7 +425,8 @@ def _training_flags(p: argparse.ArgumentParser, default_config: str | None) -> N
     p.add_argument("--max-steps", type=int, help="optimizer steps (the schedule's length)")
     p.add_argument("--max-minutes", type=float, help="stop after this much wall time")
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="default: auto")
-    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], help="default: fp32")
+    p.add_argument("--precision", choices=["fp32", "bf16", "fp16", "auto"],
+                   help="auto: bf16 where the CPU/GPU has it, else fp32 (default: the config's)")  # fmt: skip
     p.add_argument("--init", help="start from this checkpoint folder (e.g. a pretrained model)")
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
                    help="override any config value, e.g. --set train.lr=5e-4 (repeatable)")  # fmt: skip

@@ -116,6 +116,8 @@ class ModelConfig:
         True  # output projection shares the input embedding (then × d_model^-0.5)
     )
 
+    copy_head: bool = False  # pointer-generator output: may copy source tokens (layers/copy.py)
+
     attention_impl: str = "fast"  # "fast" (F.scaled_dot_product_attention) or "reference"
     pad_id: int = 0  # padding id; also the decoder's start token, as in T5
     eos_id: int = 1  # end-of-sequence id
@@ -171,7 +173,7 @@ class ModelConfig:
         d_head = self.d_head or self.d_model // self.n_heads
         if self.position == "rotary" and d_head % 2:
             raise ValueError(f"ModelConfig.position='rotary' needs an even d_head, got {d_head}")
-        if self.position == "relative":
+        if self.position in ("relative", "relative+sinusoidal"):
             if self.relative_buckets < 4 or self.relative_buckets % 2:
                 raise ValueError(
                     f"ModelConfig.relative_buckets must be an even integer >= 4, "
@@ -277,7 +279,7 @@ PRESETS: dict[str, dict] = {
 
 OPTIMIZERS = ("adamw", "adafactor")
 SCHEDULES = ("cosine", "inverse_sqrt", "constant")
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 OBJECTIVES = ("instruct", "span")
 NONFINITE = ("stop", "skip")
 
@@ -309,6 +311,7 @@ class TrainConfig:
     warmup_steps: int = 100  # linear warm-up from 0 to lr
     batch_size: int = 32  # examples per micro-batch
     length_bucketing: bool = False  # batch similar lengths: less padding, but same-task batches
+    bucket_batches: int = 50  # with length_bucketing: batches sorted together (small = mixed tasks)
     grad_accum: int = 1  # micro-batches per optimizer step
     clip_grad: float = 1.0  # max global gradient norm; 0 = no clipping
     label_smoothing: float = 0.0  # ε of the smoothed target distribution
@@ -319,7 +322,8 @@ class TrainConfig:
     save_every: int = 100  # steps between saves of last/ (what --resume and a crash fall back to)
     on_nonfinite: str = "stop"  # a NaN/inf loss: "stop" (keep last/) or "skip" the step
     log_every: int = 10  # steps between lines of metrics.jsonl
-    precision: str = "fp32"  # "fp32", "bf16" (autocast, CPU or CUDA) or "fp16" (CUDA + scaler)
+    precision: str = "fp32"  # "fp32", "bf16" (autocast), "fp16" (CUDA + scaler), "auto" (bf16
+    # where the hardware has it: CUDA, or a CPU with AVX512-BF16/AMX; else fp32)
     device: str = "auto"  # "auto" (CUDA, then MPS, then CPU), "cpu", "cuda", "mps"
     fsdp: bool = False  # under torchrun: shard weights, gradients, optimizer state (else DDP)
     compile: bool = False  # torch.compile the model (slow start, faster steps; mostly on GPUs)
@@ -337,7 +341,8 @@ class TrainConfig:
                    "precision": PRECISIONS, "on_nonfinite": NONFINITE}  # fmt: skip
         _check_choices(self, choices)
         for name in ("max_source_length", "max_target_length", "batch_size", "grad_accum",
-                     "max_steps", "eval_every", "log_every", "save_every"):  # fmt: skip
+                     "max_steps", "eval_every", "log_every", "save_every",
+                     "bucket_batches"):  # fmt: skip
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"TrainConfig.{name} must be a positive integer, got {value!r}")

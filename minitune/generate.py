@@ -77,6 +77,7 @@ def generate(
                     model,
                     memory,
                     attention_mask,
+                    input_ids,
                     max_new_tokens,
                     num_beams,
                     length_penalty,
@@ -88,6 +89,7 @@ def generate(
                 model,
                 memory,
                 attention_mask,
+                input_ids,
                 max_new_tokens,
                 do_sample,
                 temperature,
@@ -107,12 +109,14 @@ def next_token_logits(
     memory: torch.Tensor,
     attention_mask: torch.Tensor | None,
     cache: DecoderCache | None,
+    source_ids: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Logits (B, V), in float32, for the token that follows `tokens` (B, t), start included."""
-    if cache is not None:
-        logits = model.decode(tokens[:, -1:], memory, attention_mask, cache)  # newest token only
-    else:
-        logits = model.decode(tokens, memory, attention_mask)  # the whole prefix, recomputed
+    """Logits (B, V), in float32, for the token that follows `tokens` (B, t), start included.
+    (`source_ids` (B, S): the prompt's tokens, which a model with a copy head points at.)"""
+    if cache is not None:  # newest token only
+        logits = model.decode(tokens[:, -1:], memory, attention_mask, cache, source_ids)
+    else:  # the whole prefix, recomputed
+        logits = model.decode(tokens, memory, attention_mask, source_ids=source_ids)
     return logits[:, -1].float()
 
 
@@ -157,6 +161,7 @@ def greedy_or_sample(
     model: Seq2SeqTransformer,
     memory: torch.Tensor,
     attention_mask: torch.Tensor | None,
+    source_ids: torch.Tensor,
     max_new_tokens: int,
     do_sample: bool,
     temperature: float,
@@ -173,7 +178,7 @@ def greedy_or_sample(
     finished = torch.zeros(B, dtype=torch.bool, device=memory.device)
     cache = model.new_cache(max_new_tokens, S) if use_cache else None
     for step in range(max_new_tokens):
-        logits = next_token_logits(model, tokens, memory, attention_mask, cache)  # (B, V)
+        logits = next_token_logits(model, tokens, memory, attention_mask, cache, source_ids)
         if step < min_new_tokens:
             logits[:, cfg.eos_id] = float("-inf")
         if do_sample:
@@ -192,6 +197,7 @@ def beam_search(
     model: Seq2SeqTransformer,
     memory: torch.Tensor,
     attention_mask: torch.Tensor | None,
+    source_ids: torch.Tensor,
     max_new_tokens: int,
     num_beams: int,
     length_penalty: float = 1.0,
@@ -217,6 +223,7 @@ def beam_search(
     memory = memory.repeat_interleave(K, dim=0)  # (B·K, S, C)
     if attention_mask is not None:
         attention_mask = attention_mask.repeat_interleave(K, dim=0)  # (B·K, S)
+    source_ids = source_ids.repeat_interleave(K, dim=0)  # (B·K, S)
     cache = model.new_cache(max_new_tokens, S) if use_cache else None
 
     tokens = torch.full((B * K, 1), cfg.decoder_start_id, dtype=torch.long, device=device)
@@ -231,7 +238,7 @@ def beam_search(
     for step in range(max_new_tokens):
         length = step + 1
         log_probs = F.log_softmax(
-            next_token_logits(model, tokens, memory, attention_mask, cache), -1
+            next_token_logits(model, tokens, memory, attention_mask, cache, source_ids), -1
         )
         if step < min_new_tokens:
             log_probs[:, cfg.eos_id] = neg_inf

@@ -20,6 +20,7 @@ from torch.utils.checkpoint import checkpoint
 from minitune.config import ModelConfig
 from minitune.layers.attention import KVCache, make_attention_bias, make_attention_mask
 from minitune.layers.blocks import DecoderLayer, EncoderLayer
+from minitune.layers.copy import CopyHead
 from minitune.layers.registry import build
 
 
@@ -164,6 +165,8 @@ class Seq2SeqTransformer(nn.Module):
         self.lm_head = (
             None if cfg.tie_embeddings else nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         )
+        # Optionally, a second way to produce a token: point at one in the source (copy.py).
+        self.copy_head = CopyHead(cfg) if cfg.copy_head else None
         self.reset_parameters()
 
     # ---- the forward pass ------------------------------------------------------------------
@@ -180,16 +183,25 @@ class Seq2SeqTransformer(nn.Module):
         memory: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         cache: DecoderCache | None = None,
+        source_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Target ids (B, T) and memory (B, S, C) -> logits (B, T, V).
 
         `attention_mask` is the source padding mask (B, S). With a `cache`, pass only the new
         tokens: the cache holds the keys and values of the earlier ones and is updated in place.
+        A model with a copy head also needs the source tokens `source_ids` (B, S), and returns
+        log-probabilities (which are logits too: their softmax is the distribution itself).
         """
         h = self.decoder(self.embed(decoder_input_ids), memory, attention_mask, cache)  # (B, T, C)
         if self.lm_head is not None:
-            return self.lm_head(h)
-        return (h * self.config.d_model**-0.5) @ self.embed.weight.t()  # (B, T, V)
+            logits = self.lm_head(h)
+        else:
+            logits = (h * self.config.d_model**-0.5) @ self.embed.weight.t()  # (B, T, V)
+        if self.copy_head is None:
+            return logits
+        if source_ids is None:
+            raise ValueError("this model has a copy head: decode() needs the source_ids")
+        return self.copy_head(h, logits, memory, source_ids, attention_mask)
 
     def forward(
         self,
@@ -199,7 +211,7 @@ class Seq2SeqTransformer(nn.Module):
     ) -> torch.Tensor:
         """input_ids (B, S), decoder_input_ids (B, T), attention_mask (B, S) -> logits (B, T, V)."""
         memory = self.encode(input_ids, attention_mask)
-        return self.decode(decoder_input_ids, memory, attention_mask)
+        return self.decode(decoder_input_ids, memory, attention_mask, source_ids=input_ids)
 
     def new_cache(self, max_length: int, source_length: int) -> DecoderCache:
         """An empty KV cache for `max_length` decoder positions and a source of `source_length`.

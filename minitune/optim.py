@@ -83,14 +83,21 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=1e-8)
 
 
-def lr_factor(step: int, cfg: TrainConfig) -> float:
-    """Multiplier of the peak learning rate at optimizer step `step` (0-based)."""
+def lr_factor(step: int, cfg: TrainConfig, time_fraction: float = 0.0) -> float:
+    """Multiplier of the peak learning rate at optimizer step `step` (0-based).
+
+    `time_fraction` is the share of the wall-clock budget (`max_minutes`) already spent. The
+    cosine follows whichever runs out first, steps or minutes, so a run cut by the clock still
+    ends with a decayed learning rate (on a slower machine it simply takes fewer steps):
+    progress = max((step - warmup) / (max_steps - warmup), time_fraction).
+    """
     if cfg.warmup_steps and step < cfg.warmup_steps:
         return (step + 1) / cfg.warmup_steps  # linear warm-up
     if cfg.schedule == "constant":
         return 1.0
     if cfg.schedule == "inverse_sqrt":
         return math.sqrt(max(cfg.warmup_steps, 1) / (step + 1))
-    # cosine from 1 at the end of warm-up to 0.1 at max_steps
+    # cosine from 1 at the end of warm-up to 0.1 at max_steps (or at max_minutes)
     progress = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
+    progress = max(progress, time_fraction)
     return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))

@@ -229,6 +229,8 @@ def hf_config(cfg: ModelConfig) -> dict:
         wrong.append("norm must be 'rms', pre-norm")
     if cfg.bias:
         wrong.append("bias=True (T5 has no biases)")
+    if cfg.copy_head:
+        wrong.append("copy_head=True (T5 has no copy head)")
     if cfg.scale_attention:
         wrong.append("scale_attention=True (T5 folds 1/sqrt(D) into W_q)")
     if cfg.ffn not in _FFN_FROM_HF:

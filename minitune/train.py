@@ -92,6 +92,28 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 natively (x86 AVX512-BF16 or AMX-BF16 on Linux).
+    Without those instructions bf16 matmuls are emulated and slower than fp32."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:  # not Linux: do not guess
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """ "auto" -> "bf16" where it is fast (CUDA with bf16, a CPU with bf16 instructions), else
+    "fp32". Other values are returned unchanged."""
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    if device.type == "cpu" and cpu_has_bf16():
+        return "bf16"
+    return "fp32"
+
+
 def precision_context(precision: str, device: torch.device):
     """The autocast context for a precision (fp32: none) and whether a GradScaler is needed."""
     if precision == "fp32":
@@ -123,13 +145,14 @@ def span_examples(
 
 
 def batch_stream(
-    make_epoch, batch_size: int, seed: int, epoch: int = 0, index: int = 0, bucketing: bool = True
+    make_epoch, batch_size: int, seed: int, epoch: int = 0, index: int = 0, window: int = 50
 ):
     """Endless (epoch, index, batch examples) in a fixed order; resumable at (epoch, index).
 
-    With bucketing, batches hold examples of similar length (sorted within chunks of 50
-    batches); without, batches are plain random draws (more padding, but mixed tasks)."""
-    chunk = 50 if bucketing else 1
+    The examples are shuffled, then sorted by length within windows of `window` batches and
+    cut into batches: a batch holds examples of similar length (less padding). A large window
+    gives nearly same-task batches; a small one (4) keeps tasks mixed; 1 is plain random draws."""
+    chunk = window
     while True:
         examples = make_epoch(epoch)
         lengths = [len(e.source) + len(e.target) for e in examples]
@@ -271,12 +294,13 @@ def train(
             f"({', '.join(cfg.lora_where)}): {trainable:,} trainable of {total:,} parameters "
             f"({100 * trainable / total:.2f}%)")  # fmt: skip
         base_info = {"path": str(Path(cfg.init).resolve()), "sha": weights_fingerprint(cfg.init)}
-    if cfg.precision == "fp16" and not model.config.scale_attention:
+    if cfg.precision == "fp16" and not model.config.scale_attention:  # (auto never picks fp16)
         raise RunError(
             "precision 'fp16' with a T5-style model (scale_attention=False): T5's activations "
             "overflow float16's range (max 65504); use 'bf16' or 'fp32'"
         )
-    autocast, use_scaler = precision_context(cfg.precision, device)
+    precision = resolve_precision(cfg.precision, device)  # "auto": bf16 where it is fast
+    autocast, use_scaler = precision_context(precision, device)
     tok = Tokenizer(tokenizer_file)
     if tok.vocab_size > model.config.vocab_size:
         raise RunError(
@@ -286,7 +310,8 @@ def train(
     net = model.to(device).train()  # the Seq2SeqTransformer itself: config, saving
     net.set_activation_checkpointing(cfg.activation_checkpointing)
     processes = f", {d.world_size} processes ({'FSDP' if d.fsdp else 'DDP'})" if d.enabled else ""
-    log(f"model: {net.num_parameters() / 1e6:.2f}M parameters on {device}, {cfg.precision}"
+    auto = " (auto)" if cfg.precision == "auto" else ""
+    log(f"model: {net.num_parameters() / 1e6:.2f}M parameters on {device}, {precision}{auto}"
         f"{processes}")  # fmt: skip
     model = wrap(net, d, device)  # what the loop calls: DDP/FSDP around net, or net
     if cfg.compile:
@@ -391,7 +416,8 @@ def train(
 
     # one stream of global batches (batch_size per process), the same in every process
     global_batch = cfg.batch_size * d.world_size
-    stream = batch_stream(make_epoch, global_batch, cfg.seed, epoch, index, cfg.length_bucketing)
+    window = cfg.bucket_batches if cfg.length_bucketing else 1
+    stream = batch_stream(make_epoch, global_batch, cfg.seed, epoch, index, window)
     start = time.time()
     stop_reason = "max_steps"
     bar = tqdm(total=cfg.max_steps, initial=step, disable=not progress, dynamic_ncols=True)
@@ -448,7 +474,9 @@ def train(
                     "more warmup_steps, fp32, or --set train.on_nonfinite=skip"
                 )
             in_a_row = 0
-            lr = cfg.lr * lr_factor(step, cfg)
+            spent = elapsed_before + time.time() - start  # seconds of training so far
+            budget = spent / (60 * cfg.max_minutes) if cfg.max_minutes else 0.0
+            lr = cfg.lr * lr_factor(step, cfg, budget)  # the schedule ends with steps or minutes
             for group in optimizer.param_groups:
                 group["lr"] = lr
             scaler.step(optimizer)

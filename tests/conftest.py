@@ -7,7 +7,7 @@ import torch
 
 from minitune import ModelConfig, Seq2SeqTransformer
 
-POSITIONS = ["relative", "sinusoidal", "learned", "rotary", "alibi", "none"]
+POSITIONS = ["relative", "relative+sinusoidal", "sinusoidal", "learned", "rotary", "alibi", "none"]
 
 
 def tiny_model(seed: int = 0, **overrides) -> Seq2SeqTransformer:

@@ -95,7 +95,7 @@ def test_beam_search_with_one_beam_is_greedy():
     greedy = model.generate(input_ids, mask, max_new_tokens=8)
     memory = model.encode(input_ids, mask)
     with torch.no_grad():
-        beam = beam_search(model, memory, mask, max_new_tokens=8, num_beams=1)
+        beam = beam_search(model, memory, mask, input_ids, max_new_tokens=8, num_beams=1)
     assert torch.equal(beam, greedy)
 
 

@@ -228,7 +228,10 @@ def test_pipeline_command_end_to_end(tmp_path):
     assert "seen tasks, seen phrasings: exact match" in done.stdout
     report = json.loads((out / "report.json").read_text())
     assert set(report["eval"]) == {"test", "heldout_phrasings", "heldout_tasks"}
-    assert len(report["examples"]) == 5
+    # the answers shown next to the expected ones: at least one from each evaluation split
+    assert {e["split"] for e in report["examples"]} == set(report["eval"])
+    first = report["examples"][0]
+    assert f"  expected: {first['expected']}\n  answer:   {first['answer']}" in done.stdout
     assert (out / "pretrain" / "last" / "model.safetensors").is_file()
     answer = subprocess.run([*run, "generate", "--checkpoint", str(out / "best"), "--num-beams", "2", "What is 1 + 2?"],
                             cwd=ROOT, capture_output=True, text=True, check=True)  # fmt: skip

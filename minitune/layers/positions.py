@@ -157,3 +157,21 @@ class RelativePositionBias(PositionScheme):
         )  # (T_q, T_k)
         values = self.bias_table(buckets)  # (T_q, T_k, H)
         return values.permute(2, 0, 1).unsqueeze(0)  # (1, H, T_q, T_k)
+
+
+class RelativeBiasAndSinusoids(RelativePositionBias):
+    """T5's relative bias in the attention scores AND sinusoids added to the embeddings.
+
+    The relative bias tells a query how far away each key is; it says nothing about where a token
+    sits in the whole sequence, and cross-attention (which has no positions) sees encoder outputs
+    that carry position only indirectly. The absolute sinusoids give every encoder output its
+    place, which a decoder that copies the input in order can follow (benchmarks/learning.md:
+    copying is learned several times faster at the laptop scale).
+    """
+
+    def __init__(self, cfg: ModelConfig, causal: bool = False):
+        super().__init__(cfg, causal)
+        self.sinusoids = SinusoidalPositions(cfg, causal)  # no parameters
+
+    def embed(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
+        return self.sinusoids.embed(x, offset)

@@ -40,6 +40,7 @@ ATTENTIONS = {
 }
 POSITIONS = {
     "relative": "minitune.layers.positions:RelativePositionBias",  # T5
+    "relative+sinusoidal": "minitune.layers.positions:RelativeBiasAndSinusoids",  # both
     "sinusoidal": "minitune.layers.positions:SinusoidalPositions",  # 2017 paper
     "learned": "minitune.layers.positions:LearnedPositions",  # BERT, GPT-2
     "rotary": "minitune.layers.rotary:RotaryPositions",  # RoPE (Su et al. 2021)
