@@ -1,7 +1,7 @@
 """Task families over symbols and structure: code generation, arithmetic, strings, lists,
 extraction and format conversion. Same shape as `families_language.py`, including `wide`:
 `make(rng, wide=True)` draws from larger pools (names, places, words, number ranges, and about
-twice as many kinds of function for the code tasks), for fresh training data only; with
+three times as many kinds of function for the code tasks), for fresh training data only; with
 `wide=False` every generator makes exactly the random draws it always made.
 
 Code-generation answers are small Python functions; each example carries its `entry_point` and
@@ -45,7 +45,7 @@ _X, _XS = ["x", "n", "value"], ["xs", "nums", "values"]  # parameter names
 def number_ops(rng: random.Random, wide: bool = False) -> list[CodeOp]:
     """The kinds of function over numbers and lists of numbers, with constants drawn from rng.
 
-    13 kinds; `wide` draws constants and parameter names from larger ranges and adds 20 kinds.
+    13 kinds; `wide` draws constants and parameter names from larger ranges and adds 33 kinds.
     """
     k, m = rng.randint(2, 30 if wide else 12), rng.randint(1, 20 if wide else 9)
     a, b = sorted(rng.sample(range(0, 51 if wide else 21), 2))
