@@ -85,10 +85,13 @@ def cmd_data_fresh(args: argparse.Namespace) -> int:
     """Write a fresh training file: --per-task examples of every seen task, none in evaluation."""
     import time
 
-    from minitune.data.tasks import write_training_set
+    from minitune.data.tasks import GenerationError, write_training_set
 
     start = time.perf_counter()
-    counts = write_training_set(args.out, args.per_task, seed=args.seed, wide=not args.narrow)
+    try:
+        counts = write_training_set(args.out, args.per_task, seed=args.seed, wide=not args.narrow)
+    except GenerationError as err:  # the suite of this seed (to avoid) cannot be made
+        raise UserError(str(err)) from None
     seconds = time.perf_counter() - start
     per_task = ", ".join(f"{task} {n:,}" for task, n in counts.items())
     print(
