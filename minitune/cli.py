@@ -9,6 +9,7 @@
     minitune lora merge               fold a LoRA adapter into its base model
     minitune presets                  the named model presets and their sizes
     minitune data generate            write the generated instruction suite and corpus
+    minitune data fresh               draw fresh training data (many more examples per task)
     minitune tokenizer train          train a SentencePiece tokenizer on data files
 
 User mistakes (a bad argument or value) print one line and exit with status 2, no traceback.
@@ -49,13 +50,27 @@ def cmd_presets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def cmd_data_generate(args: argparse.Namespace) -> int:
     """Write the instruction suite's splits and the pretraining corpus."""
     from minitune.data.corpus import write_corpus
-    from minitune.data.tasks import SPLITS, write_suite
+    from minitune.data.tasks import SPLITS, GenerationError, write_suite
 
     counts = {"train": args.train_per_task} if args.train_per_task else None
-    summary = write_suite(args.out, seed=args.seed, counts=counts)
+    try:
+        summary = write_suite(args.out, seed=args.seed, counts=counts)
+    except GenerationError as err:  # the suite must be exact: say which tasks, and stop
+        raise UserError(f"{err}\n(for more training data, see `minitune data fresh`)") from None
     n_docs = write_corpus(
         Path(args.out) / "pretrain.txt", seed=args.seed, n_documents=args.documents
     )
@@ -63,6 +78,32 @@ def cmd_data_generate(args: argparse.Namespace) -> int:
         tasks = summary[split]
         print(f"{args.out}/{split}.jsonl: {sum(tasks.values())} examples, {len(tasks)} tasks")
     print(f"{args.out}/pretrain.txt: {n_docs} documents")
+    return 0
+
+
+def cmd_data_fresh(args: argparse.Namespace) -> int:
+    """Write a fresh training file: --per-task examples of every seen task, none in evaluation."""
+    import time
+
+    from minitune.data.tasks import GenerationError, write_training_set
+
+    start = time.perf_counter()
+    try:
+        counts = write_training_set(args.out, args.per_task, seed=args.seed, wide=not args.narrow)
+    except GenerationError as err:  # the suite of this seed (to avoid) cannot be made
+        raise UserError(str(err)) from None
+    seconds = time.perf_counter() - start
+    per_task = ", ".join(f"{task} {n:,}" for task, n in counts.items())
+    print(
+        f"{args.out}: {sum(counts.values()):,} examples, {len(counts)} tasks, {seconds:.1f} s; "
+        f"per task: {per_task}"
+    )
+    for task, n in counts.items():
+        if n < args.per_task:
+            print(
+                f"minitune: warning: {task}: {n:,} distinct examples (asked {args.per_task:,})",
+                file=sys.stderr,
+            )
     return 0
 
 
@@ -606,9 +647,44 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", default="data", help="output folder (default: data)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    p.add_argument("--train-per-task", type=int, default=None, help="train examples per task")
-    p.add_argument("--documents", type=int, default=4000, help="pretraining corpus documents")
+    p.add_argument(
+        "--train-per-task",
+        type=_positive_int,
+        default=None,
+        help="train examples per task (default: 500; changes the other splits too)",
+    )
+    p.add_argument(
+        "--documents", type=_positive_int, default=4000, help="pretraining corpus documents"
+    )
     p.set_defaults(func=cmd_data_generate)
+
+    p = data.add_parser(
+        "fresh",
+        help="draw a fresh training file: many more examples per task, none in evaluation",
+        description="Write a training file with up to --per-task examples of every seen task\n"
+        "(seen phrasings only), drawn from wider value pools than the shipped suite and from\n"
+        "their own random stream. No example shares an input, an (input, answer) pair or a\n"
+        "prompt with valid/test/heldout_phrasings/heldout_tasks of the suite of the same\n"
+        "--seed, so the shipped files stay valid for evaluation. A task with fewer distinct\n"
+        "examples than asked gives what it has, with a warning. Same arguments, same bytes.",
+        epilog="examples:\n  minitune data fresh --out runs/fresh_train.jsonl --per-task 4000\n"
+        "  minitune train --data runs/fresh_train.jsonl --out runs/fresh --max-minutes 15",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--out", required=True, help="the JSONL file to write")
+    p.add_argument("--per-task", type=_positive_int, required=True, help="examples per task")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="the suite whose evaluation splits to avoid, and the draw (default: 0)",
+    )
+    p.add_argument(
+        "--narrow",
+        action="store_true",
+        help="draw values from the shipped suite's small pools, not the wide ones",
+    )
+    p.set_defaults(func=cmd_data_fresh)
 
     tokenizer = sub.add_parser("tokenizer", help="SentencePiece tokenizers").add_subparsers(
         dest="tokenizer_command", metavar="COMMAND", required=True

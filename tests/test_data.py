@@ -1,5 +1,6 @@
 import json
 import random
+import re
 import subprocess
 import sys
 from collections import Counter, defaultdict
@@ -9,13 +10,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minitune.data import lexicon
+from minitune.cli import main
+from minitune.data import families_symbolic, lexicon, tasks
 from minitune.data.batching import collate, encode_records, length_bucketed_batches
 from minitune.data.codecheck import check_programs
 from minitune.data.corpus import read_documents
 from minitune.data.formats import DataError, Record, read_records
 from minitune.data.span_corruption import reconstruct, span_corrupt
-from minitune.data.tasks import HELDOUT_CLUSTER, SPLITS, all_families, generate_suite
+from minitune.data.tasks import (
+    HELDOUT_CLUSTER,
+    SPLITS,
+    all_families,
+    generate_suite,
+    write_training_set,
+)
 from minitune.data.templates import format_prompt
 from minitune.tokenizer import Tokenizer
 
@@ -148,6 +156,121 @@ def test_translation_grammar_worked_examples():
     for _ in range(200):
         en, fr = sentence_pair(rng)
         assert en.endswith(".") and fr.endswith(".") and en[0].isupper() and fr[0].isupper()
+
+
+# ---- fresh training data ----------------------------------------------------------------
+
+
+def _sample_input(record: Record, phrasings: dict[str, tuple[str, ...]]) -> str:
+    """The generator's input of a written example: its `input` field, or, for a phrasing that
+    takes the input inline, the part of the instruction that `{input}` stands for."""
+    if record.input:
+        return record.input
+    task, index = record.meta["template"].split("/")
+    pattern = re.escape(phrasings[task][int(index)])
+    pattern = pattern.replace(r"\{input\}", "(?P<input>.*)", 1)
+    pattern = re.sub(r"\\\{\w+\\\}", ".*?", pattern)  # other slots: {letter}, {options}, ...
+    match = re.fullmatch(pattern, record.instruction, re.DOTALL)
+    assert match, (record.instruction, pattern)
+    return match["input"]
+
+
+def test_fresh_training_data_shares_nothing_with_evaluation(shipped, tmp_path):
+    phrasings = {f.name: f.phrasings for f in all_families()}
+    seen_families = {f.name for f in all_families() if f.cluster != HELDOUT_CLUSTER}
+    counts = write_training_set(tmp_path / "fresh.jsonl", per_task=300, seed=0)
+    assert counts == dict.fromkeys(counts, 300) and set(counts) == seen_families
+    fresh = read_records(tmp_path / "fresh.jsonl")  # the trainer's reader takes it
+    assert len(fresh) == 300 * len(seen_families)
+
+    evaluation = [r for s in SPLITS if s != "train" for r in shipped[s]]
+    eval_inputs = {(r.meta["task"], _sample_input(r, phrasings)) for r in evaluation}
+    eval_keys = {(r.meta["task"], _sample_input(r, phrasings), r.output) for r in evaluation}
+    eval_prompts = {format_prompt(r.instruction, r.input) for r in evaluation}
+    for r in fresh:
+        task, index = r.meta["template"].split("/")
+        assert task in seen_families and r.meta["split"] == "train"
+        assert int(index) < len(phrasings[task]) - 1, r.where  # never the held-out phrasing
+        assert (task, _sample_input(r, phrasings)) not in eval_inputs, r.where
+        assert (task, _sample_input(r, phrasings), r.output) not in eval_keys, r.where
+        assert format_prompt(r.instruction, r.input) not in eval_prompts, r.where
+    keys = Counter((r.meta["task"], _sample_input(r, phrasings), r.output) for r in fresh)
+    assert max(keys.values()) == 1  # distinct examples
+    assert max(Counter(format_prompt(r.instruction, r.input) for r in fresh).values()) == 1
+    # fresh, not the shipped file again: most examples are new
+    shipped_prompts = {format_prompt(r.instruction, r.input) for r in shipped["train"]}
+    repeats = sum(format_prompt(r.instruction, r.input) in shipped_prompts for r in fresh)
+    assert repeats < 0.05 * len(fresh)
+
+
+def test_fresh_training_data_is_deterministic(tmp_path):
+    write_training_set(tmp_path / "a.jsonl", per_task=40, seed=0)
+    write_training_set(tmp_path / "b.jsonl", per_task=40, seed=0)
+    write_training_set(tmp_path / "c.jsonl", per_task=40, seed=1)
+    assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
+    assert (tmp_path / "a.jsonl").read_bytes() != (tmp_path / "c.jsonl").read_bytes()
+
+
+def _only_families(monkeypatch, *names):
+    """Make the suite a few families (each draws from its own stream, so they are unchanged)."""
+    families = [f for f in all_families() if f.name in names]
+    monkeypatch.setattr(tasks, "all_families", lambda: families)
+
+
+def test_an_impossible_count_is_one_line_per_task(monkeypatch, tmp_path, capsys):
+    # multiplication (narrow: 198 x 8 = 1,584 questions) cannot give 2,130 distinct examples
+    _only_families(monkeypatch, "multiplication", "addition", "extract_dates")
+    out = tmp_path / "suite"
+    assert main(["data", "generate", "--out", str(out), "--train-per-task", "2000"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("minitune: error: some tasks have fewer distinct examples than asked")
+    assert "\n  multiplication: 1,584 distinct examples (asked 2,130 in all)\n" in err
+    assert "addition" not in err and "Traceback" not in err
+    assert not out.exists()  # nothing half-written
+
+    # fresh data: the task gives what it has, with a warning; the others are complete
+    path = tmp_path / "fresh.jsonl"
+    assert main(["data", "fresh", "--out", str(path), "--per-task", "1500", "--narrow"]) == 0
+    captured = capsys.readouterr()
+    assert re.fullmatch(
+        r"minitune: warning: multiplication: 1,4\d\d distinct examples \(asked 1,500\)\n",
+        captured.err,
+    )
+    assert re.match(rf"{re.escape(str(path))}: 2,9\d\d examples, 2 tasks, [\d.]+ s; "
+                    r"per task: addition 1,500, multiplication 1,4\d\d\n", captured.out)  # fmt: skip
+
+
+def test_wide_pools_extend_the_narrow_ones():
+    for name in ("first_names", "last_names", "cities", "countries", "words"):
+        narrow, wide = getattr(lexicon.NARROW, name), getattr(lexicon.WIDE, name)
+        assert wide[: len(narrow)] == narrow and len(wide) >= 1.5 * len(narrow), name
+        assert len(set(wide)) == len(wide) and all(w.isascii() for w in wide), name
+        assert all(" " not in w for w in wide), name
+
+
+def test_wide_samples_have_one_answer_per_question():
+    for family in all_families():
+        rng = random.Random(family.name)
+        answers: dict[str, str] = {}
+        for _ in range(400):
+            sample = family.make(rng, wide=True)
+            question = json.dumps({k: v for k, v in sample.items() if k not in ("output", "extra")})
+            assert answers.setdefault(question, sample["output"]) == sample["output"], question
+
+
+def test_every_kind_of_wide_code_function_passes_its_tests():
+    sym, rng = families_symbolic, random.Random(0)
+    assert len(sym.number_ops(rng, wide=True)) >= 30 and len(sym.string_ops(rng, wide=True)) >= 30
+    programs = []
+    for _ in range(12):  # every kind, 12 times with other constants, names and arguments
+        for op in [*sym.number_ops(rng, wide=True), *sym.string_ops(rng, wide=True)]:
+            sample = sym.code_sample(rng, op)
+            programs.append({"code": sample["output"], **sample["extra"]})
+    results = check_programs(programs, batch_time_limit=120)
+    failures = [
+        (p["code"], r.error) for p, r in zip(programs, results, strict=True) if not r.passed
+    ]
+    assert not failures, failures[:3]
 
 
 # ---- readers -----------------------------------------------------------------------------

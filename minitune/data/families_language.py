@@ -1,10 +1,15 @@
 """Task families over natural language: translation, summarization, question answering,
 dialogue and classification. See `tasks.py` for how families become the suite.
 
-Each family is a dict: name, cluster, phrasings (the last one is held out) and `make(rng)`,
-which returns {"input": ..., "output": ..., other slots the phrasings may name}. A phrasing
-with `{input}` takes the input inline. Answers are fully determined by the input, so exact
-match is a fair metric.
+Each family is a dict: name, cluster, phrasings (the last one is held out) and
+`make(rng, wide=False)`, which returns {"input": ..., "output": ..., other slots the phrasings
+may name}. A phrasing with `{input}` takes the input inline. Answers are fully determined by the
+input, so exact match is a fair metric.
+
+`wide=True` draws names, places, jobs, products... from larger lists (`lexicon.WIDE` and the
+`*_WIDE` lists here); only fresh training data asks for it. With `wide=False` a generator makes
+exactly the random draws it always made, so the shipped files stay byte-identical. Translation
+ignores `wide`: its vocabulary is the lexicon, and its space is already large.
 """
 
 from __future__ import annotations
@@ -14,16 +19,14 @@ import random
 from minitune.data.lexicon import (
     ADJECTIVES,
     ADVERBS,
-    CITIES,
     COLORS,
-    FIRST_NAMES,
-    LAST_NAMES,
     MONTHS,
     NOUNS,
     VERBS,
     WEEKDAYS,
     Adjective,
     Noun,
+    pools,
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -100,17 +103,17 @@ def sentence_pair(rng: random.Random) -> tuple[str, str]:
     return en[0].upper() + en[1:] + ".", fr[0].upper() + fr[1:] + "."
 
 
-def make_en_fr(rng):
+def make_en_fr(rng, wide=False):
     en, fr = sentence_pair(rng)
     return {"input": en, "output": fr}
 
 
-def make_fr_en(rng):
+def make_fr_en(rng, wide=False):
     en, fr = sentence_pair(rng)
     return {"input": fr, "output": en}
 
 
-def make_phrase_en_fr(rng):
+def make_phrase_en_fr(rng, wide=False):
     en, fr = noun_phrase(rng, plural=rng.random() < 0.3)
     return {"input": en, "output": fr}
 
@@ -121,12 +124,18 @@ def make_phrase_en_fr(rng):
 
 _PROJECTS = ["bridge", "school", "hospital", "library", "museum", "park", "station", "stadium"]
 _ORGS = ["The city council", "A local company", "The regional government", "A charity"]
+_PROJECTS_WIDE = [*_PROJECTS, "theatre", "airport", "harbour", "market", "swimming pool",
+                  "concert hall", "tram line", "town hall", "car park"]  # fmt: skip
+_ORGS_WIDE = [*_ORGS, "The national government", "A group of parents", "The university",
+              "A football club", "The port authority", "A bank"]  # fmt: skip
 
 
-def make_news(rng):
-    city, org, project = rng.choice(CITIES), rng.choice(_ORGS), rng.choice(_PROJECTS)
+def make_news(rng, wide=False):
+    p = pools(wide)
+    orgs, projects = (_ORGS_WIDE, _PROJECTS_WIDE) if wide else (_ORGS, _PROJECTS)
+    city, org, project = rng.choice(p.cities), rng.choice(orgs), rng.choice(projects)
     cost, year, month = rng.randint(2, 90), rng.randint(2025, 2032), rng.choice(MONTHS)
-    name = f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}"
+    name = f"{rng.choice(p.first_names)} {rng.choice(p.last_names)}"
     kind = rng.randrange(3)
     if kind == 0:
         body = [
@@ -162,8 +171,9 @@ def make_news(rng):
     return {"input": " ".join(body), "output": summary, "city": city}
 
 
-def make_story(rng):
-    name = rng.choice(FIRST_NAMES)
+def make_story(rng, wide=False):
+    names = pools(wide).first_names
+    name = rng.choice(names)
     found = rng.choice(NOUNS)
     place = rng.choice(
         [
@@ -174,7 +184,7 @@ def make_story(rng):
         ]
     )
     color = rng.choice(COLORS)
-    friend = rng.choice([n for n in FIRST_NAMES if n != name])
+    friend = rng.choice([n for n in names if n != name])
     story = [
         f"One {rng.choice(['morning', 'evening', 'afternoon'])}, {name} walked to the {place.en}.",
         f"There, {name} found a {color} {found.en} under a tree.",
@@ -193,20 +203,30 @@ def make_story(rng):
 
 _JOBS = ["teacher", "doctor", "baker", "farmer", "painter", "pilot", "nurse", "singer", "cook"]
 _PETS = ["cats", "dogs", "rabbits", "birds", "fish", "horses"]
+_SPORTS = ["tennis", "football", "chess", "golf", "cards"]
+# (jobs follow "a": no vowel sounds)
+_JOBS_WIDE = [*_JOBS, "builder", "dentist", "driver", "gardener", "lawyer", "mechanic", "plumber",
+              "tailor", "writer", "waiter", "carpenter", "librarian", "potter", "sailor", "judge",
+              "journalist", "pharmacist", "vet"]  # fmt: skip
+_PETS_WIDE = [*_PETS, "hamsters", "goats", "ducks", "turtles", "parrots", "chickens", "ponies"]
+_SPORTS_WIDE = [*_SPORTS, "basketball", "volleyball", "rugby", "hockey", "badminton", "cricket"]
 
 
-def biography(rng: random.Random) -> dict:
-    first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+def biography(rng: random.Random, wide: bool = False) -> dict:
+    """Facts about a person and a five-sentence text stating them (birth first, then shuffled)."""
+    p = pools(wide)
+    jobs, pets, sports = (_JOBS_WIDE, _PETS_WIDE, _SPORTS_WIDE) if wide else (_JOBS, _PETS, _SPORTS)
+    first, last = rng.choice(p.first_names), rng.choice(p.last_names)
     facts = {
         "name": first,
         "full": f"{first} {last}",
-        "city": rng.choice(CITIES),
+        "city": rng.choice(p.cities),
         "year": rng.randint(1950, 2005),
-        "job": rng.choice(_JOBS),
+        "job": rng.choice(jobs),
         "color": rng.choice(COLORS),
-        "pets": rng.choice(_PETS),
+        "pets": rng.choice(pets),
         "n_pets": rng.randint(2, 9),
-        "sport": rng.choice(["tennis", "football", "chess", "golf", "cards"]),
+        "sport": rng.choice(sports),
     }
     sentences = [
         f"{facts['full']} was born in {facts['city']} in {facts['year']}.",
@@ -219,8 +239,8 @@ def biography(rng: random.Random) -> dict:
     return facts
 
 
-def make_extractive_qa(rng):
-    f = biography(rng)
+def make_extractive_qa(rng, wide=False):
+    f = biography(rng, wide)
     question, answer = rng.choice(
         [
             (f"Where was {f['name']} born?", f["city"]),
@@ -234,11 +254,11 @@ def make_extractive_qa(rng):
     return {"input": f"Context: {f['context']}\nQuestion: {question}", "output": answer}
 
 
-def make_yes_no_qa(rng):
-    f = biography(rng)
+def make_yes_no_qa(rng, wide=False):
+    f = biography(rng, wide)
     truth = rng.random() < 0.5
-    other_city = rng.choice([c for c in CITIES if c != f["city"]])
-    other_job = rng.choice([j for j in _JOBS if j != f["job"]])
+    other_city = rng.choice([c for c in pools(wide).cities if c != f["city"]])
+    other_job = rng.choice([j for j in (_JOBS_WIDE if wide else _JOBS) if j != f["job"]])
     other_n = rng.choice([n for n in range(2, 10) if n != f["n_pets"]])
     question = rng.choice(
         [
@@ -256,12 +276,14 @@ def make_yes_no_qa(rng):
 # ---------------------------------------------------------------------------------------------
 
 _VEHICLES = ["car", "bicycle", "boat", "truck"]
+_VEHICLES_WIDE = [*_VEHICLES, "van", "scooter", "motorbike", "canoe", "tractor", "caravan"]
 
 
-def make_dialogue_recall(rng):
-    name, city = rng.choice(FIRST_NAMES), rng.choice(CITIES)
-    vehicle, color = rng.choice(_VEHICLES), rng.choice(COLORS)
-    pet, n = rng.choice(_PETS), rng.randint(2, 6)
+def make_dialogue_recall(rng, wide=False):
+    p = pools(wide)
+    name, city = rng.choice(p.first_names), rng.choice(p.cities)
+    vehicle, color = rng.choice(_VEHICLES_WIDE if wide else _VEHICLES), rng.choice(COLORS)
+    pet, n = rng.choice(_PETS_WIDE if wide else _PETS), rng.randint(2, 6)
     turns = [
         f"User: Hi, my name is {name}.",
         f"Assistant: Nice to meet you, {name}! How can I help?",
@@ -279,8 +301,8 @@ def make_dialogue_recall(rng):
     return {"input": "\n".join([*turns, f"User: {question}"]), "output": f"{answer}"}
 
 
-def make_dialogue_booking(rng):
-    name, day = rng.choice(FIRST_NAMES), rng.choice(WEEKDAYS)
+def make_dialogue_booking(rng, wide=False):
+    name, day = rng.choice(pools(wide).first_names), rng.choice(WEEKDAYS)
     people, hour = rng.randint(2, 8), rng.randint(6, 10)
     turns = [
         f"User: Hello, I would like a table for {people} people on {day} at {hour} pm.",
@@ -301,13 +323,21 @@ _GOOD = ["works perfectly", "is excellent", "made me very happy", "is worth ever
 _BAD = ["broke after two days", "is terrible", "was a waste of money", "made me angry",
         "stopped working at once", "is a big disappointment"]  # fmt: skip
 _NEUTRAL = ["I bought it last {month}.", "It arrived on a {day}.", "My friend {name} chose it."]
+_PRODUCTS_WIDE = [*_PRODUCTS, "camera", "kettle", "chair", "watch", "printer", "jacket", "sofa",
+                  "laptop", "tent", "blender", "album", "backpack", "toaster"]  # fmt: skip
+_GOOD_WIDE = [*_GOOD, "is simply wonderful", "works better than I expected", "is great value",
+              "is the best I have owned"]  # fmt: skip
+_BAD_WIDE = [*_BAD, "fell apart within a week", "is not worth the price", "let me down badly",
+             "is the worst I have owned"]  # fmt: skip
 
 
-def make_sentiment(rng):
-    product, positive = rng.choice(_PRODUCTS), rng.random() < 0.5
-    opinion = rng.choice(_GOOD if positive else _BAD)
+def make_sentiment(rng, wide=False):
+    narrow, broad = (_PRODUCTS, _GOOD, _BAD), (_PRODUCTS_WIDE, _GOOD_WIDE, _BAD_WIDE)
+    products, good, bad = broad if wide else narrow
+    product, positive = rng.choice(products), rng.random() < 0.5
+    opinion = rng.choice(good if positive else bad)
     filler = rng.choice(_NEUTRAL).format(
-        month=rng.choice(MONTHS), day=rng.choice(WEEKDAYS), name=rng.choice(FIRST_NAMES)
+        month=rng.choice(MONTHS), day=rng.choice(WEEKDAYS), name=rng.choice(pools(wide).first_names)
     )
     parts = [f"This {product} {opinion}.", filler]
     rng.shuffle(parts)
@@ -332,14 +362,21 @@ _TOPICS = {
 }  # fmt: skip
 _TEAMS = ["The Lions", "The Rovers", "United", "The Eagles", "City"]
 _COMPANIES = ["Novatek", "BluePine", "Orbis", "Fermo", "Calderon"]
+_TEAMS_WIDE = [*_TEAMS, "The Tigers", "The Wanderers", "Athletic", "The Falcons", "The Sharks",
+               "Rangers", "The Bears"]  # fmt: skip
+_COMPANIES_WIDE = [*_COMPANIES, "Altavia", "Brightwell", "Corvex", "Duneline", "Everpath",
+                   "Galvano", "Helix Foods", "Kestrel", "Lumora", "Quantis"]  # fmt: skip
+_ANIMALS_WIDE = [*_ANIMALS, "beetle", "spider", "lizard", "bat", "crab", "turtle", "eel"]
 
 
-def make_topic(rng):
+def make_topic(rng, wide=False):
+    p = pools(wide)
+    teams, companies = (_TEAMS_WIDE, _COMPANIES_WIDE) if wide else (_TEAMS, _COMPANIES)
     topic = rng.choice(sorted(_TOPICS))
     text = rng.choice(_TOPICS[topic]).format(
-        team=rng.choice(_TEAMS), a=rng.randint(2, 9), b=rng.randint(0, 9), day=rng.choice(WEEKDAYS),
-        name=rng.choice(FIRST_NAMES), city=rng.choice(CITIES), company=rng.choice(_COMPANIES),
-        animal=rng.choice(_ANIMALS),
+        team=rng.choice(teams), a=rng.randint(2, 9), b=rng.randint(0, 9), day=rng.choice(WEEKDAYS),
+        name=rng.choice(p.first_names), city=rng.choice(p.cities),
+        company=rng.choice(companies), animal=rng.choice(_ANIMALS_WIDE if wide else _ANIMALS),
     )  # fmt: skip
     options = sorted(_TOPICS)
     rng.shuffle(options)

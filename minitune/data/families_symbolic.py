@@ -1,5 +1,8 @@
 """Task families over symbols and structure: code generation, arithmetic, strings, lists,
-extraction and format conversion. Same shape as `families_language.py`.
+extraction and format conversion. Same shape as `families_language.py`, including `wide`:
+`make(rng, wide=True)` draws from larger pools (names, places, words, number ranges, and about
+three times as many kinds of function for the code tasks), for fresh training data only; with
+`wide=False` every generator makes exactly the random draws it always made.
 
 Code-generation answers are small Python functions; each example carries its `entry_point` and
 `tests` ([arguments, expected result] pairs), computed here by plain Python, so a generated
@@ -9,36 +12,46 @@ answer can be checked by running it (`minitune.data.codecheck`, in a subprocess)
 from __future__ import annotations
 
 import json
+import random
+from collections.abc import Callable
+from itertools import pairwise
+from typing import NamedTuple
 
-from minitune.data.lexicon import (
-    ADJECTIVES,
-    CITIES,
-    COUNTRIES,
-    FIRST_NAMES,
-    LAST_NAMES,
-    MONTHS,
-    NOUNS,
-    NUMBERS_EN,
-    TENS_EN,
-    WEEKDAYS,
-)
-
-_WORDS = [n.en for n in NOUNS if " " not in n.en] + [a.en for a in ADJECTIVES if " " not in a.en]
+from minitune.data.lexicon import MONTHS, NUMBERS_EN, TENS_EN, WEEKDAYS, pools
 
 # ---------------------------------------------------------------------------------------------
-# code generation: (description, function name, body, reference implementation, argument maker)
+# code generation: a kind of function ("op") with its constants drawn, then 4 test cases
 # ---------------------------------------------------------------------------------------------
+
+
+class CodeOp(NamedTuple):
+    """One function to write: `def <name>(<param>):\\n    <body>`, described in words."""
+
+    description: str  # "takes a number x and returns x plus 3"
+    names: tuple[str, ...]  # natural names for it; one is drawn (a single name: no draw)
+    body: str  # one line of Python: "return x + 3"
+    reference: Callable  # the same function in Python, to compute the expected test results
+    make_args: Callable[[], list]  # draws the arguments of one test case
+    param: str  # the parameter's name
 
 
 def _int_list(rng, n=(3, 7), lo=-20, hi=40):
     return [rng.randint(lo, hi) for _ in range(rng.randint(*n))]
 
 
-def _number_op(rng):
-    k, m = rng.randint(2, 12), rng.randint(1, 9)
-    a, b = sorted(rng.sample(range(0, 21), 2))
-    x = rng.choice(["x", "n", "value"])  # the parameter's name varies too
-    xs = rng.choice(["xs", "nums", "values"])
+_X, _XS = ["x", "n", "value"], ["xs", "nums", "values"]  # parameter names
+
+
+def number_ops(rng: random.Random, wide: bool = False) -> list[CodeOp]:
+    """The kinds of function over numbers and lists of numbers, with constants drawn from rng.
+
+    13 kinds; `wide` draws constants and parameter names from larger ranges and adds 33 kinds.
+    """
+    k, m = rng.randint(2, 30 if wide else 12), rng.randint(1, 20 if wide else 9)
+    a, b = sorted(rng.sample(range(0, 51 if wide else 21), 2))
+    # the parameter's name varies too
+    x = rng.choice([*_X, "num", "number"] if wide else _X)
+    xs = rng.choice([*_XS, "numbers", "items"] if wide else _XS)
     one, many = (lambda: [rng.randint(-50, 50)]), (lambda: [_int_list(rng)])
     ops = [
         (f"takes a number {x} and returns {x} plus {k}", f"add_{k}", f"return {x} + {k}",
@@ -72,128 +85,242 @@ def _number_op(rng):
         (f"takes a list of numbers {xs} and returns each number plus {k}", f"shift_by_{k}",
          f"return [v + {k} for v in {xs}]", lambda vs: [v + k for v in vs], many, xs),
     ]  # fmt: skip
-    return rng.choice(ops)
+    if wide:
+        some = lambda: [rng.randint(0, 999)]  # noqa: E731 (a whole number, not negative)
+        near = lambda: [rng.randint(a - 5, b + 5)]  # noqa: E731
+        signs = lambda: [rng.choice([0, rng.randint(-50, 50)])]  # noqa: E731
+
+        def with_k():  # lists where k shows up now and then
+            return [[rng.choice([k, rng.randint(-20, 40)]) for _ in range(rng.randint(3, 7))]]
+
+        a_list = f"takes a list of numbers {xs} and returns"
+        a_full_list = f"takes a non-empty list of numbers {xs} and returns"
+        ops += [
+            (f"takes a number {x} and returns {x} minus {k}", f"subtract_{k}",
+             f"return {x} - {k}", lambda v: v - k, one, x),
+            (f"takes a number {x} and returns {x} multiplied by {k}", f"times_{k}",
+             f"return {x} * {k}", lambda v: v * k, one, x),
+            (f"returns the square of the number {x}", "square", f"return {x} * {x}",
+             lambda v: v * v, one, x),
+            (f"returns True if the number {x} is even, else False", "is_even",
+             f"return {x} % 2 == 0", lambda v: v % 2 == 0, one, x),
+            (f"returns True if the number {x} is greater than {k}, else False", f"is_above_{k}",
+             f"return {x} > {k}", lambda v: v > k, one, x),
+            (f"returns the absolute value of the number {x}", "absolute", f"return abs({x})",
+             abs, one, x),
+            (f"returns {x} divided by {k}, rounded down to a whole number", f"div_{k}",
+             f"return {x} // {k}", lambda v: v // k, one, x),
+            (f"returns the last digit of the whole number {x} (not negative)", "last_digit",
+             f"return {x} % 10", lambda v: v % 10, some, x),
+            (f"returns the number of digits of the whole number {x} (not negative)",
+             "count_digits", f"return len(str({x}))", lambda v: len(str(v)), some, x),
+            (f"returns the larger of {x} and {k}", f"at_least_{k}", f"return max({x}, {k})",
+             lambda v: max(v, k), one, x),
+            (f"returns the smaller of {x} and {k}", f"at_most_{k}", f"return min({x}, {k})",
+             lambda v: min(v, k), one, x),
+            (f"returns True if {x} lies between {a} and {b} inclusive, else False",
+             f"in_range_{a}_{b}", f"return {a} <= {x} <= {b}", lambda v: a <= v <= b, near, x),
+            (f"returns 1 if the number {x} is positive, -1 if it is negative and 0 if it is zero",
+             "sign", f"return ({x} > 0) - ({x} < 0)", lambda v: (v > 0) - (v < 0), signs, x),
+            (f"{a_list} their sum", "total", f"return sum({xs})", sum, many, xs),
+            (f"{a_list} how many of them are even", "count_even",
+             f"return sum(1 for v in {xs} if v % 2 == 0)",
+             lambda vs: sum(1 for v in vs if v % 2 == 0), many, xs),
+            (f"{a_list} how many of them are odd", "count_odd",
+             f"return sum(1 for v in {xs} if v % 2 != 0)",
+             lambda vs: sum(1 for v in vs if v % 2 != 0), many, xs),
+            (f"{a_list} how many times {k} appears in it", f"occurrences_of_{k}",
+             f"return {xs}.count({k})", lambda vs: vs.count(k), with_k, xs),
+            (f"{a_list} the first number greater than {k}, or -1 if there is none",
+             f"first_above_{k}", f"return next((v for v in {xs} if v > {k}), -1)",
+             lambda vs: next((v for v in vs if v > k), -1), many, xs),
+            (f"{a_list} the list in reverse order", "reversed_list", f"return {xs}[::-1]",
+             lambda vs: vs[::-1], many, xs),
+            (f"{a_list} the numbers sorted from largest to smallest", "sort_descending",
+             f"return sorted({xs}, reverse=True)", lambda vs: sorted(vs, reverse=True), many, xs),
+            (f"{a_full_list} the largest", "largest", f"return max({xs})", max, many, xs),
+            (f"{a_full_list} the smallest", "smallest", f"return min({xs})", min, many, xs),
+            (f"{a_full_list} the last one", "last_item", f"return {xs}[-1]",
+             lambda vs: vs[-1], many, xs),
+            (f"{a_list} True if every number is positive, else False", "all_positive",
+             f"return all(v > 0 for v in {xs})", lambda vs: all(v > 0 for v in vs), many, xs),
+            (f"{a_list} True if any number is divisible by {k}, else False",
+             f"any_divisible_by_{k}", f"return any(v % {k} == 0 for v in {xs})",
+             lambda vs: any(v % k == 0 for v in vs), many, xs),
+            (f"{a_list} the list without its negative numbers", "drop_negatives",
+             f"return [v for v in {xs} if v >= 0]", lambda vs: [v for v in vs if v >= 0], many, xs),
+            (f"{a_list} the square of each number", "squares", f"return [v * v for v in {xs}]",
+             lambda vs: [v * v for v in vs], many, xs),
+            (f"{a_list} the sum of the numbers greater than {k}", f"sum_above_{k}",
+             f"return sum(v for v in {xs} if v > {k})", lambda vs: sum(v for v in vs if v > k),
+             many, xs),
+            (f"{a_full_list} the position of the largest number (the first, if it appears "
+             "more than once)", "index_of_max", f"return {xs}.index(max({xs}))",
+             lambda vs: vs.index(max(vs)), many, xs),
+            (f"{a_full_list} their average, rounded down to a whole number", "average_floor",
+             f"return sum({xs}) // len({xs})", lambda vs: sum(vs) // len(vs), many, xs),
+            (f"{a_list} the running totals (each number plus all the numbers before it)",
+             "running_totals", f"return [sum({xs}[:i + 1]) for i in range(len({xs}))]",
+             lambda vs: [sum(vs[: i + 1]) for i in range(len(vs))], many, xs),
+            (f"{a_list} the differences between neighbours (each number minus the one before "
+             "it)", "differences", f"return [b - a for a, b in zip({xs}, {xs}[1:])]",
+             lambda vs: [q - p for p, q in pairwise(vs)], many, xs),
+            (f"{a_list} each number limited to the range {a} to {b}", f"clamp_all_{a}_{b}",
+             f"return [min(max(v, {a}), {b}) for v in {xs}]",
+             lambda vs: [min(max(v, a), b) for v in vs], many, xs),
+        ]  # fmt: skip
+    return [CodeOp(desc, (name,), *rest) for desc, name, *rest in ops]
 
 
-def _string_op(rng):
-    c, d = rng.sample("aeiorstnlmcdhu", 2)
-    k = rng.randint(2, 6)
-    sep = rng.choice(["-", ", ", " ", "+", "/"])
-    tail = rng.choice(["!", "?", "ing", "s", "ed", "!!", "...", "er"])
-    s = rng.choice(["s", "text", "word"])
+_PALINDROMES = ["level", "radar", "noon", "civic", "stats"]
+_CODE_WORDS = [*pools(False).words, *_PALINDROMES]  # the arguments of the string functions
+# wide: more words, and capitalised names and places (for the functions about letter case)
+_CODE_WORDS_WIDE = [*pools(True).words, *_PALINDROMES, "kayak", "refer", "rotor", "madam",
+                    *pools(True).first_names, *pools(True).cities]  # fmt: skip
+
+
+_SEPARATORS = ["-", ", ", " ", "+", "/"]
+_ENDINGS = ["!", "?", "ing", "s", "ed", "!!", "...", "er"]
+_S = ["s", "text", "word"]  # parameter names
+
+
+def string_ops(rng: random.Random, wide: bool = False) -> list[CodeOp]:
+    """The kinds of function over one string, with constants drawn from rng.
+
+    14 kinds; `wide` draws constants and parameter names from larger sets and adds 24 kinds.
+    """
+    c, d = rng.sample("abcdefghilmnoprstuy" if wide else "aeiorstnlmcdhu", 2)
+    k = rng.randint(2, 8 if wide else 6)
+    sep = rng.choice([*_SEPARATORS, "_", "|", ":"] if wide else _SEPARATORS)
+    tail = rng.choice([*_ENDINGS, "ly", "ness", "?!", " :)", "ful"] if wide else _ENDINGS)
+    s = rng.choice([*_S, "name", "string", "t"] if wide else _S)
     ops = [
-        (
-            f"takes a string {s} and returns it reversed",
-            ("reverse_text", "backwards", "mirror"),
-            f"return {s}[::-1]",
-            lambda t: t[::-1],
-        ),
-        (
-            f"takes a string {s} and returns it repeated {k} times",
-            (f"repeat_{k}", f"times_{k}"),
-            f"return {s} * {k}",
-            lambda t: t * k,
-        ),
-        (
-            f"returns {k} copies of the string {s} joined by '{sep}'",
-            (f"join_{k}_copies", f"chain_{k}"),
-            f"return '{sep}'.join([{s}] * {k})",
-            lambda t: sep.join([t] * k),
-        ),
-        (
-            f"returns how many times the letter '{c}' appears in the string {s}",
-            (f"count_{c}", f"how_many_{c}"),
-            f"return {s}.count('{c}')",
-            lambda t: t.count(c),
-        ),
-        (
-            f"returns True if the string {s} starts with '{c}', else False",
-            (f"starts_with_{c}", f"begins_with_{c}"),
-            f"return {s}.startswith('{c}')",
-            lambda t: t.startswith(c),
-        ),
-        (
-            f"returns True if the string {s} contains the letter '{c}', else False",
-            (f"has_{c}", f"contains_{c}"),
-            f"return '{c}' in {s}",
-            lambda t: c in t,
-        ),
-        (
-            f"returns the string {s} without any letter '{c}'",
-            (f"remove_{c}", f"drop_{c}"),
-            f"return {s}.replace('{c}', '')",
-            lambda t: t.replace(c, ""),
-        ),
-        (
-            f"returns the string {s} with every '{c}' replaced by '{d}'",
-            (f"swap_{c}_{d}", f"replace_{c}_with_{d}"),
-            f"return {s}.replace('{c}', '{d}')",
-            lambda t: t.replace(c, d),
-        ),
-        (
-            f"returns the first {k} characters of the string {s}",
-            (f"first_{k}_chars", f"head_{k}"),
-            f"return {s}[:{k}]",
-            lambda t: t[:k],
-        ),
-        (
-            f"returns the last {k} characters of the string {s}",
-            (f"last_{k}_chars", f"tail_{k}"),
-            f"return {s}[-{k}:]",
-            lambda t: t[-k:],
-        ),
-        (
-            f"returns the string {s} followed by '{tail}'",
-            ("add_ending", "with_suffix"),
-            f"return {s} + '{tail}'",
-            lambda t: t + tail,
-        ),
-        (
-            f"returns the position of the first '{c}' in the string {s}, or -1 if there is none",
-            (f"find_{c}", f"index_of_{c}"),
-            f"return {s}.find('{c}')",
-            lambda t: t.find(c),
-        ),
-        (
-            f"returns the string {s} in upper case",
-            ("shout", "to_upper", "loud"),
-            f"return {s}.upper()",
-            lambda t: t.upper(),
-        ),
-        (
-            f"returns True if the string {s} reads the same backwards, else False",
-            ("is_palindrome", "reads_same_backwards"),
-            f"return {s} == {s}[::-1]",
-            lambda t: t == t[::-1],
-        ),
-    ]
-    desc, names, body, fn = rng.choice(ops)
-    name = rng.choice(names)  # several natural names for the same function
+        (f"takes a string {s} and returns it reversed", ("reverse_text", "backwards", "mirror"),
+         f"return {s}[::-1]", lambda t: t[::-1]),
+        (f"takes a string {s} and returns it repeated {k} times", (f"repeat_{k}", f"times_{k}"),
+         f"return {s} * {k}", lambda t: t * k),
+        (f"returns {k} copies of the string {s} joined by '{sep}'",
+         (f"join_{k}_copies", f"chain_{k}"), f"return '{sep}'.join([{s}] * {k})",
+         lambda t: sep.join([t] * k)),
+        (f"returns how many times the letter '{c}' appears in the string {s}",
+         (f"count_{c}", f"how_many_{c}"), f"return {s}.count('{c}')", lambda t: t.count(c)),
+        (f"returns True if the string {s} starts with '{c}', else False",
+         (f"starts_with_{c}", f"begins_with_{c}"), f"return {s}.startswith('{c}')",
+         lambda t: t.startswith(c)),
+        (f"returns True if the string {s} contains the letter '{c}', else False",
+         (f"has_{c}", f"contains_{c}"), f"return '{c}' in {s}", lambda t: c in t),
+        (f"returns the string {s} without any letter '{c}'", (f"remove_{c}", f"drop_{c}"),
+         f"return {s}.replace('{c}', '')", lambda t: t.replace(c, "")),
+        (f"returns the string {s} with every '{c}' replaced by '{d}'",
+         (f"swap_{c}_{d}", f"replace_{c}_with_{d}"), f"return {s}.replace('{c}', '{d}')",
+         lambda t: t.replace(c, d)),
+        (f"returns the first {k} characters of the string {s}", (f"first_{k}_chars", f"head_{k}"),
+         f"return {s}[:{k}]", lambda t: t[:k]),
+        (f"returns the last {k} characters of the string {s}", (f"last_{k}_chars", f"tail_{k}"),
+         f"return {s}[-{k}:]", lambda t: t[-k:]),
+        (f"returns the string {s} followed by '{tail}'", ("add_ending", "with_suffix"),
+         f"return {s} + '{tail}'", lambda t: t + tail),
+        (f"returns the position of the first '{c}' in the string {s}, or -1 if there is none",
+         (f"find_{c}", f"index_of_{c}"), f"return {s}.find('{c}')", lambda t: t.find(c)),
+        (f"returns the string {s} in upper case", ("shout", "to_upper", "loud"),
+         f"return {s}.upper()", lambda t: t.upper()),
+        (f"returns True if the string {s} reads the same backwards, else False",
+         ("is_palindrome", "reads_same_backwards"), f"return {s} == {s}[::-1]",
+         lambda t: t == t[::-1]),
+    ]  # fmt: skip
+    if wide:
+        prefix = rng.choice(["un", "re", "my_", ">> ", "super", "#", "the "])
+        left, right = rng.choice([("(", ")"), ("[", "]"), ("<", ">"), ("*", "*"), ("_", "_")])
+        width = k + 4
+        ops += [
+            (f"returns the string {s} in lower case", ("to_lower", "lowercase", "quiet"),
+             f"return {s}.lower()", lambda t: t.lower()),
+            (f"returns the string {s} with its first letter in upper case and the others in "
+             "lower case", ("capitalize_word", "capitalized"), f"return {s}.capitalize()",
+             lambda t: t.capitalize()),
+            (f"returns the number of characters in the string {s}", ("length", "count_chars"),
+             f"return len({s})", len),
+            (f"returns how many vowels (a, e, i, o, u, in either case) the string {s} contains",
+             ("count_vowels", "vowel_count"),
+             f"return sum(1 for ch in {s}.lower() if ch in 'aeiou')",
+             lambda t: sum(1 for ch in t.lower() if ch in "aeiou")),
+            (f"returns the string {s} without its vowels (a, e, i, o, u, in either case)",
+             ("remove_vowels", "no_vowels"),
+             f"return ''.join(ch for ch in {s} if ch.lower() not in 'aeiou')",
+             lambda t: "".join(ch for ch in t if ch.lower() not in "aeiou")),
+            (f"returns True if the string {s} ends with '{c}', else False",
+             (f"ends_with_{c}", f"finishes_with_{c}"), f"return {s}.endswith('{c}')",
+             lambda t: t.endswith(c)),
+            (f"returns the first character of the non-empty string {s}", ("first_char", "initial"),
+             f"return {s}[0]", lambda t: t[0]),
+            (f"returns the last character of the non-empty string {s}",
+             ("last_char", "final_letter"), f"return {s}[-1]", lambda t: t[-1]),
+            (f"returns the string {s} with every character written twice",
+             ("double_letters", "stutter"), f"return ''.join(ch * 2 for ch in {s})",
+             lambda t: "".join(ch * 2 for ch in t)),
+            (f"returns the characters of the string {s} joined by '{sep}'",
+             ("spell_out", "join_letters"), f"return '{sep}'.join({s})", lambda t: sep.join(t)),
+            (f"returns every second character of the string {s}, starting with the first",
+             ("every_other", "odd_positions"), f"return {s}[::2]", lambda t: t[::2]),
+            (f"returns the string {s} without its first {k} characters",
+             (f"drop_first_{k}", f"skip_{k}"), f"return {s}[{k}:]", lambda t: t[k:]),
+            (f"returns the string {s} without its last {k} characters",
+             (f"drop_last_{k}", f"trim_{k}"), f"return {s}[:-{k}]", lambda t: t[:-k]),
+            (f"returns '{prefix}' followed by the string {s}", ("add_prefix", "with_prefix"),
+             f"return '{prefix}' + {s}", lambda t: prefix + t),
+            (f"returns the string {s} between '{left}' and '{right}'", ("wrap", "enclose"),
+             f"return '{left}' + {s} + '{right}'", lambda t: left + t + right),
+            (f"returns True if the string {s} has more than {k} characters, else False",
+             (f"longer_than_{k}", f"is_long_{k}"), f"return len({s}) > {k}",
+             lambda t: len(t) > k),
+            (f"returns the string {s} with upper-case letters made lower case and lower-case "
+             "letters made upper case", ("swap_case", "invert_case"),
+             f"return {s}.swapcase()", lambda t: t.swapcase()),
+            (f"returns the string {s} with its first character moved to the end",
+             ("rotate_left", "first_to_last"), f"return {s}[1:] + {s}[:1]",
+             lambda t: t[1:] + t[:1]),
+            (f"returns how many characters of the string {s} are not '{c}'",
+             (f"count_not_{c}", f"others_than_{c}"), f"return len({s}) - {s}.count('{c}')",
+             lambda t: len(t) - t.count(c)),
+            (f"returns the letters of the string {s} in lower case and in alphabetical order",
+             ("sort_letters", "alphabetize"), f"return ''.join(sorted({s}.lower()))",
+             lambda t: "".join(sorted(t.lower()))),
+            (f"returns the string {s} with repeated characters removed, keeping the first "
+             "occurrence of each", ("unique_chars", "dedupe_letters"),
+             f"return ''.join(dict.fromkeys({s}))", lambda t: "".join(dict.fromkeys(t))),
+            (f"returns True if the string {s} is all in lower case, else False",
+             ("is_lower", "all_lowercase"), f"return {s}.islower()", lambda t: t.islower()),
+            (f"returns True if the string {s} starts and ends with the same character, else False",
+             ("same_ends", "matching_ends"), f"return {s}[:1] == {s}[-1:]",
+             lambda t: t[:1] == t[-1:]),
+            (f"returns the string {s} padded on the right with '.' to {width} characters "
+             "(unchanged if it is longer)", (f"pad_to_{width}", f"fill_to_{width}"),
+             f"return {s}.ljust({width}, '.')", lambda t: t.ljust(width, ".")),
+        ]  # fmt: skip
+    words = _CODE_WORDS_WIDE if wide else _CODE_WORDS
+    return [CodeOp(*op, lambda: [rng.choice(words)], s) for op in ops]
 
-    def word():
-        return [rng.choice([*_WORDS, "level", "radar", "noon", "civic", "stats"])]
 
-    return desc, name, body, fn, word, s
-
-
-def _code_sample(desc, name, body, fn, make_args, param):
+def code_sample(rng: random.Random, op: CodeOp) -> dict:
+    """An example for one op: its name drawn, then 4 test cases computed by its reference."""
+    name = op.names[0] if len(op.names) == 1 else rng.choice(op.names)
     tests = []
     for _ in range(4):
-        args = make_args()
-        tests.append([args, fn(*args)])
+        args = op.make_args()
+        tests.append([args, op.reference(*args)])
     return {
-        "input": f"Function name: {name}\nWhat it does: {desc}.",
-        "output": f"def {name}({param}):\n    {body}\n",
+        "input": f"Function name: {name}\nWhat it does: {op.description}.",
+        "output": f"def {name}({op.param}):\n    {op.body}\n",
         "extra": {"entry_point": name, "tests": tests},
     }
 
 
-def make_code_numbers(rng):
-    return _code_sample(*_number_op(rng))
+def make_code_numbers(rng, wide=False):
+    return code_sample(rng, rng.choice(number_ops(rng, wide)))
 
 
-def make_code_strings(rng):
-    return _code_sample(*_string_op(rng))
+def make_code_strings(rng, wide=False):
+    return code_sample(rng, rng.choice(string_ops(rng, wide)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -201,23 +328,29 @@ def make_code_strings(rng):
 # ---------------------------------------------------------------------------------------------
 
 
-def make_addition(rng):
+def make_addition(rng, wide=False):
     a, b = rng.randint(0, 999), rng.randint(0, 999)
     return {"input": f"{a} + {b}", "output": str(a + b)}
 
 
-def make_subtraction(rng):
+def make_subtraction(rng, wide=False):
     a, b = sorted((rng.randint(0, 999), rng.randint(0, 999)), reverse=True)
     return {"input": f"{a} - {b}", "output": str(a - b)}
 
 
-def make_multiplication(rng):
-    a, b = rng.randint(2, 199), rng.randint(2, 9)
+def make_multiplication(rng, wide=False):
+    a, b = rng.randint(2, 499 if wide else 199), rng.randint(2, 12 if wide else 9)
     return {"input": f"{a} * {b}", "output": str(a * b)}
 
 
-def make_word_problem(rng):
-    name, thing = rng.choice(FIRST_NAMES), rng.choice(["apples", "books", "pens", "stamps", "eggs"])
+_THINGS = ["apples", "books", "pens", "stamps", "eggs"]
+_THINGS_WIDE = [*_THINGS, "cards", "marbles", "pencils", "stickers", "shells", "coins", "oranges",
+                "cookies", "balloons", "candles"]  # fmt: skip
+
+
+def make_word_problem(rng, wide=False):
+    name = rng.choice(pools(wide).first_names)
+    thing = rng.choice(_THINGS_WIDE if wide else _THINGS)
     a, b = rng.randint(2, 40), rng.randint(2, 30)
     if rng.random() < 0.5:
         text = f"{name} has {a} {thing} and buys {b} more. How many {thing} does {name} have now?"
@@ -234,28 +367,30 @@ def make_word_problem(rng):
 # ---------------------------------------------------------------------------------------------
 
 
-def make_reverse_word(rng):
-    word = rng.choice(_WORDS + FIRST_NAMES + CITIES + COUNTRIES)
+def make_reverse_word(rng, wide=False):
+    p = pools(wide)
+    word = rng.choice(p.words + p.first_names + p.cities + p.countries)
     if rng.random() < 0.6:
-        word = f"{rng.choice(_WORDS)} {word}"
+        word = f"{rng.choice(p.words)} {word}"
     return {"input": word, "output": word[::-1]}
 
 
-def make_uppercase(rng):
-    words = rng.sample(_WORDS, rng.randint(2, 5))
+def make_uppercase(rng, wide=False):
+    words = rng.sample(pools(wide).words, rng.randint(2, 5))
     text = " ".join(words)
     return {"input": text, "output": text.upper()}
 
 
-def make_count_letter(rng):
-    words = [w for w in _WORDS + [c.lower() for c in CITIES] if len(w) >= 4]
+def make_count_letter(rng, wide=False):
+    p = pools(wide)
+    words = [w for w in p.words + [c.lower() for c in p.cities] if len(w) >= 4]
     text = " ".join(rng.sample(words, rng.choice([1, 2, 2])))
     letter = rng.choice([*sorted(set(text) - {" "}), "e", "a"])
     return {"input": text, "output": str(text.count(letter)), "letter": letter}
 
 
-def make_acronym(rng):
-    words = rng.sample(_WORDS, rng.randint(2, 5))
+def make_acronym(rng, wide=False):
+    words = rng.sample(pools(wide).words, rng.randint(2, 5))
     return {"input": " ".join(words), "output": "".join(w[0] for w in words).upper()}
 
 
@@ -268,17 +403,17 @@ def _show(xs):
     return ", ".join(map(str, xs))
 
 
-def make_sort_numbers(rng):
+def make_sort_numbers(rng, wide=False):
     xs = _int_list(rng, (3, 8), 0, 99)
     return {"input": _show(xs), "output": _show(sorted(xs))}
 
 
-def make_list_max(rng):
+def make_list_max(rng, wide=False):
     xs = _int_list(rng, (3, 8), 0, 99)
     return {"input": _show(xs), "output": str(max(xs))}
 
 
-def make_dedupe(rng):
+def make_dedupe(rng, wide=False):
     pool = _int_list(rng, (2, 4), 0, 20)
     xs = [rng.choice(pool) for _ in range(rng.randint(4, 8))]
     return {"input": _show(xs), "output": _show(list(dict.fromkeys(xs)))}
@@ -289,17 +424,18 @@ def make_dedupe(rng):
 # ---------------------------------------------------------------------------------------------
 
 
-def _email(rng):
-    first, last = rng.choice(FIRST_NAMES).lower(), rng.choice(LAST_NAMES).lower()
+def _email(rng, wide=False):
+    p = pools(wide)
+    first, last = rng.choice(p.first_names).lower(), rng.choice(p.last_names).lower()
     domain = rng.choice(["example.com", "mail.org", "school.edu", "company.fr", "post.net"])
     return rng.choice(
         [f"{first}.{last}@{domain}", f"{first}@{domain}", f"{last}{rng.randint(1, 99)}@{domain}"]
     )
 
 
-def make_extract_emails(rng):
-    emails = [_email(rng) for _ in range(rng.randint(1, 2))]
-    name = rng.choice(FIRST_NAMES)
+def make_extract_emails(rng, wide=False):
+    emails = [_email(rng, wide) for _ in range(rng.randint(1, 2))]
+    name = rng.choice(pools(wide).first_names)
     if len(emails) == 1:
         text = f"You can reach {name} at {emails[0]} before {rng.choice(WEEKDAYS)}."
     else:
@@ -311,9 +447,9 @@ def _date_text(rng):
     return f"{rng.randint(1, 28)} {rng.choice(MONTHS)} {rng.randint(1990, 2030)}"
 
 
-def make_extract_dates(rng):
+def make_extract_dates(rng, wide=False):
     date = _date_text(rng)
-    name, city = rng.choice(FIRST_NAMES), rng.choice(CITIES)
+    name, city = rng.choice(pools(wide).first_names), rng.choice(pools(wide).cities)
     text = rng.choice(
         [
             f"{name} will arrive in {city} on {date} with two friends.",
@@ -324,9 +460,9 @@ def make_extract_dates(rng):
     return {"input": text, "output": date}
 
 
-def make_extract_numbers(rng):
+def make_extract_numbers(rng, wide=False):
     a, b, c = rng.randint(2, 99), rng.randint(100, 999), rng.randint(2, 60)
-    name, country = rng.choice(FIRST_NAMES), rng.choice(COUNTRIES)
+    name, country = rng.choice(pools(wide).first_names), rng.choice(pools(wide).countries)
     text = f"{name} visited {a} cities in {country}, drove {b} kilometres and took {c} photos."
     return {"input": text, "output": f"{a}, {b}, {c}"}
 
@@ -336,15 +472,15 @@ def make_extract_numbers(rng):
 # ---------------------------------------------------------------------------------------------
 
 
-def make_date_format(rng):
+def make_date_format(rng, wide=False):
     year, month, day = rng.randint(1990, 2030), rng.randint(1, 12), rng.randint(1, 28)
     return {"input": f"{year}-{month:02d}-{day:02d}", "output": f"{day} {MONTHS[month - 1]} {year}"}
 
 
-def make_to_json(rng):
+def make_to_json(rng, wide=False):
     record = {
-        "name": rng.choice(FIRST_NAMES),
-        "city": rng.choice(CITIES),
+        "name": rng.choice(pools(wide).first_names),
+        "city": rng.choice(pools(wide).cities),
         "age": rng.randint(18, 90),
     }
     keys = rng.sample(list(record), rng.randint(2, 3))
@@ -366,7 +502,7 @@ def number_words(n: int) -> str:
     raise AssertionError("unreachable")
 
 
-def make_number_words(rng):
+def make_number_words(rng, wide=False):
     n = rng.choice([rng.randint(0, 99), rng.randint(100, 999), rng.randint(1000, 9999)])
     return {"input": str(n), "output": number_words(n)}
 

@@ -4,6 +4,12 @@ Written by hand for minitune. Each entry gives every form the sentence grammar n
 inflection rule is guessed: nouns with their plural and gender, adjectives with four French forms
 and their place (before or after the noun), verbs in the third person singular and plural of the
 present tense. `ENTRIES` counts them all (the translation tasks use every one).
+
+The word lists at the end (names, places) come in two sizes. The evaluation splits and the
+shipped `train.jsonl` draw from the narrow lists (`NARROW`); fresh training data
+(`tasks.draw_training_examples`) draws from `WIDE`, a superset with many more names, places and
+words, so that a model cannot do well by memorising the few values of the evaluation files: it
+has to copy them from the prompt.
 """
 
 from __future__ import annotations
@@ -398,3 +404,84 @@ MONTHS = (
 ).split()
 WEEKDAYS = "Monday Tuesday Wednesday Thursday Friday Saturday Sunday".split()
 COLORS = [adj.en for adj in ADJECTIVES[7:16]]  # red .. pink
+
+
+# ---- wide pools: more values for fresh training data (never used by the evaluation splits) ----
+
+_MORE_FIRST_NAMES = (
+    "Aaron Abigail Adrian Agnes Ahmed Aisha Albert Alma Anton Astrid Beatrice Benjamin Bianca "
+    "Carlos Carmen Cecile Daniel Daria Diego Dora Edgar Eliza Emil Esther Fatima Filip Freya "
+    "Gabriel Greta Hana Henrik Ibrahim Ida Igor Irene Isaac Jamal Jana Jasper Julia Kai Kamala "
+    "Kenji Klara Lars Laila Leon Liam Lina Luca Magnus Maya Mei Mina Moritz Nina Noah Olga Omar "
+    "Pablo Petra Priya Rafael Rania Ravi Rita Ruben Sara Simon Sofia Stefan Sven Tomas Ursula "
+    "Victor Wanda Yara Yusuf Zara Zeno"
+).split()
+_MORE_LAST_NAMES = (
+    "Andersen Becker Campbell Chen Clarke Diaz Dupont Evans Fischer Fontaine Garnier Gomez "
+    "Gonzalez Hansen Hoffmann Jensen Johnson Kowalski Lambert Lee Lopez Mendes Mercier Muller "
+    "Nguyen Nielsen Olsen Patel Perez Quinn Ramos Reyes Richter Roux Santos Sato Schneider "
+    "Suzuki Taylor Thomas Torres Vogel Wagner Walker Weber Williams Wilson Wong Yamamoto "
+    "Zimmermann"
+).split()
+_MORE_CITIES = (
+    "Amsterdam Athens Barcelona Bergen Bologna Bordeaux Brussels Budapest Chicago Copenhagen "
+    "Delhi Dakar Denver Edinburgh Florence Geneva Glasgow Hamburg Helsinki Istanbul Jakarta "
+    "Kyoto Lille Manchester Melbourne Milan Mumbai Munich Nairobi Nantes Naples Osaka Porto "
+    "Quebec Riga Santiago Seville Shanghai Stockholm Tallinn Toronto Toulouse Turin Valencia "
+    "Vancouver Venice Warsaw Zurich Accra Bogota Havana Hanoi Kigali Lahore Manila Perth Rabat "
+    "Tunis"
+).split()
+_MORE_COUNTRIES = (
+    "Argentina Australia Belgium Bolivia Bulgaria Cameroon China Colombia Croatia Cuba Denmark "
+    "Ecuador Estonia Ethiopia Finland Ghana Hungary Iceland Indonesia Israel Jamaica Latvia "
+    "Lebanon Lithuania Malaysia Mali Morocco Nepal Netherlands Pakistan Poland Romania Senegal "
+    "Serbia Singapore Slovakia Slovenia Switzerland Thailand Tunisia Uganda Ukraine Uruguay "
+    "Vietnam Zambia"
+).split()
+# single lower-case English words for the string tasks (reverse, upper case, acronym, code)
+_MORE_WORDS = (
+    "anchor arrow autumn badge basket beacon blossom breeze brick bucket button cabin camera "
+    "canal canyon carpet cereal circle cliff comet compass copper cotton crystal curtain desert "
+    "diamond dragon drum eagle engine feather fence galaxy garlic giant glove guitar hammer "
+    "harbour helmet honey jacket jungle kettle kitten ladder lantern magnet marble meadow melon "
+    "needle nest ocean onion orbit oven paddle palace parrot pebble pencil pepper piano pirate "
+    "planet pocket puzzle radio ribbon rocket saddle salad sandal scarf shadow shell signal "
+    "silver sketch spider spring stamp storm sugar summer sunset sword tiger timber tomato "
+    "tractor tunnel turtle valley velvet violin wagon walnut whale whistle winter wizard yogurt "
+    "zebra bright brave calm crisp eager fancy gentle golden humble jolly lucky mellow narrow "
+    "nimble proud rapid rusty shiny silent steady tiny vivid wild windy wooden"
+).split()
+
+
+@dataclass(frozen=True)
+class Pools:
+    """The value lists a generator draws from. `NARROW` is what the evaluation splits use;
+    `WIDE` adds more of each (a superset, same order first), for fresh training data."""
+
+    first_names: list[str]
+    last_names: list[str]
+    cities: list[str]
+    countries: list[str]
+    words: list[str]  # single lower-case English words
+
+
+def _extend(base: list[str], more: list[str]) -> list[str]:
+    """base, then the new values of `more` (no value twice)."""
+    seen = set(base)
+    return base + [w for w in dict.fromkeys(more) if w not in seen]
+
+
+_WORDS = [n.en for n in NOUNS if " " not in n.en] + [a.en for a in ADJECTIVES if " " not in a.en]
+NARROW = Pools(FIRST_NAMES, LAST_NAMES, CITIES, COUNTRIES, _WORDS)
+WIDE = Pools(
+    first_names=_extend(FIRST_NAMES, _MORE_FIRST_NAMES),
+    last_names=_extend(LAST_NAMES, _MORE_LAST_NAMES),
+    cities=_extend(CITIES, _MORE_CITIES),
+    countries=_extend(COUNTRIES, _MORE_COUNTRIES),
+    words=_extend(_WORDS, _MORE_WORDS),
+)
+
+
+def pools(wide: bool = False) -> Pools:
+    """`WIDE` for fresh training data, `NARROW` (the shipped suite's lists) otherwise."""
+    return WIDE if wide else NARROW

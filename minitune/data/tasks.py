@@ -14,6 +14,14 @@ the same seed gives the same bytes. No (input, answer) pair appears twice in a f
 its phrasing or options, so no test question was trained on.
 
     python -m minitune data generate --out data/ --seed 0
+
+Fresh training data: `train.jsonl` has 500 examples per family, which a long run repeats until
+the model memorises them. `draw_training_examples` draws many more (thousands per family), from
+the wide value pools (`make(rng, wide=True)`), in its own random stream, and leaves out every
+input and prompt of the evaluation splits of the suite with the same seed, which it regenerates
+here to know them. The shipped files do not change.
+
+    python -m minitune data fresh --out runs/fresh_train.jsonl --per-task 4000 --seed 0
 """
 
 from __future__ import annotations
@@ -23,9 +31,11 @@ import random
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from minitune.data import families_language, families_symbolic
+from minitune.data.templates import format_prompt
 
 SPLITS = ("train", "valid", "test", "heldout_phrasings", "heldout_tasks")
 HELDOUT_CLUSTER = "extraction"
@@ -46,7 +56,8 @@ class Family:
     name: str
     cluster: str
     phrasings: tuple[str, ...]
-    make: Callable[[random.Random], dict]  # rng -> {"input", "output", slots..., "extra": {...}}
+    # (rng, wide=False) -> {"input", "output", slots..., "extra": {...}}; wide: larger pools
+    make: Callable[..., dict]
 
 
 @dataclass
@@ -103,11 +114,57 @@ def render(family: Family, phrasing_index: int, sample: dict, split: str) -> Exa
     )
 
 
-def generate_suite(seed: int = 0, counts: dict[str, int] | None = None) -> dict[str, list[Example]]:
-    """All five splits. Each family draws from its own random stream, so adding a family does
-    not change the others' examples."""
+class GenerationError(ValueError):
+    """Some families cannot give as many distinct examples as asked; one line per family."""
+
+
+def _key(sample: dict) -> str:
+    """What makes two samples the same example: their input and answer."""
+    return json.dumps([sample["input"], sample["output"]])
+
+
+def _draw(
+    family: Family,
+    rng: random.Random,
+    n: int,
+    split: str,
+    phrasings: list[int],
+    seen: set[str],
+    wide: bool = False,
+    allowed: Callable[[dict, Example], bool] | None = None,
+    patience: int | None = None,
+) -> list[tuple[dict, Example]]:
+    """Up to n new (sample, example) pairs of one family, each with a phrasing drawn from
+    `phrasings`. A sample whose key is in `seen` is skipped (and new keys are added to it);
+    one that `allowed` rejects is skipped too. Stops after 50·n + 100 draws, or after
+    `patience` draws in a row that gave nothing new: then the family's space is (nearly) used up.
+    """
+    drawn: list[tuple[dict, Example]] = []
+    attempts, misses = 0, 0
+    while len(drawn) < n and attempts < 50 * n + 100:
+        if patience is not None and misses >= patience:
+            break
+        attempts, misses = attempts + 1, misses + 1
+        sample = family.make(rng, wide=wide)
+        key = _key(sample)
+        if key in seen:
+            continue  # never the same input and answer in two splits (or twice in one)
+        seen.add(key)
+        example = render(family, rng.choice(phrasings), sample, split)
+        if allowed is not None and not allowed(sample, example):
+            continue
+        drawn.append((sample, example))
+        misses = 0
+    return drawn
+
+
+def _suite_with_samples(
+    seed: int, counts: dict[str, int] | None = None
+) -> tuple[dict[str, list[tuple[dict, Example]]], list[str]]:
+    """The five splits as (sample, example) pairs, and one line per family that fell short."""
     counts = {**DEFAULT_COUNTS, **(counts or {})}
-    splits: dict[str, list[Example]] = {name: [] for name in SPLITS}
+    splits: dict[str, list[tuple[dict, Example]]] = {name: [] for name in SPLITS}
+    short: list[str] = []
     for family in all_families():
         rng = random.Random(f"minitune-{seed}-{family.name}")
         seen_keys: set[str] = set()
@@ -121,35 +178,129 @@ def generate_suite(seed: int = 0, counts: dict[str, int] | None = None) -> dict[
                 ("test", counts["test"], range(n_seen_phrasings)),
                 ("heldout_phrasings", counts["heldout_phrasings"], [n_seen_phrasings]),
             ]
+        made = 0
         for split, n, phrasing_choices in plan:
-            made, attempts = 0, 0
-            while made < n:
-                attempts += 1
-                if attempts > 50 * n + 100:
-                    raise RuntimeError(f"{family.name}: cannot draw {n} distinct {split} examples")
-                sample = family.make(rng)
-                key = json.dumps([sample["input"], sample["output"]])
-                if key in seen_keys:
-                    continue  # never the same input and answer in two splits (or twice in one)
-                seen_keys.add(key)
-                example = render(family, rng.choice(list(phrasing_choices)), sample, split)
-                splits[split].append(example)
-                made += 1
-    return splits
+            drawn = _draw(family, rng, n, split, list(phrasing_choices), seen_keys)
+            splits[split] += drawn
+            made += len(drawn)
+        asked = sum(n for _, n, _ in plan)
+        if made < asked:
+            short.append(f"{family.name}: {made:,} distinct examples (asked {asked:,} in all)")
+    return splits, short
+
+
+def generate_suite(seed: int = 0, counts: dict[str, int] | None = None) -> dict[str, list[Example]]:
+    """All five splits. Each family draws from its own random stream, so adding a family does
+    not change the others' examples. Raises `GenerationError` (one line per family) when a
+    family's space holds fewer distinct examples than `counts` asks for."""
+    splits, short = _suite_with_samples(seed, counts)
+    if short:
+        raise GenerationError(
+            "some tasks have fewer distinct examples than asked:\n  " + "\n  ".join(short)
+        )
+    return {split: [example for _, example in pairs] for split, pairs in splits.items()}
+
+
+def _write_jsonl(path: Path, examples: list[Example]) -> None:
+    """One example per line, UTF-8, \\n line ends; written to a temporary file, then renamed."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+        for example in examples:
+            f.write(example.to_json() + "\n")
+    tmp.replace(path)
 
 
 def write_suite(out_dir: str | Path, seed: int = 0, counts: dict[str, int] | None = None) -> dict:
     """Write `<split>.jsonl` files into out_dir; returns counts per split and per task."""
+    splits = generate_suite(seed, counts)  # first: nothing is written if it cannot be drawn
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    splits = generate_suite(seed, counts)
     summary = {}
     for split, examples in splits.items():
-        path = out / f"{split}.jsonl"
-        tmp = path.with_suffix(".jsonl.tmp")
-        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-            for example in examples:
-                f.write(example.to_json() + "\n")
-        tmp.replace(path)
+        _write_jsonl(out / f"{split}.jsonl", examples)
         summary[split] = dict(Counter(e.task for e in examples))
     return summary
+
+
+# ---- fresh training data -----------------------------------------------------------------
+
+EVAL_SPLITS = ("valid", "test", "heldout_phrasings", "heldout_tasks")
+# a fresh draw gives up on a family after this many draws in a row bring nothing new
+FRESH_PATIENCE = 20_000
+
+
+@dataclass
+class Exclusions:
+    """What fresh training data must avoid: everything the evaluation splits of a suite ask."""
+
+    inputs: dict[str, set[str]]  # per family: the sample inputs of its evaluation examples
+    keys: dict[str, set[str]]  # per family: their (input, answer) keys
+    prompts: set[str]  # every evaluation prompt (instruction + input), of any family
+
+    def allows(self, family: str, sample: dict, example: Example) -> bool:
+        """True when the example shares nothing with the evaluation splits."""
+        return (
+            sample["input"] not in self.inputs[family]
+            and _key(sample) not in self.keys[family]
+            and format_prompt(example.instruction, example.input) not in self.prompts
+        )
+
+
+def evaluation_exclusions(seed: int = 0, counts: dict[str, int] | None = None) -> Exclusions:
+    """The inputs, keys and prompts of the evaluation splits (valid, test, heldout_phrasings,
+    heldout_tasks) of `generate_suite(seed, counts)`, regenerated with its own code (it is
+    deterministic), so this is exact for the suite of any seed and split sizes."""
+    splits, short = _suite_with_samples(seed, counts)
+    if short:
+        raise GenerationError("the suite cannot be generated:\n  " + "\n  ".join(short))
+    names = [f.name for f in all_families()]
+    exclusions = Exclusions({n: set() for n in names}, {n: set() for n in names}, set())
+    for split in EVAL_SPLITS:
+        for sample, example in splits[split]:
+            exclusions.inputs[example.task].add(sample["input"])
+            exclusions.keys[example.task].add(_key(sample))
+            exclusions.prompts.add(format_prompt(example.instruction, example.input))
+    return exclusions
+
+
+def draw_training_examples(
+    per_task: int, seed: int = 0, wide: bool = True, counts: dict[str, int] | None = None
+) -> list[Example]:
+    """Up to `per_task` distinct training examples for every seen family (never a held-out
+    family, never a held-out phrasing), none sharing an input, (input, answer) or prompt with
+    the evaluation splits of `generate_suite(seed, counts)` (`counts`: the split sizes that
+    suite was made with; default the shipped ones).
+
+    Each family draws from its own stream `minitune-train-<seed>-<family>`, so the shipped
+    files do not move, and the same arguments give the same examples. `wide` draws from the
+    larger value pools. A family whose space is smaller than `per_task` gives what it has: its
+    draw stops after 50·per_task + 100 draws, or `FRESH_PATIENCE` draws in a row with nothing
+    new; compare `Counter(e.task for e in examples)` with `per_task` to see which fell short.
+    """
+    if per_task < 1:
+        raise ValueError(f"per_task must be at least 1, got {per_task}")
+    exclusions = evaluation_exclusions(seed, counts)
+    examples: list[Example] = []
+    for family in all_families():
+        if family.cluster == HELDOUT_CLUSTER:
+            continue
+        rng = random.Random(f"minitune-train-{seed}-{family.name}")
+        seen_phrasings = list(range(len(family.phrasings) - 1))
+        allowed = partial(exclusions.allows, family.name)
+        drawn = _draw(family, rng, per_task, "train", seen_phrasings, set(), wide, allowed,
+                      patience=FRESH_PATIENCE)  # fmt: skip
+        examples += [example for _, example in drawn]
+    return examples
+
+
+def write_training_set(
+    path: str | Path, per_task: int, seed: int = 0, wide: bool = True
+) -> dict[str, int]:
+    """Write `draw_training_examples(per_task, seed, wide)` as JSONL to `path` (same arguments,
+    same bytes); returns the number of examples per seen family, in the suite's order."""
+    examples = draw_training_examples(per_task, seed, wide)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_jsonl(path, examples)
+    made = Counter(e.task for e in examples)
+    return {f.name: made[f.name] for f in all_families() if f.cluster != HELDOUT_CLUSTER}
