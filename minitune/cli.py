@@ -22,6 +22,7 @@ from pathlib import Path
 
 from minitune import __version__
 from minitune.config import PRESETS, ModelConfig
+from minitune.paths import find_shipped, shipped_configs
 
 
 class UserError(Exception):
@@ -111,37 +112,158 @@ def cmd_tokenizer_train(args: argparse.Namespace) -> int:
 # ---- training ---------------------------------------------------------------------------------
 
 
-def _run_config(args: argparse.Namespace, objective: str):
-    """The config file, then --set overrides, then the dedicated flags."""
-    from minitune.config import load_run_config, parse_override
+# Default run configs (shipped, found from any folder): what `train` and `pretrain` use without
+# --config. `train --init DIR` fine-tunes a trained model: T5-style learning rate, no time guard.
+DEFAULT_CONFIGS = {"instruct": "laptop", "init": "finetune", "span": "pretrain"}
+# What a run writes into its --out folder (--overwrite removes these, and only these).
+RUN_OUTPUTS = ("best", "last", "best.tmp", "last.tmp", "best.old", "last.old", "metrics.jsonl",
+               "loss.png", "eval.txt", "report.json", "pretrain", "tensorboard")  # fmt: skip
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, dict]:
+    """The settings named on the command line: --set, then the dedicated flags."""
+    from minitune.config import parse_override
 
     overrides: dict[str, dict] = {"model": {}, "train": {}}
-    if objective == "span":
-        overrides["train"].update(objective="span", data=["data/pretrain.txt"], valid_data=None,
-                                  out="runs/pretrain")  # fmt: skip
+    for text in args.set or []:
+        section, key, value = parse_override(text)
+        overrides[section][key] = value
+    flags = {"data": args.data, "valid_data": args.valid_data, "out": args.out,
+             "max_steps": args.max_steps, "max_minutes": args.max_minutes, "device": args.device,
+             "init": args.init, "precision": args.precision, "lora_rank": args.lora_rank,
+             "lora_alpha": args.lora_alpha,
+             "lora_targets": args.lora_targets and args.lora_targets.split(","),
+             "lora_where": args.lora_where and args.lora_where.split(","),
+             "on_nonfinite": "skip" if args.skip_nonfinite else None,
+             "fsdp": args.fsdp or None, "compile": args.compile or None,
+             "activation_checkpointing": args.activation_checkpointing or None}  # fmt: skip
+    overrides["train"].update({k: v for k, v in flags.items() if v is not None})
+    if "valid_data" in overrides["train"]:  # a validation file replaces a held-out slice
+        overrides["train"].setdefault("valid_fraction", 0.0)
+    return overrides
+
+
+def _config_name(args: argparse.Namespace, objective: str) -> str:
+    """--config, or the default for this command (finetune with --init, else laptop)."""
+    if args.config:
+        return args.config
+    return DEFAULT_CONFIGS["init" if objective == "instruct" and args.init else objective]
+
+
+def _run_config(args: argparse.Namespace, objective: str, resume_from: Path | None = None):
+    """The run's config: the config file (under the command's defaults), then --set overrides,
+    then the dedicated flags. With `resume_from` (a run folder): the run's own saved config,
+    with what the command line names on top (see `_resumed_config`)."""
+    from minitune.config import load_run_config, read_run_file
+
     try:
-        for text in args.set or []:
-            section, key, value = parse_override(text)
-            overrides[section][key] = value
-        flags = {"data": args.data, "out": args.out, "max_steps": args.max_steps,
-                 "max_minutes": args.max_minutes, "device": args.device, "init": args.init,
-                 "precision": args.precision, "lora_rank": args.lora_rank,
-                 "lora_alpha": args.lora_alpha,
-                 "lora_targets": args.lora_targets and args.lora_targets.split(","),
-                 "lora_where": args.lora_where and args.lora_where.split(","),
-                 "on_nonfinite": "skip" if args.skip_nonfinite else None,
-                 "fsdp": args.fsdp or None, "compile": args.compile or None,
-                 "activation_checkpointing": args.activation_checkpointing or None}  # fmt: skip
-        overrides["train"].update({k: v for k, v in flags.items() if v is not None})
-        return load_run_config(args.config, overrides)
+        overrides = _overrides(args)
+        if objective == "span":
+            overrides["train"]["objective"] = "span"
+        if resume_from is not None:
+            return _resumed_config(args, overrides, resume_from)
+        name = _config_name(args, objective)
+        init = overrides["train"].get("init") or (
+            read_run_file(name)[1]["train"].get("init") if name else None
+        )
+        if init:  # the model (shape, tokenizer) comes from the checkpoint
+            if overrides["model"]:
+                raise UserError(
+                    "the model comes from --init " + str(init) + " (its own config.json); "
+                    "these settings cannot apply to it: "
+                    + ", ".join(f"model.{k}" for k in overrides["model"])
+                )
+            file_model = read_run_file(name)[1]["model"]
+            if file_model:
+                print(f"note: {name}'s [model] table ({', '.join(file_model)}) is not used: "
+                      f"the model comes from --init {init}")  # fmt: skip
+        defaults = {"train": {"data": ["data/pretrain.txt"], "valid_data": None,
+                              "out": "runs/pretrain"}} if objective == "span" else None  # fmt: skip
+        return load_run_config(name, overrides, defaults)
     except ValueError as err:
         raise UserError(str(err)) from None
 
 
+def _resumed_config(args: argparse.Namespace, overrides: dict, out: Path):
+    """The config saved in out/last/config.json, with the command line's settings on top (a
+    --config file given with --resume counts as named too). Prints what differs; refuses
+    changes that make the run differ from an uninterrupted one, unless --force."""
+    from minitune.checkpoint import read_config, recover
+    from minitune.config import RESUME_SAFE, config_changes, read_run_file, saved_run_config
+
+    last = out / "last"
+    recover(last)
+    if not (last / "trainer.pt").is_file():
+        raise UserError(f"nothing to resume in {out}: no {last}/trainer.pt (start the run "
+                        "without --resume)")  # fmt: skip
+    info = read_config(last)
+    named = {"model": {}, "train": {}}
+    if args.config:
+        for section, values in read_run_file(args.config)[1].items():
+            named[section].update(values)
+    for section in named:
+        named[section].update(overrides[section])
+    named["train"]["out"] = str(out)
+    if "data" in named["train"] and "valid_data" not in named["train"]:
+        named["train"].setdefault("valid_fraction", info["train"].get("valid_fraction", 0.0))
+    saved = saved_run_config(info, {"train": {"out": str(out)}})
+    wanted = saved_run_config(info, named)
+    changes = config_changes(saved, wanted)
+    if changes:
+        listed = "; ".join(f"{k}: {old!r} -> {new!r}" for k, old, new in changes)
+        breaking = [k for k, _, _ in changes if k.removeprefix("train.") not in RESUME_SAFE]
+        if breaking and not args.force:
+            raise UserError(
+                f"resuming {out} with other settings than it was trained with ({listed}): "
+                f"{', '.join(breaking)} would make it differ from an uninterrupted run; pass "
+                "--force to accept that, or start a new --out"
+            )
+        print(f"resuming {out} from its saved config ({last / 'config.json'}), changed: {listed}")
+    else:
+        print(f"resuming {out} from its saved config ({last / 'config.json'})")
+    return wanted
+
+
+def _check_out(out: Path, overwrite: bool) -> None:
+    """A fresh run needs an empty (or new) --out; --overwrite removes a previous run's files."""
+    import shutil
+
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    if not overwrite:
+        held = ", ".join(sorted(p.name for p in out.iterdir())[:6])
+        raise UserError(
+            f"{out} is not empty ({held}); continue that run with --resume, choose another "
+            "--out, or pass --overwrite to replace it"
+        )
+    for name in RUN_OUTPUTS:
+        path = out / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+def _resume_command(command: str, out: str, extra: str = "") -> str:
+    import shlex
+
+    return f"minitune {command} --out {shlex.quote(str(out))} --resume{extra}"
+
+
 def _train(args: argparse.Namespace, objective: str) -> int:
+    from minitune.config import to_toml
     from minitune.train import train
 
-    model_cfg, cfg = _run_config(args, objective)
+    out = Path(args.out) if args.out else None
+    if args.resume and out is None:  # the default config's run folder
+        out = Path(_run_config(argparse.Namespace(**{**vars(args), "resume": False}),
+                               objective)[1].out)  # fmt: skip
+    model_cfg, cfg = _run_config(args, objective, resume_from=out if args.resume else None)
+    if args.print_config:
+        print(to_toml(model_cfg, cfg), end="")
+        return 0
+    if not args.resume:
+        _check_out(Path(cfg.out), args.overwrite)
     summary = train(model_cfg, cfg, resume=args.resume, progress=not args.no_progress,
                     stop_at_step=args.stop_at_step)  # fmt: skip
     print(
@@ -149,7 +271,10 @@ def _train(args: argparse.Namespace, objective: str) -> int:
         f" best validation loss {summary['best_valid_loss']:.4f}, checkpoints in {summary['out']}"
         + (f"; {summary['skipped']} steps skipped (loss not finite)" if summary["skipped"] else "")
     )
-    return 130 if summary["stop_reason"] == "interrupted" else 0
+    if summary["stop_reason"] == "interrupted":
+        print(f"to continue: {_resume_command(args.command, cfg.out)}")
+        return 130
+    return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -361,23 +486,43 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     from minitune.evaluate import SPLIT_NAMES, format_table
     from minitune.train import train
 
-    model_cfg, cfg = _run_config(args, "instruct")
-    out = Path(cfg.out)
-    if args.pretrain_steps:
-        pre_args = argparse.Namespace(**{**vars(args), "data": None, "init": None,
+    out = Path(args.out or _run_config(argparse.Namespace(**{**vars(args), "resume": False}),
+                                       "instruct")[1].out)  # fmt: skip
+    if not args.resume:
+        _check_out(out, args.overwrite)
+    again = " ".join(a for a in args.argv if a != "--overwrite") + (
+        " --resume" if not args.resume else ""
+    )
+    again = f"minitune {again}" + ("" if args.out else f" --out {out}")
+    tuning_started = (out / "last" / "trainer.pt").is_file()
+    pre_last = (out / "pretrain" / "last").resolve()
+    if args.pretrain_steps and not (args.resume and tuning_started):
+        pre_args = argparse.Namespace(**{**vars(args), "data": [str(find_shipped("data/pretrain.txt"))],
+                                         "config": _config_name(args, "instruct"), "init": None,
                                          "out": str(out / "pretrain"), "max_minutes": None,
                                          "max_steps": args.pretrain_steps})  # fmt: skip
-        pre_model, pre_cfg = _run_config(pre_args, "span")
+        resume = args.resume and (pre_last / "trainer.pt").is_file()
+        pre_model, pre_cfg = _run_config(pre_args, "span", out / "pretrain" if resume else None)
         print(f"== pretraining (span corruption) for {args.pretrain_steps} steps")
-        train(pre_model, pre_cfg, progress=not args.no_progress)
-        cfg.init = str(out / "pretrain" / "last")
+        if (
+            train(pre_model, pre_cfg, resume=resume, progress=not args.no_progress)["stop_reason"]
+            == "interrupted"
+        ):
+            print(f"to continue: {again}")
+            return 130
+    resume = args.resume and tuning_started
+    model_cfg, cfg = _run_config(args, "instruct", out if resume else None)
+    cfg.out = str(out)
+    if args.pretrain_steps and not resume:
+        cfg.init = str(pre_last)
     print("== instruction tuning")
-    summary = train(model_cfg, cfg, progress=not args.no_progress)
+    summary = train(model_cfg, cfg, resume=resume, progress=not args.no_progress)
     if summary["stop_reason"] == "interrupted":
+        print(f"to continue: {again}")
         return 130
     print("== evaluation")
     model, tok, _ = _load(str(out / "best"), cfg.device)
-    files = [f"data/{split}.jsonl" for split in SPLIT_NAMES]
+    files = [str(find_shipped(f"data/{split}.jsonl")) for split in SPLIT_NAMES]
     result = evaluate_files(model, tok, files, args.limit, cfg.max_source_length,
                             cfg.max_target_length)  # fmt: skip
     table = format_table(result["report"])
@@ -400,12 +545,24 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     return 0
 
 
-def _training_flags(p: argparse.ArgumentParser, default_config: str | None) -> None:
-    p.add_argument(
-        "--config", default=default_config, help=f"TOML run file (default: {default_config})"
-    )
+def _training_flags(p: argparse.ArgumentParser, default_config: str, lora: bool = True) -> None:
+    p.add_argument("--config", metavar="FILE|NAME",
+                   help=f"TOML run file, or a shipped config's name: {', '.join(shipped_configs())} "
+                   f"(default: {default_config})")  # fmt: skip
     p.add_argument("--data", nargs="+", help="training files (overrides the config)")
+    p.add_argument("--valid-data", metavar="FILE",
+                   help="validation file that chooses best/ (default with --data: a held-out "
+                   "5%% of the data, at least 32 examples)")  # fmt: skip
     p.add_argument("--out", help="run folder (checkpoints, metrics.jsonl, loss.png)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from last/, with its saved config")  # fmt: skip
+    p.add_argument("--overwrite", action="store_true",
+                   help="start afresh in a non-empty --out (removes its previous run)")  # fmt: skip
+    p.add_argument("--force", action="store_true",
+                   help="with --resume: accept settings that make the run differ from an "
+                   "uninterrupted one (e.g. another lr)")  # fmt: skip
+    p.add_argument("--print-config", action="store_true",
+                   help="print the resolved run config as TOML and exit")  # fmt: skip
     p.add_argument("--max-steps", type=int, help="optimizer steps (the schedule's length)")
     p.add_argument("--max-minutes", type=float, help="stop after this much wall time")
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="default: auto")
@@ -423,12 +580,15 @@ def _training_flags(p: argparse.ArgumentParser, default_config: str | None) -> N
     scale.add_argument("--compile", action="store_true", help="torch.compile the model")
     scale.add_argument("--activation-checkpointing", action="store_true",
                        help="recompute layers in backward: less memory, more compute")  # fmt: skip
-    lora = p.add_argument_group("LoRA (train adapters on a frozen --init model)")
-    lora.add_argument("--lora-rank", type=int, help="adapter rank r (e.g. 8); 0: full fine-tuning")
-    lora.add_argument("--lora-alpha", type=float, help="scale α (update × α/r; default 2·r)")
-    lora.add_argument("--lora-targets", metavar="q,v", help="projections: any of q,k,v,o")
-    lora.add_argument("--lora-where", metavar="encoder,decoder,cross",
-                      help="which attention layers (default: all three)")  # fmt: skip
+    if not lora:  # pretraining has no LoRA flags
+        p.set_defaults(lora_rank=None, lora_alpha=None, lora_targets=None, lora_where=None)
+        return
+    group = p.add_argument_group("LoRA (train adapters on a frozen --init model)")
+    group.add_argument("--lora-rank", type=int, help="adapter rank r (e.g. 8); 0: full fine-tuning")
+    group.add_argument("--lora-alpha", type=float, help="scale α (update × α/r; default 2·r)")
+    group.add_argument("--lora-targets", metavar="q,v", help="projections: any of q,k,v,o")
+    group.add_argument("--lora-where", metavar="encoder,decoder,cross",
+                       help="which attention layers (default: all three)")  # fmt: skip
 
 
 def _decoding_flags(p: argparse.ArgumentParser) -> None:
@@ -464,10 +624,9 @@ def build_parser() -> argparse.ArgumentParser:
              "and answer a few example prompts. Writes report.json and eval.txt in the run folder.",
              ["minitune pipeline", "minitune pipeline --pretrain-steps 300 --out runs/pretrained",
               "minitune pipeline --max-steps 50 --limit 20 --out /tmp/quick"])  # fmt: skip
-    _training_flags(p, "configs/laptop.toml")
+    _training_flags(p, "laptop")
     p.add_argument("--pretrain-steps", type=int, default=0, help="span-corruption steps first")
     p.add_argument("--limit", type=int, help="evaluate only the first N examples of each split")
-    p.add_argument("--resume", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_pipeline)
 
     p = _sub(sub, "train", "instruction tuning",
@@ -477,8 +636,7 @@ def build_parser() -> argparse.ArgumentParser:
               "minitune train --init runs/pretrain/last --out runs/tuned",
               "minitune train --out runs/laptop --resume",
               "minitune train --set train.lr=5e-4 --set model.dropout=0.1"])  # fmt: skip
-    _training_flags(p, "configs/laptop.toml")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from last/")
+    _training_flags(p, "laptop; with --init: finetune")
     p.set_defaults(func=cmd_train)
 
     p = _sub(sub, "pretrain", "span-corruption pretraining",
@@ -486,8 +644,7 @@ def build_parser() -> argparse.ArgumentParser:
              "your text files (documents separated by blank lines).",
              ["minitune pretrain --max-steps 300",
               "minitune pretrain --data my_texts.txt --out runs/my_pretrain"])  # fmt: skip
-    _training_flags(p, "configs/laptop.toml")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from last/")
+    _training_flags(p, "pretrain", lora=False)
     p.set_defaults(func=cmd_pretrain)
 
     p = _sub(sub, "eval", "score a checkpoint on data files",
@@ -622,6 +779,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.path.insert(0, os.getcwd())
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # e.g. to print a resume command
     if args.command is None:
         parser.print_help()
         return 2

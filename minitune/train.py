@@ -64,9 +64,11 @@ from minitune.lora import add_lora, count_parameters
 from minitune.loss import token_nll_sum
 from minitune.model import Seq2SeqTransformer, shift_right
 from minitune.optim import build_optimizer, lr_factor
+from minitune.paths import find_shipped
 from minitune.tokenizer import Tokenizer
 
 DEFAULT_TOKENIZER = "tokenizer/minitune.model"
+HOLDOUT_MIN = 32  # a held-out validation slice has at least this many examples (if it can)
 MAX_SKIPS_IN_A_ROW = 20  # with on_nonfinite="skip", this many bad steps in a row still stop
 
 
@@ -120,6 +122,17 @@ def span_examples(
                 EncodedExample([*inputs, tok.eos_id], [*targets, tok.eos_id], len(examples))
             )
     return examples
+
+
+def hold_out(records: list, fraction: float, seed: int) -> tuple[list, list]:
+    """Split records into (train, validation): a seeded random `fraction` of them, at least
+    HOLDOUT_MIN but never more than half. Example: 1000 records, 0.05 -> 950 and 50."""
+    n = min(max(math.ceil(fraction * len(records)), HOLDOUT_MIN), len(records) // 2)
+    order = list(range(len(records)))
+    random.Random(f"holdout-{seed}").shuffle(order)
+    chosen = set(order[:n])
+    train_part = [r for i, r in enumerate(records) if i not in chosen]
+    return train_part, [r for i, r in enumerate(records) if i in chosen]
 
 
 def batch_stream(
@@ -198,24 +211,29 @@ def validation_loss(model, examples, pad_id, batch_size, device, autocast,
 
 
 def plot_losses(metrics_file: Path, out_png: Path) -> str:
-    """Draw train and validation loss from metrics.jsonl (skipped without matplotlib)."""
-    try:
-        import matplotlib
+    """Draw train and validation loss from metrics.jsonl, against optimizer steps (left) and
+    wall-clock minutes (right)."""
+    if not metrics_file.is_file():  # stopped before the first log line
+        return f"no {metrics_file.name} yet: no {out_png.name}"
+    import matplotlib
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return "matplotlib is not installed: skipping loss.png (pip install matplotlib)"
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     rows = [json.loads(line) for line in metrics_file.read_text().splitlines() if line]
-    train = [(r["step"], r["loss"]) for r in rows if "loss" in r]
-    valid = [(r["step"], r["valid_loss"]) for r in rows if "valid_loss" in r]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    if train:
-        ax.plot(*zip(*train, strict=True), label="train")
-    if valid:
-        ax.plot(*zip(*valid, strict=True), "o-", label="validation")
-    ax.set(xlabel="optimizer step", ylabel="loss per target token", yscale="log")
-    ax.legend()
+    train_rows = [r for r in rows if "loss" in r]
+    valid_rows = [r for r in rows if "valid_loss" in r]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    for ax, x, label in ((axes[0], "step", "optimizer step"), (axes[1], "elapsed_s", "minutes")):
+        scale = 1 / 60 if x == "elapsed_s" else 1
+        for part, key, style, name in ((train_rows, "loss", "-", "train"),
+                                       (valid_rows, "valid_loss", "o-", "validation")):  # fmt: skip
+            points = [(r[x] * scale, r[key]) for r in part if x in r]
+            if points:
+                ax.plot(*zip(*points, strict=True), style, label=name)
+        ax.set(xlabel=label, yscale="log")
+        ax.legend()
+    axes[0].set_ylabel("loss per target token")
     fig.tight_layout()
     fig.savefig(out_png, dpi=100)
     plt.close(fig)
@@ -263,7 +281,7 @@ def train(
             )
     else:
         model = Seq2SeqTransformer(model_cfg)
-        tokenizer_file = Path(cfg.tokenizer or DEFAULT_TOKENIZER)
+        tokenizer_file = Path(cfg.tokenizer or find_shipped(DEFAULT_TOKENIZER))
     if cfg.lora_rank:  # freeze the model, train low-rank adapters (minitune/lora.py)
         add_lora(model, cfg.lora_settings())
         trainable, total = count_parameters(model)
@@ -297,6 +315,12 @@ def train(
     # ---- 3. data (every file read and checked whole before the first step) -----------------
     if cfg.objective == "instruct":
         records = [r for path in cfg.data for r in read_records(path)]
+        held_out = []
+        if cfg.valid_fraction:  # own data without a validation file: a seeded slice of it
+            records, held_out = hold_out(records, cfg.valid_fraction, cfg.seed)
+            log(f"validation: {len(held_out)} of {len(records) + len(held_out)} training "
+                f"examples held out (valid_fraction {cfg.valid_fraction}, at least "
+                f"{HOLDOUT_MIN}, seed {cfg.seed}); they choose best/")  # fmt: skip
         examples, report = encode_records(
             records, tok, cfg.max_source_length, cfg.max_target_length
         )
@@ -312,10 +336,11 @@ def train(
             return span_examples(documents, tok, cfg, epoch)
 
     valid = []
-    if cfg.valid_data and cfg.objective == "instruct":
+    if cfg.objective == "instruct" and (held_out or cfg.valid_data):
         valid, report = encode_records(
-            read_records(cfg.valid_data), tok, cfg.max_source_length, cfg.max_target_length
-        )
+            held_out or read_records(cfg.valid_data), tok, cfg.max_source_length,
+            cfg.max_target_length,
+        )  # fmt: skip
         log(f"validation data: {report}")
     elif cfg.objective == "span":
         valid = span_examples(documents[:200], tok, cfg, epoch=-1)
@@ -377,7 +402,8 @@ def train(
         nonlocal best, last_eval_step
         last_eval_step = step
         valid_loss = validation_loss(model, valid, tok.pad_id, cfg.batch_size, device, autocast, d)
-        write_metrics({"step": step, "valid_loss": valid_loss})
+        write_metrics({"step": step, "valid_loss": valid_loss,
+                       "elapsed_s": round(elapsed_before + time.time() - start, 1)})  # fmt: skip
         log(f"step {step}: validation loss {valid_loss:.4f}")
         if valid_loss < best:
             best = valid_loss
