@@ -82,3 +82,14 @@ def config_file(name: str | Path) -> Path:
     raise ValueError(
         f"{name}: no such config file ({where}; shipped: {', '.join(shipped_configs()) or 'none'})"
     )
+
+
+def is_shipped(path: str | Path) -> bool:
+    """Whether `path` is one of the shipped data files (whose code answers minitune may run)."""
+    root = shipped_root()
+    if root is None:
+        return False
+    try:
+        return Path(path).resolve().is_relative_to((root / "data").resolve())
+    except OSError:
+        return False
