@@ -136,7 +136,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict]:
              "lora_where": args.lora_where and args.lora_where.split(","),
              "on_nonfinite": "skip" if args.skip_nonfinite else None,
              "fsdp": args.fsdp or None, "compile": args.compile or None,
-             "activation_checkpointing": args.activation_checkpointing or None}  # fmt: skip
+             "activation_checkpointing": args.activation_checkpointing or None,
+             "report_to": args.report_to and [args.report_to]}  # fmt: skip
     overrides["train"].update({k: v for k, v in flags.items() if v is not None})
     if "valid_data" in overrides["train"]:  # a validation file replaces a held-out slice
         overrides["train"].setdefault("valid_fraction", 0.0)
@@ -654,6 +655,9 @@ def _training_flags(p: argparse.ArgumentParser, default_config: str, lora: bool 
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
                    help="override any config value, e.g. --set train.lr=5e-4 (repeatable)")  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--report-to", choices=["tensorboard"],
+                   help="also log the metrics for TensorBoard, in OUT/tensorboard (needs the "
+                   "optional extra: pip install 'minitune[tensorboard]')")  # fmt: skip
     p.add_argument("--stop-at-step", type=int, help=argparse.SUPPRESS)  # tests: stop, save last/
     p.add_argument("--skip-nonfinite", action="store_true",
                    help="skip (and count) steps whose loss is NaN/inf instead of stopping")  # fmt: skip

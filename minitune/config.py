@@ -281,6 +281,7 @@ SCHEDULES = ("cosine", "inverse_sqrt", "constant")
 PRECISIONS = ("fp32", "bf16", "fp16")
 OBJECTIVES = ("instruct", "span")
 NONFINITE = ("stop", "skip")
+REPORT_TO = ("tensorboard",)
 
 
 @dataclass
@@ -328,6 +329,7 @@ class TrainConfig:
     activation_checkpointing: bool = False  # recompute each layer in backward: less memory
     tf32: bool = True  # CUDA: TensorFloat-32 matmuls for float32 (much faster, 10-bit mantissa)
     threads: int | None = None  # CPU threads for torch (None: torch's default)
+    report_to: list[str] = field(default_factory=list)  # also log to: "tensorboard" (optional)
     seed: int = 0  # seeds Python, torch (and CUDA); recorded in every checkpoint
     out: str = "runs/laptop"  # run folder: checkpoints, metrics.jsonl, loss.png
 
@@ -340,6 +342,12 @@ class TrainConfig:
         for name in ("valid_data", "tokenizer", "init"):
             if getattr(self, name) is not None:
                 setattr(self, name, resolve_file(getattr(self, name)))
+        for target in self.report_to:
+            if target not in REPORT_TO:
+                raise ValueError(
+                    f"TrainConfig.report_to: {target!r} is not one of: "
+                    f"{', '.join(map(repr, REPORT_TO))}{suggest(target, REPORT_TO)}"
+                )
         choices = {"objective": OBJECTIVES, "optimizer": OPTIMIZERS, "schedule": SCHEDULES,
                    "precision": PRECISIONS, "on_nonfinite": NONFINITE}  # fmt: skip
         _check_choices(self, choices)
@@ -462,7 +470,8 @@ def load_run_config(
 # Settings that a resumed run may change without leaving the path of an uninterrupted run:
 # when and how often to stop, log, evaluate and save, and where the work happens.
 RESUME_SAFE = {"max_minutes", "save_every", "log_every", "eval_every", "device", "threads",
-               "compile", "activation_checkpointing", "on_nonfinite", "out", "tf32"}  # fmt: skip
+               "compile", "activation_checkpointing", "on_nonfinite", "out", "tf32",
+               "report_to"}  # fmt: skip
 
 
 def saved_run_config(

@@ -245,7 +245,7 @@ def train(
     cfg: TrainConfig,
     resume: bool = False,
     stop_at_step: int | None = None,
-    log=print,
+    log=tqdm.write,
     progress: bool = True,
 ) -> dict:
     """Run (or resume) training; returns a summary. See the module docstring."""
@@ -410,10 +410,16 @@ def train(
             checkpoint("best", with_trainer=False)
 
     # ---- 5. the loop --------------------------------------------------------------------------
+    board = tensorboard_writer(out / "tensorboard") if "tensorboard" in cfg.report_to else None
+
     def write_metrics(row: dict) -> None:
         if d.is_main:
             with open(metrics_file, "a") as f:
                 f.write(json.dumps(row) + "\n")
+            if board is not None:  # the same numbers, for TensorBoard
+                for key, value in row.items():
+                    if key != "step":
+                        board.add_scalar(key, value, row["step"])
 
     # one stream of global batches (batch_size per process), the same in every process
     global_batch = cfg.batch_size * d.world_size
@@ -421,6 +427,7 @@ def train(
     start = time.time()
     stop_reason = "max_steps"
     bar = tqdm(total=cfg.max_steps, initial=step, disable=not progress, dynamic_ncols=True)
+    session_start = step
     window_tokens, window_start = 0, time.time()
     try:
         while step < cfg.max_steps:
@@ -488,12 +495,18 @@ def train(
                 now = time.time()
                 tokens_per_s = window_tokens / max(now - window_start, 1e-9)
                 row = {"step": step, "loss": sum(losses) / len(losses), "lr": lr,
+                       "grad_norm": round(float(grad_norm), 4),  # this step's, before clipping
                        "tokens_per_s": round(tokens_per_s), "epoch": epoch,
                        "elapsed_s": round(elapsed_before + now - start, 1)}  # fmt: skip
                 write_metrics(row)
-                bar.set_postfix(
-                    loss=f"{row['loss']:.3f}", lr=f"{lr:.2e}", tok_s=row["tokens_per_s"]
-                )
+                bar.set_postfix(loss=f"{row['loss']:.3f}", lr=f"{lr:.2e}",
+                                gnorm=f"{row['grad_norm']:.2f}",
+                                tok_s=row["tokens_per_s"])  # fmt: skip
+                if cfg.max_minutes:  # the bar's end (and ETA) is the clock's, if that comes first
+                    seconds_left = cfg.max_minutes * 60 - row["elapsed_s"]
+                    bar.total = steps_by_deadline(step, cfg.max_steps, step - session_start,
+                                                  now - start, seconds_left)  # fmt: skip
+                    bar.refresh()
                 window_tokens, window_start, losses = 0, now, []
             bar.update(1)
             if valid and (step % cfg.eval_every == 0 or step == cfg.max_steps):
@@ -517,12 +530,35 @@ def train(
         checkpoint("best", with_trainer=False)  # nothing to choose by: best is last
     if d.is_main:
         log(plot_losses(metrics_file, out / "loss.png"))
+        if board is not None:
+            board.close()
     teardown(d)
     return {"step": step, "stop_reason": stop_reason, "best_valid_loss": best, "skipped": skipped,
             "minutes": (elapsed_before + time.time() - start) / 60, "out": str(out)}  # fmt: skip
 
 
 # ---- helpers of the loop: folders, resume checks, random states, interrupts -------------------
+
+
+def steps_by_deadline(step: int, max_steps: int, steps_done: int, seconds: float,
+                      seconds_left: float) -> int:  # fmt: skip
+    """Where the run will end: max_steps, or the step the clock (max_minutes) stops it at, at
+    the speed so far. Example: step 100, 50 steps in 10 s, 30 s left -> 250 (if below max)."""
+    if steps_done <= 0 or seconds <= 0:
+        return max_steps
+    return max(step, min(max_steps, step + int(steps_done / seconds * max(seconds_left, 0))))
+
+
+def tensorboard_writer(folder: Path):
+    """A TensorBoard SummaryWriter for --report-to tensorboard (the optional extra)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise RunError(
+            "--report-to tensorboard needs the tensorboard package: pip install "
+            "'minitune[tensorboard]' (or pip install tensorboard)"
+        ) from None
+    return SummaryWriter(str(folder))
 
 
 def check_writable(out: Path) -> None:

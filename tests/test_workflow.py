@@ -247,3 +247,97 @@ def test_pretrain_honours_the_config_files_data_and_out(tmp_path, capsys):
     commands = build_parser()._subparsers._group_actions[0].choices
     assert "LoRA" not in commands["pretrain"].format_help()
     assert "LoRA" in commands["train"].format_help()
+
+
+# ---- logging ----------------------------------------------------------------------------------------
+
+
+class RecordingBar:
+    """Stands in for tqdm: records the totals the loop gives it."""
+
+    def __init__(self, total, **kwargs):
+        self.totals = [total]
+        RecordingBar.last = self
+
+    def __setattr__(self, name, value):
+        if name == "total":
+            self.totals.append(value)
+        object.__setattr__(self, name, value)
+
+    def update(self, *args, **kwargs):
+        pass
+
+    set_postfix = refresh = close = update
+
+
+def test_metrics_have_grad_norm_and_lr_and_the_bar_ends_at_the_deadline(tmp_path, monkeypatch):
+    from test_train import read_metrics, tiny_run
+
+    monkeypatch.setattr(training, "tqdm", RecordingBar)
+    model_cfg, cfg = tiny_run(
+        tmp_path, max_steps=10**6, max_minutes=0.04, log_every=1, valid_data=None
+    )
+    summary = training.train(model_cfg, cfg, log=lambda *a: None)
+    assert summary["stop_reason"] == "max_minutes"
+    rows = read_metrics(tmp_path / "run")
+    assert all(r["grad_norm"] > 0 and r["lr"] > 0 for r in rows)
+    totals = RecordingBar.last.totals
+    assert totals[0] == 10**6 and summary["step"] / 2 < totals[-1] < 10 * summary["step"] + 50
+
+
+def test_steps_by_deadline():
+    assert training.steps_by_deadline(100, 10_000, 50, 10.0, 30.0) == 250
+    assert training.steps_by_deadline(100, 200, 50, 10.0, 30.0) == 200  # max_steps first
+    assert training.steps_by_deadline(100, 10_000, 0, 0.0, 30.0) == 10_000  # no speed yet
+    assert training.steps_by_deadline(100, 10_000, 50, 10.0, -5.0) == 100  # past the deadline
+
+
+def test_messages_go_through_tqdm_write():
+    import inspect
+
+    from tqdm import tqdm
+
+    assert inspect.signature(training.train).parameters["log"].default == tqdm.write
+
+
+def test_tensorboard_gets_the_metrics(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from test_train import tiny_run
+
+    model_cfg, cfg = tiny_run(
+        tmp_path, max_steps=4, log_every=2, eval_every=2, report_to=["tensorboard"]
+    )
+    training.train(model_cfg, cfg, progress=False, log=lambda *a: None)
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"loss", "lr", "grad_norm", "valid_loss"} <= tags
+    assert [e.step for e in events.Scalars("loss")] == [2, 4]
+    with pytest.raises(
+        ValueError, match="report_to: 'tensorbord' is not one of: 'tensorboard'; did you mean"
+    ):
+        tiny_run(tmp_path, report_to=["tensorbord"])
+
+
+def test_print_config_is_a_run_file_that_loads_to_the_same_config(tmp_path, capsys):
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                "tiny",
+                "--set",
+                "train.lr=0.01",
+                "--max-steps",
+                "7",
+                "--print-config",
+            ]
+        )
+        == 0
+    )
+    printed = capsys.readouterr().out
+    (tmp_path / "shown.toml").write_text(printed)
+    shown_model, shown_train = load_run_config(tmp_path / "shown.toml")
+    model_cfg, cfg = load_run_config("tiny", {"train": {"lr": 0.01, "max_steps": 7}})
+    assert shown_model == model_cfg and shown_train == cfg
