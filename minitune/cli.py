@@ -434,6 +434,27 @@ def cmd_lora_merge(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write a checkpoint in the Hugging Face T5 layout (config.json, model.safetensors,
+    spiece.model), for `transformers` or any T5 tool."""
+    from minitune.t5 import export_t5, t5_problems
+
+    model, tok, _ = _load(args.checkpoint, "cpu")  # LoRA adapters are merged in
+    problems = t5_problems(model.config)
+    if problems:
+        raise UserError(
+            f"{args.checkpoint} is not a T5 architecture, so it has no T5 layout: "
+            f"{'; '.join(problems)}. Presets that export: laptop, tiny, t5-small, t5-v1_1-small"
+        )
+    out = Path(args.out)
+    if out.is_dir() and any(out.iterdir()) and not args.overwrite:
+        raise UserError(f"{out} is not empty; choose another --out or pass --overwrite")
+    export_t5(model, out, tokenizer_file=tok.path)
+    print(f"wrote {out}/config.json, model.safetensors, spiece.model: a T5 folder for "
+          "transformers (T5ForConditionalGeneration.from_pretrained) or --checkpoint/--init")  # fmt: skip
+    return 0
+
+
 def _decoding(args: argparse.Namespace) -> dict:
     """The decoding settings of the flags, checked here so that a mistake is one line naming
     the flag (model.generate would raise the same ValueError deeper down)."""
@@ -823,6 +844,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, default=24)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.set_defaults(func=cmd_inspect)
+
+    p = _sub(sub, "export", "write a checkpoint as a Hugging Face T5 folder",
+             "Write config.json, model.safetensors and spiece.model in the layout of Hugging "
+             "Face's T5 (transformers loads it, with the same logits). Any model with a T5 "
+             "architecture exports (relative positions, RMSNorm pre-norm, ReLU or gated-GELU, "
+             "no biases, multi-head attention), the laptop and tiny presets included: their "
+             "1/sqrt(D) attention scaling is folded into W_q.",
+             ["minitune export --checkpoint runs/laptop/best --out exported/laptop-t5",
+              "minitune export --checkpoint runs/flan-tuned/best --out exported/flan-tuned"])  # fmt: skip
+    p.add_argument("--checkpoint", required=True, help="checkpoint folder (LoRA: merged first)")
+    p.add_argument("--out", required=True, help="folder for the T5 files")
+    p.add_argument("--overwrite", action="store_true", help="write into a non-empty --out")
+    p.set_defaults(func=cmd_export)
 
     lora = sub.add_parser("lora", help="LoRA adapter checkpoints").add_subparsers(
         dest="lora_command", metavar="COMMAND", required=True

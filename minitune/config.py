@@ -113,9 +113,8 @@ class ModelConfig:
     norm_eps: float = 1e-6  # epsilon inside the norm's square root
     bias: bool = False  # biases in linear layers and LayerNorm (T5 has none)
     scale_attention: bool = True  # multiply scores by 1/sqrt(D); T5 folds it into its init: False
-    tie_embeddings: bool = (
-        True  # output projection shares the input embedding (then × d_model^-0.5)
-    )
+    tie_embeddings: bool = True  # the output projection is the input embedding matrix
+    scale_output: bool | None = None  # × d_model^-0.5 before the head (T5 v1.0); None: if tied
 
     attention_impl: str = "fast"  # "fast" (F.scaled_dot_product_attention) or "reference"
     pad_id: int = 0  # padding id; also the decoder's start token, as in T5
@@ -132,6 +131,8 @@ class ModelConfig:
             self.d_head = self.d_model // self.n_heads
         if self.n_kv_heads is None:
             self.n_kv_heads = self.n_heads
+        if self.scale_output is None:  # T5 v1.0 scales its tied head, v1.1 its own head not
+            self.scale_output = self.tie_embeddings
         self.inner_dim = self.n_heads * self.d_head
         self.kv_dim = self.n_kv_heads * self.d_head
 
