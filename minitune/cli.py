@@ -434,6 +434,23 @@ def cmd_lora_merge(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_download(args: argparse.Namespace) -> int:
+    """Fetch a published T5 / Flan-T5 checkpoint into a folder that --checkpoint/--init take."""
+    from minitune.download import DownloadError, download
+    from minitune.t5 import load_t5
+
+    out = Path(args.out or Path("models") / args.name)
+    try:
+        download(args.name, out, hub=args.hub, progress=not args.no_progress)
+    except DownloadError as err:
+        raise UserError(str(err)) from None
+    model = load_t5(out)  # a complete folder: it loads
+    print(f"{out}: {model.num_parameters() / 1e6:.1f}M parameters; try it:\n"
+          f'  minitune generate --checkpoint {out} "Translate to German: How old are you?"\n'
+          f"  minitune train --init {out} --data my.jsonl --out runs/{args.name}-tuned")  # fmt: skip
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     """Write a checkpoint in the Hugging Face T5 layout (config.json, model.safetensors,
     spiece.model), for `transformers` or any T5 tool."""
@@ -844,6 +861,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, default=24)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.set_defaults(func=cmd_inspect)
+
+    p = _sub(sub, "download", "fetch a published T5 / Flan-T5 checkpoint",
+             "Download config.json, the weights and spiece.model of a published checkpoint from "
+             "the Hugging Face hub by plain HTTPS (https://huggingface.co/<repo>/resolve/main/"
+             "<file>; no Hugging Face library), with a progress bar. An interrupted download "
+             "continues where it stopped when run again; every file is checked against the "
+             "published size (and sha256, for the weights) before it is kept.",
+             ["minitune download flan-t5-small",
+              "minitune download flan-t5-base --out models/flan-t5-base"])  # fmt: skip
+    p.add_argument("name", choices=["flan-t5-small", "flan-t5-base", "t5-small"],
+                   help="google/flan-t5-small, google/flan-t5-base or google-t5/t5-small")  # fmt: skip
+    p.add_argument("--out", help="folder (default: models/NAME)")
+    p.add_argument("--hub", default="https://huggingface.co",
+                   help="the hub's address, e.g. a mirror (default: https://huggingface.co)")  # fmt: skip
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_download)
 
     p = _sub(sub, "export", "write a checkpoint as a Hugging Face T5 folder",
              "Write config.json, model.safetensors and spiece.model in the layout of Hugging "
