@@ -341,3 +341,23 @@ def test_print_config_is_a_run_file_that_loads_to_the_same_config(tmp_path, caps
     shown_model, shown_train = load_run_config(tmp_path / "shown.toml")
     model_cfg, cfg = load_run_config("tiny", {"train": {"lr": 0.01, "max_steps": 7}})
     assert shown_model == model_cfg and shown_train == cfg
+
+
+def test_the_readme_command_lines_parse():
+    """Every concrete `minitune ...` line of the README's text blocks is a valid command line
+    (synopsis lines, with placeholders such as DIR or [--flag], are left out)."""
+    import re
+    import shlex
+
+    from minitune.cli import build_parser
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    lines = [line.strip() for block in re.findall(r"```text\n(.*?)```", readme, re.S)
+             for line in block.splitlines()]  # fmt: skip
+    commands = [re.split(r"\s{2,}", line)[0] for line in lines if line.startswith("minitune ")
+                and not re.search(r"[\[|]|\.\.\.|\b[A-Z]{2,}\b", line)]  # fmt: skip
+    assert any(c.startswith("minitune download flan-t5-small") for c in commands)
+    assert any(c.startswith("minitune export --checkpoint") for c in commands)
+    parser = build_parser()
+    for command in commands:
+        parser.parse_args(shlex.split(command)[1:])  # SystemExit(2) on an unknown flag
