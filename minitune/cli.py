@@ -189,6 +189,8 @@ def _resumed_config(args: argparse.Namespace, overrides: dict, out: Path):
     """The config saved in out/last/config.json, with the command line's settings on top (a
     --config file given with --resume counts as named too). Prints what differs; refuses
     changes that make the run differ from an uninterrupted one, unless --force."""
+    import os
+
     from minitune.checkpoint import read_config, recover
     from minitune.config import RESUME_SAFE, config_changes, read_run_file, saved_run_config
 
@@ -219,16 +221,19 @@ def _resumed_config(args: argparse.Namespace, overrides: dict, out: Path):
                 f"{', '.join(breaking)} would make it differ from an uninterrupted run; pass "
                 "--force to accept that, or start a new --out"
             )
-        print(f"resuming {out} from its saved config ({last / 'config.json'}), changed: {listed}")
-    else:
-        print(f"resuming {out} from its saved config ({last / 'config.json'})")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, one process speaks
+        print(f"resuming {out} from its saved config ({last / 'config.json'})"
+              + (f", changed: {listed}" if changes else ""))  # fmt: skip
     return wanted
 
 
 def _check_out(out: Path, overwrite: bool) -> None:
     """A fresh run needs an empty (or new) --out; --overwrite removes a previous run's files."""
+    import os
     import shutil
 
+    if os.environ.get("RANK", "0") != "0":  # under torchrun, process 0 checks (and clears)
+        return
     if not out.is_dir() or not any(out.iterdir()):
         return
     if not overwrite:

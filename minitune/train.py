@@ -410,7 +410,9 @@ def train(
             checkpoint("best", with_trainer=False)
 
     # ---- 5. the loop --------------------------------------------------------------------------
-    board = tensorboard_writer(out / "tensorboard") if "tensorboard" in cfg.report_to else None
+    board = None  # --report-to tensorboard: rank 0 writes the rows there too
+    if "tensorboard" in cfg.report_to and d.is_main:
+        board = tensorboard_writer(out / "tensorboard")
 
     def write_metrics(row: dict) -> None:
         if d.is_main:
