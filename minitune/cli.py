@@ -23,6 +23,7 @@ from pathlib import Path
 
 from minitune import __version__
 from minitune.config import PRESETS, ModelConfig
+from minitune.paths import find_shipped, shipped_configs
 
 
 class UserError(Exception):
@@ -152,37 +153,164 @@ def cmd_tokenizer_train(args: argparse.Namespace) -> int:
 # ---- training ---------------------------------------------------------------------------------
 
 
-def _run_config(args: argparse.Namespace, objective: str):
-    """The config file, then --set overrides, then the dedicated flags."""
-    from minitune.config import load_run_config, parse_override
+# Default run configs (shipped, found from any folder): what `train` and `pretrain` use without
+# --config. `train --init DIR` fine-tunes a trained model: T5-style learning rate, no time guard.
+DEFAULT_CONFIGS = {"instruct": "laptop", "init": "finetune", "span": "pretrain"}
+# What a run writes into its --out folder (--overwrite removes these, and only these).
+RUN_OUTPUTS = ("best", "last", "best.tmp", "last.tmp", "best.old", "last.old", "metrics.jsonl",
+               "loss.png", "eval.txt", "report.json", "pretrain", "tensorboard")  # fmt: skip
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, dict]:
+    """The settings named on the command line: --set, then the dedicated flags."""
+    from minitune.config import parse_override
 
     overrides: dict[str, dict] = {"model": {}, "train": {}}
-    if objective == "span":
-        overrides["train"].update(objective="span", data=["data/pretrain.txt"], valid_data=None,
-                                  out="runs/pretrain")  # fmt: skip
+    for text in args.set or []:
+        section, key, value = parse_override(text)
+        overrides[section][key] = value
+    flags = {"data": args.data, "valid_data": args.valid_data, "out": args.out,
+             "max_steps": args.max_steps, "max_minutes": args.max_minutes, "device": args.device,
+             "init": args.init, "precision": args.precision, "lora_rank": args.lora_rank,
+             "lora_alpha": args.lora_alpha,
+             "lora_targets": args.lora_targets and args.lora_targets.split(","),
+             "lora_where": args.lora_where and args.lora_where.split(","),
+             "on_nonfinite": "skip" if args.skip_nonfinite else None,
+             "fsdp": args.fsdp or None, "compile": args.compile or None,
+             "activation_checkpointing": args.activation_checkpointing or None,
+             "report_to": args.report_to and [args.report_to]}  # fmt: skip
+    overrides["train"].update({k: v for k, v in flags.items() if v is not None})
+    if "valid_data" in overrides["train"]:  # a validation file replaces a held-out slice
+        overrides["train"].setdefault("valid_fraction", 0.0)
+    return overrides
+
+
+def _config_name(args: argparse.Namespace, objective: str) -> str:
+    """--config, or the default for this command (finetune with --init, else laptop)."""
+    if args.config:
+        return args.config
+    return DEFAULT_CONFIGS["init" if objective == "instruct" and args.init else objective]
+
+
+def _run_config(args: argparse.Namespace, objective: str, resume_from: Path | None = None):
+    """The run's config: the config file (under the command's defaults), then --set overrides,
+    then the dedicated flags. With `resume_from` (a run folder): the run's own saved config,
+    with what the command line names on top (see `_resumed_config`)."""
+    from minitune.config import load_run_config, read_run_file
+
     try:
-        for text in args.set or []:
-            section, key, value = parse_override(text)
-            overrides[section][key] = value
-        flags = {"data": args.data, "out": args.out, "max_steps": args.max_steps,
-                 "max_minutes": args.max_minutes, "device": args.device, "init": args.init,
-                 "precision": args.precision, "lora_rank": args.lora_rank,
-                 "lora_alpha": args.lora_alpha,
-                 "lora_targets": args.lora_targets and args.lora_targets.split(","),
-                 "lora_where": args.lora_where and args.lora_where.split(","),
-                 "on_nonfinite": "skip" if args.skip_nonfinite else None,
-                 "fsdp": args.fsdp or None, "compile": args.compile or None,
-                 "activation_checkpointing": args.activation_checkpointing or None}  # fmt: skip
-        overrides["train"].update({k: v for k, v in flags.items() if v is not None})
-        return load_run_config(args.config, overrides)
+        overrides = _overrides(args)
+        if objective == "span":
+            overrides["train"]["objective"] = "span"
+        if resume_from is not None:
+            return _resumed_config(args, overrides, resume_from)
+        name = _config_name(args, objective)
+        init = overrides["train"].get("init") or (
+            read_run_file(name)[1]["train"].get("init") if name else None
+        )
+        if init:  # the model (shape, tokenizer) comes from the checkpoint
+            if overrides["model"]:
+                raise UserError(
+                    "the model comes from --init " + str(init) + " (its own config.json); "
+                    "these settings cannot apply to it: "
+                    + ", ".join(f"model.{k}" for k in overrides["model"])
+                )
+            file_model = read_run_file(name)[1]["model"]
+            if file_model:
+                print(f"note: {name}'s [model] table ({', '.join(file_model)}) is not used: "
+                      f"the model comes from --init {init}")  # fmt: skip
+        defaults = {"train": {"data": ["data/pretrain.txt"], "valid_data": None,
+                              "out": "runs/pretrain"}} if objective == "span" else None  # fmt: skip
+        return load_run_config(name, overrides, defaults)
     except ValueError as err:
         raise UserError(str(err)) from None
 
 
+def _resumed_config(args: argparse.Namespace, overrides: dict, out: Path):
+    """The config saved in out/last/config.json, with the command line's settings on top (a
+    --config file given with --resume counts as named too). Prints what differs; refuses
+    changes that make the run differ from an uninterrupted one, unless --force."""
+    import os
+
+    from minitune.checkpoint import read_config, recover
+    from minitune.config import RESUME_SAFE, config_changes, read_run_file, saved_run_config
+
+    last = out / "last"
+    recover(last)
+    if not (last / "trainer.pt").is_file():
+        raise UserError(f"nothing to resume in {out}: no {last}/trainer.pt (start the run "
+                        "without --resume)")  # fmt: skip
+    info = read_config(last)
+    named = {"model": {}, "train": {}}
+    if args.config:
+        for section, values in read_run_file(args.config)[1].items():
+            named[section].update(values)
+    for section in named:
+        named[section].update(overrides[section])
+    named["train"]["out"] = str(out)
+    if "data" in named["train"] and "valid_data" not in named["train"]:
+        named["train"].setdefault("valid_fraction", info["train"].get("valid_fraction", 0.0))
+    saved = saved_run_config(info, {"train": {"out": str(out)}})
+    wanted = saved_run_config(info, named)
+    changes = config_changes(saved, wanted)
+    if changes:
+        listed = "; ".join(f"{k}: {old!r} -> {new!r}" for k, old, new in changes)
+        breaking = [k for k, _, _ in changes if k.removeprefix("train.") not in RESUME_SAFE]
+        if breaking and not args.force:
+            raise UserError(
+                f"resuming {out} with other settings than it was trained with ({listed}): "
+                f"{', '.join(breaking)} would make it differ from an uninterrupted run; pass "
+                "--force to accept that, or start a new --out"
+            )
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, one process speaks
+        print(f"resuming {out} from its saved config ({last / 'config.json'})"
+              + (f", changed: {listed}" if changes else ""))  # fmt: skip
+    return wanted
+
+
+def _check_out(out: Path, overwrite: bool) -> None:
+    """A fresh run needs an empty (or new) --out; --overwrite removes a previous run's files."""
+    import os
+    import shutil
+
+    if os.environ.get("RANK", "0") != "0":  # under torchrun, process 0 checks (and clears)
+        return
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    if not overwrite:
+        held = ", ".join(sorted(p.name for p in out.iterdir())[:6])
+        raise UserError(
+            f"{out} is not empty ({held}); continue that run with --resume, choose another "
+            "--out, or pass --overwrite to replace it"
+        )
+    for name in RUN_OUTPUTS:
+        path = out / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+def _resume_command(command: str, out: str, extra: str = "") -> str:
+    import shlex
+
+    return f"minitune {command} --out {shlex.quote(str(out))} --resume{extra}"
+
+
 def _train(args: argparse.Namespace, objective: str) -> int:
+    from minitune.config import to_toml
     from minitune.train import train
 
-    model_cfg, cfg = _run_config(args, objective)
+    out = Path(args.out) if args.out else None
+    if args.resume and out is None:  # the default config's run folder
+        out = Path(_run_config(argparse.Namespace(**{**vars(args), "resume": False}),
+                               objective)[1].out)  # fmt: skip
+    model_cfg, cfg = _run_config(args, objective, resume_from=out if args.resume else None)
+    if args.print_config:
+        print(to_toml(model_cfg, cfg), end="")
+        return 0
+    if not args.resume:
+        _check_out(Path(cfg.out), args.overwrite)
     summary = train(model_cfg, cfg, resume=args.resume, progress=not args.no_progress,
                     stop_at_step=args.stop_at_step)  # fmt: skip
     print(
@@ -190,7 +318,10 @@ def _train(args: argparse.Namespace, objective: str) -> int:
         f" best validation loss {summary['best_valid_loss']:.4f}, checkpoints in {summary['out']}"
         + (f"; {summary['skipped']} steps skipped (loss not finite)" if summary["skipped"] else "")
     )
-    return 130 if summary["stop_reason"] == "interrupted" else 0
+    if summary["stop_reason"] == "interrupted":
+        print(f"to continue: {_resume_command(args.command, cfg.out)}")
+        return 130
+    return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -220,19 +351,38 @@ def _load(checkpoint: str, device: str):
 
 
 def evaluate_files(model, tok, files: list[str], limit: int | None, max_source_length: int,
-                   max_new_tokens: int, **decoding) -> dict:  # fmt: skip
-    """Predict and score every example of the files; returns the report (see evaluate.py)."""
+                   max_new_tokens: int, run_code: bool | None = None, **decoding) -> dict:  # fmt: skip
+    """Predict and score every example of the files; returns the report (see evaluate.py) and
+    notes for the user (prompts cut to max_source_length, generated code run or not).
+
+    Code answers are run against their tests (in a limited subprocess) for the shipped suite's
+    files, or for any file with run_code=True; run_code=False runs none."""
     from minitune.data.formats import read_records
     from minitune.data.templates import format_prompt
     from minitune.evaluate import predict, score, split_name, summarize
+    from minitune.paths import is_shipped
 
-    scored = []
+    scored, notes, ran = [], [], 0
     for path in files:
         records = read_records(path)[:limit] if limit else read_records(path)
         prompts = [format_prompt(r.instruction, r.input) for r in records]
+        cut = sum(len(tok.encode(p)) + 1 > max_source_length for p in prompts)
+        if cut:
+            notes.append(f"{path}: {cut} of {len(prompts)} prompts are longer than "
+                         f"{max_source_length} tokens and were cut (--max-source-length)")  # fmt: skip
         predictions = predict(model, tok, prompts, max_source_length, max_new_tokens, **decoding)
-        scored += score(records, predictions, split_name(path))
-    return {"report": summarize(scored), "scored": scored}
+        runs = run_code if run_code is not None else is_shipped(path)
+        scored += score(records, predictions, split_name(path), run_code=runs)
+        n_code = sum("tests" in r.meta and "entry_point" in r.meta for r in records)
+        if n_code and runs:
+            ran += n_code
+        elif n_code:
+            notes.append(f"{path}: {n_code} code answers were not run (it is not the shipped "
+                         "suite); --run-code runs them in a limited subprocess")  # fmt: skip
+    if ran:
+        notes.append(f"ran {ran} generated programs against their tests, each in a separate "
+                     "Python process with CPU-time and memory limits")  # fmt: skip
+    return {"report": summarize(scored), "scored": scored, "notes": notes}
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -240,13 +390,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     from minitune.evaluate import format_table
 
-    model, tok, _ = _load(args.checkpoint, args.device)
-    result = evaluate_files(model, tok, args.data, args.limit, args.max_source_length,
-                            args.max_new_tokens, num_beams=args.num_beams)  # fmt: skip
+    decoding = _decoding(args)
+    model, tok, info = _load(args.checkpoint, args.device)
+    max_source_length = _source_length(info, args.max_source_length)
+    result = evaluate_files(model, tok, args.data, args.limit, max_source_length,
+                            run_code=args.run_code or None, **decoding)  # fmt: skip
     if args.predictions:
         with open(args.predictions, "w", encoding="utf-8") as f:
             for s in result["scored"]:
                 f.write(json.dumps(s.__dict__, ensure_ascii=False) + "\n")
+    for note in result["notes"]:
+        print(f"note: {note}", file=sys.stderr)
     if args.json:
         print(json.dumps(result["report"], indent=2))
     else:
@@ -326,10 +480,66 @@ def cmd_lora_merge(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_download(args: argparse.Namespace) -> int:
+    """Fetch a published T5 / Flan-T5 checkpoint into a folder that --checkpoint/--init take."""
+    from minitune.download import DownloadError, download
+    from minitune.t5 import load_t5
+
+    out = Path(args.out or Path("models") / args.name)
+    try:
+        download(args.name, out, hub=args.hub, progress=not args.no_progress)
+    except DownloadError as err:
+        raise UserError(str(err)) from None
+    model = load_t5(out)  # a complete folder: it loads
+    print(f"{out}: {model.num_parameters() / 1e6:.1f}M parameters; try it:\n"
+          f'  minitune generate --checkpoint {out} "Translate to German: How old are you?"\n'
+          f"  minitune train --init {out} --data my.jsonl --out runs/{args.name}-tuned")  # fmt: skip
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write a checkpoint in the Hugging Face T5 layout (config.json, model.safetensors,
+    spiece.model), for `transformers` or any T5 tool."""
+    from minitune.t5 import export_t5, t5_problems
+
+    model, tok, _ = _load(args.checkpoint, "cpu")  # LoRA adapters are merged in
+    problems = t5_problems(model.config)
+    if problems:
+        raise UserError(
+            f"{args.checkpoint} is not a T5 architecture, so it has no T5 layout: "
+            f"{'; '.join(problems)}. Presets that export: laptop, tiny, t5-small, t5-v1_1-small"
+        )
+    out = Path(args.out)
+    if out.is_dir() and any(out.iterdir()) and not args.overwrite:
+        raise UserError(f"{out} is not empty; choose another --out or pass --overwrite")
+    export_t5(model, out, tokenizer_file=tok.path)
+    print(f"wrote {out}/config.json, model.safetensors, spiece.model: a T5 folder for "
+          "transformers (T5ForConditionalGeneration.from_pretrained) or --checkpoint/--init")  # fmt: skip
+    return 0
+
+
 def _decoding(args: argparse.Namespace) -> dict:
+    """The decoding settings of the flags, checked here so that a mistake is one line naming
+    the flag (model.generate would raise the same ValueError deeper down)."""
     import torch
 
     sample = args.sample or args.temperature is not None or args.top_k or args.top_p is not None
+    named = [f"{flag} {value}" for flag, value in (("--temperature", args.temperature),
+             ("--top-k", args.top_k), ("--top-p", args.top_p)) if value is not None]  # fmt: skip
+    if sample and args.num_beams > 1:
+        raise UserError(
+            f"--num-beams {args.num_beams} with sampling ({', '.join(named) or '--sample'}): beam "
+            "search keeps the most likely sequences, sampling draws at random; use one of them"
+        )
+    checks = [(args.max_new_tokens >= 1, f"--max-new-tokens must be >= 1, got {args.max_new_tokens}"),
+              (args.num_beams >= 1, f"--num-beams must be >= 1, got {args.num_beams}"),
+              (args.temperature is None or args.temperature > 0,
+               f"--temperature must be > 0, got {args.temperature} (for greedy: leave it out)"),
+              (args.top_k is None or args.top_k >= 0, f"--top-k must be >= 0 (0 = all), got {args.top_k}"),
+              (args.top_p is None or 0 < args.top_p <= 1, f"--top-p must be in (0, 1], got {args.top_p}")]  # fmt: skip
+    for ok, message in checks:
+        if not ok:
+            raise UserError(message)
     kwargs = {"max_new_tokens": args.max_new_tokens, "num_beams": args.num_beams}
     if sample:
         kwargs.update(do_sample=True, temperature=args.temperature or 1.0, top_k=args.top_k or 0,
@@ -338,29 +548,68 @@ def _decoding(args: argparse.Namespace) -> dict:
     return kwargs
 
 
+def _source_length(info: dict, given: int | None) -> int:
+    """--max-source-length, else what the checkpoint was trained with (T5 folders: 512)."""
+    if given is not None:
+        if given < 2:
+            raise UserError(f"--max-source-length must be >= 2, got {given}")
+        return given
+    return int(info.get("train", {}).get("max_source_length") or 512)
+
+
 def _answer(model, tok, prompt: str, decoding: dict, max_source_length: int = 512) -> str:
+    """The model's answer to one prompt; a prompt cut to `max_source_length` tokens is reported
+    (on stderr, so that stdout stays the answer)."""
     batch = tok.encode_batch([prompt], max_length=max_source_length)
+    if batch.truncated:
+        print(f"note: the prompt is {len(tok.encode(prompt)) + 1} tokens; the model reads only the "
+              f"first {max_source_length} (--max-source-length)", file=sys.stderr)  # fmt: skip
     device = next(model.parameters()).device
     out = model.generate(batch.input_ids.to(device), batch.attention_mask.to(device), **decoding)
     return tok.decode(out[0])
 
 
+def _read_prompt(prompt: str | None) -> str:
+    """The PROMPT argument with \\n as a newline, or stdin when it is "-" or left out."""
+    if prompt is None or prompt == "-":
+        if prompt is None and sys.stdin.isatty():
+            raise UserError(
+                "give a PROMPT, or pipe one in: echo 'What is 2 + 3?' | minitune generate ..."
+            )
+        return sys.stdin.read().rstrip("\n")
+    return prompt.replace("\\n", "\n")
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
-    model, tok, _ = _load(args.checkpoint, args.device)
-    try:
-        decoding = _decoding(args)
-        print(_answer(model, tok, args.prompt, decoding))
-    except ValueError as err:  # bad decoding values
-        raise UserError(str(err)) from None
+    decoding = _decoding(args)
+    prompt = _read_prompt(args.prompt)
+    model, tok, info = _load(args.checkpoint, args.device)
+    print(_answer(model, tok, prompt, decoding, _source_length(info, args.max_source_length)))
     return 0
+
+
+def chat_prompt(tok, instruction: str, history: list[str], max_length: int) -> tuple[str, int]:
+    """The prompt of a chat turn from the newest turns that fit in `max_length` tokens (the
+    oldest are left out first) and how many turns were left out.
+
+    Example: history ["User: hi", "Assistant: hello", "User: 2 + 3?"] with room for two turns
+    -> "INSTRUCTION\\nAssistant: hello\\nUser: 2 + 3?", 1."""
+    from minitune.data.templates import format_prompt
+
+    for start in range(len(history)):
+        prompt = format_prompt(instruction, "\n".join(history[start:]))
+        if len(tok.encode(prompt)) + 1 <= max_length:
+            return prompt, start
+    return format_prompt(instruction, history[-1]), len(history) - 1  # cut, and reported
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
     from minitune.data.formats import CHAT_INSTRUCTION
-    from minitune.data.templates import format_prompt
 
-    model, tok, _ = _load(args.checkpoint, args.device)
     decoding = _decoding(args)
+    model, tok, info = _load(args.checkpoint, args.device)
+    max_length = _source_length(info, args.max_source_length)
+    instruction = args.system.replace("\\n", "\n") if args.system else CHAT_INSTRUCTION
     history: list[str] = []
     print("Chat with the model; an empty line or Ctrl-D ends. /reset forgets the conversation.")
     while True:
@@ -375,7 +624,10 @@ def cmd_chat(args: argparse.Namespace) -> int:
             history = []
             continue
         history.append(f"User: {line}")
-        reply = _answer(model, tok, format_prompt(CHAT_INSTRUCTION, "\n".join(history)), decoding)
+        prompt, dropped = chat_prompt(tok, instruction, history, max_length)
+        if dropped:
+            print(f"(the {dropped} oldest turn(s) no longer fit in {max_length} tokens: left out)")
+        reply = _answer(model, tok, prompt, decoding, max_length)
         history.append(f"Assistant: {reply}")
         print(f"model> {reply}")
 
@@ -414,23 +666,43 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     from minitune.evaluate import SPLIT_NAMES, format_table
     from minitune.train import train
 
-    model_cfg, cfg = _run_config(args, "instruct")
-    out = Path(cfg.out)
-    if args.pretrain_steps:
-        pre_args = argparse.Namespace(**{**vars(args), "data": None, "init": None,
+    out = Path(args.out or _run_config(argparse.Namespace(**{**vars(args), "resume": False}),
+                                       "instruct")[1].out)  # fmt: skip
+    if not args.resume:
+        _check_out(out, args.overwrite)
+    again = " ".join(a for a in args.argv if a != "--overwrite") + (
+        " --resume" if not args.resume else ""
+    )
+    again = f"minitune {again}" + ("" if args.out else f" --out {out}")
+    tuning_started = (out / "last" / "trainer.pt").is_file()
+    pre_last = (out / "pretrain" / "last").resolve()
+    if args.pretrain_steps and not (args.resume and tuning_started):
+        pre_args = argparse.Namespace(**{**vars(args), "data": [str(find_shipped("data/pretrain.txt"))],
+                                         "config": _config_name(args, "instruct"), "init": None,
                                          "out": str(out / "pretrain"), "max_minutes": None,
                                          "max_steps": args.pretrain_steps})  # fmt: skip
-        pre_model, pre_cfg = _run_config(pre_args, "span")
+        resume = args.resume and (pre_last / "trainer.pt").is_file()
+        pre_model, pre_cfg = _run_config(pre_args, "span", out / "pretrain" if resume else None)
         print(f"== pretraining (span corruption) for {args.pretrain_steps} steps")
-        train(pre_model, pre_cfg, progress=not args.no_progress)
-        cfg.init = str(out / "pretrain" / "last")
+        if (
+            train(pre_model, pre_cfg, resume=resume, progress=not args.no_progress)["stop_reason"]
+            == "interrupted"
+        ):
+            print(f"to continue: {again}")
+            return 130
+    resume = args.resume and tuning_started
+    model_cfg, cfg = _run_config(args, "instruct", out if resume else None)
+    cfg.out = str(out)
+    if args.pretrain_steps and not resume:
+        cfg.init = str(pre_last)
     print("== instruction tuning")
-    summary = train(model_cfg, cfg, progress=not args.no_progress)
+    summary = train(model_cfg, cfg, resume=resume, progress=not args.no_progress)
     if summary["stop_reason"] == "interrupted":
+        print(f"to continue: {again}")
         return 130
     print("== evaluation")
     model, tok, _ = _load(str(out / "best"), cfg.device)
-    files = [f"data/{split}.jsonl" for split in SPLIT_NAMES]
+    files = [str(find_shipped(f"data/{split}.jsonl")) for split in SPLIT_NAMES]
     result = evaluate_files(model, tok, files, args.limit, cfg.max_source_length,
                             cfg.max_target_length)  # fmt: skip
     table = format_table(result["report"])
@@ -457,12 +729,24 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     return 0
 
 
-def _training_flags(p: argparse.ArgumentParser, default_config: str | None) -> None:
-    p.add_argument(
-        "--config", default=default_config, help=f"TOML run file (default: {default_config})"
-    )
+def _training_flags(p: argparse.ArgumentParser, default_config: str, lora: bool = True) -> None:
+    p.add_argument("--config", metavar="FILE|NAME",
+                   help=f"TOML run file, or a shipped config's name: {', '.join(shipped_configs())} "
+                   f"(default: {default_config})")  # fmt: skip
     p.add_argument("--data", nargs="+", help="training files (overrides the config)")
+    p.add_argument("--valid-data", metavar="FILE",
+                   help="validation file that chooses best/ (default with --data: a held-out "
+                   "5%% of the data, at least 32 examples)")  # fmt: skip
     p.add_argument("--out", help="run folder (checkpoints, metrics.jsonl, loss.png)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from last/, with its saved config")  # fmt: skip
+    p.add_argument("--overwrite", action="store_true",
+                   help="start afresh in a non-empty --out (removes its previous run)")  # fmt: skip
+    p.add_argument("--force", action="store_true",
+                   help="with --resume: accept settings that make the run differ from an "
+                   "uninterrupted one (e.g. another lr)")  # fmt: skip
+    p.add_argument("--print-config", action="store_true",
+                   help="print the resolved run config as TOML and exit")  # fmt: skip
     p.add_argument("--max-steps", type=int, help="optimizer steps (the schedule's length)")
     p.add_argument("--max-minutes", type=float, help="stop after this much wall time")
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="default: auto")
@@ -472,6 +756,9 @@ def _training_flags(p: argparse.ArgumentParser, default_config: str | None) -> N
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
                    help="override any config value, e.g. --set train.lr=5e-4 (repeatable)")  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--report-to", choices=["tensorboard"],
+                   help="also log the metrics for TensorBoard, in OUT/tensorboard (needs the "
+                   "optional extra: pip install 'minitune[tensorboard]')")  # fmt: skip
     p.add_argument("--stop-at-step", type=int, help=argparse.SUPPRESS)  # tests: stop, save last/
     p.add_argument("--skip-nonfinite", action="store_true",
                    help="skip (and count) steps whose loss is NaN/inf instead of stopping")  # fmt: skip
@@ -481,23 +768,35 @@ def _training_flags(p: argparse.ArgumentParser, default_config: str | None) -> N
     scale.add_argument("--compile", action="store_true", help="torch.compile the model")
     scale.add_argument("--activation-checkpointing", action="store_true",
                        help="recompute layers in backward: less memory, more compute")  # fmt: skip
-    lora = p.add_argument_group("LoRA (train adapters on a frozen --init model)")
-    lora.add_argument("--lora-rank", type=int, help="adapter rank r (e.g. 8); 0: full fine-tuning")
-    lora.add_argument("--lora-alpha", type=float, help="scale α (update × α/r; default 2·r)")
-    lora.add_argument("--lora-targets", metavar="q,v", help="projections: any of q,k,v,o")
-    lora.add_argument("--lora-where", metavar="encoder,decoder,cross",
-                      help="which attention layers (default: all three)")  # fmt: skip
+    if not lora:  # pretraining has no LoRA flags
+        p.set_defaults(lora_rank=None, lora_alpha=None, lora_targets=None, lora_where=None)
+        return
+    group = p.add_argument_group("LoRA (train adapters on a frozen --init model)")
+    group.add_argument("--lora-rank", type=int, help="adapter rank r (e.g. 8); 0: full fine-tuning")
+    group.add_argument("--lora-alpha", type=float, help="scale α (update × α/r; default 2·r)")
+    group.add_argument("--lora-targets", metavar="q,v", help="projections: any of q,k,v,o")
+    group.add_argument("--lora-where", metavar="encoder,decoder,cross",
+                       help="which attention layers (default: all three)")  # fmt: skip
 
 
 def _decoding_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--max-new-tokens", type=int, default=64)
-    p.add_argument("--num-beams", type=int, default=1, help="beam search with this many beams")
+    p.add_argument("--max-new-tokens", type=int, default=64,
+                   help="longest answer in tokens (default: 64)")  # fmt: skip
+    p.add_argument("--max-source-length", type=int, metavar="N",
+                   help="prompt tokens read; longer prompts are cut, with a note (default: the "
+                   "checkpoint's training setting; 512 for T5 folders)")  # fmt: skip
+    p.add_argument("--num-beams", type=int, default=1,
+                   help="beam search with this many beams (default: 1, greedy)")  # fmt: skip
     p.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
-    p.add_argument("--temperature", type=float, help="sampling temperature (implies --sample)")
-    p.add_argument("--top-k", type=int, help="sample among the k most likely tokens")
-    p.add_argument("--top-p", type=float, help="sample from the smallest set with probability p")
-    p.add_argument("--seed", type=int, default=0, help="seed for sampling")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--temperature", type=float,
+                   help="sampling temperature (switches sampling on; default 1.0 when sampling)")  # fmt: skip
+    p.add_argument("--top-k", type=int,
+                   help="sample among the k most likely tokens (switches sampling on)")  # fmt: skip
+    p.add_argument("--top-p", type=float,
+                   help="sample from the smallest set with probability p (switches sampling on)")  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="seed for sampling (default: 0)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
+                   help="default: auto (CUDA, then MPS, then CPU)")  # fmt: skip
 
 
 def _sub(sub, name: str, help: str, description: str, examples: list[str]):
@@ -522,10 +821,9 @@ def build_parser() -> argparse.ArgumentParser:
              "and answer a few example prompts. Writes report.json and eval.txt in the run folder.",
              ["minitune pipeline", "minitune pipeline --pretrain-steps 300 --out runs/pretrained",
               "minitune pipeline --max-steps 50 --limit 20 --out /tmp/quick"])  # fmt: skip
-    _training_flags(p, "configs/laptop.toml")
+    _training_flags(p, "laptop")
     p.add_argument("--pretrain-steps", type=int, default=0, help="span-corruption steps first")
     p.add_argument("--limit", type=int, help="evaluate only the first N examples of each split")
-    p.add_argument("--resume", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_pipeline)
 
     p = _sub(sub, "train", "instruction tuning",
@@ -535,8 +833,7 @@ def build_parser() -> argparse.ArgumentParser:
               "minitune train --init runs/pretrain/last --out runs/tuned",
               "minitune train --out runs/laptop --resume",
               "minitune train --set train.lr=5e-4 --set model.dropout=0.1"])  # fmt: skip
-    _training_flags(p, "configs/laptop.toml")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from last/")
+    _training_flags(p, "laptop; with --init: finetune")
     p.set_defaults(func=cmd_train)
 
     p = _sub(sub, "pretrain", "span-corruption pretraining",
@@ -544,8 +841,7 @@ def build_parser() -> argparse.ArgumentParser:
              "your text files (documents separated by blank lines).",
              ["minitune pretrain --max-steps 300",
               "minitune pretrain --data my_texts.txt --out runs/my_pretrain"])  # fmt: skip
-    _training_flags(p, "configs/laptop.toml")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from last/")
+    _training_flags(p, "pretrain", lora=False)
     p.set_defaults(func=cmd_pretrain)
 
     p = _sub(sub, "eval", "score a checkpoint on data files",
@@ -558,26 +854,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--limit", type=int, help="only the first N examples of each file")
     p.add_argument("--predictions", help="write every prediction to this JSONL file")
-    p.add_argument("--num-beams", type=int, default=1)
-    p.add_argument("--max-source-length", type=int, default=128)
-    p.add_argument("--max-new-tokens", type=int, default=64)
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    p.set_defaults(func=cmd_eval)
+    p.add_argument("--run-code", action="store_true",
+                   help="run the model's answers to code tasks against their tests for your "
+                   "files too (the shipped suite's always run), in a subprocess with CPU-time "
+                   "and memory limits")  # fmt: skip
+    p.add_argument("--num-beams", type=int, default=1,
+                   help="beam search with this many beams (default: 1, greedy)")  # fmt: skip
+    p.add_argument("--max-source-length", type=int, metavar="N",
+                   help="prompt tokens read; longer prompts are cut and counted (default: the "
+                   "checkpoint's training setting; 512 for T5 folders)")  # fmt: skip
+    p.add_argument("--max-new-tokens", type=int, default=64,
+                   help="longest answer in tokens (default: 64)")  # fmt: skip
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
+                   help="default: auto (CUDA, then MPS, then CPU)")  # fmt: skip
+    p.set_defaults(func=cmd_eval, sample=False, temperature=None, top_k=None, top_p=None, seed=0)
 
     p = _sub(sub, "generate", "answer one prompt",
              "Generate the model's answer to a prompt (greedy by default).",
              ['minitune generate --checkpoint runs/laptop/best "What is 12 + 30?"',
-              'minitune generate --checkpoint runs/laptop/best --num-beams 4 "Translate to French: the cat"',
-              'minitune generate --checkpoint runs/laptop/best --temperature 0.8 --top-p 0.9 "Say hi."'])  # fmt: skip
+              'minitune generate --checkpoint runs/laptop/best --num-beams 4 "Translate this sentence into French.\\nThe small dog sees the red ball."',
+              'minitune generate --checkpoint runs/laptop/best --temperature 0.8 --top-p 0.9 "Reverse the letters of this word.\\nlantern"',
+              "cat prompt.txt | minitune generate --checkpoint runs/laptop/best -"])  # fmt: skip
     p.add_argument("--checkpoint", required=True, help="checkpoint folder")
-    p.add_argument("prompt", help="the prompt (instruction, newline, input)")
+    p.add_argument("prompt", nargs="?",
+                   help="the prompt: the instruction, \\n (a newline), the input; - or left out: "
+                   "read it from stdin")  # fmt: skip
     _decoding_flags(p)
     p.set_defaults(func=cmd_generate)
 
     p = _sub(sub, "chat", "talk with a checkpoint",
-             "An interactive conversation; the history is the input of each turn.",
-             ["minitune chat --checkpoint runs/laptop/best"])  # fmt: skip
+             "An interactive conversation, in the template of the chat data: the instruction "
+             "(--system, or the default) and the turns as 'User: ...' / 'Assistant: ...' lines. "
+             "When the conversation no longer fits, the oldest turns are left out first.",
+             ["minitune chat --checkpoint runs/laptop/best",
+              'minitune chat --checkpoint runs/laptop/best --system "Answer in French."'])  # fmt: skip
     p.add_argument("--checkpoint", required=True, help="checkpoint folder")
+    p.add_argument("--system", metavar="TEXT",
+                   help="the instruction above the conversation (default: 'Continue the "
+                   "conversation as the assistant.', as in the training data)")  # fmt: skip
     _decoding_flags(p)
     p.set_defaults(func=cmd_chat)
 
@@ -610,6 +924,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, default=24)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.set_defaults(func=cmd_inspect)
+
+    p = _sub(sub, "download", "fetch a published T5 / Flan-T5 checkpoint",
+             "Download config.json, the weights and spiece.model of a published checkpoint from "
+             "the Hugging Face hub by plain HTTPS (https://huggingface.co/<repo>/resolve/main/"
+             "<file>; no Hugging Face library), with a progress bar. An interrupted download "
+             "continues where it stopped when run again; every file is checked against the "
+             "published size (and sha256, for the weights) before it is kept.",
+             ["minitune download flan-t5-small",
+              "minitune download flan-t5-base --out models/flan-t5-base"])  # fmt: skip
+    p.add_argument("name", choices=["flan-t5-small", "flan-t5-base", "t5-small"],
+                   help="google/flan-t5-small, google/flan-t5-base or google-t5/t5-small")  # fmt: skip
+    p.add_argument("--out", help="folder (default: models/NAME)")
+    p.add_argument("--hub", default="https://huggingface.co",
+                   help="the hub's address, e.g. a mirror (default: https://huggingface.co)")  # fmt: skip
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_download)
+
+    p = _sub(sub, "export", "write a checkpoint as a Hugging Face T5 folder",
+             "Write config.json, model.safetensors and spiece.model in the layout of Hugging "
+             "Face's T5 (transformers loads it, with the same logits). Any model with a T5 "
+             "architecture exports (relative positions, RMSNorm pre-norm, ReLU or gated-GELU, "
+             "no biases, multi-head attention), the laptop and tiny presets included: their "
+             "1/sqrt(D) attention scaling is folded into W_q.",
+             ["minitune export --checkpoint runs/laptop/best --out exported/laptop-t5",
+              "minitune export --checkpoint runs/flan-tuned/best --out exported/flan-tuned"])  # fmt: skip
+    p.add_argument("--checkpoint", required=True, help="checkpoint folder (LoRA: merged first)")
+    p.add_argument("--out", required=True, help="folder for the T5 files")
+    p.add_argument("--overwrite", action="store_true", help="write into a non-empty --out")
+    p.set_defaults(func=cmd_export)
 
     lora = sub.add_parser("lora", help="LoRA adapter checkpoints").add_subparsers(
         dest="lora_command", metavar="COMMAND", required=True
@@ -715,6 +1058,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.path.insert(0, os.getcwd())
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # e.g. to print a resume command
     if args.command is None:
         parser.print_help()
         return 2

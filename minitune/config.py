@@ -23,6 +23,7 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 from minitune.layers import registry
+from minitune.paths import config_file, resolve_file
 
 # The attention, position, feed-forward and norm variants are named in minitune/layers/registry.py
 # (one line per variant). The other choices are listed here.
@@ -112,9 +113,8 @@ class ModelConfig:
     norm_eps: float = 1e-6  # epsilon inside the norm's square root
     bias: bool = False  # biases in linear layers and LayerNorm (T5 has none)
     scale_attention: bool = True  # multiply scores by 1/sqrt(D); T5 folds it into its init: False
-    tie_embeddings: bool = (
-        True  # output projection shares the input embedding (then × d_model^-0.5)
-    )
+    tie_embeddings: bool = True  # the output projection is the input embedding matrix
+    scale_output: bool | None = None  # × d_model^-0.5 before the head (T5 v1.0); None: if tied
 
     copy_head: bool = False  # pointer-generator output: may copy source tokens (layers/copy.py)
 
@@ -133,6 +133,8 @@ class ModelConfig:
             self.d_head = self.d_model // self.n_heads
         if self.n_kv_heads is None:
             self.n_kv_heads = self.n_heads
+        if self.scale_output is None:  # T5 v1.0 scales its tied head, v1.1 its own head not
+            self.scale_output = self.tie_embeddings
         self.inner_dim = self.n_heads * self.d_head
         self.kv_dim = self.n_kv_heads * self.d_head
 
@@ -282,6 +284,7 @@ SCHEDULES = ("cosine", "inverse_sqrt", "constant")
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 OBJECTIVES = ("instruct", "span")
 NONFINITE = ("stop", "skip")
+REPORT_TO = ("tensorboard",)
 
 
 @dataclass
@@ -291,6 +294,7 @@ class TrainConfig:
     objective: str = "instruct"  # "instruct" (instruction tuning) or "span" (span corruption)
     data: list[str] = field(default_factory=lambda: ["data/train.jsonl"])  # training files
     valid_data: str | None = "data/valid.jsonl"  # evaluated every eval_every steps; None: skip
+    valid_fraction: float = 0.0  # > 0: hold out this seeded share of `data` as validation set
     tokenizer: str | None = None  # SentencePiece model; None: --init's own, else the shipped one
     max_source_length: int = 128  # longer prompts are truncated (and counted)
     max_target_length: int = 64  # longer answers are truncated (and counted)
@@ -330,6 +334,7 @@ class TrainConfig:
     activation_checkpointing: bool = False  # recompute each layer in backward: less memory
     tf32: bool = True  # CUDA: TensorFloat-32 matmuls for float32 (much faster, 10-bit mantissa)
     threads: int | None = None  # CPU threads for torch (None: torch's default)
+    report_to: list[str] = field(default_factory=list)  # also log to: "tensorboard" (optional)
     seed: int = 0  # seeds Python, torch (and CUDA); recorded in every checkpoint
     out: str = "runs/laptop"  # run folder: checkpoints, metrics.jsonl, loss.png
 
@@ -337,6 +342,17 @@ class TrainConfig:
         if isinstance(self.data, str):
             self.data = [self.data]
         _check_types(self)
+        # the shipped files are found from any folder (minitune/paths.py); paths are saved whole
+        self.data = [resolve_file(p) for p in self.data]
+        for name in ("valid_data", "tokenizer", "init"):
+            if getattr(self, name) is not None:
+                setattr(self, name, resolve_file(getattr(self, name)))
+        for target in self.report_to:
+            if target not in REPORT_TO:
+                raise ValueError(
+                    f"TrainConfig.report_to: {target!r} is not one of: "
+                    f"{', '.join(map(repr, REPORT_TO))}{suggest(target, REPORT_TO)}"
+                )
         choices = {"objective": OBJECTIVES, "optimizer": OPTIMIZERS, "schedule": SCHEDULES,
                    "precision": PRECISIONS, "on_nonfinite": NONFINITE}  # fmt: skip
         _check_choices(self, choices)
@@ -348,6 +364,16 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name} must be a positive integer, got {value!r}")
         if not self.lr > 0:
             raise ValueError(f"TrainConfig.lr must be > 0, got {self.lr!r}")
+        if not 0.0 <= self.valid_fraction < 1.0:
+            raise ValueError(
+                f"TrainConfig.valid_fraction must be in [0, 1), got {self.valid_fraction!r}"
+            )
+        if self.valid_fraction and self.valid_data:
+            raise ValueError(
+                "TrainConfig: give either valid_data (a file) or valid_fraction (a held-out "
+                f"share of the training data), not both (valid_data={self.valid_data!r}, "
+                f"valid_fraction={self.valid_fraction})"
+            )
         for name in ("weight_decay", "clip_grad", "label_smoothing", "lora_dropout"):
             if getattr(self, name) < 0:
                 raise ValueError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)!r}")
@@ -385,33 +411,136 @@ def _check_keys(section: str, values: dict, cls) -> None:
             raise ValueError(f"[{section}] unknown key {key!r}{hint}")
 
 
+# Own data without its own validation file: this share of it (at least train.HOLDOUT_MIN
+# examples, drawn with the run's seed) chooses best/, not the shipped suite's valid split.
+HOLDOUT_FRACTION = 0.05
+
+
+def read_run_file(path: str | Path) -> tuple[Path, dict[str, dict]]:
+    """The [model] and [train] tables of a TOML run file (a path, or a shipped config's name)."""
+    path = config_file(path)  # a path, or a shipped config by name ("laptop", "finetune")
+    try:
+        loaded = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise ValueError(f"{path}: cannot read the config file: {err.strerror}") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ValueError(f"{path}: not valid TOML: {err}") from None
+    for section in loaded:
+        if section not in ("model", "train"):
+            raise ValueError(f"{path}: unknown table [{section}]; allowed: [model], [train]")
+    return path, {"model": dict(loaded.get("model", {})), "train": dict(loaded.get("train", {}))}
+
+
+def _validation_follows_data(layers: list[dict]) -> dict:
+    """The [train] values of `layers` (applied in order), where validation follows the data:
+    when the last layer that names `data` (a file, or --data) names no validation, a held-out
+    share of that data is used, not the shipped suite's valid split (TrainConfig's default)."""
+    merged: dict = {}
+    for layer in layers:
+        merged.update(layer)
+    setters = [i for i, layer in enumerate(layers) if "data" in layer]
+    if setters and merged.get("objective", "instruct") == "instruct":
+        later = layers[setters[-1] :]
+        if not any({"valid_data", "valid_fraction"} & layer.keys() for layer in later):
+            merged.update(valid_data=None, valid_fraction=HOLDOUT_FRACTION)
+    return merged
+
+
 def load_run_config(
-    path: str | Path | None, overrides: dict[str, dict] | None = None
+    path: str | Path | None,
+    overrides: dict[str, dict] | None = None,
+    defaults: dict[str, dict] | None = None,
 ) -> tuple[ModelConfig, TrainConfig]:
     """Read a TOML run file ([model] and [train] tables), apply overrides, validate.
 
     [model] takes `preset` plus any ModelConfig field; [train] any TrainConfig field.
-    `overrides` has the same shape, e.g. {"train": {"lr": 3e-4}, "model": {"dropout": 0.0}}.
+    `overrides` has the same shape, e.g. {"train": {"lr": 3e-4}, "model": {"dropout": 0.0}};
+    `defaults` too, applied under the file. `path` may name a shipped config ("tiny").
+    Training on other data than the file's (or than the default) without naming a validation
+    set holds out a share of it (`HOLDOUT_FRACTION`).
     """
-    tables: dict[str, dict] = {"model": {}, "train": {}}
+    layers = [defaults or {}]
     if path is not None:
-        try:
-            loaded = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ValueError(f"{path}: no such config file") from None
-        except tomllib.TOMLDecodeError as err:
-            raise ValueError(f"{path}: not valid TOML: {err}") from None
-        for section in loaded:
-            if section not in tables:
-                raise ValueError(f"{path}: unknown table [{section}]; allowed: [model], [train]")
-            tables[section].update(loaded[section])
-    for section, values in (overrides or {}).items():
-        tables[section].update(values)
-    model_values = dict(tables["model"])
+        layers.append(read_run_file(path)[1])
+    layers.append(overrides or {})
+    model_values: dict = {}
+    for layer in layers:
+        model_values.update(layer.get("model", {}))
+    train_values = _validation_follows_data([layer.get("train", {}) for layer in layers])
     preset = model_values.pop("preset", "laptop")
     _check_keys("model", model_values, ModelConfig)
-    _check_keys("train", tables["train"], TrainConfig)
-    return ModelConfig.preset(preset, **model_values), TrainConfig(**tables["train"])
+    _check_keys("train", train_values, TrainConfig)
+    return ModelConfig.preset(preset, **model_values), TrainConfig(**train_values)
+
+
+# Settings that a resumed run may change without leaving the path of an uninterrupted run:
+# when and how often to stop, log, evaluate and save, and where the work happens.
+RESUME_SAFE = {"max_minutes", "save_every", "log_every", "eval_every", "device", "threads",
+               "compile", "activation_checkpointing", "on_nonfinite", "out", "tf32",
+               "report_to"}  # fmt: skip
+
+
+def saved_run_config(
+    info: dict, overrides: dict[str, dict] | None = None
+) -> tuple[ModelConfig, TrainConfig]:
+    """The config a checkpoint's config.json was trained with, with `overrides` on top (the
+    same shape as load_run_config's; a [model] preset is expanded first)."""
+    overrides = overrides or {}
+    model_values = dict(info["model"])
+    requested = dict(overrides.get("model", {}))
+    if "preset" in requested:
+        requested = {**PRESETS.get(requested.pop("preset"), {}), **requested}
+    _check_keys("model", requested, ModelConfig)
+    model_values.update(requested)
+    train_values = dict(info["train"])
+    known = {f.name for f in dataclasses.fields(TrainConfig) if f.init}
+    train_values = {k: v for k, v in train_values.items() if k in known}  # older versions' keys
+    _check_keys("train", overrides.get("train", {}), TrainConfig)
+    train_values.update(overrides.get("train", {}))
+    return ModelConfig.from_dict(model_values), TrainConfig(**train_values)
+
+
+def config_changes(
+    before: tuple[ModelConfig, TrainConfig], after: tuple[ModelConfig, TrainConfig]
+) -> list[tuple[str, object, object]]:
+    """[(section.key, old, new)] for every setting that differs, model first."""
+    changes = []
+    for section, old, new in (("model", *[c.to_dict() for c in (before[0], after[0])]),
+                              ("train", before[1].to_dict(), after[1].to_dict())):  # fmt: skip
+        changes += [(f"{section}.{k}", old.get(k), v) for k, v in new.items() if old.get(k) != v]
+    return changes
+
+
+def to_toml(model_cfg: ModelConfig, cfg: TrainConfig) -> str:
+    """The resolved run config as a TOML run file (unset values as comments), e.g.
+
+    [model]
+    vocab_size = 3000
+    ...
+    [train]
+    valid_data = "/home/me/minitune/data/valid.jsonl"
+    """
+
+    def value(v) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, str):
+            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        if isinstance(v, list):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        return repr(v)
+
+    lines = []
+    tables = [("model", model_cfg.to_dict()), ("train", cfg.to_dict())]
+    if cfg.init:  # the model is the checkpoint's own
+        lines += [f"# [model]: the model of {cfg.init} (its config.json)", ""]
+        tables = tables[1:]
+    for name, values in tables:
+        lines.append(f"[{name}]")
+        for k, v in values.items():
+            lines.append(f"# {k} (not set)" if v is None else f"{k} = {value(v)}")
+        lines.append("")
+    return "\n".join(lines)
 
 
 def parse_override(text: str) -> tuple[str, str, object]:

@@ -105,8 +105,11 @@ def predict(model, tok, prompts: list[str], max_source_length: int = 128,
     return answers
 
 
-def score(records: list[Record], predictions: list[str], default_split: str) -> list[Scored]:
-    """Score predictions; code answers are run against their tests in a subprocess."""
+def score(
+    records: list[Record], predictions: list[str], default_split: str, run_code: bool = True
+) -> list[Scored]:
+    """Score predictions; with run_code, code answers are run against their tests in a limited
+    subprocess (minitune/data/codecheck.py); without, they get no pass rate."""
     scored = []
     for r, p in zip(records, predictions, strict=True):
         scored.append(Scored(
@@ -116,6 +119,7 @@ def score(records: list[Record], predictions: list[str], default_split: str) -> 
             rouge_l=rouge_l(p, r.output),
         ))  # fmt: skip
     code = [i for i, r in enumerate(records) if "tests" in r.meta and "entry_point" in r.meta]
+    code = code if run_code else []
     programs = [{"code": predictions[i], "entry_point": records[i].meta["entry_point"],
                  "tests": records[i].meta["tests"]} for i in code]  # fmt: skip
     for i, result in zip(code, check_programs(programs, batch_time_limit=300), strict=True):

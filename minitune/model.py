@@ -160,8 +160,9 @@ class Seq2SeqTransformer(nn.Module):
         self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)  # shared by encoder and decoder
         self.encoder = Encoder(cfg)
         self.decoder = Decoder(cfg)
-        # Output projection. Tied: reuse the embedding matrix, scaled by d_model^-0.5 (T5 v1.0),
-        # which keeps the logits of unit-scale embeddings at unit scale. Untied: its own matrix.
+        # Output projection. Tied: reuse the embedding matrix (with scale_output, T5 v1.0 scales
+        # the decoder output by d_model^-0.5 first, which keeps the logits of unit-scale
+        # embeddings at unit scale). Untied: its own matrix.
         self.lm_head = (
             None if cfg.tie_embeddings else nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         )
@@ -193,10 +194,11 @@ class Seq2SeqTransformer(nn.Module):
         log-probabilities (which are logits too: their softmax is the distribution itself).
         """
         h = self.decoder(self.embed(decoder_input_ids), memory, attention_mask, cache)  # (B, T, C)
+        out = h * self.config.d_model**-0.5 if self.config.scale_output else h
         if self.lm_head is not None:
-            logits = self.lm_head(h)
+            logits = self.lm_head(out)
         else:
-            logits = (h * self.config.d_model**-0.5) @ self.embed.weight.t()  # (B, T, V)
+            logits = out @ self.embed.weight.t()  # (B, T, V)
         if self.copy_head is None:
             return logits
         if source_ids is None:

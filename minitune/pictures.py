@@ -11,7 +11,7 @@ writes, into the output folder,
     position_bias.png            the additive position bias per head (relative, ALiBi schemes)
 
 The decoder side reads the model's own greedy answer, fed back with teacher forcing, so the
-decoder maps show how the model attended while writing it. Needs matplotlib (the dev extra).
+decoder maps show how the model attended while writing it. Uses matplotlib (a dependency).
 """
 
 from __future__ import annotations

@@ -18,7 +18,8 @@ RMSNorm, no 1/sqrt(D) scaling, ReLU or gated-GELU, tied or untied head) and a re
     num_layers                   n_encoder_layers
     num_decoder_layers           n_decoder_layers (defaults to num_layers)
     feed_forward_proj            ffn: "relu" -> relu, "gated-gelu" -> gated-gelu
-    tie_word_embeddings          tie_embeddings (default true, as in T5 v1.0; see `_tied_head`)
+    tie_word_embeddings          tie_embeddings (and lm_head.weight: see `_head_settings`)
+    scale_decoder_outputs        scale_output (transformers 5; before: = tie_word_embeddings)
     relative_attention_*         relative_buckets, relative_max_distance
 
 Tensor names (i = layer, X = SelfAttention / EncDecAttention, w = q, k, v, o):
@@ -48,26 +49,37 @@ from minitune.config import ModelConfig
 _FFN_FROM_HF = {"relu": "relu", "gated-gelu": "gated-gelu"}
 
 
-def _tied_head(hf: dict) -> bool:
-    """Whether the output head is the embedding scaled by d_model^-0.5 (T5 v1.0).
+def _head_settings(hf: dict, weights: dict | None = None) -> tuple[bool, bool]:
+    """(tie_embeddings, scale_output): whether the output head is the embedding matrix, and
+    whether the decoder output is scaled by d_model^-0.5 before it. Two separate questions:
 
-    config.json files written before transformers 5 say so with `tie_word_embeddings`
-    (false for v1.1 / Flan-T5); transformers 5 always writes `tie_word_embeddings: true` and says
-    it with `scale_decoder_outputs` instead.
+    - before transformers 5, `tie_word_embeddings` answered both: true for T5 v1.0 (tied and
+      scaled), false for v1.1 / Flan-T5 (own lm_head.weight, no scaling);
+    - transformers 5 always writes `tie_word_embeddings: true` and answers the second with
+      `scale_decoder_outputs`; a v1.1 model it creates has a tied head without scaling (no
+      lm_head.weight in the file), a converted Flan-T5 its own lm_head.weight.
+
+    So the weights decide the tying when given: an lm_head.weight that differs from
+    shared.weight is a head of its own; a missing or equal one is tied.
     """
-    if "scale_decoder_outputs" in hf:
-        return bool(hf["scale_decoder_outputs"])
-    return bool(hf.get("tie_word_embeddings", True))
+    tied = bool(hf.get("tie_word_embeddings", True))
+    scale = bool(hf.get("scale_decoder_outputs", tied))
+    if weights is not None:
+        head, shared = weights.get("lm_head.weight"), weights.get("shared.weight")
+        tied = head is None or (shared is not None and torch.equal(head, shared))
+    return tied, scale
 
 
-def config_from_hf(hf: dict) -> ModelConfig:
-    """A `ModelConfig` from the fields of a Hugging Face T5 `config.json`."""
+def config_from_hf(hf: dict, weights: dict[str, torch.Tensor] | None = None) -> ModelConfig:
+    """A `ModelConfig` from the fields of a Hugging Face T5 `config.json` (and, when given, its
+    weights, which say whether the head is tied: see `_head_settings`)."""
     proj = hf.get("feed_forward_proj", "relu")
     if proj not in _FFN_FROM_HF:
         raise ValueError(
             f"config.json: feed_forward_proj={proj!r} is not supported; "
             f"supported: {', '.join(_FFN_FROM_HF)}"
         )
+    tied, scale = _head_settings(hf, weights)
     return ModelConfig(
         vocab_size=hf["vocab_size"],
         d_model=hf["d_model"],
@@ -86,7 +98,8 @@ def config_from_hf(hf: dict) -> ModelConfig:
         norm_eps=hf.get("layer_norm_epsilon", 1e-6),
         bias=False,
         scale_attention=False,
-        tie_embeddings=_tied_head(hf),
+        tie_embeddings=tied,
+        scale_output=scale,
         pad_id=hf.get("pad_token_id", 0),
         eos_id=hf.get("eos_token_id", 1),
         decoder_start_id=hf.get("decoder_start_token_id", 0),
@@ -209,34 +222,52 @@ def load_t5(folder: str | Path, dtype: torch.dtype = torch.float32):
     config_path = folder / "config.json"
     if not config_path.is_file():
         raise CheckpointError(f"{folder}: no config.json")
+    weights, source = _read_weights(folder)
     try:
-        cfg = config_from_hf(json.loads(config_path.read_text(encoding="utf-8")))
+        cfg = config_from_hf(json.loads(config_path.read_text(encoding="utf-8")), weights)
     except (KeyError, ValueError) as err:
         raise CheckpointError(f"{config_path}: not a T5 config ({err})") from None
-    weights, source = _read_weights(folder)
-    state = from_hf_state_dict(weights, cfg, source=str(folder / source))
+    try:
+        state = from_hf_state_dict(weights, cfg, source=str(folder / source))
+    except ValueError as err:
+        raise CheckpointError(str(err)) from None
     model = Seq2SeqTransformer(cfg)
     model.load_state_dict({k: v.to(torch.float32) for k, v in state.items()})
     return model.to(dtype).eval()
 
 
-def hf_config(cfg: ModelConfig) -> dict:
-    """The config.json of a Hugging Face T5 with this shape; refuses non-T5 variants."""
+def t5_problems(cfg: ModelConfig) -> list[str]:
+    """Why a model is not a T5 architecture ([] when it is). `scale_attention=True` is no
+    problem: export folds the 1/sqrt(D) into W_q, as T5's own initialisation does."""
     wrong = []
     if cfg.position != "relative":
         wrong.append(f"position={cfg.position!r} (T5: 'relative')")
+    if cfg.attention != "multi-head" or cfg.n_kv_heads != cfg.n_heads:
+        wrong.append(f"attention={cfg.attention!r} with n_kv_heads={cfg.n_kv_heads} (T5: "
+                     f"'multi-head', n_kv_heads = n_heads = {cfg.n_heads})")  # fmt: skip
     if cfg.norm != "rms" or cfg.norm_position != "pre":
-        wrong.append("norm must be 'rms', pre-norm")
+        wrong.append(f"norm={cfg.norm!r}, norm_position={cfg.norm_position!r} (T5: 'rms', 'pre')")
     if cfg.bias:
         wrong.append("bias=True (T5 has no biases)")
     if cfg.copy_head:
         wrong.append("copy_head=True (T5 has no copy head)")
-    if cfg.scale_attention:
-        wrong.append("scale_attention=True (T5 folds 1/sqrt(D) into W_q)")
     if cfg.ffn not in _FFN_FROM_HF:
         wrong.append(f"ffn={cfg.ffn!r} (T5: 'relu' or 'gated-gelu')")
+    if cfg.scale_output and not cfg.tie_embeddings:
+        wrong.append("scale_output=True with an untied head (T5 scales only a tied head)")
+    return wrong
+
+
+def hf_config(cfg: ModelConfig) -> dict:
+    """The config.json of a Hugging Face T5 with this shape; refuses non-T5 variants.
+
+    A tied head without output scaling (what transformers 5 makes for v1.1) is written as an
+    untied one holding a copy of the embedding (`tie_word_embeddings: false`), which every
+    version of transformers reads the same way."""
+    wrong = t5_problems(cfg)
     if wrong:
-        raise ValueError("this model cannot be written as a T5 checkpoint: " + "; ".join(wrong))
+        raise ValueError("this model is not a T5 architecture: " + "; ".join(wrong))
+    tied = cfg.tie_embeddings and cfg.scale_output
     return {
         "architectures": ["T5ForConditionalGeneration"], "model_type": "t5",
         "is_encoder_decoder": True, "vocab_size": cfg.vocab_size, "d_model": cfg.d_model,
@@ -245,25 +276,41 @@ def hf_config(cfg: ModelConfig) -> dict:
         "relative_attention_num_buckets": cfg.relative_buckets,
         "relative_attention_max_distance": cfg.relative_max_distance,
         "dropout_rate": cfg.dropout, "layer_norm_epsilon": cfg.norm_eps,
-        "feed_forward_proj": cfg.ffn, "tie_word_embeddings": cfg.tie_embeddings,
-        "scale_decoder_outputs": cfg.tie_embeddings, "pad_token_id": cfg.pad_id,
+        "feed_forward_proj": cfg.ffn, "tie_word_embeddings": tied,
+        "scale_decoder_outputs": tied, "pad_token_id": cfg.pad_id,
         "eos_token_id": cfg.eos_id, "decoder_start_token_id": cfg.decoder_start_id,
     }  # fmt: skip
 
 
 def export_t5(model, folder: str | Path, tokenizer_file: str | Path | None = None) -> None:
-    """Write a model in the Hugging Face T5 layout: config.json, model.safetensors, spiece.model."""
+    """Write a model in the Hugging Face T5 layout: config.json, model.safetensors, spiece.model.
+
+    A model that scales attention scores by 1/sqrt(D) (`scale_attention=True`, minitune's
+    default) is written with that factor folded into W_q: s·(q·k) = ((s·W_q x)·k), the same
+    scores, which is how T5 itself stores it."""
     import shutil
 
     from minitune.checkpoint import save_safetensors
 
+    cfg = model.config
+    config = hf_config(cfg)
+    state = {k: v.detach().to("cpu", torch.float32) for k, v in model.state_dict().items()}
+    if cfg.scale_attention:
+        for name in state:
+            if name.endswith(("self_attn.sublayer.q.weight", "cross_attn.sublayer.q.weight")):
+                state[name] = state[name] * cfg.d_head**-0.5
+    tied = config["tie_word_embeddings"]
+    export_cfg = ModelConfig.from_dict(
+        {**cfg.to_dict(), "scale_attention": False, "tie_embeddings": tied}
+    )
+    if cfg.tie_embeddings and not tied:
+        state["lm_head.weight"] = state["embed.weight"].clone()  # a tied head, written untied
+    hf_state = to_hf_state_dict(state, export_cfg)
+    if tied:
+        hf_state["lm_head.weight"] = hf_state["shared.weight"]
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    config = hf_config(model.config)
-    state = to_hf_state_dict(model.state_dict(), model.config)
-    if model.config.tie_embeddings:
-        state["lm_head.weight"] = state["shared.weight"]
-    save_safetensors(state, folder / "model.safetensors", metadata={"format": "pt"})
+    save_safetensors(hf_state, folder / "model.safetensors", metadata={"format": "pt"})
     (folder / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
     if tokenizer_file is not None:
         shutil.copyfile(tokenizer_file, folder / "spiece.model")

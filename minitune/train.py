@@ -64,9 +64,11 @@ from minitune.lora import add_lora, count_parameters
 from minitune.loss import token_nll_sum
 from minitune.model import Seq2SeqTransformer, shift_right
 from minitune.optim import build_optimizer, lr_factor
+from minitune.paths import find_shipped
 from minitune.tokenizer import Tokenizer
 
 DEFAULT_TOKENIZER = "tokenizer/minitune.model"
+HOLDOUT_MIN = 32  # a held-out validation slice has at least this many examples (if it can)
 MAX_SKIPS_IN_A_ROW = 20  # with on_nonfinite="skip", this many bad steps in a row still stop
 
 
@@ -142,6 +144,17 @@ def span_examples(
                 EncodedExample([*inputs, tok.eos_id], [*targets, tok.eos_id], len(examples))
             )
     return examples
+
+
+def hold_out(records: list, fraction: float, seed: int) -> tuple[list, list]:
+    """Split records into (train, validation): a seeded random `fraction` of them, at least
+    HOLDOUT_MIN but never more than half. Example: 1000 records, 0.05 -> 950 and 50."""
+    n = min(max(math.ceil(fraction * len(records)), HOLDOUT_MIN), len(records) // 2)
+    order = list(range(len(records)))
+    random.Random(f"holdout-{seed}").shuffle(order)
+    chosen = set(order[:n])
+    train_part = [r for i, r in enumerate(records) if i not in chosen]
+    return train_part, [r for i, r in enumerate(records) if i in chosen]
 
 
 def batch_stream(
@@ -221,24 +234,29 @@ def validation_loss(model, examples, pad_id, batch_size, device, autocast,
 
 
 def plot_losses(metrics_file: Path, out_png: Path) -> str:
-    """Draw train and validation loss from metrics.jsonl (skipped without matplotlib)."""
-    try:
-        import matplotlib
+    """Draw train and validation loss from metrics.jsonl, against optimizer steps (left) and
+    wall-clock minutes (right)."""
+    if not metrics_file.is_file():  # stopped before the first log line
+        return f"no {metrics_file.name} yet: no {out_png.name}"
+    import matplotlib
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return "matplotlib is not installed: skipping loss.png (pip install matplotlib)"
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     rows = [json.loads(line) for line in metrics_file.read_text().splitlines() if line]
-    train = [(r["step"], r["loss"]) for r in rows if "loss" in r]
-    valid = [(r["step"], r["valid_loss"]) for r in rows if "valid_loss" in r]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    if train:
-        ax.plot(*zip(*train, strict=True), label="train")
-    if valid:
-        ax.plot(*zip(*valid, strict=True), "o-", label="validation")
-    ax.set(xlabel="optimizer step", ylabel="loss per target token", yscale="log")
-    ax.legend()
+    train_rows = [r for r in rows if "loss" in r]
+    valid_rows = [r for r in rows if "valid_loss" in r]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    for ax, x, label in ((axes[0], "step", "optimizer step"), (axes[1], "elapsed_s", "minutes")):
+        scale = 1 / 60 if x == "elapsed_s" else 1
+        for part, key, style, name in ((train_rows, "loss", "-", "train"),
+                                       (valid_rows, "valid_loss", "o-", "validation")):  # fmt: skip
+            points = [(r[x] * scale, r[key]) for r in part if x in r]
+            if points:
+                ax.plot(*zip(*points, strict=True), style, label=name)
+        ax.set(xlabel=label, yscale="log")
+        ax.legend()
+    axes[0].set_ylabel("loss per target token")
     fig.tight_layout()
     fig.savefig(out_png, dpi=100)
     plt.close(fig)
@@ -250,7 +268,7 @@ def train(
     cfg: TrainConfig,
     resume: bool = False,
     stop_at_step: int | None = None,
-    log=print,
+    log=tqdm.write,
     progress: bool = True,
 ) -> dict:
     """Run (or resume) training; returns a summary. See the module docstring."""
@@ -286,7 +304,7 @@ def train(
             )
     else:
         model = Seq2SeqTransformer(model_cfg)
-        tokenizer_file = Path(cfg.tokenizer or DEFAULT_TOKENIZER)
+        tokenizer_file = Path(cfg.tokenizer or find_shipped(DEFAULT_TOKENIZER))
     if cfg.lora_rank:  # freeze the model, train low-rank adapters (minitune/lora.py)
         add_lora(model, cfg.lora_settings())
         trainable, total = count_parameters(model)
@@ -322,6 +340,12 @@ def train(
     # ---- 3. data (every file read and checked whole before the first step) -----------------
     if cfg.objective == "instruct":
         records = [r for path in cfg.data for r in read_records(path)]
+        held_out = []
+        if cfg.valid_fraction:  # own data without a validation file: a seeded slice of it
+            records, held_out = hold_out(records, cfg.valid_fraction, cfg.seed)
+            log(f"validation: {len(held_out)} of {len(records) + len(held_out)} training "
+                f"examples held out (valid_fraction {cfg.valid_fraction}, at least "
+                f"{HOLDOUT_MIN}, seed {cfg.seed}); they choose best/")  # fmt: skip
         examples, report = encode_records(
             records, tok, cfg.max_source_length, cfg.max_target_length
         )
@@ -337,10 +361,11 @@ def train(
             return span_examples(documents, tok, cfg, epoch)
 
     valid = []
-    if cfg.valid_data and cfg.objective == "instruct":
+    if cfg.objective == "instruct" and (held_out or cfg.valid_data):
         valid, report = encode_records(
-            read_records(cfg.valid_data), tok, cfg.max_source_length, cfg.max_target_length
-        )
+            held_out or read_records(cfg.valid_data), tok, cfg.max_source_length,
+            cfg.max_target_length,
+        )  # fmt: skip
         log(f"validation data: {report}")
     elif cfg.objective == "span":
         valid = span_examples(documents[:200], tok, cfg, epoch=-1)
@@ -402,17 +427,26 @@ def train(
         nonlocal best, last_eval_step
         last_eval_step = step
         valid_loss = validation_loss(model, valid, tok.pad_id, cfg.batch_size, device, autocast, d)
-        write_metrics({"step": step, "valid_loss": valid_loss})
+        write_metrics({"step": step, "valid_loss": valid_loss,
+                       "elapsed_s": round(elapsed_before + time.time() - start, 1)})  # fmt: skip
         log(f"step {step}: validation loss {valid_loss:.4f}")
         if valid_loss < best:
             best = valid_loss
             checkpoint("best", with_trainer=False)
 
     # ---- 5. the loop --------------------------------------------------------------------------
+    board = None  # --report-to tensorboard: rank 0 writes the rows there too
+    if "tensorboard" in cfg.report_to and d.is_main:
+        board = tensorboard_writer(out / "tensorboard")
+
     def write_metrics(row: dict) -> None:
         if d.is_main:
             with open(metrics_file, "a") as f:
                 f.write(json.dumps(row) + "\n")
+            if board is not None:  # the same numbers, for TensorBoard
+                for key, value in row.items():
+                    if key != "step":
+                        board.add_scalar(key, value, row["step"])
 
     # one stream of global batches (batch_size per process), the same in every process
     global_batch = cfg.batch_size * d.world_size
@@ -421,6 +455,7 @@ def train(
     start = time.time()
     stop_reason = "max_steps"
     bar = tqdm(total=cfg.max_steps, initial=step, disable=not progress, dynamic_ncols=True)
+    session_start = step
     window_tokens, window_start = 0, time.time()
     try:
         while step < cfg.max_steps:
@@ -490,12 +525,18 @@ def train(
                 now = time.time()
                 tokens_per_s = window_tokens / max(now - window_start, 1e-9)
                 row = {"step": step, "loss": sum(losses) / len(losses), "lr": lr,
+                       "grad_norm": round(float(grad_norm), 4),  # this step's, before clipping
                        "tokens_per_s": round(tokens_per_s), "epoch": epoch,
                        "elapsed_s": round(elapsed_before + now - start, 1)}  # fmt: skip
                 write_metrics(row)
-                bar.set_postfix(
-                    loss=f"{row['loss']:.3f}", lr=f"{lr:.2e}", tok_s=row["tokens_per_s"]
-                )
+                bar.set_postfix(loss=f"{row['loss']:.3f}", lr=f"{lr:.2e}",
+                                gnorm=f"{row['grad_norm']:.2f}",
+                                tok_s=row["tokens_per_s"])  # fmt: skip
+                if cfg.max_minutes:  # the bar's end (and ETA) is the clock's, if that comes first
+                    seconds_left = cfg.max_minutes * 60 - row["elapsed_s"]
+                    bar.total = steps_by_deadline(step, cfg.max_steps, step - session_start,
+                                                  now - start, seconds_left)  # fmt: skip
+                    bar.refresh()
                 window_tokens, window_start, losses = 0, now, []
             bar.update(1)
             if valid and (step % cfg.eval_every == 0 or step == cfg.max_steps):
@@ -519,12 +560,35 @@ def train(
         checkpoint("best", with_trainer=False)  # nothing to choose by: best is last
     if d.is_main:
         log(plot_losses(metrics_file, out / "loss.png"))
+        if board is not None:
+            board.close()
     teardown(d)
     return {"step": step, "stop_reason": stop_reason, "best_valid_loss": best, "skipped": skipped,
             "minutes": (elapsed_before + time.time() - start) / 60, "out": str(out)}  # fmt: skip
 
 
 # ---- helpers of the loop: folders, resume checks, random states, interrupts -------------------
+
+
+def steps_by_deadline(step: int, max_steps: int, steps_done: int, seconds: float,
+                      seconds_left: float) -> int:  # fmt: skip
+    """Where the run will end: max_steps, or the step the clock (max_minutes) stops it at, at
+    the speed so far. Example: step 100, 50 steps in 10 s, 30 s left -> 250 (if below max)."""
+    if steps_done <= 0 or seconds <= 0:
+        return max_steps
+    return max(step, min(max_steps, step + int(steps_done / seconds * max(seconds_left, 0))))
+
+
+def tensorboard_writer(folder: Path):
+    """A TensorBoard SummaryWriter for --report-to tensorboard (the optional extra)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise RunError(
+            "--report-to tensorboard needs the tensorboard package: pip install "
+            "'minitune[tensorboard]' (or pip install tensorboard)"
+        ) from None
+    return SummaryWriter(str(folder))
 
 
 def check_writable(out: Path) -> None:

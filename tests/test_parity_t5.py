@@ -46,8 +46,8 @@ def reference_and_ours(style: str, vocab_size: int = 64, seed: int = 0, sharpen:
         reference.shared.weight.mul_(sharpen)  # larger logits: EOS and beams matter sooner
         if style == "v1.1":  # a head of its own (transformers 5 would otherwise share `shared`)
             reference.lm_head.weight = torch.nn.Parameter(torch.randn(vocab_size, 32) * sharpen)
-    cfg = config_from_hf(hf_config.to_dict())
-    assert cfg.tie_embeddings == (style == "v1.0")
+    cfg = config_from_hf(hf_config.to_dict(), reference.state_dict())  # weights: tied or not
+    assert cfg.tie_embeddings == cfg.scale_output == (style == "v1.0")
     ours = Seq2SeqTransformer(cfg).eval()
     ours.load_state_dict(from_hf_state_dict(reference.state_dict(), cfg))
     return reference, ours
@@ -161,10 +161,8 @@ def test_load_t5_folder_matches_the_reference(tmp_path, style, safe):
 def test_sharded_folder_loads(tmp_path):
     reference, folder = saved_reference(tmp_path, "v1.1", safe=True, shard="20KB")
     assert (folder / "model.safetensors.index.json").is_file()
-    exported = to_hf_state_dict(
-        load_t5(folder).state_dict(),
-        config_from_hf(json.loads((folder / "config.json").read_text())),
-    )
+    model = load_t5(folder)
+    exported = to_hf_state_dict(model.state_dict(), model.config)
     for name, tensor in reference.state_dict().items():
         assert torch.equal(exported[name], tensor), name
 

@@ -22,10 +22,11 @@ def test_ci_runs_the_readme_test_command():
 
 def test_main_job_command_names_the_pipeline_and_its_config_exists():
     assert code_blocks("bash")[0].strip() == "pip install -e . && minitune pipeline"
-    from minitune.cli import build_parser
+    from minitune.cli import _config_name, build_parser
+    from minitune.paths import config_file
 
     args = build_parser().parse_args(["pipeline"])
-    assert (ROOT / args.config).is_file()
+    assert config_file(_config_name(args, "instruct")) == ROOT / "configs" / "laptop.toml"
 
 
 def test_data_example_runs():

@@ -2,8 +2,11 @@
 
 Code written by a model (or shipped as an answer) is never executed inside the training or
 evaluation process: it runs in a fresh `python -I` subprocess, with a time limit per program
-(`signal.alarm`) and one for the whole batch. A program passes when every test case returns the
-expected value.
+(`signal.alarm`), one for the whole batch, and (on POSIX systems) operating-system limits on the
+child's CPU time and memory (`resource.setrlimit`), so a runaway program cannot take the machine.
+This is a guard against accidents, not a security boundary: the code can still read and write
+files as the user. `minitune eval` runs it only for the shipped suite, or with --run-code.
+A program passes when every test case returns the expected value.
 
     results = check_programs([{"code": "def f(x):\\n    return x + 1\\n",
                                "entry_point": "f", "tests": [[[1], 2], [[5], 6]]}])
@@ -13,6 +16,7 @@ expected value.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -51,6 +55,18 @@ real_stdout.write(json.dumps(results))
 """
 
 
+CPU_SECONDS = 60  # CPU time of one checking process (RLIMIT_CPU; then the OS stops it)
+MEMORY_BYTES = 1 << 30  # address space of one checking process (RLIMIT_AS): 1 GiB
+
+
+def _limit_resources() -> None:
+    """Runs in the child before Python starts: cap its CPU time and memory."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_CPU, (CPU_SECONDS, CPU_SECONDS))
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_BYTES, MEMORY_BYTES))
+
+
 @dataclass
 class CodeResult:
     passed: bool  # every test case returned the expected value
@@ -73,6 +89,7 @@ def check_programs(
             capture_output=True,
             text=True,
             timeout=batch_time_limit,
+            preexec_fn=_limit_resources if os.name == "posix" else None,
         )
         raw = json.loads(done.stdout)
     except (subprocess.TimeoutExpired, json.JSONDecodeError) as exc:
