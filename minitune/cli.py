@@ -158,7 +158,8 @@ def cmd_tokenizer_train(args: argparse.Namespace) -> int:
 DEFAULT_CONFIGS = {"instruct": "laptop", "init": "finetune", "span": "pretrain"}
 # What a run writes into its --out folder (--overwrite removes these, and only these).
 RUN_OUTPUTS = ("best", "last", "best.tmp", "last.tmp", "best.old", "last.old", "metrics.jsonl",
-               "loss.png", "eval.txt", "report.json", "pretrain", "tensorboard")  # fmt: skip
+               "loss.png", "eval.txt", "report.json", "pretrain", "tensorboard",
+               "fresh_train.jsonl")  # fmt: skip
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, dict]:

@@ -236,6 +236,18 @@ PRESETS: dict[str, dict] = {
         n_encoder_layers=3,
         n_decoder_layers=3,
         dropout=0.0,  # minutes-long CPU runs underfit rather than overfit
+        copy_head=True,  # copies names and numbers from the prompt (benchmarks/learning.md)
+    ),
+    # The same shape without the copy head: a T5 architecture (`minitune export` writes it as a
+    # T5 folder). Train it with: minitune pipeline --set model.preset=laptop-t5
+    "laptop-t5": dict(
+        vocab_size=3000,
+        d_model=192,
+        n_heads=4,
+        d_ff=512,
+        n_encoder_layers=3,
+        n_decoder_layers=3,
+        dropout=0.0,
     ),
     "t5-small": dict(
         vocab_size=32128,
@@ -294,6 +306,9 @@ class TrainConfig:
     objective: str = "instruct"  # "instruct" (instruction tuning) or "span" (span corruption)
     data: list[str] = field(default_factory=lambda: ["data/train.jsonl"])  # training files
     valid_data: str | None = "data/valid.jsonl"  # evaluated every eval_every steps; None: skip
+    fresh_per_task: int = 0  # > 0: train on this many fresh examples per task of the shipped
+    # suite, drawn from its generators before training (never an evaluation example), instead of
+    # `data`; written to OUT/fresh_train.jsonl (see minitune/data/tasks.py: write_training_set)
     valid_fraction: float = 0.0  # > 0: hold out this seeded share of `data` as validation set
     tokenizer: str | None = None  # SentencePiece model; None: --init's own, else the shipped one
     max_source_length: int = 128  # longer prompts are truncated (and counted)
@@ -362,6 +377,11 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"TrainConfig.{name} must be a positive integer, got {value!r}")
+        if self.fresh_per_task < 0:
+            raise ValueError(
+                f"TrainConfig.fresh_per_task must be >= 0 (0 = train on `data`), "
+                f"got {self.fresh_per_task!r}"
+            )
         if not self.lr > 0:
             raise ValueError(f"TrainConfig.lr must be > 0, got {self.lr!r}")
         if not 0.0 <= self.valid_fraction < 1.0:

@@ -339,7 +339,10 @@ def train(
 
     # ---- 3. data (every file read and checked whole before the first step) -----------------
     if cfg.objective == "instruct":
-        records = [r for path in cfg.data for r in read_records(path)]
+        files = cfg.data
+        if cfg.fresh_per_task:  # fresh examples from the suite's generators, none seen in eval
+            files = [str(fresh_training_file(out, cfg.fresh_per_task, d, log))]
+        records = [r for path in files for r in read_records(path)]
         held_out = []
         if cfg.valid_fraction:  # own data without a validation file: a seeded slice of it
             records, held_out = hold_out(records, cfg.valid_fraction, cfg.seed)
@@ -568,6 +571,22 @@ def train(
 
 
 # ---- helpers of the loop: folders, resume checks, random states, interrupts -------------------
+
+
+def fresh_training_file(out: Path, per_task: int, d: Distributed, log=print) -> Path:
+    """OUT/fresh_train.jsonl: `per_task` fresh examples of every seen task of the shipped suite
+    (minitune.data.tasks.write_training_set: none shares an input or a prompt with an evaluation
+    example). Deterministic, so a resumed run draws the same file; process 0 writes it."""
+    from minitune.data.tasks import write_training_set
+
+    path = out / "fresh_train.jsonl"
+    if d.is_main:
+        start = time.time()
+        counts = write_training_set(path, per_task, seed=0)
+        log(f"fresh training data: {sum(counts.values()):,} examples of {len(counts)} tasks "
+            f"drawn in {time.time() - start:.0f} s into {path}")  # fmt: skip
+    d.barrier()
+    return path
 
 
 def steps_by_deadline(step: int, max_steps: int, steps_done: int, seconds: float,

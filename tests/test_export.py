@@ -93,7 +93,9 @@ def test_every_t5_architecture_exports_with_equal_logits(tmp_path, case):
 def test_export_command_and_its_refusal(tmp_path, capsys):
     transformers = pytest.importorskip("transformers")
     torch.manual_seed(2)
-    model = Seq2SeqTransformer(ModelConfig.preset("laptop", n_encoder_layers=1, n_decoder_layers=1))
+    model = Seq2SeqTransformer(
+        ModelConfig.preset("laptop-t5", n_encoder_layers=1, n_decoder_layers=1)
+    )
     save_checkpoint(tmp_path / "ckpt", model.eval(), {"step": 0}, TOKENIZER)
     assert (
         main(["export", "--checkpoint", str(tmp_path / "ckpt"), "--out", str(tmp_path / "t5")]) == 0
@@ -120,7 +122,8 @@ def test_export_command_and_its_refusal(tmp_path, capsys):
 
 
 def test_t5_problems_names_each_difference():
-    assert t5_problems(ModelConfig.preset("laptop")) == []
+    assert t5_problems(ModelConfig.preset("laptop-t5")) == []
+    assert [p.split("=")[0] for p in t5_problems(ModelConfig.preset("laptop"))] == ["copy_head"]
     assert t5_problems(ModelConfig.preset("t5-v1_1-small")) == []
     problems = t5_problems(ModelConfig.preset("tiny", n_kv_heads=1, bias=True, ffn="swiglu"))
     assert [p.split("=")[0] for p in problems] == ["attention", "bias", "ffn"]
