@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import import_or_skip
 
 from minitune.checkpoint import (
     CheckpointError,
@@ -215,7 +216,7 @@ def test_safetensors_round_trip_and_truncation(tmp_path):
 
 
 def test_safetensors_interoperates_with_the_reference_library(tmp_path):
-    st = pytest.importorskip("safetensors.torch")
+    st = import_or_skip("safetensors.torch")
     tensors = {"w": torch.randn(4, 5), "i": torch.arange(6).view(2, 3), "h": torch.randn(3).half()}
     save_safetensors(tensors, tmp_path / "ours.safetensors")
     theirs = st.load_file(str(tmp_path / "ours.safetensors"))
