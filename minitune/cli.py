@@ -334,7 +334,11 @@ def cmd_chat(args: argparse.Namespace) -> int:
             history = []
             continue
         history.append(f"User: {line}")
-        reply = _answer(model, tok, format_prompt(CHAT_INSTRUCTION, "\n".join(history)), decoding)
+        try:
+            reply = _answer(model, tok, format_prompt(CHAT_INSTRUCTION, "\n".join(history)),
+                            decoding)  # fmt: skip
+        except ValueError as err:  # bad decoding values
+            raise UserError(str(err)) from None
         history.append(f"Assistant: {reply}")
         print(f"model> {reply}")
 
