@@ -2,9 +2,10 @@
 
 Run as one process (`python tests/distributed_gradients.py OUT ddp`) or under torchrun; each
 process takes its share of two global micro-batches of 8 examples, as `train` does, and runs
-`train.forward_backward` on the wrapped model (DDP or FSDP). Rank 0 saves the step's loss and
-every parameter's gradient, whole, before any clipping or optimizer step: a gradient off by a
-constant factor shows here, where Adam's scale-invariant update would hide it.
+`train.forward_backward` on the wrapped model (DDP or FSDP). Each process saves the step's loss
+and its gradients (OUT.rank<r>; under FSDP its shard of each, rows of dim 0), before any clipping
+or optimizer step: a gradient off by a constant factor shows here, where Adam's scale-invariant
+update would hide it.
 """
 
 import contextlib
@@ -42,10 +43,9 @@ def main(out: str, mode: str) -> None:
     loss, _ = forward_backward(model, micro, tok.pad_id, "cpu", contextlib.nullcontext(), d=d)
     grads = {}
     for name, p in net.named_parameters():
-        grad = p.grad.full_tensor() if hasattr(p.grad, "full_tensor") else p.grad  # FSDP shards
+        grad = p.grad.to_local() if hasattr(p.grad, "to_local") else p.grad  # FSDP: this shard
         grads[name] = grad.detach().clone()
-    if d.is_main:
-        torch.save({"loss": loss, "grads": grads, "world_size": d.world_size}, out)
+    torch.save({"loss": loss, "grads": grads, "world_size": d.world_size}, f"{out}.rank{d.rank}")
     d.barrier()  # nobody leaves the process group while another still works in it
     teardown(d)
 

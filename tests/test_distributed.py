@@ -82,10 +82,19 @@ def _gradients(tmp_path: Path, processes: int, mode: str) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run([*launcher, script, str(out), mode], cwd=ROOT, capture_output=True,
                           text=True, env=env, timeout=300)  # fmt: skip
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    saved = torch.load(out, weights_only=True)
-    assert saved["world_size"] == processes
-    return saved
+    reasons = [line for line in done.stderr.splitlines() if "terminate" in line or "what()" in line
+               or "Error" in line]  # fmt: skip
+    assert done.returncode == 0, "\n".join(reasons[-20:]) + done.stderr[-3000:]
+    ranks = [torch.load(f"{out}.rank{r}", weights_only=True) for r in range(processes)]
+    assert all(saved["world_size"] == processes for saved in ranks)
+    grads = {}
+    for name, grad in ranks[0]["grads"].items():
+        if mode == "fsdp":  # each process holds a block of rows of every gradient
+            grads[name] = torch.cat([saved["grads"][name] for saved in ranks])
+        else:  # DDP: every process holds the same, whole, averaged gradient
+            assert all(torch.equal(saved["grads"][name], grad) for saved in ranks), name
+            grads[name] = grad
+    return {"loss": ranks[0]["loss"], "grads": grads}
 
 
 @pytest.mark.parametrize("mode", ["ddp", "fsdp"])
