@@ -208,7 +208,7 @@ def verify(folder: str | Path, info: dict | None = None) -> None:
     the first that differs. (Checkpoints written before the list existed are not checked.)"""
     folder = Path(folder)
     info = info if info is not None else read_config(folder)
-    for name, expected in info.get("files", {}).items():
+    for name, expected in (info.get("files") or {}).items():
         path = folder / name
         if not path.is_file():
             raise CheckpointError(f"{path}: missing (listed in config.json)")
@@ -228,13 +228,46 @@ def _clean_names(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def read_config(folder: str | Path) -> dict:
+    """A checkpoint's config.json, checked for the shape that loading relies on; a damaged file
+    (not JSON, not UTF-8, or JSON of the wrong shape) raises CheckpointError naming it."""
     path = Path(folder) / "config.json"
     if not path.is_file():
         raise CheckpointError(f"{folder}: not a checkpoint folder (no config.json)")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, RecursionError) as err:  # JSONDecodeError and UnicodeDecodeError too
         raise CheckpointError(f"{path}: not valid JSON: {err}") from None
+    _check_config_shape(path, info)
+    return info
+
+
+# config.json's fields that loading reads, and the JSON type each must have
+_CONFIG_FIELDS = {"model": dict, "files": dict, "lora": dict, "base": dict, "step": int,
+                  "tokenizer_sha": str}  # fmt: skip
+
+
+def _check_config_shape(path: Path, info) -> None:
+    """Valid JSON of the wrong shape (a damaged or hand-edited file) fails here, by name."""
+
+    def damaged(what: str) -> CheckpointError:
+        return CheckpointError(f"{path}: {what}; the file is damaged (restore or re-save it)")
+
+    if not isinstance(info, dict):
+        raise damaged(f"a JSON {type(info).__name__} instead of an object")
+    if "model" not in info:
+        raise damaged('no "model" field')
+    for key, kind in _CONFIG_FIELDS.items():
+        value = info.get(key)
+        if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+            raise damaged(f'field "{key}" is a {type(value).__name__}, not a {kind.__name__}')
+    for name, entry in (info.get("files") or {}).items():
+        size = entry.get("size") if isinstance(entry, dict) else None
+        if (Path(name).name != name or name in ("", ".", "..") or type(size) is not int
+                or not isinstance(entry.get("sha256"), str)):  # fmt: skip
+            raise damaged(f"malformed entry for {name!r} in the file list")
+    base = info.get("base") or {}
+    if not all(isinstance(base.get(k), (str, type(None))) for k in ("path", "sha")):
+        raise damaged('field "base" must hold a path and a sha (strings)')
 
 
 def load_model(folder: str | Path, device: str | torch.device = "cpu"):
@@ -247,17 +280,32 @@ def load_model(folder: str | Path, device: str | torch.device = "cpu"):
     if "lora" in info:
         return _load_lora(Path(folder), info, device), info
     try:
-        model = Seq2SeqTransformer(ModelConfig.from_dict(info["model"]))
-    except (KeyError, TypeError, ValueError) as err:
+        cfg = ModelConfig.from_dict(info["model"])
+    except (TypeError, ValueError, ArithmeticError) as err:
         raise CheckpointError(f"{folder}/config.json: bad model config: {err}") from None
     state = _clean_names(load_safetensors(Path(folder) / "model.safetensors"))
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise CheckpointError(
-            f"{folder}/model.safetensors does not match config.json: missing {missing[:10]}, "
-            f"unexpected {unexpected[:10]}"
-        )
+    _check_weights_fit(cfg, state, Path(folder) / "model.safetensors")
+    model = Seq2SeqTransformer(cfg)
+    model.load_state_dict(state)
     return model.to(device).eval(), info
+
+
+def _check_weights_fit(cfg: ModelConfig, state: dict[str, torch.Tensor], path: Path) -> None:
+    """Compare the tensors' names and shapes with those of a model built from `cfg`, before
+    allocating it: a damaged config.json may ask for a model far too large to build."""
+    from minitune.model import Seq2SeqTransformer
+
+    with torch.device("meta"):  # shapes only, no memory
+        expected = {k: v.shape for k, v in Seq2SeqTransformer(cfg).state_dict().items()}
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    resized = [f"{k} {list(state[k].shape)} != {list(v)}" for k, v in expected.items()
+               if k in state and state[k].shape != v]  # fmt: skip
+    if missing or unexpected or resized:
+        raise CheckpointError(
+            f"{path} does not match config.json: missing {missing[:10]}, "
+            f"unexpected {unexpected[:10]}" + (f", other shapes {resized[:5]}" if resized else "")
+        )
 
 
 def weights_fingerprint(folder: str | Path) -> str:
@@ -288,15 +336,24 @@ def _load_lora(folder: Path, info: dict, device):
             f"(weights hash {weights_fingerprint(base_path)}, expected {base['sha']})"
         )
     model, _, _ = load_pretrained(base_path, device)
-    add_lora(model, LoRASettings(**info["lora"]))
+    if info["model"] != json.loads(json.dumps(model.config.to_dict())):
+        raise CheckpointError(
+            f"{folder}/config.json: its model config is not that of the base model {base_path}"
+        )
+    try:
+        add_lora(model, LoRASettings(**info["lora"]))
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{folder}/config.json: bad LoRA settings: {err}") from None
     state = load_safetensors(folder / "adapter.safetensors")
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    missing = [k for k in missing if ".lora_" in k]
+    adapters = model.state_dict()
+    missing = [k for k in adapters if ".lora_" in k and k not in state]
+    unexpected = [k for k in state if k not in adapters or state[k].shape != adapters[k].shape]
     if missing or unexpected:
         raise CheckpointError(
             f"{folder}/adapter.safetensors does not match its LoRA settings: missing "
             f"{missing[:10]}, unexpected {unexpected[:10]}"
         )
+    model.load_state_dict(state, strict=False)
     return model.to(device).eval()
 
 
@@ -308,9 +365,12 @@ def load_trainer_state(folder: str | Path) -> dict:
         raise CheckpointError(f"{folder}: no trainer.pt, cannot resume from it")
     verify(folder)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # unpickling refuses anything but plain data
         raise CheckpointError(f"{path}: cannot be read safely: {err}") from None
+    if not isinstance(state, dict) or type(state.get("step")) is not int:
+        raise CheckpointError(f"{path}: not a trainer state (no step); the file is damaged")
+    return state
 
 
 def load_pretrained(folder: str | Path, device: str | torch.device = "cpu"):
@@ -324,4 +384,15 @@ def load_pretrained(folder: str | Path, device: str | torch.device = "cpu"):
             raise CheckpointError(f"{folder}: a T5 folder needs its spiece.model tokenizer")
         return load_t5(folder).to(device), tokenizer_file, {"source": "t5", "step": 0}
     model, info = load_model(folder, device)
+    _check_tokenizer(folder / "tokenizer.model")
     return model, folder / "tokenizer.model", info
+
+
+def _check_tokenizer(path: Path) -> None:
+    """A tokenizer file that SentencePiece cannot read is reported by name."""
+    from minitune.tokenizer import Tokenizer
+
+    try:
+        Tokenizer(path)
+    except (RuntimeError, OSError, ValueError) as err:
+        raise CheckpointError(f"{path}: not a usable SentencePiece model ({err})") from None

@@ -209,8 +209,11 @@ def is_t5_folder(folder: str | Path) -> bool:
     path = Path(folder) / "config.json"
     if not path.is_file():
         return False
-    config = json.loads(path.read_text(encoding="utf-8"))
-    return "d_model" in config and "model" not in config
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, RecursionError):  # damaged: the minitune loader names the file
+        return False
+    return isinstance(config, dict) and "d_model" in config and "model" not in config
 
 
 def load_t5(folder: str | Path, dtype: torch.dtype = torch.float32):
@@ -225,7 +228,7 @@ def load_t5(folder: str | Path, dtype: torch.dtype = torch.float32):
     weights, source = _read_weights(folder)
     try:
         cfg = config_from_hf(json.loads(config_path.read_text(encoding="utf-8")), weights)
-    except (KeyError, ValueError) as err:
+    except (KeyError, TypeError, ValueError) as err:
         raise CheckpointError(f"{config_path}: not a T5 config ({err})") from None
     try:
         state = from_hf_state_dict(weights, cfg, source=str(folder / source))

@@ -73,6 +73,46 @@ def test_two_processes_equal_one_process_on_the_same_global_batch(tmp_path):
     assert info["step"] == 6
 
 
+def _gradients(tmp_path: Path, processes: int, mode: str) -> dict:
+    out = tmp_path / f"grads-{processes}-{mode}.pt"
+    launcher = [sys.executable]
+    if processes > 1:
+        launcher += ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
+    script = str(ROOT / "tests" / "distributed_gradients.py")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([*launcher, script, str(out), mode], cwd=ROOT, capture_output=True,
+                          text=True, env=env, timeout=300)  # fmt: skip
+    reasons = [line for line in done.stderr.splitlines() if "terminate" in line or "what()" in line
+               or "Error" in line]  # fmt: skip
+    assert done.returncode == 0, "\n".join(reasons[-20:]) + done.stderr[-3000:]
+    ranks = [torch.load(f"{out}.rank{r}", weights_only=True) for r in range(processes)]
+    assert all(saved["world_size"] == processes for saved in ranks)
+    grads = {}
+    for name, grad in ranks[0]["grads"].items():
+        if mode == "fsdp":  # each process holds a block of rows of every gradient
+            grads[name] = torch.cat([saved["grads"][name] for saved in ranks])
+        else:  # DDP: every process holds the same, whole, averaged gradient
+            assert all(torch.equal(saved["grads"][name], grad) for saved in ranks), name
+            grads[name] = grad
+    return {"loss": ranks[0]["loss"], "grads": grads}
+
+
+@pytest.mark.parametrize("mode", ["ddp", "fsdp"])
+def test_two_processes_compute_the_gradient_of_one_process(tmp_path, mode):
+    """Raw gradients, before clipping and the optimizer: a constant factor (the × world_size
+    that turns DDP's average into a sum, say) would show here, not in AdamW's update."""
+    one = _gradients(tmp_path, 1, mode)
+    two = _gradients(tmp_path, 2, mode)
+    assert abs(one["loss"] - two["loss"]) <= 1e-6 * abs(one["loss"])
+    assert one["grads"].keys() == two["grads"].keys()
+    for name, g in one["grads"].items():
+        assert g.abs().max() > 0 or "position" in name, name  # a real gradient to compare
+        torch.testing.assert_close(two["grads"][name], g, atol=1e-7, rtol=1e-4, msg=name)
+    # the whole gradient's scale, by one number
+    norm = lambda grads: torch.cat([g.flatten() for g in grads.values()]).norm()  # noqa: E731
+    assert abs(norm(two["grads"]) / norm(one["grads"]) - 1) < 1e-5
+
+
 def test_ddp_resume_continues_exactly(tmp_path):
     _run(tmp_path, "straight", 2, 2)
     _run(tmp_path, "split", 2, 2, "--stop-at-step", "4")

@@ -1,10 +1,11 @@
 import itertools
+import math
 
 import pytest
 import torch
 from conftest import POSITIONS, random_batch, tiny_model
 
-from minitune import cross_entropy_loss, shift_right
+from minitune import Seq2SeqTransformer, cross_entropy_loss, shift_right
 from minitune.generate import beam_search, sample_token, top_k_filter, top_p_filter
 
 
@@ -82,11 +83,13 @@ def test_early_stopping_true_stops_at_num_beams_hypotheses():
     assert eager.shape[1] <= 3 and eager[0, -1] == 1
 
 
-def test_min_new_tokens_forbids_early_eos():
+@pytest.mark.parametrize("num_beams", [1, 3])
+def test_min_new_tokens_forbids_early_eos(num_beams):
     model, input_ids, mask = _memorise([[5, 1], [6, 1]])
-    out = model.generate(input_ids, mask, max_new_tokens=6, min_new_tokens=4)
-    assert out.shape == (2, 6) or (out[:, :4] != 1).all()
-    assert (out[:, :4] != 1).all()
+    free = model.generate(input_ids, mask, max_new_tokens=6, num_beams=num_beams)
+    assert free.tolist() == [[5, 1], [6, 1]]  # without the floor, EOS comes second
+    out = model.generate(input_ids, mask, max_new_tokens=6, min_new_tokens=4, num_beams=num_beams)
+    assert out.shape[1] >= 4 and (out[:, :4] != 1).all()
 
 
 def test_beam_search_with_one_beam_is_greedy():
@@ -218,3 +221,153 @@ def test_generate_restores_training_mode():
     b = model.generate(input_ids, mask, max_new_tokens=6)
     assert torch.equal(a, b)  # no dropout while generating
     assert model.training
+
+
+# ---- sampling draws from the distribution it should (chi-square bounds, seeded) --------------
+
+
+def expected_distribution(logits: list[float], temperature=1.0, top_k=0, top_p=1.0):
+    """What sampling should draw from, written out in plain Python: softmax(logits / T), then
+    the k most likely tokens (renormalised), then the smallest set of those whose probability
+    reaches p (renormalised)."""
+    scaled = [x / temperature for x in logits]
+    top = max(scaled)
+    weights = [math.exp(x - top) for x in scaled]
+    probs = [w / sum(weights) for w in weights]
+    ranked = sorted(range(len(probs)), key=lambda i: -probs[i])
+    kept = ranked[:top_k] if top_k else ranked
+    mass = sum(probs[i] for i in kept)
+    nucleus, reached = [], 0.0
+    for i in kept:
+        if reached >= top_p:
+            break
+        nucleus.append(i)
+        reached += probs[i] / mass
+    total = sum(probs[i] for i in nucleus)
+    return [probs[i] / total if i in nucleus else 0.0 for i in range(len(probs))]
+
+
+def assert_draws_follow(draws: torch.Tensor, probs: list[float], what: str) -> None:
+    """Tokens outside the support are never drawn, and Pearson's chi-square statistic over the
+    others stays under its 0.999 quantile (Wilson-Hilferty approximation)."""
+    counts = torch.bincount(draws, minlength=len(probs)).tolist()
+    n = len(draws)
+    outside = [i for i, p in enumerate(probs) if p == 0 and counts[i]]
+    assert not outside, f"{what}: drew tokens {outside} that have probability 0"
+    support = [i for i, p in enumerate(probs) if p > 0]
+    df = len(support) - 1
+    if df == 0:
+        return
+    chi2 = sum((counts[i] - n * probs[i]) ** 2 / (n * probs[i]) for i in support)
+    z = 3.09  # the standard normal's 0.999 quantile
+    bound = df * (1 - 2 / (9 * df) + z * math.sqrt(2 / (9 * df))) ** 3
+    assert chi2 < bound, (
+        f"{what}: chi-square {chi2:.1f} >= {bound:.1f}; counts {counts}, expected {[round(n * p) for p in probs]}"
+    )
+
+
+SAMPLING_CASES = [
+    {"temperature": 1.0},
+    {"temperature": 0.5},
+    {"temperature": 2.0},
+    {"top_k": 3},
+    {"top_p": 0.7},
+    {"temperature": 1.5, "top_k": 5, "top_p": 0.8},
+    {"temperature": 0.7, "top_k": 2, "top_p": 0.5},
+]
+
+
+@pytest.mark.parametrize("kwargs", SAMPLING_CASES, ids=str)
+def test_sample_token_draws_from_the_filtered_tempered_distribution(kwargs):
+    probs = [0.35, 0.25, 0.15, 0.1, 0.08, 0.04, 0.02, 0.01]
+    logits = torch.tensor(probs).log()
+    seed = 1234
+    g = torch.Generator().manual_seed(seed)
+    draws = sample_token(logits.expand(20000, -1), generator=g, **kwargs)
+    expected = expected_distribution(logits.tolist(), **kwargs)
+    assert_draws_follow(draws, expected, f"{kwargs}, seed {seed}")
+
+
+def test_the_reference_distribution_is_what_the_docstrings_say():
+    p = [0.5, 0.3, 0.15, 0.05]
+    logits = [math.log(x) for x in p]
+    assert expected_distribution(logits, top_p=0.75) == pytest.approx([0.625, 0.375, 0, 0])
+    assert expected_distribution(logits, top_k=3) == pytest.approx(
+        [0.5 / 0.95, 0.3 / 0.95, 0.15 / 0.95, 0]
+    )
+    hot = [x**0.5 for x in p]  # temperature 2: p ** (1/2), renormalised
+    assert expected_distribution(logits, temperature=2.0) == pytest.approx(
+        [h / sum(hot) for h in hot]
+    )
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"temperature": 0.7, "top_p": 0.6}, {"temperature": 1.3, "top_k": 3, "top_p": 0.9}],
+    ids=str,
+)
+def test_generate_samples_its_first_token_from_the_model_distribution(kwargs):
+    model = tiny_model(seed=4, vocab_size=8)  # first-token probabilities 0.38, 0.27, 0.12...
+    source = torch.tensor([[3, 4, 5, 6]])
+    first = model(source, torch.zeros(1, 1, dtype=torch.long))[0, 0].tolist()  # (V,)
+    expected = expected_distribution(first, **kwargs)
+    assert 1 < sum(p > 0 for p in expected) < 8  # the filters matter here
+    seed = 99
+    g = torch.Generator().manual_seed(seed)
+    out = model.generate(source.expand(6000, -1), max_new_tokens=1, do_sample=True,
+                         generator=g, **kwargs)  # fmt: skip
+    assert_draws_follow(out[:, 0], expected, f"generate with {kwargs}, seed {seed}")
+
+
+def test_sampled_rows_are_padded_after_their_eos():
+    model = tiny_model(seed=6, vocab_size=16)
+    input_ids, mask, _ = random_batch(vocab=16, B=3)
+    rows = 40
+    seed = 5
+    g = torch.Generator().manual_seed(seed)
+    out = model.generate(input_ids.repeat(rows, 1), mask.repeat(rows, 1), max_new_tokens=12,
+                         do_sample=True, temperature=1.5, generator=g)  # fmt: skip
+    eos, pad = model.config.eos_id, model.config.pad_id
+    ended_early = 0
+    for row in out.tolist():
+        if eos in row:
+            end = row.index(eos)
+            assert all(t == pad for t in row[end + 1 :]), f"seed {seed}: {row}"
+            ended_early += end < len(row) - 1
+        else:
+            assert len(row) == 12, f"seed {seed}: {row}"
+    assert ended_early >= 5, f"seed {seed}: too few rows end early to test the padding"
+
+
+def test_fused_weights_follow_an_optimizer_step_and_load_state_dict():
+    """The fast path caches stacked weights while decoding; they must not go stale."""
+    model = tiny_model(seed=7, ffn="gated-gelu")  # stacked q/k/v and stacked gate weights
+    input_ids, mask, dec = random_batch()
+
+    def logits(m):
+        with torch.inference_mode():  # where the stacked weights are cached
+            return m(input_ids, dec, mask)
+
+    def fresh_copy(m):  # the same weights in a new model: nothing cached
+        other = Seq2SeqTransformer(m.config).eval()
+        other.load_state_dict(m.state_dict())
+        return other
+
+    before = logits(model)
+    model.generate(input_ids, mask, max_new_tokens=4)  # fills the caches
+    # 1. an optimizer step changes the weights in place
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    cross_entropy_loss(model(input_ids, dec, mask), dec.roll(-1, 1)).backward()
+    optimizer.step()
+    after_step = logits(model)
+    assert (after_step - before).abs().max() > 1e-2  # the step really changed the output
+    torch.testing.assert_close(after_step, logits(fresh_copy(model)), atol=1e-5, rtol=1e-5)
+    # 2. load_state_dict copies other weights in
+    other = tiny_model(seed=8, ffn="gated-gelu")
+    model.generate(input_ids, mask, max_new_tokens=4)
+    model.load_state_dict(other.state_dict())
+    torch.testing.assert_close(logits(model), logits(other), atol=1e-5, rtol=1e-5)
+    assert torch.equal(
+        model.generate(input_ids, mask, max_new_tokens=8),
+        other.generate(input_ids, mask, max_new_tokens=8),
+    )

@@ -132,8 +132,17 @@ def test_rms_norm_formula_and_fp32_statistics():
     norm = RMSNorm(_cfg(d_model=8))
     expected = x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6)
     torch.testing.assert_close(norm(x), expected)
-    half = RMSNorm(_cfg(d_model=8)).to(torch.bfloat16)
-    assert half(x.to(torch.bfloat16)).dtype == torch.bfloat16
+    # bf16 input: mean(x²) and the scaling in float32, one rounding to bf16 at the end (a bf16
+    # mean of squares and a bf16 product round several times and differ in many entries)
+    g = torch.Generator().manual_seed(0)
+    x16 = (torch.randn(64, 512, generator=g) * 3).to(torch.bfloat16)
+    half = RMSNorm(_cfg(d_model=512)).to(torch.bfloat16)
+    with torch.no_grad():
+        half.weight.copy_(torch.rand(512, generator=g) + 0.5)
+    wide = x16.float() * torch.rsqrt(x16.float().pow(2).mean(-1, keepdim=True) + 1e-6)
+    out = half(x16)
+    assert out.dtype == torch.bfloat16
+    assert torch.equal(out, half.weight * wide.to(torch.bfloat16))
 
 
 def test_layer_norm_without_bias():

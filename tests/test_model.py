@@ -138,7 +138,12 @@ def test_attention_maps_are_distributions_with_masks_respected():
         torch.testing.assert_close(weights.sum(-1), torch.ones(weights.shape[:-1]))
     assert torch.all(dec_self.triu(diagonal=1) == 0)  # causal
     assert torch.all(cross[2, :, :, 7:] == 0)  # row 2 has 2 padding tokens
-    assert model.config.attention_impl == "fast"  # the fast path is back afterwards
+    # the fast path is back afterwards: no module keeps recording (and paying for) weights
+    attentions = [m for m in model.modules() if hasattr(m, "record_weights")]
+    assert attentions and not any(m.record_weights for m in attentions)
+    assert all(m.impl == "fast" for m in attentions)
+    model(input_ids, dec, mask)
+    assert all(m.last_weights is None for m in attentions)  # nothing recorded, nothing kept
 
 
 def test_activation_checkpointing_gives_the_same_gradients():

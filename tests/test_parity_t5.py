@@ -11,8 +11,9 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import import_or_skip
 
-transformers = pytest.importorskip("transformers")
+transformers = import_or_skip("transformers")  # an error instead where CI installs the extra
 
 from minitune import Seq2SeqTransformer  # noqa: E402
 from minitune.t5 import config_from_hf, from_hf_state_dict, to_hf_state_dict  # noqa: E402
@@ -206,17 +207,26 @@ def test_generate_command_and_fine_tuning_from_a_t5_folder(tmp_path):
     import subprocess
     import sys
 
+    from minitune import Tokenizer
     from minitune.config import load_run_config
     from minitune.train import train
 
-    _, folder = saved_reference(tmp_path, "v1.1", vocab_size=3000)
+    reference, folder = saved_reference(tmp_path, "v1.1", vocab_size=3000)
     shutil.copyfile(ROOT / "tokenizer" / "minitune.model", folder / "spiece.model")
+    prompt = "Translate to French: the cat"
     done = subprocess.run(
         [sys.executable, "-m", "minitune", "generate", "--checkpoint", str(folder),
-         "--max-new-tokens", "5", "Translate to French: the cat"],
+         "--max-new-tokens", "5", prompt],
         capture_output=True, text=True, cwd=ROOT,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-1000:]
+    tok = Tokenizer(folder / "spiece.model")
+    batch = tok.encode_batch([prompt], max_length=512)
+    with torch.no_grad():  # the reference's greedy answer, decoded by the same tokenizer
+        theirs = reference.generate(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                                    do_sample=False, num_beams=1, max_new_tokens=5)  # fmt: skip
+    expected = tok.decode(theirs[0, 1:])
+    assert expected.strip() and done.stdout == expected + "\n"
     lines = (ROOT / "data" / "train.jsonl").read_text(encoding="utf-8").splitlines()[:64]
     data = tmp_path / "small.jsonl"
     data.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -282,9 +292,21 @@ def test_readme_flan_t5_snippet_runs(tmp_path):
     )
     namespace = {"minitune": minitune}
     exec(compile(snippet, "README.md", "exec"), namespace)
-    assert (tmp_path / "copy" / "model.safetensors").is_file() and (
-        tmp_path / "copy" / "spiece.model"
-    ).is_file()
+    # the exported folder loads back as the same model with the same tokenizer...
+    again = load_t5(tmp_path / "copy")
+    original = namespace["model"].state_dict()
+    assert again.state_dict().keys() == original.keys()
+    assert all(torch.equal(v, original[k]) for k, v in again.state_dict().items())
+    tok = minitune.Tokenizer(tmp_path / "copy" / "spiece.model")
+    assert tok.fingerprint() == namespace["tok"].fingerprint()
+    # ...and the reference implementation reads it and computes the same logits
+    theirs = transformers.T5ForConditionalGeneration.from_pretrained(tmp_path / "copy").eval()
+    input_ids, mask = padded_batch(3000)
+    dec = torch.tensor([[0, 5, 6]] * 3)
+    with torch.no_grad():
+        expected = theirs(input_ids=input_ids, attention_mask=mask, decoder_input_ids=dec).logits
+        got = again(input_ids, dec, mask)
+    assert ((got - expected).abs().max() / expected.abs().max()).item() < 1e-5
 
 
 def test_bf16_inference_and_training_from_a_t5_folder(tmp_path):

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
@@ -18,6 +20,33 @@ def test_ci_runs_the_readme_test_command():
     assert 'pip install -e ".[dev,parity]" && pytest' in commands
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert 'pip install -e ".[dev,parity]" && pytest' in ci.splitlines()
+
+
+def test_ci_turns_a_missing_extra_into_an_error_not_a_skip(monkeypatch):
+    lines = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    test_command = lines.index('pip install -e ".[dev,parity]" && pytest')
+    assert lines.index("export MINITUNE_REQUIRE_EXTRAS=1") < test_command
+    from conftest import import_or_skip
+
+    monkeypatch.setenv("MINITUNE_REQUIRE_EXTRAS", "1")
+    with pytest.raises(ModuleNotFoundError):
+        import_or_skip("minitune_no_such_module")
+    monkeypatch.delenv("MINITUNE_REQUIRE_EXTRAS")
+    with pytest.raises(pytest.skip.Exception):
+        import_or_skip("minitune_no_such_module")
+
+
+def test_the_reference_library_is_pinned_to_a_major_version():
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    pin = re.search(r'parity = \["transformers>=(\d+),<(\d+)"\]', pyproject)
+    assert pin and int(pin[2]) == int(pin[1]) + 1
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        installed = version("transformers")
+    except PackageNotFoundError:
+        return  # nothing installed to compare with (the parity tests skip, or fail under CI)
+    assert int(installed.split(".")[0]) == int(pin[1])
 
 
 def test_main_job_command_names_the_pipeline_and_its_config_exists():

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import import_or_skip
 
 ROOT = Path(__file__).resolve().parents[1]
 TUTORIALS = sorted((ROOT / "tutorials").glob("[0-9][0-9]_*.py"))
@@ -21,7 +22,7 @@ def test_all_nine_tutorials_are_listed():
 
 @pytest.mark.parametrize("path", TUTORIALS, ids=[p.stem for p in TUTORIALS])
 def test_tutorial_runs_in_fast_mode(path, tmp_path):
-    pytest.importorskip("matplotlib")
+    import_or_skip("matplotlib")
     env = {**os.environ, "MINITUNE_FAST": "1", "MINITUNE_TUTORIAL_OUT": str(tmp_path),
            "MPLBACKEND": "Agg"}  # fmt: skip
     env.pop("FLAN_T5", None)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import random_batch, tiny_model
+from conftest import import_or_skip, random_batch, tiny_model
 from test_train import tiny_run
 
 from minitune import ModelConfig, Seq2SeqTransformer, cross_entropy_loss
@@ -208,7 +208,7 @@ def test_check_command_passes_a_good_variant_and_fails_a_broken_one(tmp_path):
 
 
 def test_inspect_writes_the_pictures(tmp_path):
-    pytest.importorskip("matplotlib")
+    import_or_skip("matplotlib")
     from minitune.checkpoint import save_checkpoint
 
     model = Seq2SeqTransformer(ModelConfig.preset("tiny", vocab_size=3000))

@@ -45,6 +45,22 @@ print(
     "-> logits",
     tuple(logits.shape),
 )
+assert memory.shape == (2, 7, cfg.d_model) and logits.shape == (2, 4, cfg.vocab_size)
+
+# %% [markdown]
+# The decoder may not see the future: its causal mask hides later target tokens. Change the
+# last target token, and the logits of every earlier position stay exactly as they were; only
+# the last position (which reads that token) changes.
+
+# %%
+changed = target.clone()
+changed[:, -1] = (target[:, -1] + 1) % cfg.vocab_size  # (B, T): another last token
+changed_logits = model.decode(changed, memory)  # (B, T, V)
+assert torch.allclose(changed_logits[:, :-1], logits[:, :-1], atol=1e-6), (
+    "the decoder saw the future"
+)
+assert not torch.allclose(changed_logits[:, -1], logits[:, -1])
+print("earlier positions unchanged; the last one changed")
 
 # %% [markdown]
 # Each block is a residual stream with sub-layers, each wrapped as
@@ -77,6 +93,9 @@ for bidirectional in (True, False):
         distances, buckets, ".", label="encoder (both ways)" if bidirectional else "decoder (past)"
     )
 ax.set(xlabel="key position − query position", ylabel="bucket", title="T5 relative buckets")
+future = distances[distances > 0]
+assert (relative_position_bucket(future, False, num_buckets=32, max_distance=128) == 0).all()
+assert len(set(relative_position_bucket(future, True, 32, 128).tolist())) > 1  # encoder: both ways
 ax.legend()
 show(fig, "03_buckets")
 
@@ -104,6 +123,8 @@ try:
     learned.embed(torch.zeros(1, cfg.max_position + 1, cfg.d_model))
 except ValueError as err:
     print("ValueError:", err)
+else:
+    raise AssertionError("a position beyond the learned table should be refused")
 
 # %% [markdown]
 # ## Every scheme, the same model
@@ -117,6 +138,7 @@ for position in ("relative", "sinusoidal", "learned", "rotary", "alibi", "none")
     m = Seq2SeqTransformer(ModelConfig.preset("tiny", position=position))
     extra = sum(p.numel() for n, p in m.named_parameters() if "position" in n)
     print(f"{position:10s} {extra:6d} position parameters")
+    assert (extra > 0) == (position in ("relative", "learned")), position  # the others: formulas
 
 # %% [markdown]
 # **Exercise.** Swap the encoder's token order (permute `source`) with `position="none"` and

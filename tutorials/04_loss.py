@@ -30,6 +30,7 @@ logits = torch.log(torch.tensor([[[0.5, 0.25, 0.25], [0.2, 0.3, 0.5]]]))  # (B=1
 labels = torch.tensor([[0, -100]])
 total, count = token_nll_sum(logits, labels)
 print(total.item(), count.item(), -math.log(0.5))
+assert count.item() == 1 and math.isclose(total.item(), -math.log(0.5), rel_tol=1e-6)
 
 # %% [markdown]
 # ## Teacher forcing
@@ -42,6 +43,7 @@ print(total.item(), count.item(), -math.log(0.5))
 target = torch.tensor([[7, 8, 9, 1]])  # "a b c <eos>"
 print("decoder reads  ", shift_right(target, start_id=0, pad_id=0).tolist())
 print("and must write ", target.tolist())
+assert shift_right(target, start_id=0, pad_id=0).tolist() == [[0, 7, 8, 9]]
 
 # %% [markdown]
 # ## Padding is ignored, and accumulation is exact
@@ -71,11 +73,15 @@ n = (y != -100).sum()
 halves = sum(
     token_nll_sum(model(x[i : i + 2], dec[i : i + 2]), y[i : i + 2])[0] / n for i in (0, 2)
 )
-print("largest gradient difference:", (grads(halves) - whole).abs().max().item())
+right_way = (grads(halves) - whole).abs().max().item()
+print("largest gradient difference:", right_way)
+assert right_way < 1e-6, "dividing by the total token count should give the big batch's gradient"
 wrong = sum(
     cross_entropy_loss(model(x[i : i + 2], dec[i : i + 2]), y[i : i + 2]) / 2 for i in (0, 2)
 )
-print("averaging per micro-batch instead:", (grads(wrong) - whole).abs().max().item())
+wrong_way = (grads(wrong) - whole).abs().max().item()
+print("averaging per micro-batch instead:", wrong_way)
+assert wrong_way > 100 * right_way  # the short targets' tokens weigh more: another gradient
 
 # %% [markdown]
 # ## Label smoothing
@@ -93,6 +99,13 @@ for eps in (0.0, 0.1):
 print(
     "same as PyTorch's:",
     F.cross_entropy(confident[0], torch.tensor([0]), label_smoothing=0.1).item(),
+)
+sharp, smoothed = (cross_entropy_loss(confident, torch.tensor([[0]]), e).item() for e in (0.0, 0.1))
+assert sharp < 1e-6 and smoothed > 1.0  # smoothing charges for over-confidence
+assert math.isclose(
+    smoothed,
+    F.cross_entropy(confident[0], torch.tensor([0]), label_smoothing=0.1).item(),
+    rel_tol=1e-6,
 )
 
 # %% [markdown]

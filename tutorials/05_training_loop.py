@@ -11,8 +11,10 @@
 # Here we do these steps by hand on a tiny model, plot the schedules, and run the real loop.
 
 # %%
+import json
 import tempfile
 from contextlib import nullcontext
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
@@ -64,6 +66,7 @@ ax.plot(losses)
 ax.set(xlabel="step", ylabel="loss", yscale="log", title="one batch, memorised")
 show(fig, "05_overfit")
 print(f"loss {losses[0]:.2f} -> {losses[-1]:.3f}")
+assert losses[-1] < 0.5 * losses[0], "one batch should be memorised: the loss falls a lot"
 
 # %% [markdown]
 # ## Learning-rate schedules
@@ -75,7 +78,9 @@ print(f"loss {losses[0]:.2f} -> {losses[-1]:.3f}")
 fig, ax = plt.subplots(figsize=(6, 3))
 for schedule in ("cosine", "inverse_sqrt", "constant"):
     c = TrainConfig(schedule=schedule, warmup_steps=100, max_steps=1000)
-    ax.plot([lr_factor(s, c) for s in range(1000)], label=schedule)
+    factors = [lr_factor(s, c) for s in range(1000)]
+    assert factors[0] == 0.01 and factors[99] == 1.0  # linear warm-up to the peak
+    ax.plot(factors, label=schedule)
 ax.set(xlabel="step", ylabel="lr / peak lr")
 ax.legend()
 show(fig, "05_schedules")
@@ -97,6 +102,7 @@ def gradient(micro_batches):
 one = gradient([batch])
 four = gradient([collate(examples[i : i + 2], tok.pad_id) for i in range(0, 8, 2)])
 print("largest difference, 1×8 vs 4×2:", (one - four).abs().max().item())
+assert (one - four).abs().max() < 1e-5 * one.abs().max()
 
 # %% [markdown]
 # ## The real loop
@@ -121,6 +127,9 @@ with tempfile.TemporaryDirectory() as out:
     )
     summary = train(model_cfg, run_cfg, progress=False)
     print(summary)
+    rows = [json.loads(line) for line in Path(out, "metrics.jsonl").read_text().splitlines()]
+    train_losses = [r["loss"] for r in rows if "loss" in r]
+    assert summary["step"] == run_cfg.max_steps and train_losses[-1] < train_losses[0]
 
 # %% [markdown]
 # **Exercise.** Set `clip_grad=0` and a learning rate 10× higher in the overfitting cell. What

@@ -15,6 +15,7 @@
 import collections
 import json
 import tempfile
+from pathlib import Path
 
 from common import FAST, ROOT
 
@@ -68,6 +69,10 @@ model_cfg, cfg = load_run_config(
     config, {"train": {**paths, **({"max_steps": 30} if FAST else {})}}
 )
 summary = train(model_cfg, cfg, progress=not FAST)
+rows = [json.loads(line) for line in Path(out, "metrics.jsonl").read_text().splitlines()]
+losses = [r["loss"] for r in rows if "loss" in r]
+print(f"training loss {losses[0]:.2f} -> {losses[-1]:.2f}")
+assert losses[-1] < losses[0], "instruction tuning should lower the training loss"
 
 # %% [markdown]
 # ## Evaluate the three questions
@@ -83,6 +88,8 @@ for split in ("test", "heldout_phrasings", "heldout_tasks"):
     prompts = [format_prompt(r.instruction, r.input) for r in records]
     scored += score(records, predict(model, tok, prompts, max_new_tokens=32 if FAST else 64), split)
 print(format_table(summarize(scored)))
+assert set(summarize(scored)) == {"test", "heldout_phrasings", "heldout_tasks"}
+assert seen and unseen and not set(seen) & set(unseen)  # held-out phrasings are new to the model
 
 # %% [markdown]
 # ## The measured answer

@@ -38,6 +38,7 @@ else:
     print(f"no FLAN_T5 folder: built a small RANDOM T5 (v1.1 layout) in {folder}")
 print(sorted(p.name for p in Path(folder).iterdir()))
 print(json.loads((Path(folder) / "config.json").read_text())["feed_forward_proj"])
+assert (Path(folder) / "spiece.model").is_file() and (Path(folder) / "config.json").is_file()
 
 # %% [markdown]
 # ## Load and generate
@@ -50,6 +51,7 @@ print(json.loads((Path(folder) / "config.json").read_text())["feed_forward_proj"
 model = minitune.load_t5(folder)
 tok = minitune.Tokenizer(Path(folder) / "spiece.model")
 print(model.config.ffn, model.config.scale_attention, model.config.tie_embeddings)
+assert model.config.ffn == "gated-gelu" and not model.config.scale_attention  # T5 v1.1's switches
 prompt = "Translate to French: The cat sleeps."
 batch = tok.encode_batch([prompt])
 print(tok.decode(model.generate(batch.input_ids, batch.attention_mask, max_new_tokens=16)[0]))
@@ -76,6 +78,7 @@ print(
     f"{tuned.num_parameters():,}",
     "parameters trained",
 )
+assert info["step"] == cfg.max_steps
 
 # %% [markdown]
 # ## LoRA: train 1% of the parameters
@@ -89,11 +92,14 @@ probe = minitune.load_t5(folder)
 add_lora(probe, rank=4)
 trainable, total = count_parameters(probe)
 print(f"LoRA rank 4: {trainable:,} trainable of {total:,} ({100 * trainable / total:.1f}%)")
+assert 0 < trainable < 0.1 * total  # a few adapters, the rest frozen
 
 model_cfg, cfg = load_run_config(ROOT / "configs" / "tiny.toml", {"train": {
     **common, "out": str(runs / "lora"), "lora_rank": 4, "lr": 1e-3}})  # fmt: skip
 train(model_cfg, cfg, progress=False)
 print(sorted(p.name for p in (runs / "lora" / "last").iterdir()))  # adapter.safetensors, no model
+saved = {p.name for p in (runs / "lora" / "last").iterdir()}
+assert "adapter.safetensors" in saved and "model.safetensors" not in saved
 
 # %% [markdown]
 # Loading an adapter checkpoint rebuilds the base (checked by a hash of its weights) and adds the
@@ -106,6 +112,7 @@ start = torch.zeros(1, 1, dtype=torch.long)
 before = adapted(x, start)
 merge_lora(adapted)
 print("merged == unmerged:", torch.allclose(adapted(x, start), before, atol=1e-5))
+assert torch.allclose(adapted(x, start), before, atol=1e-5), "merging must not change the answer"
 
 # %% [markdown]
 # **Exercise.** With a real Flan-T5, compare full fine-tuning and LoRA ranks 4 and 16 on your own
