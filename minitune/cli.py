@@ -251,7 +251,10 @@ def _resumed_config(args: argparse.Namespace, overrides: dict, out: Path):
     named["train"]["out"] = str(out)
     if "data" in named["train"] and "valid_data" not in named["train"]:
         named["train"].setdefault("valid_fraction", info["train"].get("valid_fraction", 0.0))
-    saved = saved_run_config(info, {"train": {"out": str(out)}})
+    try:  # the saved config itself: a damaged file is named
+        saved = saved_run_config(info, {"train": {"out": str(out)}})
+    except (KeyError, TypeError, ValueError) as err:
+        raise UserError(f"{last / 'config.json'}: not a run config ({err})") from None
     wanted = saved_run_config(info, named)
     changes = config_changes(saved, wanted)
     if changes:

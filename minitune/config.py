@@ -360,6 +360,8 @@ class TrainConfig:
         # the shipped files are found from any folder (minitune/paths.py); paths are saved whole
         self.data = [resolve_file(p) for p in self.data]
         for name in ("valid_data", "tokenizer", "init"):
+            if getattr(self, name) == "":  # `--set train.valid_data=''`: none
+                setattr(self, name, None)
             if getattr(self, name) is not None:
                 setattr(self, name, resolve_file(getattr(self, name)))
         for target in self.report_to:

@@ -56,7 +56,7 @@ def test_a_scripted_session_keeps_the_history_until_reset(checkpoint):
 def test_bad_flags_are_one_line_and_status_2(checkpoint):
     bad_value = _chat(checkpoint, "hi\n", "--top-p", "1.5")
     assert bad_value.returncode == 2
-    assert bad_value.stderr == "minitune: error: top_p must be in (0, 1], got 1.5\n"
+    assert bad_value.stderr == "minitune: error: --top-p must be in (0, 1], got 1.5\n"
     unknown = _chat(checkpoint, "hi\n", "--beams", "2")
     assert unknown.returncode == 2 and "unrecognized arguments: --beams 2" in unknown.stderr
     assert "Traceback" not in unknown.stderr

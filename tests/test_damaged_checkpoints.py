@@ -126,7 +126,7 @@ def _argv(command: str, folder: Path, out: Path, data: str) -> list[str]:
             "hi",
         ],
         "train --init": _train_argv(data, out / "new", 1, "--init", str(folder)),
-        "train --resume": _train_argv(data, folder.parent, 3, "--resume"),
+        "train --resume": _train_argv(data, folder.parent, 3, "--resume", "--force"),
         "lora merge": ["lora", "merge", *ckpt, "--out", str(out / "merged")],
     }[command]
 

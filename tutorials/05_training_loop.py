@@ -86,6 +86,20 @@ ax.legend()
 show(fig, "05_schedules")
 
 # %% [markdown]
+# ### A schedule that ends with the clock
+#
+# The laptop run has a budget in minutes, not steps (`max_minutes = 11`): a slower machine
+# takes fewer steps. A cosine over `max_steps` would then be cut off before it decays, so
+# `lr_factor` also takes the fraction of the time budget already spent and follows whichever
+# runs out first. Here a run planned for 1,000 steps has used 60% of its minutes after 300:
+
+# %%
+c = TrainConfig(schedule="cosine", warmup_steps=100, max_steps=1000, max_minutes=11)
+by_steps, by_clock = lr_factor(300, c), lr_factor(300, c, time_fraction=0.6)
+print(f"at step 300: {by_steps:.2f} of the peak by steps, {by_clock:.2f} by the clock")
+assert by_clock < by_steps and lr_factor(300, c, time_fraction=1.0) == 0.1  # the floor at the end
+
+# %% [markdown]
 # ## Gradient accumulation
 #
 # Memory limits the batch; accumulation keeps the *effective* batch: 4 micro-batches of 2 give
