@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         overrides["train"].update(
             data=[str(folder / "data/train.jsonl")], valid_data=str(folder / "data/test.jsonl"),
             out=str(folder / "run"), max_steps=args.steps, eval_every=args.steps,
-            max_minutes=None, warmup_steps=min(100, args.steps // 10),
+            max_minutes=None, warmup_steps=min(100, args.steps // 10), fresh_per_task=0,
         )  # fmt: skip
         model_cfg, cfg = load_run_config(args.config, overrides)
         start = time.time()

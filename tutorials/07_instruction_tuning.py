@@ -56,9 +56,13 @@ print("held out  :", *unseen, sep="\n  ")
 # %% [markdown]
 # ## Train
 #
-# Full mode trains the laptop preset (3.7M parameters) as `minitune pipeline` does, for 13
-# minutes on a 2-core CPU. Fast mode trains the tiny preset for a few steps: the numbers will be
-# near zero, but the whole path runs.
+# Full mode trains the laptop preset (3.75M parameters) as `minitune pipeline` does, for 11
+# minutes on a 2-core CPU: 135,000 fresh examples drawn from the suite's generators (never an
+# evaluation example; `fresh_per_task` in `configs/laptop.toml`), and a model whose output layer
+# can *copy* a token from the prompt (`minitune/layers/copy.py`). Without the copy head a model
+# this small learns names value by value and answers "Thank you, Emma." to every booking; with
+# it, it points at the name in the prompt. Fast mode trains the tiny preset for a few steps: the
+# numbers will be near zero, but the whole path runs.
 
 # %%
 out = tempfile.mkdtemp(prefix="minitune-tutorial-")
