@@ -55,7 +55,9 @@ def test_max_minutes_stops_the_run_and_saves_it(tmp_path):
     last = json.loads((tmp_path / "run" / "last" / "config.json").read_text())
     assert last["step"] == summary["step"]
     rows = read_metrics(tmp_path / "run")
-    assert rows[-1] == {"step": summary["step"], "valid_loss": rows[-1]["valid_loss"]}  # evaluated
+    # evaluated at the last step: a validation row (with its wall-clock time), no train loss
+    assert set(rows[-1]) == {"step", "valid_loss", "elapsed_s"}, rows[-1]
+    assert rows[-1]["step"] == summary["step"] and rows[-1]["elapsed_s"] >= 0.6
 
 
 def _smoothed_loss(model, micro_batches, pad_id, eps) -> float:
