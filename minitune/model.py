@@ -195,10 +195,8 @@ class Seq2SeqTransformer(nn.Module):
         """
         h = self.decoder(self.embed(decoder_input_ids), memory, attention_mask, cache)  # (B, T, C)
         out = h * self.config.d_model**-0.5 if self.config.scale_output else h
-        if self.lm_head is not None:
-            logits = self.lm_head(out)
-        else:
-            logits = out @ self.embed.weight.t()  # (B, T, V)
+        # (B, T, V): the output matrix, or the embedding's transpose when they are tied
+        logits = self.lm_head(out) if self.lm_head is not None else out @ self.embed.weight.t()
         if self.copy_head is None:
             return logits
         if source_ids is None:

@@ -194,3 +194,18 @@ def test_fast_attention_seams_equal_the_reference_with_and_without_the_cache(n_k
         steps = [attn(x[:, t : t + 1], cache=cache) for t in range(6)]
     torch.testing.assert_close(torch.cat(steps, 1), reference, atol=1e-5, rtol=1e-4)
     assert not torch.allclose(steps[0], reference[:, 1:2])  # the comparison can fail
+
+
+@pytest.mark.parametrize("kind", ["gated-gelu", "swiglu", "relu"])
+def test_fused_gate_equals_two_projections(kind):
+    torch.manual_seed(0)
+    ff = FeedForward(_cfg(ffn=kind, dropout=0.0)).eval()
+    x = torch.randn(2, 5, ff.wi.in_features)
+    ff.impl = "reference"
+    reference = ff(x)
+    manual = ff.wo(ff.activation(ff.wi(x)) * (ff.wi_gate(x) if ff.gated else 1.0))
+    torch.testing.assert_close(reference, manual)  # the formula in the docstring
+    ff.impl = "fast"
+    torch.testing.assert_close(ff(x), reference, atol=1e-6, rtol=1e-5)
+    with torch.inference_mode():  # decoding: the stacked weight is cached
+        torch.testing.assert_close(ff(x), reference, atol=1e-6, rtol=1e-5)
