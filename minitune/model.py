@@ -18,6 +18,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from minitune.config import ModelConfig
+from minitune.generate import generate
 from minitune.layers.attention import KVCache, make_attention_bias, make_attention_mask
 from minitune.layers.blocks import DecoderLayer, EncoderLayer
 from minitune.layers.copy import CopyHead
@@ -223,8 +224,6 @@ class Seq2SeqTransformer(nn.Module):
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs
     ) -> torch.Tensor:
         """New tokens (B, L) for each source sequence, padded after EOS. See `minitune.generate`."""
-        from minitune.generate import generate
-
         return generate(self, input_ids, attention_mask, **kwargs)
 
     def set_activation_checkpointing(self, enabled: bool = True) -> None:
