@@ -64,7 +64,7 @@ from minitune.distributed import (
     wrap,
 )
 from minitune.lora import add_lora, count_parameters
-from minitune.loss import token_nll_sum
+from minitune.loss import IGNORE_INDEX, token_nll_sum
 from minitune.model import Seq2SeqTransformer, shift_right
 from minitune.optim import build_optimizer, lr_factor
 from minitune.paths import find_shipped
@@ -178,44 +178,12 @@ def batch_stream(
         epoch, index = epoch + 1, 0
 
 
-def forward_backward(
-    model, micro_batches: list[dict], pad_id: int, device, autocast, scaler=None,
-    label_smoothing: float = 0.0, d: Distributed | None = None,
-) -> tuple[float, int]:  # fmt: skip
-    """Accumulate the gradient of one optimizer step over its micro-batches.
-
-    Each micro-batch's summed token loss is divided by N, the number of target tokens of all
-    micro-batches together (of all processes, when distributed), so the gradient equals that of
-    one big batch, whatever the padding and however the batch is split.
-    Returns the step's loss (mean per target token) and the number of tokens processed.
-    """
-    d = d or Distributed()
-    n_tokens = sum(int((b["labels"] != -100).sum()) for b in micro_batches)
-    (n_tokens,) = d.sum([n_tokens])  # N, over every process
-    step_loss, processed = 0.0, 0
-    for i, b in enumerate(micro_batches):
-        x, mask, y = (b[k].to(device, non_blocking=True)
-                      for k in ("input_ids", "attention_mask", "labels"))  # fmt: skip
-        decoder_input_ids = shift_right(y, unwrap(model).config.decoder_start_id, pad_id)
-        with no_sync(model, last_micro_batch=i == len(micro_batches) - 1):
-            with autocast:  # the forward in low precision; the backward follows its dtypes
-                logits = model(x, decoder_input_ids, mask)  # (B, T, V)
-                loss_sum, _ = token_nll_sum(logits, y, label_smoothing)
-            # DDP/FSDP average gradients over the processes; × world_size makes that a sum
-            loss = loss_sum / n_tokens * d.world_size
-            (scaler.scale(loss) if scaler is not None else loss).backward()
-        step_loss += loss_sum.item() / n_tokens
-        processed += int(mask.sum()) + int((y != -100).sum())
-    step_loss, processed = d.sum([step_loss, processed])
-    return step_loss, int(processed)
-
-
 class StepResult(NamedTuple):
     """What one optimizer step reports: its loss (mean per target token), the gradient norm
     before clipping, the tokens processed, and whether the weights were updated."""
 
     loss: float
-    grad_norm: torch.Tensor
+    grad_norm: torch.Tensor | None  # None when no optimizer was given (gradients only)
     tokens: int
     updated: bool
 
@@ -227,17 +195,39 @@ def train_step(
 ) -> StepResult:  # fmt: skip
     """One optimizer step: forward, loss and backward of each micro-batch, clip, step.
 
+    Each micro-batch's summed token loss is divided by N, the number of target tokens of all
+    micro-batches together (of all processes, when distributed), so the gradient equals that of
+    one big batch, whatever the padding and however the batch is split.
     If the loss or the gradient norm is not a finite number, the gradient is thrown away and the
     weights are left as they were (`updated` is False); the caller decides to stop or go on.
-    `scaler` is a torch.amp.GradScaler (disabled unless fp16); `autocast` the precision's
-    context (None: float32).
+    `scaler`: a torch.amp.GradScaler (disabled unless fp16), or None; `autocast`: the
+    precision's context (None: float32); `optimizer` None: stop after the backward, leaving the
+    gradient in each parameter's .grad (what `forward_backward` returns).
     """
-    autocast = autocast or contextlib.nullcontext()
-    # 1-2. forward, loss and backward of every micro-batch, each loss divided by all N tokens
-    loss, tokens = forward_backward(
-        model, micro_batches, pad_id, device, autocast, scaler, label_smoothing, d
-    )
-    # 3. clip: g <- g · min(1, clip_grad / ||g||)  (unscaled first, if fp16 scaled the loss)
+    d, autocast = d or Distributed(), autocast or contextlib.nullcontext()
+    scaler = scaler or torch.amp.GradScaler("cpu", enabled=False)  # scale(loss) is then loss
+    n_tokens = sum(int((b["labels"] != IGNORE_INDEX).sum()) for b in micro_batches)
+    (n_tokens,) = d.sum([n_tokens])  # N, over every process
+    loss, processed = 0.0, 0
+    for i, batch in enumerate(micro_batches):
+        x, mask, y = (batch[k].to(device, non_blocking=True)
+                      for k in ("input_ids", "attention_mask", "labels"))  # fmt: skip
+        decoder_input_ids = shift_right(y, unwrap(model).config.decoder_start_id, pad_id)
+        with no_sync(model, last_micro_batch=i == len(micro_batches) - 1):  # DDP: sync at last
+            with autocast:  # the forward in low precision; the backward follows its dtypes
+                # 1. forward: a distribution over the vocabulary at every target position
+                logits = model(x, decoder_input_ids, mask)  # (B, T, V)
+                # 2. loss: Σ_t -log p(y_t) over this micro-batch's target tokens
+                loss_sum, _ = token_nll_sum(logits, y, label_smoothing)
+            # 3. backward, of loss_sum / N (DDP/FSDP average the gradients over the processes;
+            #    × world_size makes that a sum)
+            scaler.scale(loss_sum / n_tokens * d.world_size).backward()
+        loss += loss_sum.item() / n_tokens
+        processed += int(mask.sum()) + int((y != IGNORE_INDEX).sum())
+    loss, processed = d.sum([loss, processed])
+    if optimizer is None:
+        return StepResult(loss, None, int(processed), updated=False)
+    # 4. clip: g <- g · min(1, clip_grad / ||g||)  (unscaled first, if fp16 scaled the loss)
     scaler.unscale_(optimizer)
     grad_norm = torch.nn.utils.clip_grad_norm_(
         unwrap(model).parameters(), clip_grad if clip_grad else math.inf
@@ -247,14 +237,26 @@ def train_step(
     # (fp16's GradScaler skips a step with an inf gradient itself, and lowers its scale)
     if not math.isfinite(loss) or (not scaler.is_enabled() and not grad_norm.isfinite()):
         optimizer.zero_grad(set_to_none=True)
-        return StepResult(loss, grad_norm, tokens, updated=False)
-    # 4. step with the schedule's learning rate, then forget the gradient
+        return StepResult(loss, grad_norm, int(processed), updated=False)
+    # 5. step with the schedule's learning rate, then forget the gradient
     for group in optimizer.param_groups:
         group["lr"] = lr
     scaler.step(optimizer)  # optimizer.step(), unless fp16 found an inf
     scaler.update()
     optimizer.zero_grad(set_to_none=True)
-    return StepResult(loss, grad_norm, tokens, updated=True)
+    return StepResult(loss, grad_norm, int(processed), updated=True)
+
+
+def forward_backward(
+    model, micro_batches: list[dict], pad_id: int, device, autocast, scaler=None,
+    label_smoothing: float = 0.0, d: Distributed | None = None,
+) -> tuple[float, int]:  # fmt: skip
+    """The gradient of one step without the update: `train_step`'s forward, loss and backward
+    (the gradient is left in each parameter's .grad). Returns the step's loss (mean per target
+    token) and the number of tokens processed."""
+    result = train_step(model, micro_batches, None, scaler, 0.0, pad_id, device, autocast,
+                        label_smoothing=label_smoothing, d=d)  # fmt: skip
+    return result.loss, result.tokens
 
 
 @torch.no_grad()

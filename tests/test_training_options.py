@@ -79,19 +79,19 @@ def _smoothed_loss(model, micro_batches, pad_id, eps) -> float:
 def test_label_smoothing_reaches_the_loss_that_train_minimises(tmp_path, monkeypatch):
     import minitune.train as training
 
-    real, seen = training.forward_backward, []
+    real, seen = training.train_step, []
 
-    def spy(model, micro, pad_id, *args):
+    def spy(model, micro, optimizer, scaler, lr, pad_id, *args):
         with torch.no_grad():  # before the step changes the weights (dropout is 0 in tiny)
             expected = (
                 _smoothed_loss(model, micro, pad_id, 0.1),
                 _smoothed_loss(model, micro, pad_id, 0.0),
             )
-        loss, tokens = real(model, micro, pad_id, *args)
-        seen.append((loss, *expected))
-        return loss, tokens
+        result = real(model, micro, optimizer, scaler, lr, pad_id, *args)
+        seen.append((result.loss, *expected))
+        return result
 
-    monkeypatch.setattr(training, "forward_backward", spy)
+    monkeypatch.setattr(training, "train_step", spy)
     model_cfg, cfg = tiny_run(tmp_path, max_steps=2, valid_data=None, label_smoothing=0.1)
     train(model_cfg, cfg, **quiet)
     assert len(seen) == 2

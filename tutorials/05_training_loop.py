@@ -5,7 +5,7 @@
 # data, build the optimizer, then loop. One optimizer step (`train_step`) is:
 #
 # 1. take `grad_accum` micro-batches, count their target tokens N;
-# 2. forward and backward each, its summed loss divided by N (`forward_backward`);
+# 2. forward, loss and backward of each, its summed loss divided by N;
 # 3. clip the gradient norm, set the learning rate from the schedule, step, zero the gradients.
 #
 # Here we write that loop by hand on a tiny model (and check it against the library's
