@@ -15,10 +15,13 @@ first EOS (included) and is padded with pad_id after it.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 
-from minitune.model import DecoderCache, Seq2SeqTransformer
+if TYPE_CHECKING:  # for the type hints only: model.py imports this file, not the reverse
+    from minitune.model import DecoderCache, Seq2SeqTransformer
 
 
 def generate(

@@ -18,9 +18,11 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from minitune.config import ModelConfig
+from minitune.generate import generate
 from minitune.layers.attention import KVCache, make_attention_bias, make_attention_mask
 from minitune.layers.blocks import DecoderLayer, EncoderLayer
 from minitune.layers.copy import CopyHead
+from minitune.layers.positions import PositionScheme
 from minitune.layers.registry import build
 
 
@@ -53,6 +55,19 @@ class DecoderCache:
         """How many decoder positions are cached (= position of the next token)."""
         return self.self_attn[0].length if self.self_attn else 0
 
+    def layer(self, i: int) -> tuple[KVCache, KVCache]:
+        """The self- and cross-attention caches of decoder layer i."""
+        return self.self_attn[i], self.cross_attn[i]
+
+    def position_bias_rows(self, position: PositionScheme, T: int) -> torch.Tensor | None:
+        """The decoder's position bias of the T new positions, (1, H, T, length + T): rows
+        length..length+T-1 of the table for all max_length positions, built on the first step."""
+        offset = self.length
+        if offset == 0:
+            self.position_bias = position.bias(self.max_length, self.max_length)
+        table = self.position_bias
+        return None if table is None else table[:, :, offset : offset + T, : offset + T]
+
     def reorder(self, index: torch.Tensor) -> None:
         """Keep batch rows `index` of the self-attention caches (beam search).
 
@@ -81,11 +96,9 @@ class Encoder(nn.Module):
         x = self.dropout(self.position.embed(x))
         mask = make_attention_mask(attention_mask, S, S, causal=False, device=x.device)
         bias = make_attention_bias(mask, self.position.bias(S, S))  # shared by all layers
+        recompute = self.checkpointing and self.training  # activation checkpointing
         for layer in self.layers:
-            if self.checkpointing and self.training:  # keep only x; recompute inside in backward
-                x = checkpoint(layer, x, bias, self.position, use_reentrant=False)
-            else:
-                x = layer(x, bias, self.position)  # (B, S, C)
+            x = run_layer(layer, x, bias, self.position, recompute=recompute)  # (B, S, C)
         return self.dropout(self.final_norm(x))
 
 
@@ -118,31 +131,32 @@ class Decoder(nn.Module):
         )
         if cache is None:
             position_bias = self.position.bias(T, T)
-        else:  # decoding: the whole table once, then rows offset..offset+T-1 of it
-            if offset == 0:
-                L = cache.max_length
-                cache.position_bias = self.position.bias(L, L)
-            table = cache.position_bias
-            position_bias = (
-                None if table is None else table[:, :, offset : offset + T, : offset + T]
-            )
+        else:  # decoding: rows offset..offset+T-1 of a table built once
+            position_bias = cache.position_bias_rows(self.position, T)
         self_bias = make_attention_bias(self_mask, position_bias)
-        # cross-attention: every target token may see every real source token
-        if cache is None or cache.cross_bias is None:
+        # cross-attention: every target token may see every real source token (the same at
+        # every decoding step: kept in the cache)
+        cross_bias = cache.cross_bias if cache is not None else None
+        if cross_bias is None:
             cross_mask = make_attention_mask(memory_mask, T, S, causal=False, device=x.device)
             cross_bias = make_attention_bias(cross_mask, None)  # (B, 1, 1, S): any T
             if cache is not None:
                 cache.cross_bias = cross_bias
-        cross_bias = cache.cross_bias if cache is not None else cross_bias
+        recompute = self.checkpointing and self.training and cache is None
         for i, layer in enumerate(self.layers):
-            self_cache = cache.self_attn[i] if cache is not None else None
-            cross_cache = cache.cross_attn[i] if cache is not None else None
+            self_cache, cross_cache = cache.layer(i) if cache is not None else (None, None)
             args = (x, memory, self_bias, cross_bias, self_cache, cross_cache, self.position)
-            if self.checkpointing and self.training and cache is None:
-                x = checkpoint(layer, *args, use_reentrant=False)
-            else:
-                x = layer(*args)  # (B, T, C)
+            x = run_layer(layer, *args, recompute=recompute)  # (B, T, C)
         return self.dropout(self.final_norm(x))
+
+
+def run_layer(layer: nn.Module, *args, recompute: bool = False) -> torch.Tensor:
+    """layer(*args). With `recompute` (activation checkpointing, in training), the layer's inner
+    activations are not kept: backward runs the layer again from its inputs (less memory, ~30%
+    more compute; the same gradients, tests/test_model.py)."""
+    if recompute:
+        return checkpoint(layer, *args, use_reentrant=False)
+    return layer(*args)
 
 
 class Seq2SeqTransformer(nn.Module):
@@ -195,10 +209,8 @@ class Seq2SeqTransformer(nn.Module):
         """
         h = self.decoder(self.embed(decoder_input_ids), memory, attention_mask, cache)  # (B, T, C)
         out = h * self.config.d_model**-0.5 if self.config.scale_output else h
-        if self.lm_head is not None:
-            logits = self.lm_head(out)
-        else:
-            logits = out @ self.embed.weight.t()  # (B, T, V)
+        # (B, T, V): the output matrix, or the embedding's transpose when they are tied
+        logits = self.lm_head(out) if self.lm_head is not None else out @ self.embed.weight.t()
         if self.copy_head is None:
             return logits
         if source_ids is None:
@@ -225,8 +237,6 @@ class Seq2SeqTransformer(nn.Module):
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs
     ) -> torch.Tensor:
         """New tokens (B, L) for each source sequence, padded after EOS. See `minitune.generate`."""
-        from minitune.generate import generate
-
         return generate(self, input_ids, attention_mask, **kwargs)
 
     def set_activation_checkpointing(self, enabled: bool = True) -> None:

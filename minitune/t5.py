@@ -177,7 +177,7 @@ def to_hf_state_dict(state: dict[str, torch.Tensor], cfg: ModelConfig) -> dict[s
 
 def _read_weights(folder: Path) -> tuple[dict[str, torch.Tensor], str]:
     """All tensors of a Hugging Face folder, whole or sharded, safetensors or .bin."""
-    from minitune.checkpoint import CheckpointError, load_safetensors
+    from minitune.safetensors_io import CheckpointError, load_safetensors
 
     def load_file(path: Path) -> dict[str, torch.Tensor]:
         if path.suffix == ".safetensors":
@@ -218,8 +218,8 @@ def is_t5_folder(folder: str | Path) -> bool:
 
 def load_t5(folder: str | Path, dtype: torch.dtype = torch.float32):
     """A `Seq2SeqTransformer` with the weights of a Hugging Face T5 / Flan-T5 folder (eval mode)."""
-    from minitune.checkpoint import CheckpointError
     from minitune.model import Seq2SeqTransformer
+    from minitune.safetensors_io import CheckpointError
 
     folder = Path(folder)
     config_path = folder / "config.json"
@@ -293,7 +293,7 @@ def export_t5(model, folder: str | Path, tokenizer_file: str | Path | None = Non
     scores, which is how T5 itself stores it."""
     import shutil
 
-    from minitune.checkpoint import save_safetensors
+    from minitune.safetensors_io import save_safetensors
 
     cfg = model.config
     config = hf_config(cfg)

@@ -26,7 +26,10 @@ import random
 import signal
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -61,7 +64,7 @@ from minitune.distributed import (
     wrap,
 )
 from minitune.lora import add_lora, count_parameters
-from minitune.loss import token_nll_sum
+from minitune.loss import IGNORE_INDEX, token_nll_sum
 from minitune.model import Seq2SeqTransformer, shift_right
 from minitune.optim import build_optimizer, lr_factor
 from minitune.paths import find_shipped
@@ -175,36 +178,85 @@ def batch_stream(
         epoch, index = epoch + 1, 0
 
 
-def forward_backward(
-    model, micro_batches: list[dict], pad_id: int, device, autocast, scaler=None,
-    label_smoothing: float = 0.0, d: Distributed | None = None,
-) -> tuple[float, int]:  # fmt: skip
-    """Accumulate the gradient of one optimizer step over its micro-batches.
+class StepResult(NamedTuple):
+    """What one optimizer step reports: its loss (mean per target token), the gradient norm
+    before clipping, the tokens processed, and whether the weights were updated."""
+
+    loss: float
+    grad_norm: torch.Tensor | None  # None when no optimizer was given (gradients only)
+    tokens: int
+    updated: bool
+
+
+def train_step(
+    model, micro_batches: list[dict], optimizer, scaler, lr: float, pad_id: int, device,
+    autocast=None, clip_grad: float = 1.0, label_smoothing: float = 0.0,
+    d: Distributed | None = None,
+) -> StepResult:  # fmt: skip
+    """One optimizer step: forward, loss and backward of each micro-batch, clip, step.
 
     Each micro-batch's summed token loss is divided by N, the number of target tokens of all
     micro-batches together (of all processes, when distributed), so the gradient equals that of
     one big batch, whatever the padding and however the batch is split.
-    Returns the step's loss (mean per target token) and the number of tokens processed.
+    If the loss or the gradient norm is not a finite number, the gradient is thrown away and the
+    weights are left as they were (`updated` is False); the caller decides to stop or go on.
+    `scaler`: a torch.amp.GradScaler (disabled unless fp16), or None; `autocast`: the
+    precision's context (None: float32); `optimizer` None: stop after the backward, leaving the
+    gradient in each parameter's .grad (what `forward_backward` returns).
     """
-    d = d or Distributed()
-    n_tokens = sum(int((b["labels"] != -100).sum()) for b in micro_batches)
+    d, autocast = d or Distributed(), autocast or contextlib.nullcontext()
+    scaler = scaler or torch.amp.GradScaler("cpu", enabled=False)  # scale(loss) is then loss
+    n_tokens = sum(int((b["labels"] != IGNORE_INDEX).sum()) for b in micro_batches)
     (n_tokens,) = d.sum([n_tokens])  # N, over every process
-    step_loss, processed = 0.0, 0
-    for i, b in enumerate(micro_batches):
-        x, mask, y = (b[k].to(device, non_blocking=True)
+    loss, processed = 0.0, 0
+    for i, batch in enumerate(micro_batches):
+        x, mask, y = (batch[k].to(device, non_blocking=True)
                       for k in ("input_ids", "attention_mask", "labels"))  # fmt: skip
         decoder_input_ids = shift_right(y, unwrap(model).config.decoder_start_id, pad_id)
-        with no_sync(model, last_micro_batch=i == len(micro_batches) - 1):
+        with no_sync(model, last_micro_batch=i == len(micro_batches) - 1):  # DDP: sync at last
             with autocast:  # the forward in low precision; the backward follows its dtypes
+                # 1. forward: a distribution over the vocabulary at every target position
                 logits = model(x, decoder_input_ids, mask)  # (B, T, V)
+                # 2. loss: Σ_t -log p(y_t) over this micro-batch's target tokens
                 loss_sum, _ = token_nll_sum(logits, y, label_smoothing)
-            # DDP/FSDP average gradients over the processes; × world_size makes that a sum
-            loss = loss_sum / n_tokens * d.world_size
-            (scaler.scale(loss) if scaler is not None else loss).backward()
-        step_loss += loss_sum.item() / n_tokens
-        processed += int(mask.sum()) + int((y != -100).sum())
-    step_loss, processed = d.sum([step_loss, processed])
-    return step_loss, int(processed)
+            # 3. backward, of loss_sum / N (DDP/FSDP average the gradients over the processes;
+            #    × world_size makes that a sum)
+            scaler.scale(loss_sum / n_tokens * d.world_size).backward()
+        loss += loss_sum.item() / n_tokens
+        processed += int(mask.sum()) + int((y != IGNORE_INDEX).sum())
+    loss, processed = d.sum([loss, processed])
+    if optimizer is None:
+        return StepResult(loss, None, int(processed), updated=False)
+    # 4. clip: g <- g · min(1, clip_grad / ||g||)  (unscaled first, if fp16 scaled the loss)
+    scaler.unscale_(optimizer)
+    grad_norm = torch.nn.utils.clip_grad_norm_(
+        unwrap(model).parameters(), clip_grad if clip_grad else math.inf
+    )
+    if hasattr(grad_norm, "full_tensor"):  # FSDP: a DTensor (PyTorch's sharded tensor)
+        grad_norm = grad_norm.full_tensor()
+    # (fp16's GradScaler skips a step with an inf gradient itself, and lowers its scale)
+    if not math.isfinite(loss) or (not scaler.is_enabled() and not grad_norm.isfinite()):
+        optimizer.zero_grad(set_to_none=True)
+        return StepResult(loss, grad_norm, int(processed), updated=False)
+    # 5. step with the schedule's learning rate, then forget the gradient
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    scaler.step(optimizer)  # optimizer.step(), unless fp16 found an inf
+    scaler.update()
+    optimizer.zero_grad(set_to_none=True)
+    return StepResult(loss, grad_norm, int(processed), updated=True)
+
+
+def forward_backward(
+    model, micro_batches: list[dict], pad_id: int, device, autocast, scaler=None,
+    label_smoothing: float = 0.0, d: Distributed | None = None,
+) -> tuple[float, int]:  # fmt: skip
+    """The gradient of one step without the update: `train_step`'s forward, loss and backward
+    (the gradient is left in each parameter's .grad). Returns the step's loss (mean per target
+    token) and the number of tokens processed."""
+    result = train_step(model, micro_batches, None, scaler, 0.0, pad_id, device, autocast,
+                        label_smoothing=label_smoothing, d=d)  # fmt: skip
+    return result.loss, result.tokens
 
 
 @torch.no_grad()
@@ -263,6 +315,61 @@ def plot_losses(metrics_file: Path, out_png: Path) -> str:
     return f"wrote {out_png}"
 
 
+@dataclass
+class TrainState:
+    """Where a run is: everything --resume needs besides the weights, the optimizer and the
+    GradScaler. `state_dict()` is what trainer.pt holds next to those (plain data only)."""
+
+    step: int = 0  # optimizer steps done
+    epoch: int = 0  # the data stream's epoch ...
+    index: int = 0  # ... and the next batch in it
+    best_valid_loss: float = math.inf
+    elapsed: float = 0.0  # seconds of training in earlier sessions of this run
+    losses: list[float] = field(default_factory=list)  # train losses since the last metrics row
+    skipped: int = 0  # steps skipped for a non-finite loss (on_nonfinite="skip")
+    rng: list = field(default_factory=list)  # random states, one per process, at the last save
+    # of this session only (not saved):
+    started: float = field(default_factory=time.time)  # when this session's loop started
+    saved_step: int = 0  # the step last/ holds
+    last_eval_step: int | None = None
+    in_a_row: int = 0  # non-finite steps in a row
+
+    def seconds(self, now: float | None = None) -> float:
+        """Seconds of training so far, all sessions together."""
+        return self.elapsed + (time.time() if now is None else now) - self.started
+
+    def state_dict(self) -> dict:
+        return {"step": self.step, "epoch": self.epoch, "index": self.index,
+                "best_valid_loss": self.best_valid_loss, "elapsed": self.seconds(),
+                "losses": list(self.losses), "skipped": self.skipped, "rng": self.rng}  # fmt: skip
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step, self.epoch, self.index = state["step"], state["epoch"], state["index"]
+        self.best_valid_loss, self.elapsed = state["best_valid_loss"], state["elapsed"]
+        self.losses, self.skipped, self.rng = list(state["losses"]), state["skipped"], state["rng"]
+        self.saved_step, self.started = self.step, time.time()
+
+
+@dataclass
+class Run:
+    """What the helpers of the loop share, fixed for the whole run."""
+
+    cfg: TrainConfig
+    out: Path
+    model: Seq2SeqTransformer  # the model itself: its config, what is saved
+    wrapped: torch.nn.Module  # what the loop calls: DDP/FSDP/torch.compile around model, or model
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    tok: Tokenizer
+    tokenizer_file: Path
+    device: torch.device
+    autocast: contextlib.AbstractContextManager
+    d: Distributed
+    log: Callable
+    metrics: MetricsLog
+    base: dict | None = None  # LoRA: the base checkpoint's path and hash
+
+
 def train(
     model_cfg: ModelConfig,
     cfg: TrainConfig,
@@ -272,10 +379,125 @@ def train(
     progress: bool = True,
 ) -> dict:
     """Run (or resume) training; returns a summary. See the module docstring."""
-    # ---- 1. processes, device, seeds, output folder (precision once the model is known) -----
-    d, device_name = setup(cfg.device, cfg.fsdp)  # one process, or one of torchrun's
+    # ---- 1. processes, device, seeds, output folder -----------------------------------------
+    d, device = start(cfg)
     if not d.is_main:
         log, progress = (lambda *a: None), False  # rank 0 speaks for all
+    out = Path(cfg.out)
+    if d.is_main:
+        check_writable(out)  # before any work: a run that cannot save is a run lost
+
+    # ---- 2. model, tokenizer, precision ------------------------------------------------------
+    model, tokenizer_file, base = build_model(model_cfg, cfg, log)
+    precision = resolve_precision(cfg.precision, device)  # "auto": bf16 where it is fast
+    autocast, use_scaler = precision_context(precision, device)
+    tok = Tokenizer(tokenizer_file)
+    if tok.vocab_size > model.config.vocab_size:
+        raise RunError(
+            f"the tokenizer {tokenizer_file} has {tok.vocab_size} ids but the model only "
+            f"{model.config.vocab_size}; set model.vocab_size to at least the tokenizer's size"
+        )
+    model = model.to(device).train()
+    model.set_activation_checkpointing(cfg.activation_checkpointing)
+    processes = f", {d.world_size} processes ({'FSDP' if d.fsdp else 'DDP'})" if d.enabled else ""
+    auto = " (auto)" if cfg.precision == "auto" else ""
+    log(f"model: {model.num_parameters() / 1e6:.2f}M parameters on {device}, {precision}{auto}"
+        f"{processes}")  # fmt: skip
+    wrapped = wrap(model, d, device)  # DDP/FSDP around the model, or the model itself
+    if cfg.compile:
+        wrapped = torch.compile(wrapped)  # saved from `model`: no "_orig_mod." names
+    if d.enabled:
+        torch.manual_seed(cfg.seed + d.rank)  # dropout differs between processes
+
+    # ---- 3. data (every file read and checked whole before the first step) -----------------
+    make_epoch, valid = load_data(cfg, tok, out, d, log)
+
+    # ---- 4. optimizer, metrics log, and the state to resume ----------------------------------
+    optimizer = build_optimizer(model, cfg)  # after FSDP has sharded the parameters
+    scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
+    board = None  # --report-to tensorboard: rank 0 writes the rows there too
+    if "tensorboard" in cfg.report_to and d.is_main:
+        board = tensorboard_writer(out / "tensorboard")
+    metrics = MetricsLog(out / "metrics.jsonl", d.is_main, board)
+    run = Run(cfg, out, model, wrapped, optimizer, scaler, tok, tokenizer_file, device,
+              autocast, d, log, metrics, base)  # fmt: skip
+    state = TrainState()
+    if resume:
+        resume_from(out / "last", run, state)
+    elif run.metrics.path.exists() and d.is_main:
+        run.metrics.path.unlink()  # a fresh run starts a fresh log
+
+    # ---- 5. the loop --------------------------------------------------------------------------
+    # one stream of global batches (batch_size per process), the same in every process
+    window = cfg.bucket_batches if cfg.length_bucketing else 1
+    stream = batch_stream(make_epoch, cfg.batch_size * d.world_size, cfg.seed, state.epoch,
+                          state.index, window)  # fmt: skip
+    bar = tqdm(total=cfg.max_steps, initial=state.step, disable=not progress, dynamic_ncols=True)
+    state.started, session_start = time.time(), state.step
+    window_tokens, window_start = 0, time.time()
+    stop_reason = "max_steps"
+    try:
+        while state.step < cfg.max_steps:
+            if stop_at_step is not None and state.step >= stop_at_step:
+                stop_reason = "stop_at_step"
+                break
+            if cfg.max_minutes and state.seconds() > cfg.max_minutes * 60:
+                stop_reason = "max_minutes"
+                break
+            micro = next_micro_batches(stream, state, cfg.grad_accum, tok.pad_id, d, device)
+            fraction = state.seconds() / (60 * cfg.max_minutes) if cfg.max_minutes else 0.0
+            lr = cfg.lr * lr_factor(state.step, cfg, fraction)  # ends with steps or minutes
+            # forward, loss, backward, clip, step (or not, if the loss is not a finite number)
+            result = train_step(wrapped, micro, optimizer, scaler, lr, tok.pad_id, device,
+                                autocast, cfg.clip_grad, cfg.label_smoothing, d)  # fmt: skip
+            window_tokens += result.tokens
+            if not result.updated:
+                skip_or_stop(result, run, state)  # raises DivergenceError unless skipping
+                continue
+            state.in_a_row = 0
+            state.step += 1
+            state.losses.append(result.loss)
+
+            # logging, evaluation, checkpoints
+            if state.step % cfg.log_every == 0 or state.step == cfg.max_steps:
+                now = time.time()
+                tokens_per_s = window_tokens / max(now - window_start, 1e-9)
+                log_row(run, state, bar, lr, result.grad_norm, tokens_per_s, now, session_start)
+                window_tokens, window_start = 0, now
+            bar.update(1)
+            if valid and (state.step % cfg.eval_every == 0 or state.step == cfg.max_steps):
+                evaluate(run, state, valid)
+            if state.step % cfg.save_every == 0 and state.step < cfg.max_steps:
+                save(run, state, "last", with_trainer=True)  # what a crash or --resume uses
+    except KeyboardInterrupt:
+        stop_reason = "interrupted"
+        if d.enabled:  # saving needs every process, and not all may have been interrupted
+            log(f"interrupted at step {state.step}; {out / 'last'} holds step {state.saved_step}")
+            teardown(d)
+            return summary(state, stop_reason, out, minutes=0.0)
+        log(f"interrupted at step {state.step}: saving {out / 'last'}")
+    finally:
+        bar.close()
+
+    # ---- 6. the end: a last evaluation, last/ (and best/), the loss picture ------------------
+    if valid and stop_reason in ("max_steps", "max_minutes") and state.last_eval_step != state.step:
+        evaluate(run, state, valid)  # stopped by the clock between two evaluations
+    save(run, state, "last", with_trainer=True)
+    if not valid:
+        save(run, state, "best", with_trainer=False)  # nothing to choose by: best is last
+    if d.is_main:
+        log(plot_losses(run.metrics.path, out / "loss.png"))
+        run.metrics.close()
+    teardown(d)
+    return summary(state, stop_reason, out, minutes=state.seconds() / 60)
+
+
+# ---- the pieces of train(), in the order it calls them -----------------------------------------
+
+
+def start(cfg: TrainConfig) -> tuple[Distributed, torch.device]:
+    """Join torchrun's processes (if any), pick the device, seed every random generator."""
+    d, device_name = setup(cfg.device, cfg.fsdp)  # one process, or one of torchrun's
     device = pick_device(device_name)
     if device.type == "cuda":  # TensorFloat-32 matmuls: ~8x the fp32 speed, 10-bit mantissa
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = cfg.tf32
@@ -284,12 +506,13 @@ def train(
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)  # also seeds CUDA; the same initial weights in every process
-    out = Path(cfg.out)
-    if d.is_main:
-        check_writable(out)  # before any work: a run that cannot save is a run lost
-    metrics_file = out / "metrics.jsonl"
+    return d, device
 
-    # ---- 2. model and tokenizer (from --init, or new) ------------------------------------
+
+def build_model(
+    model_cfg: ModelConfig, cfg: TrainConfig, log
+) -> tuple[Seq2SeqTransformer, Path, dict | None]:
+    """The model (from --init, or new), its tokenizer file, and (LoRA) the base it adapts."""
     if cfg.init:  # a minitune checkpoint or a Hugging Face T5 / Flan-T5 folder
         model, tokenizer_file, init_info = load_pretrained(cfg.init)  # its own config
         log(f"initialised from {cfg.init} (step {init_info.get('step')})")
@@ -305,39 +528,26 @@ def train(
     else:
         model = Seq2SeqTransformer(model_cfg)
         tokenizer_file = Path(cfg.tokenizer or find_shipped(DEFAULT_TOKENIZER))
+    base = None
     if cfg.lora_rank:  # freeze the model, train low-rank adapters (minitune/lora.py)
         add_lora(model, cfg.lora_settings())
         trainable, total = count_parameters(model)
         log(f"LoRA rank {cfg.lora_rank} on {'/'.join(cfg.lora_targets)} "
             f"({', '.join(cfg.lora_where)}): {trainable:,} trainable of {total:,} parameters "
             f"({100 * trainable / total:.2f}%)")  # fmt: skip
-        base_info = {"path": str(Path(cfg.init).resolve()), "sha": weights_fingerprint(cfg.init)}
+        base = {"path": str(Path(cfg.init).resolve()), "sha": weights_fingerprint(cfg.init)}
     if cfg.precision == "fp16" and not model.config.scale_attention:  # (auto never picks fp16)
         raise RunError(
             "precision 'fp16' with a T5-style model (scale_attention=False): T5's activations "
             "overflow float16's range (max 65504); use 'bf16' or 'fp32'"
         )
-    precision = resolve_precision(cfg.precision, device)  # "auto": bf16 where it is fast
-    autocast, use_scaler = precision_context(precision, device)
-    tok = Tokenizer(tokenizer_file)
-    if tok.vocab_size > model.config.vocab_size:
-        raise RunError(
-            f"the tokenizer {tokenizer_file} has {tok.vocab_size} ids but the model only "
-            f"{model.config.vocab_size}; set model.vocab_size to at least the tokenizer's size"
-        )
-    net = model.to(device).train()  # the Seq2SeqTransformer itself: config, saving
-    net.set_activation_checkpointing(cfg.activation_checkpointing)
-    processes = f", {d.world_size} processes ({'FSDP' if d.fsdp else 'DDP'})" if d.enabled else ""
-    auto = " (auto)" if cfg.precision == "auto" else ""
-    log(f"model: {net.num_parameters() / 1e6:.2f}M parameters on {device}, {precision}{auto}"
-        f"{processes}")  # fmt: skip
-    model = wrap(net, d, device)  # what the loop calls: DDP/FSDP around net, or net
-    if cfg.compile:
-        model = torch.compile(model)  # checkpoints are saved from net: no "_orig_mod." names
-    if d.enabled:
-        torch.manual_seed(cfg.seed + d.rank)  # dropout differs between processes
+    return model, tokenizer_file, base
 
-    # ---- 3. data (every file read and checked whole before the first step) -----------------
+
+def load_data(cfg: TrainConfig, tok: Tokenizer, out: Path, d: Distributed, log):
+    """(make_epoch, valid): a function epoch -> the training examples of that epoch (the same
+    every epoch for instruction tuning, corrupted afresh for span pretraining), and the
+    validation examples (possibly none)."""
     if cfg.objective == "instruct":
         files = cfg.data
         if cfg.fresh_per_task:  # fresh examples from the suite's generators, none seen in eval
@@ -353,221 +563,166 @@ def train(
             records, tok, cfg.max_source_length, cfg.max_target_length
         )
         log(f"train data: {report}")
+        valid = []
+        if held_out or cfg.valid_data:
+            valid, report = encode_records(
+                held_out or read_records(cfg.valid_data), tok, cfg.max_source_length,
+                cfg.max_target_length,
+            )  # fmt: skip
+            log(f"validation data: {report}")
+        return (lambda epoch: examples), valid
+    documents = [tok.encode(doc) for path in cfg.data for doc in read_documents(path)]
+    log(f"pretraining corpus: {len(documents)} documents, {sum(map(len, documents))} tokens")
+    valid = span_examples(documents[:200], tok, cfg, epoch=-1)
+    return (lambda epoch: span_examples(documents, tok, cfg, epoch)), valid
 
-        def make_epoch(epoch):
-            return examples
-    else:
-        documents = [tok.encode(d) for path in cfg.data for d in read_documents(path)]
-        log(f"pretraining corpus: {len(documents)} documents, {sum(map(len, documents))} tokens")
 
-        def make_epoch(epoch):
-            return span_examples(documents, tok, cfg, epoch)
-
-    valid = []
-    if cfg.objective == "instruct" and (held_out or cfg.valid_data):
-        valid, report = encode_records(
-            held_out or read_records(cfg.valid_data), tok, cfg.max_source_length,
-            cfg.max_target_length,
-        )  # fmt: skip
-        log(f"validation data: {report}")
-    elif cfg.objective == "span":
-        valid = span_examples(documents[:200], tok, cfg, epoch=-1)
-
-    # ---- 4. optimizer, and the state to resume ---------------------------------------------
-    optimizer = build_optimizer(net, cfg)  # after FSDP has sharded the parameters
-    scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
-    step, epoch, index, best, elapsed_before = 0, 0, 0, math.inf, 0.0
-    last_eval_step, saved_step, skipped, in_a_row = None, 0, 0, 0
-    losses: list[float] = []  # train losses since the last metrics row
-    if resume:
-        last = out / "last"
-        if d.is_main:
-            recover(last)  # a crash in the middle of a save leaves last.tmp or last.old
-            truncate_metrics(metrics_file, load_trainer_state(last)["step"])  # redo later rows
-        d.barrier()
-        resumed, info = load_model(last, "cpu")  # a CPU copy, loaded into the model below
-        check_resumable(last, info, net, tok)
-        state = load_trainer_state(last)
-        if len(state["rng"]) != d.world_size:
-            raise RunError(f"{last} was saved by {len(state['rng'])} process(es); resume it "
-                           f"with as many (this run has {d.world_size})")  # fmt: skip
-        load_full_state(net, optimizer, resumed.state_dict(), state["optimizer"], d)
-        scaler.load_state_dict(state["scaler"])
-        step, epoch, index = state["step"], state["epoch"], state["index"]
-        best, elapsed_before = state["best_valid_loss"], state["elapsed"]
-        losses, skipped, saved_step = list(state["losses"]), state["skipped"], step
-        set_rng_states(state["rng"][d.rank])
-        log(f"resumed from {last} at step {step}")
-    elif metrics_file.exists() and d.is_main:
-        metrics_file.unlink()  # a fresh run starts a fresh log
-
-    def checkpoint(name: str, with_trainer: bool) -> None:
-        nonlocal saved_step
-        info = {"train": cfg.to_dict(), "step": step, "tokenizer_sha": tok.fingerprint(),
-                "best_valid_loss": best if math.isfinite(best) else None,
-                "seed": cfg.seed}  # fmt: skip
-        if cfg.lora_rank:
-            info["base"] = base_info  # an adapter checkpoint names (and hashes) its base
-        model_state, optim_state = full_state(net, optimizer if with_trainer else None, d)
-        rng = d.gather(get_rng_states())  # one entry per process
-        trainer = None
-        if with_trainer:
-            trainer = {
-                "optimizer": optim_state, "scaler": scaler.state_dict(),
-                "step": step, "epoch": epoch, "index": index, "best_valid_loss": best,
-                "elapsed": elapsed_before + time.time() - start, "losses": list(losses),
-                "skipped": skipped, "rng": rng,
-            }  # fmt: skip
-        if d.is_main:
-            with deferred_interrupts():  # Ctrl-C waits until the folder is complete
-                save_checkpoint(out / name, net, info, tokenizer_file, trainer, model_state)
-        d.barrier()  # nobody runs ahead of (or exits before) the save
-        if name == "last":
-            saved_step = step
-
-    def evaluate() -> None:
-        """Validation loss now; keep the checkpoint as best/ if it is the lowest so far."""
-        nonlocal best, last_eval_step
-        last_eval_step = step
-        valid_loss = validation_loss(model, valid, tok.pad_id, cfg.batch_size, device, autocast, d)
-        write_metrics({"step": step, "valid_loss": valid_loss,
-                       "elapsed_s": round(elapsed_before + time.time() - start, 1)})  # fmt: skip
-        log(f"step {step}: validation loss {valid_loss:.4f}")
-        if valid_loss < best:
-            best = valid_loss
-            checkpoint("best", with_trainer=False)
-
-    # ---- 5. the loop --------------------------------------------------------------------------
-    board = None  # --report-to tensorboard: rank 0 writes the rows there too
-    if "tensorboard" in cfg.report_to and d.is_main:
-        board = tensorboard_writer(out / "tensorboard")
-
-    def write_metrics(row: dict) -> None:
-        if d.is_main:
-            with open(metrics_file, "a") as f:
-                f.write(json.dumps(row) + "\n")
-            if board is not None:  # the same numbers, for TensorBoard
-                for key, value in row.items():
-                    if key != "step":
-                        board.add_scalar(key, value, row["step"])
-
-    # one stream of global batches (batch_size per process), the same in every process
-    global_batch = cfg.batch_size * d.world_size
-    window = cfg.bucket_batches if cfg.length_bucketing else 1
-    stream = batch_stream(make_epoch, global_batch, cfg.seed, epoch, index, window)
-    start = time.time()
-    stop_reason = "max_steps"
-    bar = tqdm(total=cfg.max_steps, initial=step, disable=not progress, dynamic_ncols=True)
-    session_start = step
-    window_tokens, window_start = 0, time.time()
-    try:
-        while step < cfg.max_steps:
-            if stop_at_step is not None and step >= stop_at_step:
-                stop_reason = "stop_at_step"
-                break
-            if cfg.max_minutes and elapsed_before + time.time() - start > cfg.max_minutes * 60:
-                stop_reason = "max_minutes"
-                break
-            # 1. the micro-batches of this step
-            micro = []
-            for _ in range(cfg.grad_accum):
-                epoch, i, batch_examples = next(stream)
-                while len(batch_examples) < d.world_size:  # an epoch's tiny last batch: skip it
-                    epoch, i, batch_examples = next(stream)
-                index = i + 1  # where to continue after a resume
-                n = len(batch_examples)  # this process's share of the global batch:
-                mine = batch_examples[d.rank * n // d.world_size : (d.rank + 1) * n // d.world_size]
-                batch = collate(mine, tok.pad_id)
-                if device.type == "cuda":  # page-locked memory: the copy to the GPU overlaps
-                    batch = {k: v.pin_memory() for k, v in batch.items()}
-                micro.append(batch)
-            # 2. forward and backward, each micro-batch's loss normalised by all N tokens
-            step_loss, tokens = forward_backward(
-                model, micro, tok.pad_id, device, autocast, scaler, cfg.label_smoothing, d
-            )
-            window_tokens += tokens
-            # 3. clip, schedule, step (unless the loss or the gradient is not a finite number)
-            scaler.unscale_(optimizer)
-            grad_norm = torch.nn.utils.clip_grad_norm_(
-                net.parameters(), cfg.clip_grad if cfg.clip_grad else math.inf
-            )
-            if hasattr(grad_norm, "full_tensor"):  # FSDP: a DTensor (PyTorch's sharded tensor)
-                grad_norm = grad_norm.full_tensor()
-            if not math.isfinite(step_loss) or (not use_scaler and not grad_norm.isfinite()):
-                optimizer.zero_grad(set_to_none=True)
-                what = f"loss {step_loss}" if not math.isfinite(step_loss) else "gradient norm inf"
-                in_a_row += 1
-                if cfg.on_nonfinite == "skip" and in_a_row < MAX_SKIPS_IN_A_ROW:
-                    scaler.update()  # a new step may unscale again (fp16)
-                    skipped += 1
-                    log(f"step {step + 1}: {what}; skipped ({skipped} so far)")
-                    write_metrics({"step": step + 1, "skipped_nonfinite": skipped})
-                    continue
-                kept = (f"{out / 'last'} holds step {saved_step}, the last good checkpoint"
-                        if (out / "last").exists() else "no checkpoint was saved yet")  # fmt: skip
-                raise DivergenceError(
-                    f"{what} at step {step + 1}"
-                    + (f" ({in_a_row} steps in a row)" if in_a_row > 1 else "")
-                    + f": stopped before updating the weights; {kept}. Try a lower train.lr, "
-                    "more warmup_steps, fp32, or --set train.on_nonfinite=skip"
-                )
-            in_a_row = 0
-            spent = elapsed_before + time.time() - start  # seconds of training so far
-            budget = spent / (60 * cfg.max_minutes) if cfg.max_minutes else 0.0
-            lr = cfg.lr * lr_factor(step, cfg, budget)  # the schedule ends with steps or minutes
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            scaler.step(optimizer)
-            scaler.update()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            losses.append(step_loss)
-
-            # logging, evaluation, checkpoints
-            if step % cfg.log_every == 0 or step == cfg.max_steps:
-                now = time.time()
-                tokens_per_s = window_tokens / max(now - window_start, 1e-9)
-                row = {"step": step, "loss": sum(losses) / len(losses), "lr": lr,
-                       "grad_norm": round(float(grad_norm), 4),  # this step's, before clipping
-                       "tokens_per_s": round(tokens_per_s), "epoch": epoch,
-                       "elapsed_s": round(elapsed_before + now - start, 1)}  # fmt: skip
-                write_metrics(row)
-                bar.set_postfix(loss=f"{row['loss']:.3f}", lr=f"{lr:.2e}",
-                                gnorm=f"{row['grad_norm']:.2f}",
-                                tok_s=row["tokens_per_s"])  # fmt: skip
-                if cfg.max_minutes:  # the bar's end (and ETA) is the clock's, if that comes first
-                    seconds_left = cfg.max_minutes * 60 - row["elapsed_s"]
-                    bar.total = steps_by_deadline(step, cfg.max_steps, step - session_start,
-                                                  now - start, seconds_left)  # fmt: skip
-                    bar.refresh()
-                window_tokens, window_start, losses = 0, now, []
-            bar.update(1)
-            if valid and (step % cfg.eval_every == 0 or step == cfg.max_steps):
-                evaluate()
-            if step % cfg.save_every == 0 and step < cfg.max_steps:
-                checkpoint("last", with_trainer=True)  # what a crash or --resume falls back to
-    except KeyboardInterrupt:
-        stop_reason = "interrupted"
-        if d.enabled:  # saving needs every process, and not all may have been interrupted
-            log(f"interrupted at step {step}; {out / 'last'} holds step {saved_step}")
-            teardown(d)
-            return {"step": step, "stop_reason": stop_reason, "best_valid_loss": best,
-                    "skipped": skipped, "minutes": 0.0, "out": str(out)}  # fmt: skip
-        log(f"interrupted at step {step}: saving {out / 'last'}")
-    finally:
-        bar.close()
-    if valid and stop_reason in ("max_steps", "max_minutes") and last_eval_step != step:
-        evaluate()  # stopped by the clock between two evaluations
-    checkpoint("last", with_trainer=True)
-    if not valid:
-        checkpoint("best", with_trainer=False)  # nothing to choose by: best is last
+def resume_from(last: Path, run: Run, state: TrainState) -> None:
+    """Load last/ into the model, the optimizer, the GradScaler, `state` and the random
+    generators, so that the run continues exactly as if it had never stopped."""
+    d = run.d
     if d.is_main:
-        log(plot_losses(metrics_file, out / "loss.png"))
-        if board is not None:
-            board.close()
-    teardown(d)
-    return {"step": step, "stop_reason": stop_reason, "best_valid_loss": best, "skipped": skipped,
-            "minutes": (elapsed_before + time.time() - start) / 60, "out": str(out)}  # fmt: skip
+        recover(last)  # a crash in the middle of a save leaves last.tmp or last.old
+        truncate_metrics(run.metrics.path, load_trainer_state(last)["step"])  # redo later rows
+    d.barrier()
+    resumed, info = load_model(last, "cpu")  # a CPU copy, loaded into the model below
+    check_resumable(last, info, run.model, run.tok)
+    trainer = load_trainer_state(last)
+    if len(trainer["rng"]) != d.world_size:
+        raise RunError(f"{last} was saved by {len(trainer['rng'])} process(es); resume it "
+                       f"with as many (this run has {d.world_size})")  # fmt: skip
+    load_full_state(run.model, run.optimizer, resumed.state_dict(), trainer["optimizer"], d)
+    run.scaler.load_state_dict(trainer["scaler"])
+    state.load_state_dict(trainer)
+    set_rng_states(state.rng[d.rank])
+    run.log(f"resumed from {last} at step {state.step}")
+
+
+def next_micro_batches(
+    stream, state: TrainState, grad_accum: int, pad_id: int, d: Distributed, device
+) -> list[dict]:
+    """The `grad_accum` micro-batches of one step, this process's share of each global batch;
+    moves `state` (epoch, index) past them."""
+    micro = []
+    for _ in range(grad_accum):
+        epoch, i, batch_examples = next(stream)
+        while len(batch_examples) < d.world_size:  # an epoch's tiny last batch: skip it
+            epoch, i, batch_examples = next(stream)
+        state.epoch, state.index = epoch, i + 1  # where to continue after a resume
+        n = len(batch_examples)  # this process's share of the global batch:
+        mine = batch_examples[d.rank * n // d.world_size : (d.rank + 1) * n // d.world_size]
+        batch = collate(mine, pad_id)
+        if device.type == "cuda":  # page-locked memory: the copy to the GPU overlaps
+            batch = {k: v.pin_memory() for k, v in batch.items()}
+        micro.append(batch)
+    return micro
+
+
+def skip_or_stop(result: StepResult, run: Run, state: TrainState) -> None:
+    """The NaN guard, after a step whose loss or gradient was not finite (the weights did not
+    change): with on_nonfinite="skip" count it and go on, else raise DivergenceError."""
+    step = state.step + 1  # the step that failed
+    what = f"loss {result.loss}" if not math.isfinite(result.loss) else "gradient norm inf"
+    state.in_a_row += 1
+    if run.cfg.on_nonfinite == "skip" and state.in_a_row < MAX_SKIPS_IN_A_ROW:
+        run.scaler.update()  # a new step may unscale again (fp16)
+        state.skipped += 1
+        run.log(f"step {step}: {what}; skipped ({state.skipped} so far)")
+        run.metrics.write({"step": step, "skipped_nonfinite": state.skipped})
+        return
+    kept = (f"{run.out / 'last'} holds step {state.saved_step}, the last good checkpoint"
+            if (run.out / "last").exists() else "no checkpoint was saved yet")  # fmt: skip
+    raise DivergenceError(
+        f"{what} at step {step}"
+        + (f" ({state.in_a_row} steps in a row)" if state.in_a_row > 1 else "")
+        + f": stopped before updating the weights; {kept}. Try a lower train.lr, "
+        "more warmup_steps, fp32, or --set train.on_nonfinite=skip"
+    )
+
+
+def log_row(run: Run, state: TrainState, bar, lr: float, grad_norm: torch.Tensor,
+            tokens_per_s: float, now: float, session_start: int) -> None:  # fmt: skip
+    """A metrics row (mean loss since the last row), and the progress bar's numbers."""
+    cfg = run.cfg
+    row = {"step": state.step, "loss": sum(state.losses) / len(state.losses), "lr": lr,
+           "grad_norm": round(float(grad_norm), 4),  # this step's, before clipping
+           "tokens_per_s": round(tokens_per_s), "epoch": state.epoch,
+           "elapsed_s": round(state.seconds(now), 1)}  # fmt: skip
+    run.metrics.write(row)
+    bar.set_postfix(loss=f"{row['loss']:.3f}", lr=f"{lr:.2e}", gnorm=f"{row['grad_norm']:.2f}",
+                    tok_s=row["tokens_per_s"])  # fmt: skip
+    if cfg.max_minutes:  # the bar's end (and ETA) is the clock's, if that comes first
+        seconds_left = cfg.max_minutes * 60 - row["elapsed_s"]
+        bar.total = steps_by_deadline(state.step, cfg.max_steps, state.step - session_start,
+                                      now - state.started, seconds_left)  # fmt: skip
+        bar.refresh()
+    state.losses = []
+
+
+def evaluate(run: Run, state: TrainState, valid: list[EncodedExample]) -> None:
+    """Validation loss now; keep the checkpoint as best/ if it is the lowest so far."""
+    state.last_eval_step = state.step
+    valid_loss = validation_loss(run.wrapped, valid, run.tok.pad_id, run.cfg.batch_size,
+                                 run.device, run.autocast, run.d)  # fmt: skip
+    run.metrics.write({"step": state.step, "valid_loss": valid_loss,
+                       "elapsed_s": round(state.seconds(), 1)})  # fmt: skip
+    run.log(f"step {state.step}: validation loss {valid_loss:.4f}")
+    if valid_loss < state.best_valid_loss:
+        state.best_valid_loss = valid_loss
+        save(run, state, "best", with_trainer=False)
+
+
+def save(run: Run, state: TrainState, name: str, with_trainer: bool) -> None:
+    """Save OUT/name/: the weights and run info, and (with_trainer) the optimizer, GradScaler and
+    `state` for an exact --resume. Every process takes part (FSDP gathers the shards)."""
+    d, best = run.d, state.best_valid_loss
+    info = {"train": run.cfg.to_dict(), "step": state.step, "tokenizer_sha": run.tok.fingerprint(),
+            "best_valid_loss": best if math.isfinite(best) else None,
+            "seed": run.cfg.seed}  # fmt: skip
+    if run.base is not None:
+        info["base"] = run.base  # an adapter checkpoint names (and hashes) its base
+    model_state, optim_state = full_state(run.model, run.optimizer if with_trainer else None, d)
+    state.rng = d.gather(get_rng_states())  # one entry per process
+    trainer = None
+    if with_trainer:
+        trainer = {"optimizer": optim_state, "scaler": run.scaler.state_dict(),
+                   **state.state_dict()}  # fmt: skip
+    if d.is_main:
+        with deferred_interrupts():  # Ctrl-C waits until the folder is complete
+            save_checkpoint(run.out / name, run.model, info, run.tokenizer_file, trainer,
+                            model_state)  # fmt: skip
+    d.barrier()  # nobody runs ahead of (or exits before) the save
+    if name == "last":
+        state.saved_step = state.step
+
+
+def summary(state: TrainState, stop_reason: str, out: Path, minutes: float) -> dict:
+    """What train() returns."""
+    return {"step": state.step, "stop_reason": stop_reason,
+            "best_valid_loss": state.best_valid_loss, "skipped": state.skipped,
+            "minutes": minutes, "out": str(out)}  # fmt: skip
+
+
+class MetricsLog:
+    """OUT/metrics.jsonl, one JSON row per line (process 0 writes; the others do nothing), and
+    the same numbers to TensorBoard when a writer is given."""
+
+    def __init__(self, path: Path, is_main: bool, board=None):
+        self.path, self.is_main, self.board = path, is_main, board
+
+    def write(self, row: dict) -> None:
+        if not self.is_main:
+            return
+        with open(self.path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        if self.board is not None:
+            for key, value in row.items():
+                if key != "step":
+                    self.board.add_scalar(key, value, row["step"])
+
+    def close(self) -> None:
+        if self.board is not None:
+            self.board.close()
 
 
 # ---- helpers of the loop: folders, resume checks, random states, interrupts -------------------

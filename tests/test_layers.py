@@ -169,3 +169,43 @@ def test_feed_forward_formulas(kind, act, gated):
         h = h * (x @ ff.wi_gate.weight.t())
     torch.testing.assert_close(ff(x), h @ ff.wo.weight.t())
     assert (ff.wi_gate is not None) == gated
+
+
+@pytest.mark.parametrize("n_kv_heads", [None, 1])
+def test_fast_attention_seams_equal_the_reference_with_and_without_the_cache(n_kv_heads):
+    from minitune.layers.attention import Attention
+
+    torch.manual_seed(0)
+    cfg = _cfg(n_kv_heads=n_kv_heads, dropout=0.0)
+    attn = Attention(cfg).eval()
+    x = torch.randn(2, 6, cfg.d_model)
+    # the fused projection gives the projections one by one
+    fused = attn.project_fused(x)
+    attn.impl = "reference"
+    plain = attn.project(x, x)
+    for a, b in zip(fused, plain, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+    bias = make_attention_bias(make_attention_mask(None, 6, 6, causal=True), None)
+    reference = attn(x, bias=bias)
+    attn.impl = "fast"
+    torch.testing.assert_close(attn(x, bias=bias), reference, atol=1e-5, rtol=1e-4)
+    with torch.inference_mode():  # decoding: one token at a time, cached stacked weights
+        cache = KVCache(6)
+        steps = [attn(x[:, t : t + 1], cache=cache) for t in range(6)]
+    torch.testing.assert_close(torch.cat(steps, 1), reference, atol=1e-5, rtol=1e-4)
+    assert not torch.allclose(steps[0], reference[:, 1:2])  # the comparison can fail
+
+
+@pytest.mark.parametrize("kind", ["gated-gelu", "swiglu", "relu"])
+def test_fused_gate_equals_two_projections(kind):
+    torch.manual_seed(0)
+    ff = FeedForward(_cfg(ffn=kind, dropout=0.0)).eval()
+    x = torch.randn(2, 5, ff.wi.in_features)
+    ff.impl = "reference"
+    reference = ff(x)
+    manual = ff.wo(ff.activation(ff.wi(x)) * (ff.wi_gate(x) if ff.gated else 1.0))
+    torch.testing.assert_close(reference, manual)  # the formula in the docstring
+    ff.impl = "fast"
+    torch.testing.assert_close(ff(x), reference, atol=1e-6, rtol=1e-5)
+    with torch.inference_mode():  # decoding: the stacked weight is cached
+        torch.testing.assert_close(ff(x), reference, atol=1e-6, rtol=1e-5)

@@ -156,3 +156,20 @@ def test_activation_checkpointing_gives_the_same_gradients():
         grads.append({n: p.grad.clone() for n, p in model.named_parameters()})
     for name in grads[0]:
         torch.testing.assert_close(grads[1][name], grads[0][name], atol=1e-6, rtol=1e-5)
+
+
+def test_activation_checkpointing_runs_each_layer_again_in_backward():
+    calls = {"n": 0}
+
+    def count(module, args):
+        calls["n"] += 1
+
+    for checkpointing, expected in ((False, 1), (True, 2)):
+        model = tiny_model(dropout=0.0).train()
+        model.set_activation_checkpointing(checkpointing)
+        model.encoder.layers[0].register_forward_pre_hook(count)
+        model.decoder.layers[0].register_forward_pre_hook(count)
+        calls["n"] = 0
+        input_ids, mask, dec = random_batch()
+        cross_entropy_loss(model(input_ids, dec, mask), dec.roll(-1, 1)).backward()
+        assert calls["n"] == 2 * expected, (checkpointing, calls)  # the forward, and the recompute

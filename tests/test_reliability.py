@@ -102,15 +102,15 @@ def test_ctrl_c_saves_last_and_exits_130_without_a_traceback(tmp_path):
 def test_nan_loss_stops_before_the_update_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     import minitune.train as training
 
-    real = training.forward_backward
+    real = training.token_nll_sum
     calls = {"n": 0}
 
-    def poisoned(*args, **kwargs):
-        loss, tokens = real(*args, **kwargs)
+    def poisoned(*args, **kwargs):  # the 8th step's loss (one micro-batch, no validation)
+        loss_sum, n = real(*args, **kwargs)
         calls["n"] += 1
-        return (float("nan") if calls["n"] == 8 else loss), tokens
+        return (loss_sum * float("nan") if calls["n"] == 8 else loss_sum), n
 
-    monkeypatch.setattr(training, "forward_backward", poisoned)
+    monkeypatch.setattr(training, "token_nll_sum", poisoned)
     model_cfg, cfg = tiny_run(tmp_path, max_steps=20, save_every=5, valid_data=None)
     with pytest.raises(
         DivergenceError,

@@ -55,7 +55,9 @@ def test_max_minutes_stops_the_run_and_saves_it(tmp_path):
     last = json.loads((tmp_path / "run" / "last" / "config.json").read_text())
     assert last["step"] == summary["step"]
     rows = read_metrics(tmp_path / "run")
-    assert rows[-1] == {"step": summary["step"], "valid_loss": rows[-1]["valid_loss"]}  # evaluated
+    # evaluated at the last step: a validation row (with its wall-clock time), no train loss
+    assert set(rows[-1]) == {"step", "valid_loss", "elapsed_s"}, rows[-1]
+    assert rows[-1]["step"] == summary["step"] and rows[-1]["elapsed_s"] >= 0.6
 
 
 def _smoothed_loss(model, micro_batches, pad_id, eps) -> float:
@@ -77,19 +79,19 @@ def _smoothed_loss(model, micro_batches, pad_id, eps) -> float:
 def test_label_smoothing_reaches_the_loss_that_train_minimises(tmp_path, monkeypatch):
     import minitune.train as training
 
-    real, seen = training.forward_backward, []
+    real, seen = training.train_step, []
 
-    def spy(model, micro, pad_id, *args):
+    def spy(model, micro, optimizer, scaler, lr, pad_id, *args):
         with torch.no_grad():  # before the step changes the weights (dropout is 0 in tiny)
             expected = (
                 _smoothed_loss(model, micro, pad_id, 0.1),
                 _smoothed_loss(model, micro, pad_id, 0.0),
             )
-        loss, tokens = real(model, micro, pad_id, *args)
-        seen.append((loss, *expected))
-        return loss, tokens
+        result = real(model, micro, optimizer, scaler, lr, pad_id, *args)
+        seen.append((result.loss, *expected))
+        return result
 
-    monkeypatch.setattr(training, "forward_backward", spy)
+    monkeypatch.setattr(training, "train_step", spy)
     model_cfg, cfg = tiny_run(tmp_path, max_steps=2, valid_data=None, label_smoothing=0.1)
     train(model_cfg, cfg, **quiet)
     assert len(seen) == 2

@@ -32,15 +32,15 @@ def tiny_args(tmp_path: Path, out: Path, steps: int = 4) -> list[str]:
 
 def interrupt_at(monkeypatch, call: int) -> None:
     """Ctrl-C in the middle of the `call`-th optimizer step of the process."""
-    real, calls = training.forward_backward, []
+    real, calls = training.train_step, []
 
-    def forward_backward(*args, **kwargs):
+    def train_step(*args, **kwargs):
         calls.append(1)
         if len(calls) == call:
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(training, "forward_backward", forward_backward)
+    monkeypatch.setattr(training, "train_step", train_step)
 
 
 # ---- any folder ---------------------------------------------------------------------------------

@@ -2,15 +2,17 @@
 # # 5. The training loop, step by step
 #
 # `minitune/train.py` reads top to bottom: set up the device and seeds, build the model, read the
-# data, build the optimizer, then loop. One optimizer step is:
+# data, build the optimizer, then loop. One optimizer step (`train_step`) is:
 #
 # 1. take `grad_accum` micro-batches, count their target tokens N;
-# 2. forward and backward each, its summed loss divided by N (`forward_backward`);
+# 2. forward, loss and backward of each, its summed loss divided by N;
 # 3. clip the gradient norm, set the learning rate from the schedule, step, zero the gradients.
 #
-# Here we do these steps by hand on a tiny model, plot the schedules, and run the real loop.
+# Here we write that loop by hand on a tiny model (and check it against the library's
+# `train_step`), plot the schedules, and run the real loop.
 
 # %%
+import copy
 import json
 import tempfile
 from contextlib import nullcontext
@@ -18,14 +20,16 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
+import torch.nn.functional as F
 from common import FAST, ROOT, show
 
 from minitune import ModelConfig, Seq2SeqTransformer, Tokenizer
 from minitune.config import TrainConfig, load_run_config
 from minitune.data.batching import collate, encode_records
 from minitune.data.formats import read_records
+from minitune.model import shift_right
 from minitune.optim import build_optimizer, lr_factor
-from minitune.train import forward_backward, train
+from minitune.train import forward_backward, train, train_step
 
 torch.manual_seed(0)
 
@@ -43,30 +47,56 @@ print(report)
 print({k: tuple(v.shape) for k, v in batch.items()})
 
 # %% [markdown]
-# ## Overfit one batch
+# ## Overfit one batch, with a loop written by hand
 #
 # The first test of any training code: a model must be able to memorise a single batch. If the
-# loss does not go to ~0, something is broken (masks, labels, learning rate...).
+# loss does not go to ~0, something is broken (masks, labels, learning rate...). The loop is
+# the whole of training: forward, loss, backward, clip, step.
 
 # %%
 model = Seq2SeqTransformer(ModelConfig.preset("tiny", vocab_size=tok.vocab_size)).train()
+same_model = copy.deepcopy(model)  # for the library's train_step, below
 cfg = TrainConfig(lr=3e-3, warmup_steps=10, max_steps=60 if FAST else 150, schedule="constant")
-optimizer = build_optimizer(model, cfg)
+optimizer = build_optimizer(model, cfg)  # AdamW, no weight decay on norms and biases
+x, mask, y = batch["input_ids"], batch["attention_mask"], batch["labels"]  # y: -100 on padding
 losses = []
 for step in range(cfg.max_steps):
-    loss, _ = forward_backward(model, [batch], tok.pad_id, "cpu", nullcontext())  # steps 1-2
-    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)  # step 3: clip,
+    torch.manual_seed(step)  # the same dropout masks as the library's run below
+    logits = model(x, shift_right(y, model.config.decoder_start_id, tok.pad_id), mask)  # (B, T, V)
+    # mean over target tokens of -log p(y_t); padding (-100) ignored
+    loss = F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=-100)
+    loss.backward()  # the gradient of the loss, in each parameter's .grad
+    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)  # ||g|| <= clip_grad
     for group in optimizer.param_groups:
-        group["lr"] = cfg.lr * lr_factor(step, cfg)  # schedule,
-    optimizer.step()  # update,
+        group["lr"] = cfg.lr * lr_factor(step, cfg)  # the schedule's learning rate
+    optimizer.step()  # θ <- θ - lr · update(g)
     optimizer.zero_grad(set_to_none=True)  # and forget the gradient
-    losses.append(loss)
+    losses.append(loss.item())
 fig, ax = plt.subplots(figsize=(6, 3))
 ax.plot(losses)
 ax.set(xlabel="step", ylabel="loss", yscale="log", title="one batch, memorised")
 show(fig, "05_overfit")
 print(f"loss {losses[0]:.2f} -> {losses[-1]:.3f}")
 assert losses[-1] < 0.5 * losses[0], "one batch should be memorised: the loss falls a lot"
+
+# %% [markdown]
+# The library's `train_step` (what `train()` calls every step) does the same, plus what a real run
+# needs: micro-batches, a GradScaler for fp16, the NaN guard, distributed processes. Same model,
+# same batch, same dropout: the same losses.
+
+# %%
+library_optimizer = build_optimizer(same_model, cfg)
+no_scaling = torch.amp.GradScaler("cpu", enabled=False)  # fp32: nothing to scale
+library_losses = []
+for step in range(cfg.max_steps):
+    torch.manual_seed(step)
+    lr = cfg.lr * lr_factor(step, cfg)
+    result = train_step(same_model, [batch], library_optimizer, no_scaling, lr, tok.pad_id, "cpu",
+                        clip_grad=cfg.clip_grad)  # fmt: skip
+    library_losses.append(result.loss)
+gap = max(abs(a - b) / a for a, b in zip(losses, library_losses, strict=True))
+print(f"largest relative difference of the losses, by hand vs train_step: {gap:.1e}")
+assert gap < 1e-4, "the loop by hand and train_step should give the same losses"
 
 # %% [markdown]
 # ## Learning-rate schedules

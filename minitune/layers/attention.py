@@ -12,6 +12,11 @@ Two implementations compute the same thing (tests prove it):
 - `attention_reference`: explicit matmul, softmax, matmul, to read and step through; it can also
   return the attention weights (for pictures);
 - `attention_fast`: `torch.nn.functional.scaled_dot_product_attention`, fused kernels.
+
+`Attention.forward` reads as the computation itself: project, split heads, positions and the KV
+cache, scores + bias, softmax, weighted sum, merge heads. The fast path (`impl="fast"`, the
+default; `ModelConfig.attention_impl`) enters at two named seams only: `project_fused` (one
+matmul for [W_q; W_k; W_v], layers/fused.py) and `attend` (SDPA instead of the explicit softmax).
 """
 
 from __future__ import annotations
@@ -195,8 +200,78 @@ class Attention(nn.Module):
                 nn.init.zeros_(linear.bias)
 
     def split_heads(self, x: torch.Tensor, n_heads: int) -> torch.Tensor:
+        """(B, T, heads·D) -> (B, heads, T, D)."""
         B, T, _ = x.shape
         return x.view(B, T, n_heads, self.d_head).transpose(1, 2)  # (B, heads, T, D)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        memory: torch.Tensor | None = None,
+        bias: torch.Tensor | None = None,
+        cache: KVCache | None = None,
+        position=None,
+    ) -> torch.Tensor:
+        """x: (B, T_q, C); memory: (B, T_k, C) for cross-attention; returns (B, T_q, C).
+
+        bias: the additive mask and position bias, broadcastable to (B, H, T_q, T_k).
+        position: the stack's PositionScheme, whose `rotate` turns queries and keys (RoPE);
+        `offset` for it is the number of positions already in the cache."""
+        B, T, _ = x.shape
+        # cross-attention reads the encoder's keys and values from the cache after the first step
+        reuse = self.is_cross and cache is not None and cache.length > 0
+        source = None if reuse else memory if self.is_cross else x
+        # 1. project: q = x W_q, k = src W_k, v = src W_v; split into heads
+        q, k, v = self.project(x, source)  # q (B, H, T_q, D); k, v (B, H_kv, T_k, D) or None
+        q, k = self.transform_qk(q, k)
+        # 2. positions (rotary) and the KV cache: all keys and values so far
+        if reuse:
+            k, v = cache.stored()  # (B, H_kv, S, D)
+        else:
+            offset = cache.length if cache is not None else 0
+            if position is not None and not self.is_cross:
+                q, k = position.rotate(q, offset), position.rotate(k, offset)
+            if cache is not None:
+                k, v = cache.update(k, v)  # (B, H_kv, T_past + T_k, D)
+        # 3. grouped K/V heads: each serves n_heads / n_kv_heads query heads
+        if self.n_kv_heads != self.n_heads:
+            k = k.repeat_interleave(self.n_heads // self.n_kv_heads, dim=1)  # (B, H, T_k, D)
+            v = v.repeat_interleave(self.n_heads // self.n_kv_heads, dim=1)
+        # 4. softmax(s · q kᵀ + bias) v in each head
+        out = self.attend(q, k, v, bias)  # (B, H, T_q, D)
+        # 5. concatenate the heads and project back to the model width
+        out = out.transpose(1, 2).reshape(B, T, self.n_heads * self.d_head)  # (B, T_q, H·D)
+        return self.o(out)  # (B, T_q, C)
+
+    def project(
+        self, x: torch.Tensor, source: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """Queries from x, keys and values from `source` (None: they come from the cache).
+
+        Returns q (B, H, T_q, D) and k, v (B, H_kv, T_k, D). The fast path projects
+        self-attention with one matmul, [W_q; W_k; W_v] x (`project_fused`), the same numbers."""
+        if self.impl == "fast" and source is x:
+            fused = self.project_fused(x)
+            if fused is not None:
+                return fused
+        q = self.split_heads(self.q(x), self.n_heads)  # (B, H, T_q, D)
+        if source is None:
+            return q, None, None
+        k = self.split_heads(self.k(source), self.n_kv_heads)  # (B, H_kv, T_k, D)
+        v = self.split_heads(self.v(source), self.n_kv_heads)  # (B, H_kv, T_k, D)
+        return q, k, v
+
+    def project_fused(self, x: torch.Tensor) -> tuple[torch.Tensor, ...] | None:
+        """Fast path of self-attention's projections: x [W_q; W_k; W_v]ᵀ as one matmul, with the
+        stacked weight cached while decoding (layers/fused.py). None if a projection is not a
+        plain Linear (LoRA): then `project` goes one by one."""
+        fused = self.stacked_qkv(x, [self.q, self.k, self.v])  # (B, T, H·D + 2·H_kv·D)
+        if fused is None:
+            return None
+        kv_width = self.n_kv_heads * self.d_head
+        q, k, v = fused.split([self.n_heads * self.d_head, kv_width, kv_width], dim=-1)
+        q = self.split_heads(q, self.n_heads)  # (B, H, T_q, D)
+        return q, self.split_heads(k, self.n_kv_heads), self.split_heads(v, self.n_kv_heads)
 
     def transform_qk(
         self, q: torch.Tensor, k: torch.Tensor | None
@@ -212,63 +287,12 @@ class Attention(nn.Module):
     ) -> torch.Tensor:
         """A hook for variants: the attention of each head, (B, H, T_q, D) from q, k, v, bias.
 
-        Plain attention: softmax(s · q kᵀ + bias) v, on the reference or the fast path."""
+        Plain attention: softmax(s · q kᵀ + bias) v, on the reference path (`attention_reference`,
+        also when the weights are recorded) or the fast path (`attention_fast`, SDPA)."""
         dropout = self.dropout if self.training else 0.0
-        if self.impl == "reference" or self.record_weights:
-            out, weights = attention_reference(q, k, v, bias, self.scale, dropout)
-            if self.record_weights:
-                self.last_weights = weights.detach()
-            return out
-        return attention_fast(q, k, v, bias, self.scale, dropout)
-
-    def forward(
-        self,
-        x: torch.Tensor,
-        memory: torch.Tensor | None = None,
-        bias: torch.Tensor | None = None,
-        cache: KVCache | None = None,
-        position=None,
-    ) -> torch.Tensor:
-        """x: (B, T_q, C); memory: (B, T_k, C) for cross-attention; returns (B, T_q, C).
-
-        position: the stack's PositionScheme, whose `rotate` turns queries and keys (RoPE);
-        `offset` for it is the number of positions already in the cache."""
-        B, T, _ = x.shape
-        offset = cache.length if cache is not None else 0
-        # 1. project the queries, split into heads
-        # 2. keys and values: from x (self) or memory (cross), possibly from / into the cache
-        reuse = self.is_cross and cache is not None and cache.length > 0
-        k = v = None
-        fused = None
-        if self.impl == "fast" and not self.is_cross:  # one matmul for W_q, W_k, W_v
-            fused = self.stacked_qkv(x, [self.q, self.k, self.v])
-        if fused is not None:
-            kv_width = self.n_kv_heads * self.d_head
-            # (B, T, H·D + 2·H_kv·D) -> q (B, T, H·D), k and v (B, T, H_kv·D)
-            q, k, v = fused.split([self.n_heads * self.d_head, kv_width, kv_width], dim=-1)
-            q = self.split_heads(q, self.n_heads)  # (B, H, T_q, D)
-            k = self.split_heads(k, self.n_kv_heads)  # (B, H_kv, T_k, D)
-            v = self.split_heads(v, self.n_kv_heads)
-        else:
-            q = self.split_heads(self.q(x), self.n_heads)  # (B, H, T_q, D)
-            if not reuse:
-                source = memory if self.is_cross else x
-                k = self.split_heads(self.k(source), self.n_kv_heads)  # (B, H_kv, T_k, D)
-                v = self.split_heads(self.v(source), self.n_kv_heads)  # (B, H_kv, T_k, D)
-        q, k = self.transform_qk(q, k)
-        if reuse:
-            k, v = cache.stored()  # encoder keys/values, computed on the first decoding step
-        else:
-            if position is not None and not self.is_cross:
-                q, k = position.rotate(q, offset), position.rotate(k, offset)
-            if cache is not None:
-                k, v = cache.update(k, v)  # (B, H_kv, T_past + T_k, D)
-        if self.n_kv_heads != self.n_heads:  # grouped: each K/V head serves a group of Q heads
-            group = self.n_heads // self.n_kv_heads
-            k = k.repeat_interleave(group, dim=1)  # (B, H, T_k, D)
-            v = v.repeat_interleave(group, dim=1)
-        # 3. attention in each head
-        out = self.attend(q, k, v, bias)  # (B, H, T_q, D)
-        # 4. concatenate the heads and project back to the model width
-        out = out.transpose(1, 2).reshape(B, T, self.n_heads * self.d_head)  # (B, T_q, H·D)
-        return self.o(out)  # (B, T_q, C)
+        if self.impl == "fast" and not self.record_weights:
+            return attention_fast(q, k, v, bias, self.scale, dropout)
+        out, weights = attention_reference(q, k, v, bias, self.scale, dropout)
+        if self.record_weights:
+            self.last_weights = weights.detach()
+        return out

@@ -63,14 +63,21 @@ class FeedForward(nn.Module):
                     nn.init.zeros_(linear.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        both = None
-        if self.wi_gate is not None and self.impl == "fast":
-            both = self.stacked_gate(x, [self.wi, self.wi_gate])  # [W_i0 x, W_i1 x], (B, T, 2F)
-        if both is not None:
-            h, gate = both.chunk(2, dim=-1)
-            h = self.activation(h) * gate
-        else:
-            h = self.activation(self.wi(x))  # (B, T, F)
-            if self.wi_gate is not None:
-                h = h * self.wi_gate(x)  # gate: elementwise product with a second projection
+        """FF(x) = W_o · (act(W_i x) ⊙ W_i1 x), the gate only in gated variants; (B, T, C)."""
+        h, gate = self.project_in(x)  # (B, T, F) each; gate None when not gated
+        h = self.activation(h)
+        if gate is not None:
+            h = h * gate  # the gate: elementwise product with a second projection
         return self.wo(self.dropout(h))  # (B, T, C)
+
+    def project_in(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """W_i x and, when gated, W_i1 x. The fast path (impl "fast") computes both with one
+        matmul, [W_i0; W_i1] x (layers/fused.py): the same numbers."""
+        if self.wi_gate is None:
+            return self.wi(x), None
+        if self.impl == "fast":
+            both = self.stacked_gate(x, [self.wi, self.wi_gate])  # (B, T, 2F); None with LoRA
+            if both is not None:
+                h, gate = both.chunk(2, dim=-1)
+                return h, gate
+        return self.wi(x), self.wi_gate(x)

@@ -1,0 +1,60 @@
+"""The package's modules import each other one way only: no import circles (imports inside
+functions count too; `if TYPE_CHECKING:` blocks, read only by type checkers, do not)."""
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "minitune"
+
+
+def import_graph() -> dict[str, set[str]]:
+    """module -> the minitune modules it imports, e.g. "minitune.t5" -> {"minitune.config", ...}."""
+    graph = {}
+    for path in PACKAGE.rglob("*.py"):
+        name = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        name = name.removesuffix(".__init__")
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING":
+                node.body = [ast.Pass()]
+        imported = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("minitune"):
+                imported.add(node.module)
+            elif isinstance(node, ast.Import):
+                imported |= {a.name for a in node.names if a.name.startswith("minitune")}
+        graph[name] = imported - {name}
+    return graph
+
+
+def find_circle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import circle, as a path a -> b -> ... -> a, or None (depth-first search)."""
+    done: set[str] = set()
+
+    def visit(module: str, path: list[str]) -> list[str] | None:
+        if module in path:
+            return [*path[path.index(module) :], module]
+        if module in done or module not in graph:
+            return None
+        for other in sorted(graph[module]):
+            if circle := visit(other, [*path, module]):
+                return circle
+        done.add(module)
+        return None
+
+    for module in sorted(graph):
+        if circle := visit(module, []):
+            return circle
+    return None
+
+
+def test_the_finder_finds_a_circle():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert find_circle(graph) == ["a", "b", "c", "a"]
+    assert find_circle({"a": {"b"}, "b": set()}) is None
+
+
+def test_no_import_circles_in_the_package():
+    graph = import_graph()
+    assert "minitune.checkpoint" in graph and "minitune.layers.attention" in graph
+    assert find_circle(graph) is None, " -> ".join(find_circle(graph))
