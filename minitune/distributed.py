@@ -94,7 +94,10 @@ def setup(device_name: str, fsdp: bool = False) -> tuple[Distributed, str]:
 
 
 def teardown(d: Distributed) -> None:
+    """Leave the process group together: every process waits for the others first, so none
+    tears down its communication threads while another still talks to it."""
     if d.enabled and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 
