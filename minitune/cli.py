@@ -44,6 +44,7 @@ def cmd_presets(args: argparse.Namespace) -> int:
             f"{name:14s} {n_params / 1e6:7.2f}M parameters  d_model={cfg.d_model} "
             f"n_heads={cfg.n_heads} d_ff={cfg.d_ff} layers={cfg.n_encoder_layers}+"
             f"{cfg.n_decoder_layers} vocab={cfg.vocab_size} ffn={cfg.ffn} position={cfg.position}"
+            + (" copy_head" if cfg.copy_head else "")
         )
         if args.verbose:
             for key, value in cfg.to_dict().items():
