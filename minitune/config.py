@@ -451,7 +451,8 @@ def read_run_file(path: str | Path) -> tuple[Path, dict[str, dict]]:
 def _validation_follows_data(layers: list[dict]) -> dict:
     """The [train] values of `layers` (applied in order), where validation follows the data:
     when the last layer that names `data` (a file, or --data) names no validation, a held-out
-    share of that data is used, not the shipped suite's valid split (TrainConfig's default)."""
+    share of that data is used, not the shipped suite's valid split (TrainConfig's default);
+    and unless it also names `fresh_per_task`, that data is trained on (no fresh draw)."""
     merged: dict = {}
     for layer in layers:
         merged.update(layer)
@@ -460,6 +461,8 @@ def _validation_follows_data(layers: list[dict]) -> dict:
         later = layers[setters[-1] :]
         if not any({"valid_data", "valid_fraction"} & layer.keys() for layer in later):
             merged.update(valid_data=None, valid_fraction=HOLDOUT_FRACTION)
+        if not any("fresh_per_task" in layer for layer in later):
+            merged["fresh_per_task"] = 0  # the data named last is what trains, not a fresh draw
     return merged
 
 

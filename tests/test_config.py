@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from minitune import PRESETS, ModelConfig, Seq2SeqTransformer
+from minitune.config import load_run_config
 from minitune.layers import registry
 
 
@@ -95,3 +96,13 @@ def test_a_variant_named_by_path_is_built():
 def test_n_kv_heads_must_divide_n_heads():
     with pytest.raises(ValueError, match="n_kv_heads"):
         ModelConfig.preset("tiny", n_kv_heads=3)
+
+
+def test_own_data_replaces_the_laptop_configs_fresh_draw():
+    """configs/laptop.toml trains on a fresh draw of the suite; naming other data (--data, or a
+    later file) trains on that data instead, unless fresh_per_task is named with it."""
+    assert load_run_config("laptop")[1].fresh_per_task == 5000
+    _, cfg = load_run_config("laptop", {"train": {"data": ["data/train.jsonl"]}})
+    assert cfg.fresh_per_task == 0 and cfg.data[0].endswith("data/train.jsonl")
+    _, cfg = load_run_config("laptop", {"train": {"data": ["x.jsonl"], "fresh_per_task": 7}})
+    assert cfg.fresh_per_task == 7

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import import_or_skip
 from test_train import small_data
 
 import minitune.train as training
@@ -301,7 +302,7 @@ def test_messages_go_through_tqdm_write():
 
 
 def test_tensorboard_gets_the_metrics(tmp_path):
-    pytest.importorskip("tensorboard")
+    import_or_skip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from test_train import tiny_run
 

@@ -67,7 +67,7 @@ print("held out  :", *unseen, sep="\n  ")
 # %%
 out = tempfile.mkdtemp(prefix="minitune-tutorial-")
 config = ROOT / "configs" / ("tiny.toml" if FAST else "laptop.toml")
-paths = {"data": [str(ROOT / "data" / "train.jsonl")], "valid_data": str(ROOT / "data" / "valid.jsonl"),
+paths = {"valid_data": str(ROOT / "data" / "valid.jsonl"),
          "tokenizer": str(ROOT / "tokenizer" / "minitune.model"), "out": out}  # fmt: skip
 model_cfg, cfg = load_run_config(
     config, {"train": {**paths, **({"max_steps": 30} if FAST else {})}}
