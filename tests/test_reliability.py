@@ -34,9 +34,16 @@ ROOT = Path(__file__).resolve().parents[1]
 TOKENIZER = ROOT / "tokenizer" / "minitune.model"
 
 
+def _sigint_as_usual() -> None:
+    """In the child: Ctrl-C's default action. A shell starts background jobs with SIGINT
+    ignored, and Python keeps an ignored SIGINT ignored, so the Ctrl-C test would hang there."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _cli(*args, cwd=ROOT, **kwargs):
     return subprocess.Popen([sys.executable, "-m", "minitune", *args], cwd=cwd,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)  # fmt: skip
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_sigint_as_usual, **kwargs)  # fmt: skip
 
 
 def _train_args(tmp_path: Path, out: Path, steps: int) -> list[str]:
