@@ -103,12 +103,12 @@ assert seen and unseen and not set(seen) & set(unseen)  # held-out phrasings are
 #
 # | split | exact match | token F1 |
 # |---|---|---|
-# | seen tasks, seen phrasings | 51.6% (13.1%) | 62.0% (41.3%) |
-# | seen tasks, held-out phrasing | 36.0% (9.3%) | 52.9% (33.6%) |
-# | held-out tasks (extraction) | 0.4% (0.0%) | 7.9% (7.1%) |
+# | seen tasks, seen phrasings | 48.3% (13.1%) | 61.3% (41.3%) |
+# | seen tasks, held-out phrasing | 37.7% (9.3%) | 54.8% (33.6%) |
+# | held-out tasks (extraction) | 0.0% (0.0%) | 12.1% (7.1%) |
 #
 # So at this scale the answer to the FLAN question is: a new *phrasing* of a known task partly
-# works (15 points below the seen phrasings), a new *task* does not. FLAN saw the same pattern
+# works (about 10 points below the seen phrasings), a new *task* does not. FLAN saw the same pattern
 # below ~8B parameters: instruction tuning helped unseen tasks only in large models.
 # benchmarks/learning.md has what was tried to get here, and the probes that show which skills a
 # model this small does not form in minutes. Your run's own report, if you ran
