@@ -784,7 +784,8 @@ def _training_flags(p: argparse.ArgumentParser, default_config: str, lora: bool 
                        help="which attention layers (default: all three)")  # fmt: skip
 
 
-def _decoding_flags(p: argparse.ArgumentParser) -> None:
+def _length_and_beam_flags(p: argparse.ArgumentParser) -> None:
+    """The decoding flags `eval` shares with `generate` and `chat`."""
     p.add_argument("--max-new-tokens", type=int, default=64,
                    help="longest answer in tokens (default: 64)")  # fmt: skip
     p.add_argument("--max-source-length", type=int, metavar="N",
@@ -792,6 +793,10 @@ def _decoding_flags(p: argparse.ArgumentParser) -> None:
                    "checkpoint's training setting; 512 for T5 folders)")  # fmt: skip
     p.add_argument("--num-beams", type=int, default=1,
                    help="beam search with this many beams (default: 1, greedy)")  # fmt: skip
+
+
+def _decoding_flags(p: argparse.ArgumentParser) -> None:
+    _length_and_beam_flags(p)
     p.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
     p.add_argument("--temperature", type=float,
                    help="sampling temperature (switches sampling on; default 1.0 when sampling)")  # fmt: skip
@@ -863,13 +868,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run the model's answers to code tasks against their tests for your "
                    "files too (the shipped suite's always run), in a subprocess with CPU-time "
                    "and memory limits")  # fmt: skip
-    p.add_argument("--num-beams", type=int, default=1,
-                   help="beam search with this many beams (default: 1, greedy)")  # fmt: skip
-    p.add_argument("--max-source-length", type=int, metavar="N",
-                   help="prompt tokens read; longer prompts are cut and counted (default: the "
-                   "checkpoint's training setting; 512 for T5 folders)")  # fmt: skip
-    p.add_argument("--max-new-tokens", type=int, default=64,
-                   help="longest answer in tokens (default: 64)")  # fmt: skip
+    _length_and_beam_flags(p)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
                    help="default: auto (CUDA, then MPS, then CPU)")  # fmt: skip
     p.set_defaults(func=cmd_eval, sample=False, temperature=None, top_k=None, top_p=None, seed=0)
