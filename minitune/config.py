@@ -28,7 +28,9 @@ from minitune.paths import config_file, resolve_file
 # The attention, position, feed-forward and norm variants are named in minitune/layers/registry.py
 # (one line per variant). The other choices are listed here.
 NORM_POSITIONS = ("pre", "post")
-ATTENTION_IMPLS = ("fast", "reference")
+IMPLS = ("fast", "reference")
+# fields saved under an older name (checkpoints written before the rename still load)
+RENAMED = {"attention_impl": "impl"}
 
 
 def _check_choices(config, choices: dict[str, tuple]) -> None:
@@ -118,7 +120,7 @@ class ModelConfig:
 
     copy_head: bool = False  # pointer-generator output: may copy source tokens (layers/copy.py)
 
-    attention_impl: str = "fast"  # "fast" (F.scaled_dot_product_attention) or "reference"
+    impl: str = "fast"  # "fast": fused kernels (FastAttention, FastFeedForward); "reference"
     pad_id: int = 0  # padding id; also the decoder's start token, as in T5
     eos_id: int = 1  # end-of-sequence id
     decoder_start_id: int = 0  # first decoder input token
@@ -160,7 +162,7 @@ class ModelConfig:
             raise ValueError(f"ModelConfig.dropout must be in [0, 1), got {self.dropout!r}")
         if self.norm_eps <= 0:
             raise ValueError(f"ModelConfig.norm_eps must be > 0, got {self.norm_eps!r}")
-        _check_choices(self, {"norm_position": NORM_POSITIONS, "attention_impl": ATTENTION_IMPLS})
+        _check_choices(self, {"norm_position": NORM_POSITIONS, "impl": IMPLS})
         for kind in registry.REGISTRY:  # "attention", "position", "ffn", "norm"
             registry.resolve(kind, getattr(self, kind))  # ValueError naming what is allowed
         if self.n_kv_heads is not None and (
@@ -201,6 +203,7 @@ class ModelConfig:
     def from_dict(cls, values: dict) -> ModelConfig:
         """Build from `to_dict()` output; unknown keys are an error naming them."""
         known = {f.name for f in dataclasses.fields(cls) if f.init}
+        values = {RENAMED.get(key, key): value for key, value in values.items()}
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"ModelConfig: unknown field(s) {unknown}; known: {sorted(known)}")

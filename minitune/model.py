@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 from minitune.config import ModelConfig
 from minitune.generate import generate
+from minitune.layers import registry
 from minitune.layers.attention import KVCache, make_attention_bias, make_attention_mask
-from minitune.layers.blocks import DecoderLayer, EncoderLayer
+from minitune.layers.base import Layer
+from minitune.layers.blocks import DecoderLayer, EncoderLayer, make_norm, set_recompute, use_impl
 from minitune.layers.copy import CopyHead
-from minitune.layers.positions import PositionScheme
-from minitune.layers.registry import build
+from minitune.layers.positions import PositionScheme, RelativePositionBias
 
 
 def shift_right(labels: torch.Tensor, start_id: int, pad_id: int) -> torch.Tensor:
@@ -37,6 +37,15 @@ def shift_right(labels: torch.Tensor, start_id: int, pad_id: int) -> torch.Tenso
     return shifted.masked_fill(shifted == -100, pad_id)  # (B, T)
 
 
+def source_padding_bias(
+    memory_mask: torch.Tensor | None, S: int, device: torch.device
+) -> torch.Tensor | None:
+    """attn_bias for cross-attention: 0 for real source tokens, very negative for padding;
+    (B, 1, 1, S), one row that serves every target position (None without padding)."""
+    mask = make_attention_mask(memory_mask, 1, S, causal=False, device=device)
+    return make_attention_bias(mask, None)
+
+
 class DecoderCache:
     """Everything the decoder keeps between generation steps: per layer, a growing self-attention
     KV cache (`max_length` positions) and the cross-attention keys/values of the encoder output."""
@@ -46,9 +55,9 @@ class DecoderCache:
         self.self_attn = [KVCache(max_length) for _ in range(n_layers)]
         self.cross_attn = [KVCache(source_length) for _ in range(n_layers)]
         # computed on the first step and sliced afterwards: the decoder's position bias for all
-        # max_length positions, and the cross-attention padding bias (the same at every step)
+        # max_length positions, and the cross-attention padding mask (the same at every step)
         self.position_bias: torch.Tensor | None = None  # (1, H, max_length, max_length)
-        self.cross_bias: torch.Tensor | None = None  # (B, 1, 1, S)
+        self.cross_attn_bias: torch.Tensor | None = None  # (B, 1, 1, S)
 
     @property
     def length(self) -> int:
@@ -64,9 +73,17 @@ class DecoderCache:
         length..length+T-1 of the table for all max_length positions, built on the first step."""
         offset = self.length
         if offset == 0:
-            self.position_bias = position.bias(self.max_length, self.max_length)
+            self.position_bias = position.position_bias(self.max_length, self.max_length)
         table = self.position_bias
         return None if table is None else table[:, :, offset : offset + T, : offset + T]
+
+    def source_padding_bias(
+        self, memory_mask: torch.Tensor | None, S: int, device: torch.device
+    ) -> torch.Tensor | None:
+        """Cross-attention's attn_bias (B, 1, 1, S), the same at every step: built once."""
+        if self.length == 0:
+            self.cross_attn_bias = source_padding_bias(memory_mask, S, device)
+        return self.cross_attn_bias
 
     def reorder(self, index: torch.Tensor) -> None:
         """Keep batch rows `index` of the self-attention caches (beam search).
@@ -78,27 +95,33 @@ class DecoderCache:
             cache.reorder(index)
 
 
+def make_position(cfg: ModelConfig, causal: bool) -> PositionScheme:
+    """T5's relative position bias, or the scheme `cfg.position` names (layers/registry.py)."""
+    if cfg.position == "relative":
+        return RelativePositionBias(cfg, causal)
+    return registry.build("position", cfg, causal=causal)
+
+
 class Encoder(nn.Module):
     """A stack of encoder layers over embedded source tokens."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.position = build("position", cfg, causal=False)
+        self.position = make_position(cfg, causal=False)
         self.dropout = nn.Dropout(cfg.dropout)
         self.layers = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.n_encoder_layers))
-        self.checkpointing = False  # recompute layers in backward (set_activation_checkpointing)
-        pre_norm = cfg.norm_position == "pre"
-        self.final_norm = build("norm", cfg) if pre_norm else nn.Identity()
+        self.final_norm = make_norm(cfg) if cfg.norm_position == "pre" else nn.Identity()
 
     def forward(self, x: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """x: embedded source (B, S, C); attention_mask: (B, S), 1 = token, 0 = pad."""
         S = x.shape[1]
         x = self.dropout(self.position.embed(x))
+        # every query may attend every real source token; plus the position bias (T5)
         mask = make_attention_mask(attention_mask, S, S, causal=False, device=x.device)
-        bias = make_attention_bias(mask, self.position.bias(S, S))  # shared by all layers
-        recompute = self.checkpointing and self.training  # activation checkpointing
+        attn_bias = make_attention_bias(mask, self.position.position_bias(S, S))  # all layers
+        rotary = self.position if self.position.rotates else None  # RoPE turns q and k
         for layer in self.layers:
-            x = run_layer(layer, x, bias, self.position, recompute=recompute)  # (B, S, C)
+            x = layer(x, attn_bias, rotary)  # (B, S, C)
         return self.dropout(self.final_norm(x))
 
 
@@ -107,12 +130,10 @@ class Decoder(nn.Module):
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.position = build("position", cfg, causal=True)
+        self.position = make_position(cfg, causal=True)
         self.dropout = nn.Dropout(cfg.dropout)
         self.layers = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.n_decoder_layers))
-        self.checkpointing = False  # recompute layers in backward (set_activation_checkpointing)
-        pre_norm = cfg.norm_position == "pre"
-        self.final_norm = build("norm", cfg) if pre_norm else nn.Identity()
+        self.final_norm = make_norm(cfg) if cfg.norm_position == "pre" else nn.Identity()
 
     def forward(
         self,
@@ -129,34 +150,19 @@ class Decoder(nn.Module):
         self_mask = make_attention_mask(
             None, T, offset + T, causal=True, offset=offset, device=x.device
         )
+        # cross-attention: every target token may see every real source token
         if cache is None:
-            position_bias = self.position.bias(T, T)
-        else:  # decoding: rows offset..offset+T-1 of a table built once
+            position_bias = self.position.position_bias(T, T)
+            cross_attn_bias = source_padding_bias(memory_mask, S, x.device)
+        else:  # decoding: both built on the first step, kept in the cache
             position_bias = cache.position_bias_rows(self.position, T)
-        self_bias = make_attention_bias(self_mask, position_bias)
-        # cross-attention: every target token may see every real source token (the same at
-        # every decoding step: kept in the cache)
-        cross_bias = cache.cross_bias if cache is not None else None
-        if cross_bias is None:
-            cross_mask = make_attention_mask(memory_mask, T, S, causal=False, device=x.device)
-            cross_bias = make_attention_bias(cross_mask, None)  # (B, 1, 1, S): any T
-            if cache is not None:
-                cache.cross_bias = cross_bias
-        recompute = self.checkpointing and self.training and cache is None
+            cross_attn_bias = cache.source_padding_bias(memory_mask, S, x.device)
+        self_attn_bias = make_attention_bias(self_mask, position_bias)
+        rotary = self.position if self.position.rotates else None  # RoPE turns q and k
         for i, layer in enumerate(self.layers):
             self_cache, cross_cache = cache.layer(i) if cache is not None else (None, None)
-            args = (x, memory, self_bias, cross_bias, self_cache, cross_cache, self.position)
-            x = run_layer(layer, *args, recompute=recompute)  # (B, T, C)
-        return self.dropout(self.final_norm(x))
-
-
-def run_layer(layer: nn.Module, *args, recompute: bool = False) -> torch.Tensor:
-    """layer(*args). With `recompute` (activation checkpointing, in training), the layer's inner
-    activations are not kept: backward runs the layer again from its inputs (less memory, ~30%
-    more compute; the same gradients, tests/test_model.py)."""
-    if recompute:
-        return checkpoint(layer, *args, use_reentrant=False)
-    return layer(*args)
+            x = layer(x, memory, self_attn_bias, cross_attn_bias, self_cache, cross_cache, rotary)
+        return self.dropout(self.final_norm(x))  # (B, T, C)
 
 
 class Seq2SeqTransformer(nn.Module):
@@ -239,19 +245,18 @@ class Seq2SeqTransformer(nn.Module):
         """New tokens (B, L) for each source sequence, padded after EOS. See `minitune.generate`."""
         return generate(self, input_ids, attention_mask, **kwargs)
 
-    def set_activation_checkpointing(self, enabled: bool = True) -> None:
-        """Activation (gradient) checkpointing: in training, keep only each layer's input and
-        recompute the layer during backward. Saves most activation memory for ~30% more compute."""
-        self.encoder.checkpointing = self.decoder.checkpointing = enabled
+    def set_activation_recompute(self, enabled: bool = True) -> None:
+        """Activation recompute (PyTorch's "activation checkpointing"): in training, keep only
+        each layer's input and run the layer again during backward. Saves most activation
+        memory for ~30% more compute. A wrapper of each layer's forward (blocks.set_recompute)."""
+        for layer in [*self.encoder.layers, *self.decoder.layers]:
+            set_recompute(layer, enabled)
 
-    def set_attention_impl(self, impl: str) -> None:
-        """Switch every attention layer to the "fast" (fused kernel) or "reference" path."""
-        if impl not in ("fast", "reference"):
-            raise ValueError(f"attention impl must be 'fast' or 'reference', got {impl!r}")
-        self.config.attention_impl = impl
-        for module in self.modules():
-            if hasattr(module, "impl"):  # every attention layer with both paths
-                module.impl = impl
+    def set_impl(self, impl: str) -> None:
+        """Switch every attention and feed-forward layer to the "fast" (fused kernels) or the
+        "reference" (teaching) path, in place (blocks.use_impl); the same numbers either way."""
+        use_impl(self, impl)
+        self.config.impl = impl
 
     # ---- inspection ------------------------------------------------------------------------
 
@@ -267,26 +272,20 @@ class Seq2SeqTransformer(nn.Module):
         Returns {"encoder_self": [(B, H, S, S)] per layer, "decoder_self": [(B, H, T, T)],
         "cross": [(B, H, T, S)]}; each row of a map sums to 1.
         """
-        attentions = [m for m in self.modules() if hasattr(m, "record_weights")]
+        places = {  # every attention layer (base.AttentionLayer: record_weights, last_weights)
+            "encoder_self": [layer.self_attn.sublayer for layer in self.encoder.layers],
+            "decoder_self": [layer.self_attn.sublayer for layer in self.decoder.layers],
+            "cross": [layer.cross_attn.sublayer for layer in self.decoder.layers],
+        }
+        attentions = [m for layers in places.values() for m in layers]
         for m in attentions:
             m.record_weights = True
         try:
             self(input_ids, decoder_input_ids, attention_mask)
+            return {name: [m.last_weights for m in layers] for name, layers in places.items()}
         finally:
             for m in attentions:
-                m.record_weights = False
-        maps = {
-            "encoder_self": [
-                layer.self_attn.sublayer.last_weights for layer in self.encoder.layers
-            ],
-            "decoder_self": [
-                layer.self_attn.sublayer.last_weights for layer in self.decoder.layers
-            ],
-            "cross": [layer.cross_attn.sublayer.last_weights for layer in self.decoder.layers],
-        }
-        for m in attentions:
-            m.last_weights = None
-        return maps
+                m.record_weights, m.last_weights = False, None
 
     def num_parameters(self, trainable_only: bool = False) -> int:
         """Number of parameters (shared ones counted once)."""
@@ -299,12 +298,13 @@ class Seq2SeqTransformer(nn.Module):
         """Initialise as T5 does (Mesh TensorFlow): each matrix ~ N(0, 1/fan_in).
 
         Embeddings ~ N(0, 1); an untied head ~ N(0, C^-1/2), so initial logits are of unit scale.
-        Each layer initialises itself in its `init_weights()` (attention, feed-forward, norms,
-        position tables); a layer without one keeps PyTorch's default initialisation.
+        Each `Layer` (layers/base.py: attention, feed-forward, norms, position tables, the copy
+        head) initialises itself in its `init_weights()`; a module that is not a `Layer` keeps
+        PyTorch's default initialisation.
         """
         nn.init.normal_(self.embed.weight, std=1.0)
         if self.lm_head is not None:
             nn.init.normal_(self.lm_head.weight, std=self.config.d_model**-0.5)
         for module in self.modules():
-            if module is not self and hasattr(module, "init_weights"):
+            if isinstance(module, Layer):
                 module.init_weights()

@@ -90,8 +90,8 @@ def plot_position_bias(model, length: int, path) -> bool:
     Returns False (and writes nothing) when the model's position scheme adds no bias."""
     plt = _pyplot()
     with torch.no_grad():
-        biases = [("encoder", model.encoder.position.bias(length, length)),
-                  ("decoder", model.decoder.position.bias(length, length))]  # fmt: skip
+        biases = [("encoder", model.encoder.position.position_bias(length, length)),
+                  ("decoder", model.decoder.position.position_bias(length, length))]  # fmt: skip
     if any(b is None for _, b in biases):
         return False
     n_heads = biases[0][1].shape[1]

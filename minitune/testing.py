@@ -29,6 +29,7 @@ fits one batch. The built-in variants are tested through these same functions
 
 from __future__ import annotations
 
+import copy
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ from torch import nn
 from minitune.config import ModelConfig
 from minitune.layers import registry
 from minitune.layers.attention import KVCache, make_attention_bias, make_attention_mask
+from minitune.layers.blocks import FAST_TWINS, use_impl
 from minitune.loss import cross_entropy_loss
 from minitune.model import Seq2SeqTransformer, shift_right
 
@@ -194,6 +196,16 @@ def _all_parameters_get_gradients(module: nn.Module, loss: torch.Tensor) -> None
     assert not bad, f"non-finite gradient in {', '.join(bad)}"
 
 
+def _reference_vs_fast(module: nn.Module, call: Callable[[nn.Module], torch.Tensor]) -> None:
+    """A layer with a production twin (blocks.FAST_TWINS) gives the same output on both paths."""
+    if not any(type(module) in pair for pair in FAST_TWINS.items()):
+        raise SkipCheck(f"{type(module).__name__} has one path (no fast twin in blocks.py)")
+    reference, fast = module, copy.deepcopy(module)
+    use_impl(reference, "reference")
+    use_impl(fast, "fast")
+    _assert_close(call(fast), call(reference), "fast path vs reference path")
+
+
 def _check_token_independence(module: nn.Module, C: int) -> None:
     x = _randn(2, 5, C)
     full = module(x)
@@ -207,7 +219,8 @@ def _check_token_independence(module: nn.Module, C: int) -> None:
 
 def check_attention(spec, **overrides) -> Report:
     """Check an attention variant: built as cls(cfg, is_cross) and called as
-    forward(x, memory=None, bias=None, cache=None, position=None) -> (B, T, C)."""
+    forward(x, memory=None, attn_bias=None, cache=None, rotary=None) -> (B, T, C)
+    (layers/base.py: AttentionLayer)."""
     name = _name_for("attention", spec)
     cfg = _config("attention", name, **overrides)
     build = registry.resolve("attention", name)
@@ -229,10 +242,10 @@ def check_attention(spec, **overrides) -> Report:
 
     def causal():
         module, x = make(), _randn(2, 6, C)
-        out = module(x, bias=_causal_bias(6, 6))
+        out = module(x, attn_bias=_causal_bias(6, 6))
         changed = x.clone()
         changed[:, 3:] = _randn(2, 3, C, seed=5)
-        out2 = module(changed, bias=_causal_bias(6, 6))
+        out2 = module(changed, attn_bias=_causal_bias(6, 6))
         _assert_close(
             out2[:, :3], out[:, :3], "outputs before position 3 after changing tokens 3..5"
         )
@@ -240,70 +253,64 @@ def check_attention(spec, **overrides) -> Report:
     def padding_self():
         module, x = make(), _randn(2, 6, C)
         padding = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0]])
-        out = module(x, bias=_padding_bias(padding, 6))
+        out = module(x, attn_bias=_padding_bias(padding, 6))
         changed = x.clone()
         changed[1, 4:] = _randn(2, C, seed=7)
-        out2 = module(changed, bias=_padding_bias(padding, 6))
+        out2 = module(changed, attn_bias=_padding_bias(padding, 6))
         _assert_close(out2[1, :4], out[1, :4], "real tokens after changing padded ones")
 
     def padding_cross():
         module, x, memory = make(is_cross=True), _randn(2, 3, C), _randn(2, 6, C, seed=1)
         padding = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0]])
-        out = module(x, memory=memory, bias=_padding_bias(padding, 3))
+        out = module(x, memory=memory, attn_bias=_padding_bias(padding, 3))
         changed = memory.clone()
         changed[1, 3:] = _randn(3, C, seed=7)
-        out2 = module(x, memory=changed, bias=_padding_bias(padding, 3))
+        out2 = module(x, memory=changed, attn_bias=_padding_bias(padding, 3))
         _assert_close(out2, out, "outputs after changing padded encoder positions")
 
     def cache_self():
         rotary_cfg = _config("attention", name, **{**overrides, "position": "rotary"})
         module, x, T = make(config=rotary_cfg), _randn(2, 7, C), 7
         position = registry.build("position", rotary_cfg, causal=True)
-        full = module(x, bias=_causal_bias(T, T), position=position)
+        full = module(x, attn_bias=_causal_bias(T, T), rotary=position)
         cache = KVCache(T)
-        first = module(x[:, :3], bias=_causal_bias(3, 3), cache=cache, position=position)
+        first = module(x[:, :3], attn_bias=_causal_bias(3, 3), cache=cache, rotary=position)
         _assert_close(first, full[:, :3], "first 3 tokens at once, into the cache")
         for t in range(3, T):
-            step = module(x[:, t : t + 1], bias=_causal_bias(1, t + 1, t), cache=cache,
-                          position=position)  # fmt: skip
+            step = module(x[:, t : t + 1], attn_bias=_causal_bias(1, t + 1, t), cache=cache,
+                          rotary=position)  # fmt: skip
             _assert_close(step, full[:, t : t + 1], f"step {t} with the cache vs without")
         assert cache.length == T, f"cache holds {cache.length} positions after {T} tokens"
 
     def cache_cross():
         module, x, memory = make(is_cross=True), _randn(2, 5, C), _randn(2, 6, C, seed=1)
         padding = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0]])
-        full = module(x, memory=memory, bias=_padding_bias(padding, 5))
+        full = module(x, memory=memory, attn_bias=_padding_bias(padding, 5))
         cache = KVCache(6)
         for t in range(5):
-            step = module(x[:, t : t + 1], memory=memory, bias=_padding_bias(padding, 1),
+            step = module(x[:, t : t + 1], memory=memory, attn_bias=_padding_bias(padding, 1),
                           cache=cache)  # fmt: skip
             _assert_close(step, full[:, t : t + 1], f"step {t} with the cross cache vs without")
         assert cache.length == 6, f"cross cache holds {cache.length} positions, expected 6"
 
     def reference_vs_fast():
-        module = make()
-        if not hasattr(module, "impl"):
-            raise SkipCheck("the module has no `impl` attribute (only one path)")
         x, padding = _randn(2, 6, C), torch.tensor([[1] * 6, [1] * 4 + [0] * 2])
         mask = make_attention_mask(padding, 6, 6, causal=True)
         bias = make_attention_bias(mask, _randn(1, cfg.n_heads, 6, 6, seed=3))
-        module.impl = "reference"
-        reference = module(x, bias=bias)
-        module.impl = "fast"
-        _assert_close(module(x, bias=bias), reference, "fast path vs reference path")
+        _reference_vs_fast(make(), lambda m: m(x, attn_bias=bias))
 
     def gradcheck():
         small = _config("attention", name, small=True, **overrides)
         Cs = small.d_model
         torch.manual_seed(0)
         bias = _causal_bias(3, 3).double()
-        _gradcheck(build(small).eval(), lambda m, x: m(x, bias=bias), (_randn(1, 3, Cs),))
+        _gradcheck(build(small).eval(), lambda m, x: m(x, attn_bias=bias), (_randn(1, 3, Cs),))
         cross = build(small, is_cross=True).eval()
         _gradcheck(cross, lambda m, x, mem: m(x, memory=mem), (_randn(1, 2, Cs), _randn(1, 3, Cs)))
 
     def gradients():
         module = make().train()
-        loss = module(_randn(2, 5, C), bias=_causal_bias(5, 5)).pow(2).sum()
+        loss = module(_randn(2, 5, C), attn_bias=_causal_bias(5, 5)).pow(2).sum()
         _all_parameters_get_gradients(module, loss)
         cross = make(is_cross=True).train()
         loss = cross(_randn(2, 3, C), memory=_randn(2, 4, C, seed=1)).pow(2).sum()
@@ -344,7 +351,7 @@ def check_position(spec, **overrides) -> Report:
             scheme = make(causal)
             _assert_shape(scheme.embed(_randn(2, 5, C)), (2, 5, C), "embed")
             _assert_shape(scheme.rotate(_randn(2, H, 5, D)), (2, H, 5, D), "rotate")
-            bias = scheme.bias(5, 7)
+            bias = scheme.position_bias(5, 7)
             if bias is not None:
                 assert bias.dim() == 4 and bias.shape[-3:] in ((H, 5, 7), (1, 5, 7)), (
                     f"bias(5, 7) has shape {tuple(bias.shape)}; expected (1, {H}, 5, 7)"
@@ -357,9 +364,9 @@ def check_position(spec, **overrides) -> Report:
                           "embed(x[:, 2:], offset=2) vs embed(x)[:, 2:]")  # fmt: skip
             _assert_close(scheme.rotate(q[:, :, 2:], offset=2), scheme.rotate(q)[:, :, 2:],
                           "rotate(q[..., 2:, :], offset=2) vs rotate(q)[..., 2:, :]")  # fmt: skip
-            full = scheme.bias(6, 6)
+            full = scheme.position_bias(6, 6)
             if full is not None:
-                part = scheme.bias(2, 6, offset=4)
+                part = scheme.position_bias(2, 6, offset=4)
                 _assert_close(part.expand(-1, H, -1, -1), full[..., 4:, :].expand(-1, H, -1, -1),
                               "bias(2, 6, offset=4) vs rows 4..5 of bias(6, 6)")  # fmt: skip
 
@@ -371,8 +378,8 @@ def check_position(spec, **overrides) -> Report:
             x, q = _randn(1, 3, small.d_model), _randn(1, small.n_heads, 3, small.d_head)
             _gradcheck(scheme, lambda m, x: m.embed(x, offset=1), (x,))
             _gradcheck(scheme, lambda m, q: m.rotate(q, offset=1), (q,))
-            if scheme.bias(2, 3) is not None and any(True for _ in scheme.parameters()):
-                _gradcheck(scheme, lambda m, _: m.bias(2, 3, offset=1), (torch.zeros(1),))
+            if scheme.position_bias(2, 3) is not None and any(True for _ in scheme.parameters()):
+                _gradcheck(scheme, lambda m, _: m.position_bias(2, 3, offset=1), (torch.zeros(1),))
 
     checks = [
         ("shapes of embed, rotate and bias (encoder and decoder)", shapes),
@@ -437,10 +444,16 @@ def _check_positionwise(kind: str, name: str, overrides: dict) -> Report:
     def positionwise():
         _check_token_independence(make(), C)
 
+    def reference_vs_fast():
+        x = _randn(2, 5, C)
+        _reference_vs_fast(make(), lambda m: m(x))
+
     checks = [
         ("output shape" + (" and dtype" if kind == "norm" else ""), shapes),
         ("position-wise: tokens and batch rows do not mix", positionwise),
     ]
+    if kind == "ffn":
+        checks.append(("reference path == fast path", reference_vs_fast))
     if kind == "norm":
         checks.append(("bounded output for huge inputs (×10⁴)", bounded))
     checks += [

@@ -398,7 +398,7 @@ def train(
             f"{model.config.vocab_size}; set model.vocab_size to at least the tokenizer's size"
         )
     model = model.to(device).train()
-    model.set_activation_checkpointing(cfg.activation_checkpointing)
+    model.set_activation_recompute(cfg.activation_checkpointing)
     processes = f", {d.world_size} processes ({'FSDP' if d.fsdp else 'DDP'})" if d.enabled else ""
     auto = " (auto)" if cfg.precision == "auto" else ""
     log(f"model: {model.num_parameters() / 1e6:.2f}M parameters on {device}, {precision}{auto}"

@@ -23,7 +23,7 @@ def test_explicit_d_head_allows_any_d_model():
         ("ffn", "tanh", "ffn='tanh'"),
         ("norm", "batch", "norm='batch'"),
         ("norm_position", "middle", "norm_position"),
-        ("attention_impl", "flash", "attention_impl"),
+        ("impl", "flash", "impl"),
         ("dropout", 1.5, "dropout"),
         ("vocab_size", 0, "vocab_size"),
         ("n_encoder_layers", -1, "n_encoder_layers"),

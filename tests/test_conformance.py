@@ -19,8 +19,24 @@ def test_every_built_in_variant_passes_the_kit(kind, name):
     report = testing.check(kind, name)
     report.raise_if_failed()
     assert len(report.results) >= 7
-    if kind == "attention":  # both paths exist, so the comparison ran
-        assert all(r.status == "PASS" for r in report.results)
+    fast_check = [r for r in report.results if r.name == "reference path == fast path"]
+    if (kind, name) in (("attention", "multi-head"), ("ffn", "gated-gelu")):
+        assert all(r.status == "PASS" for r in report.results)  # both paths exist, compared
+        assert fast_check
+    elif kind == "attention":  # a variant on the teaching path only: nothing to compare
+        assert fast_check[0].status == "SKIP" and "one path" in fast_check[0].detail
+
+
+def test_the_kit_catches_a_fast_path_that_differs(monkeypatch):
+    from minitune.layers.attention import FastAttention, attention_fast
+
+    def unmasked(self, q, k, v, attn_bias):  # forgets the mask on the fast path only
+        return attention_fast(q, k, v, None, self.scale)
+
+    monkeypatch.setattr(FastAttention, "attend", unmasked)
+    report = testing.check_attention("multi-head")
+    assert _status(report, "reference path == fast path") == "FAIL"
+    assert _status(report, "causal masking") == "PASS"  # the module checked is the reference
 
 
 @pytest.mark.parametrize("n_kv_heads", [1, 2])
@@ -41,15 +57,15 @@ def _status(report, fragment):
 class LeakyAttention(Attention):
     """Forgets the mask: reads the future and the padding."""
 
-    def forward(self, x, memory=None, bias=None, cache=None, position=None):
-        return super().forward(x, memory, None, cache, position)
+    def forward(self, x, memory=None, attn_bias=None, cache=None, rotary=None):
+        return super().forward(x, memory, None, cache, rotary)
 
 
 class ForgetfulAttention(Attention):
     """Never stores keys in the cache: each step sees only itself."""
 
-    def forward(self, x, memory=None, bias=None, cache=None, position=None):
-        return super().forward(x, memory, bias, None, position)
+    def forward(self, x, memory=None, attn_bias=None, cache=None, rotary=None):
+        return super().forward(x, memory, attn_bias, None, rotary)
 
 
 def test_the_kit_catches_attention_that_ignores_the_mask():

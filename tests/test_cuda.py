@@ -26,7 +26,7 @@ def test_fused_attention_equals_the_reference_path_on_the_gpu():
     model = tiny_model().cuda()
     input_ids, mask, dec = (t.cuda() for t in random_batch())
     fast = model(input_ids, dec, mask)
-    model.set_attention_impl("reference")
+    model.set_impl("reference")
     torch.testing.assert_close(model(input_ids, dec, mask), fast, atol=1e-4, rtol=1e-4)
 
 

@@ -173,22 +173,20 @@ def test_feed_forward_formulas(kind, act, gated):
 
 @pytest.mark.parametrize("n_kv_heads", [None, 1])
 def test_fast_attention_seams_equal_the_reference_with_and_without_the_cache(n_kv_heads):
-    from minitune.layers.attention import Attention
+    from minitune.layers.attention import Attention, FastAttention
 
     torch.manual_seed(0)
     cfg = _cfg(n_kv_heads=n_kv_heads, dropout=0.0)
-    attn = Attention(cfg).eval()
+    teaching = Attention(cfg).eval()
+    attn = FastAttention(cfg).eval()
+    attn.load_state_dict(teaching.state_dict())  # the same parameters, nothing else
     x = torch.randn(2, 6, cfg.d_model)
     # the fused projection gives the projections one by one
-    fused = attn.project_fused(x)
-    attn.impl = "reference"
-    plain = attn.project(x, x)
-    for a, b in zip(fused, plain, strict=True):
+    for a, b in zip(attn.project(x, x), teaching.project(x, x), strict=True):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
     bias = make_attention_bias(make_attention_mask(None, 6, 6, causal=True), None)
-    reference = attn(x, bias=bias)
-    attn.impl = "fast"
-    torch.testing.assert_close(attn(x, bias=bias), reference, atol=1e-5, rtol=1e-4)
+    reference = teaching(x, attn_bias=bias)
+    torch.testing.assert_close(attn(x, attn_bias=bias), reference, atol=1e-5, rtol=1e-4)
     with torch.inference_mode():  # decoding: one token at a time, cached stacked weights
         cache = KVCache(6)
         steps = [attn(x[:, t : t + 1], cache=cache) for t in range(6)]
@@ -198,14 +196,18 @@ def test_fast_attention_seams_equal_the_reference_with_and_without_the_cache(n_k
 
 @pytest.mark.parametrize("kind", ["gated-gelu", "swiglu", "relu"])
 def test_fused_gate_equals_two_projections(kind):
+    from minitune.layers.feedforward import FastFeedForward
+
     torch.manual_seed(0)
-    ff = FeedForward(_cfg(ffn=kind, dropout=0.0)).eval()
-    x = torch.randn(2, 5, ff.wi.in_features)
-    ff.impl = "reference"
-    reference = ff(x)
-    manual = ff.wo(ff.activation(ff.wi(x)) * (ff.wi_gate(x) if ff.gated else 1.0))
+    teaching = FeedForward(_cfg(ffn=kind, dropout=0.0)).eval()
+    x = torch.randn(2, 5, teaching.wi.in_features)
+    reference = teaching(x)
+    manual = teaching.wo(
+        teaching.activation(teaching.wi(x)) * (teaching.wi_gate(x) if teaching.gated else 1.0)
+    )
     torch.testing.assert_close(reference, manual)  # the formula in the docstring
-    ff.impl = "fast"
+    ff = FastFeedForward(_cfg(ffn=kind, dropout=0.0)).eval()
+    ff.load_state_dict(teaching.state_dict())
     torch.testing.assert_close(ff(x), reference, atol=1e-6, rtol=1e-5)
     with torch.inference_mode():  # decoding: the stacked weight is cached
         torch.testing.assert_close(ff(x), reference, atol=1e-6, rtol=1e-5)

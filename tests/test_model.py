@@ -3,6 +3,10 @@ import torch
 from conftest import POSITIONS, random_batch, tiny_model
 
 from minitune import cross_entropy_loss, shift_right
+from minitune.config import ModelConfig
+from minitune.layers.attention import Attention, FastAttention
+from minitune.layers.feedforward import FeedForward
+from minitune.layers.positions import PositionScheme
 
 
 def test_forward_shapes():
@@ -30,7 +34,7 @@ def test_causality_future_tokens_do_not_change_past_logits(position, norm_positi
 @pytest.mark.parametrize("position", POSITIONS)
 @pytest.mark.parametrize("impl", ["fast", "reference"])
 def test_source_padding_changes_nothing(position, impl):
-    model = tiny_model(position=position, attention_impl=impl)
+    model = tiny_model(position=position, impl=impl)
     input_ids, _, dec = random_batch(B=2, S=6)
     logits = model(input_ids, dec)  # no padding at all
     padded = torch.cat([input_ids, torch.zeros(2, 5, dtype=torch.long)], dim=1)
@@ -44,9 +48,14 @@ def test_source_padding_changes_nothing(position, impl):
 def test_reference_and_fast_paths_agree_in_the_model(position):
     model = tiny_model(position=position)
     input_ids, mask, dec = random_batch()
+    assert type(model.decoder.layers[0].self_attn.sublayer) is FastAttention  # the default
     fast = model(input_ids, dec, mask)
-    model.set_attention_impl("reference")
+    model.set_impl("reference")
+    assert type(model.decoder.layers[0].self_attn.sublayer) is Attention
+    assert type(model.decoder.layers[0].ff.sublayer) is FeedForward
     torch.testing.assert_close(model(input_ids, dec, mask), fast, atol=1e-5, rtol=1e-5)
+    reference = tiny_model(position=position, impl="reference")  # built on the teaching path
+    torch.testing.assert_close(reference(input_ids, dec, mask), fast, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("position", POSITIONS)
@@ -139,18 +148,18 @@ def test_attention_maps_are_distributions_with_masks_respected():
     assert torch.all(dec_self.triu(diagonal=1) == 0)  # causal
     assert torch.all(cross[2, :, :, 7:] == 0)  # row 2 has 2 padding tokens
     # the fast path is back afterwards: no module keeps recording (and paying for) weights
-    attentions = [m for m in model.modules() if hasattr(m, "record_weights")]
+    attentions = [m for m in model.modules() if isinstance(m, Attention)]
     assert attentions and not any(m.record_weights for m in attentions)
-    assert all(m.impl == "fast" for m in attentions)
+    assert all(type(m) is FastAttention for m in attentions)
     model(input_ids, dec, mask)
     assert all(m.last_weights is None for m in attentions)  # nothing recorded, nothing kept
 
 
-def test_activation_checkpointing_gives_the_same_gradients():
+def test_activation_recompute_gives_the_same_gradients():
     grads = []
-    for checkpointing in (False, True):
+    for recompute in (False, True):
         model = tiny_model(dropout=0.0).train()
-        model.set_activation_checkpointing(checkpointing)
+        model.set_activation_recompute(recompute)
         input_ids, mask, dec = random_batch()
         cross_entropy_loss(model(input_ids, dec, mask), dec.roll(-1, 1)).backward()
         grads.append({n: p.grad.clone() for n, p in model.named_parameters()})
@@ -158,18 +167,41 @@ def test_activation_checkpointing_gives_the_same_gradients():
         torch.testing.assert_close(grads[1][name], grads[0][name], atol=1e-6, rtol=1e-5)
 
 
-def test_activation_checkpointing_runs_each_layer_again_in_backward():
+def test_activation_recompute_runs_each_layer_again_in_backward():
     calls = {"n": 0}
 
     def count(module, args):
         calls["n"] += 1
 
-    for checkpointing, expected in ((False, 1), (True, 2)):
+    for recompute, expected in ((False, 1), (True, 2)):
         model = tiny_model(dropout=0.0).train()
-        model.set_activation_checkpointing(checkpointing)
-        model.encoder.layers[0].register_forward_pre_hook(count)
-        model.decoder.layers[0].register_forward_pre_hook(count)
+        model.set_activation_recompute(recompute)
+        # a sub-layer inside each first layer: it runs again when its layer is recomputed
+        model.encoder.layers[0].ff.register_forward_pre_hook(count)
+        model.decoder.layers[0].ff.register_forward_pre_hook(count)
         calls["n"] = 0
         input_ids, mask, dec = random_batch()
         cross_entropy_loss(model(input_ids, dec, mask), dec.roll(-1, 1)).backward()
-        assert calls["n"] == 2 * expected, (checkpointing, calls)  # the forward, and the recompute
+        assert calls["n"] == 2 * expected, (recompute, calls)  # the forward, and the recompute
+
+
+def test_a_t5_model_never_calls_a_rotate_that_does_nothing(monkeypatch):
+    """Only a scheme with `rotates = True` reaches the attention layers (RoPE); T5's relative
+    bias does not, so a learner stepping through T5 sees no no-op calls."""
+
+    def refuse(self, x, offset=0):
+        raise AssertionError(f"{type(self).__name__}.rotate called")
+
+    monkeypatch.setattr(PositionScheme, "rotate", refuse)
+    model = tiny_model(position="relative")
+    input_ids, mask, dec = random_batch()
+    model(input_ids, dec, mask)
+    model.generate(input_ids, mask, max_new_tokens=3)
+    with pytest.raises(AssertionError, match="rotate called"):  # the spy works
+        model.decoder.position.rotate(torch.zeros(1, 4, 2, 8))
+
+
+def test_a_config_saved_with_the_old_impl_name_loads():
+    cfg = ModelConfig.from_dict({**ModelConfig.preset("tiny").to_dict(), "impl": "fast"})
+    old = {k: v for k, v in cfg.to_dict().items() if k != "impl"}
+    assert ModelConfig.from_dict({**old, "attention_impl": "reference"}).impl == "reference"

@@ -40,7 +40,7 @@ def test_alibi_slopes_and_bias_worked_example():
     assert alibi_slopes(8).tolist()[0] == 0.5
     six = alibi_slopes(6).tolist()  # 4 from the power of two below, 2 more from 8's odd ones
     assert six == pytest.approx([1 / 4, 1 / 16, 1 / 64, 1 / 256, 2**-1, 2**-3])
-    bias = ALiBi(ModelConfig.preset("tiny"), causal=True).bias(3, 3)  # 4 heads
+    bias = ALiBi(ModelConfig.preset("tiny"), causal=True).position_bias(3, 3)  # 4 heads
     assert bias[0, 0].tolist() == [[0.0, -0.25, -0.5], [-0.25, 0.0, -0.25], [-0.5, -0.25, 0.0]]
 
 
@@ -79,8 +79,9 @@ def test_multi_query_cache_holds_one_head():
 def test_qk_norm_bounds_the_scores():
     from minitune.layers.qk_norm import QKNormAttention
 
-    attention = QKNormAttention(ModelConfig.preset("tiny"))
-    q, k = attention.transform_qk(1e4 * torch.randn(1, 4, 5, 8), 1e4 * torch.randn(1, 4, 5, 8))
+    attention = QKNormAttention(ModelConfig.preset("tiny"))  # d_model 32, 4 heads of D = 8
+    x = 1e4 * torch.randn(1, 5, 32)
+    q, k, _ = attention.project(x, x)
     scores = q @ k.transpose(-2, -1)
     assert scores.abs().max() <= 8 + 1e-3  # |q'·k'| <= D with unit gains
 
@@ -194,8 +195,8 @@ def test_check_command_passes_a_good_variant_and_fails_a_broken_one(tmp_path):
     (tmp_path / "my_attention.py").write_text(
         "from minitune.layers.attention import Attention\n\n\n"
         "class NoMaskAttention(Attention):\n"
-        "    def forward(self, x, memory=None, bias=None, cache=None, position=None):\n"
-        "        return super().forward(x, memory, None, cache, position)\n"
+        "    def forward(self, x, memory=None, attn_bias=None, cache=None, rotary=None):\n"
+        "        return super().forward(x, memory, None, cache, rotary)\n"
     )
     good = _minitune("check", "attention=qk-norm", "--set", "n_kv_heads=2", cwd=tmp_path)
     assert good.returncode == 0, good.stdout + good.stderr

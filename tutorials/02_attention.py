@@ -91,7 +91,7 @@ cfg = ModelConfig.preset("tiny")  # d_model 32, 4 heads of 8
 attention = Attention(cfg).eval()
 x = torch.randn(2, 5, cfg.d_model)  # (B, T, C)
 causal = make_attention_bias(make_attention_mask(None, 5, 5, causal=True), None)
-y = attention(x, bias=causal)
+y = attention(x, attn_bias=causal)
 print(x.shape, "->", y.shape)
 
 # %% [markdown]
@@ -100,7 +100,10 @@ print(x.shape, "->", y.shape)
 # `attention_reference` is the four lines above, batched over heads; it also returns the weights
 # (for pictures). `attention_fast` calls PyTorch's fused kernel, which never stores the (T, T)
 # weights and is much faster on long sequences. A test (`tests/test_layers.py`) proves they agree;
-# here is the check once.
+# here is the check once. The model uses them through two classes: `Attention` (the module above,
+# whose `attend` calls `attention_reference`) and `FastAttention`, its production twin, which
+# overrides only `project` (q, k, v with one stacked matmul) and `attend` (the fused kernel). A
+# model is built with `FastAttention` unless `ModelConfig.impl = "reference"`.
 
 # %%
 qh, kh, vh = (torch.randn(2, 4, 6, 8) for _ in range(3))  # (B, H, T, D)

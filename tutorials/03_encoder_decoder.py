@@ -106,7 +106,7 @@ show(fig, "03_buckets")
 # %%
 relative = RelativePositionBias(cfg, causal=False)
 torch.nn.init.normal_(relative.bias_table.weight, std=0.5)  # as if trained
-bias = relative.bias(24, 24)  # (1, H, 24, 24)
+bias = relative.position_bias(24, 24)  # (1, H, 24, 24)
 fig, axes = plt.subplots(1, cfg.n_heads, figsize=(11, 3))
 for h, ax in enumerate(axes):
     ax.imshow(bias[0, h].detach(), cmap="coolwarm")

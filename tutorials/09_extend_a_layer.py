@@ -38,7 +38,7 @@ class LearnedALiBi(PositionScheme):
         initial = alibi_slopes(cfg.n_heads)
         self.raw_slopes = nn.Parameter(torch.log(torch.expm1(initial)))  # softplus⁻¹
 
-    def bias(self, q_len, k_len, offset=0):
+    def position_bias(self, q_len, k_len, offset=0):
         device = self.raw_slopes.device  # build on the parameters' device (CPU or GPU)
         query_pos = torch.arange(offset, offset + q_len, device=device)[:, None]  # (T_q, 1)
         key_pos = torch.arange(k_len, device=device)[None, :]  # (1, T_k)
@@ -65,8 +65,8 @@ assert report.ok
 
 # %%
 class OffsetBlind(LearnedALiBi):
-    def bias(self, q_len, k_len, offset=0):
-        return super().bias(q_len, k_len, 0)
+    def position_bias(self, q_len, k_len, offset=0):
+        return super().position_bias(q_len, k_len, 0)
 
 
 print(testing.check_position(OffsetBlind))

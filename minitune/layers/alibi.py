@@ -16,11 +16,14 @@ uses the same penalty both ways.)
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 
-from minitune.config import ModelConfig
 from minitune.layers.positions import PositionScheme
+
+if TYPE_CHECKING:
+    from minitune.config import ModelConfig
 
 
 def alibi_slopes(n_heads: int) -> torch.Tensor:
@@ -36,13 +39,13 @@ def alibi_slopes(n_heads: int) -> torch.Tensor:
 
 
 class ALiBi(PositionScheme):
-    """ALiBi: `bias` returns −m_h·|i − j| as a (1, H, T_q, T_k) additive attention bias."""
+    """ALiBi: `position_bias` returns −m_h·|i − j| as a (1, H, T_q, T_k) additive attention bias."""
 
     def __init__(self, cfg: ModelConfig, causal: bool = False):
         super().__init__(cfg, causal)
         self.register_buffer("slopes", alibi_slopes(cfg.n_heads), persistent=False)  # (H,)
 
-    def bias(self, q_len: int, k_len: int, offset: int = 0) -> torch.Tensor:
+    def position_bias(self, q_len: int, k_len: int, offset: int = 0) -> torch.Tensor:
         device = self.slopes.device
         query_pos = torch.arange(offset, offset + q_len, device=device)[:, None]  # (T_q, 1)
         key_pos = torch.arange(k_len, device=device)[None, :]  # (1, T_k)

@@ -2,31 +2,36 @@
 
 Notation: B batch, H heads, D head width, C model width, T_q query length, T_k key length.
 
-    Attention(Q, K, V) = softmax(s · Q Kᵀ + bias) V      with s = 1/sqrt(D), or 1 in T5
+    Attention(Q, K, V) = softmax(s · Q Kᵀ + attn_bias) V      s = 1/sqrt(D), or 1 in T5
 
-The bias carries everything that is not content: the position bias (T5) and the mask, as 0 where a
-query may attend a key and a very negative number where it may not. `make_attention_bias` builds it
-once per stack; every layer of the stack reuses it.
+`attn_bias` carries everything that is not content: the position bias (T5) and the mask, as 0
+where a query may attend a key and a very negative number where it may not. `make_attention_bias`
+builds it once per stack; every layer of the stack reuses it.
 
-Two implementations compute the same thing (tests prove it):
-- `attention_reference`: explicit matmul, softmax, matmul, to read and step through; it can also
-  return the attention weights (for pictures);
-- `attention_fast`: `torch.nn.functional.scaled_dot_product_attention`, fused kernels.
-
-`Attention.forward` reads as the computation itself: project, split heads, positions and the KV
-cache, scores + bias, softmax, weighted sum, merge heads. The fast path (`impl="fast"`, the
-default; `ModelConfig.attention_impl`) enters at two named seams only: `project_fused` (one
-matmul for [W_q; W_k; W_v], layers/fused.py) and `attend` (SDPA instead of the explicit softmax).
+Two classes compute the same thing (tests prove it):
+- `Attention`, the teaching core: the computation written out (project, split heads, positions
+  and the KV cache, scores + attn_bias, softmax, weighted sum, merge heads), to read and step
+  through; it can also keep the attention weights (for pictures);
+- `FastAttention`, the production path (`ModelConfig.impl = "fast"`, the default): the same
+  module with two steps replaced, `project` (self-attention's three projections as one matmul,
+  [W_q; W_k; W_v] x, layers/fused.py) and `attend` (`attention_fast`: PyTorch's fused
+  `scaled_dot_product_attention`, which never stores the (T_q, T_k) weights).
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from minitune.config import ModelConfig
-from minitune.layers.fused import Stacked
+from minitune.layers.base import Layer
+from minitune.layers.fused import stacked_linear
+
+if TYPE_CHECKING:
+    from minitune.config import ModelConfig
+    from minitune.layers.positions import PositionScheme
 
 
 def make_attention_mask(
@@ -63,7 +68,7 @@ def make_attention_mask(
 def make_attention_bias(
     mask: torch.Tensor | None, position_bias: torch.Tensor | None
 ) -> torch.Tensor | None:
-    """Fold a boolean mask (True = may attend) and a position bias into one additive bias.
+    """Fold a boolean mask (True = may attend) and a position bias into one additive attn_bias.
 
     Allowed entries keep the position bias (or 0); forbidden ones get the most negative float32,
     `torch.finfo(torch.float32).min`, so that softmax gives them weight 0. (Not -1e4 or similar: a
@@ -81,7 +86,7 @@ def attention_reference(
     q: torch.Tensor,
     k: torch.Tensor,
     v: torch.Tensor,
-    bias: torch.Tensor | None,
+    attn_bias: torch.Tensor | None,
     scale: float,
     dropout: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -92,8 +97,8 @@ def attention_reference(
     # 1. similarity of every query with every key
     scores = (q @ k.transpose(-2, -1)) * scale  # (B, H, T_q, T_k)
     # 2. add position bias and mask (forbidden entries become very negative)
-    if bias is not None:
-        scores = scores + bias
+    if attn_bias is not None:
+        scores = scores + attn_bias
     # 3. softmax over the keys, in (at least) float32 for stability: each row sums to 1
     wide = torch.promote_types(scores.dtype, torch.float32)
     weights = torch.softmax(scores.to(wide), dim=-1).to(q.dtype)  # (B, H, T_q, T_k)
@@ -106,14 +111,16 @@ def attention_fast(
     q: torch.Tensor,
     k: torch.Tensor,
     v: torch.Tensor,
-    bias: torch.Tensor | None,
+    attn_bias: torch.Tensor | None,
     scale: float,
     dropout: float = 0.0,
 ) -> torch.Tensor:
     """The same computation through PyTorch's fused kernel; returns (B, H, T_q, D)."""
-    if bias is not None and bias.dtype != q.dtype:
-        bias = bias.to(q.dtype)  # under autocast q is bf16/fp16 and the kernel wants one dtype
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout, scale=scale)
+    if attn_bias is not None and attn_bias.dtype != q.dtype:
+        attn_bias = attn_bias.to(q.dtype)  # under autocast q is bf16/fp16: one dtype for SDPA
+    return F.scaled_dot_product_attention(
+        q, k, v, attn_mask=attn_bias, dropout_p=dropout, scale=scale
+    )
 
 
 class KVCache:
@@ -154,21 +161,22 @@ class KVCache:
             self.v = self.v.index_select(0, index)
 
 
-class Attention(nn.Module):
+class Attention(Layer):
     """Multi-head attention with projections W_q, W_k, W_v, W_o (registry name "multi-head").
 
     Self-attention: queries, keys and values all come from x.
     Cross-attention (`is_cross=True`): queries from x (decoder), keys and values from `memory`
-    (the encoder output). Causality and padding come in through `bias`; a rotary position
-    scheme comes in through `position` (self-attention only).
+    (the encoder output). Causality and padding come in through `attn_bias`; a rotary position
+    scheme through `rotary` (self-attention only).
 
     Grouped-query attention (Ainslie et al. 2023): with `n_kv_heads` < `n_heads`, W_k and W_v
     make only n_kv_heads heads, each shared by n_heads / n_kv_heads query heads; n_kv_heads = 1
     is multi-query attention (Shazeer 2019). The KV cache then holds n_kv_heads heads: less
     memory and memory traffic when decoding, for a small loss of quality.
 
-    Variants subclass it and override a hook: `transform_qk` (change queries and keys, as
-    qk_norm.py does) or `attend` (the per-head computation, as docs/extending.md's example).
+    Variants subclass it and override one step: `project` (as qk_norm.py does) or `attend` (the
+    per-head computation, as docs/extending.md's sigmoid attention). `FastAttention` below is
+    the same module with both steps replaced by fused kernels.
     """
 
     def __init__(self, cfg: ModelConfig, is_cross: bool = False):
@@ -178,7 +186,6 @@ class Attention(nn.Module):
         self.n_kv_heads = cfg.n_kv_heads
         self.d_head = cfg.d_head
         self.scale = cfg.d_head**-0.5 if cfg.scale_attention else 1.0
-        self.impl = cfg.attention_impl  # "fast" or "reference"; may be changed at any time
         self.dropout = cfg.dropout
         self.q = nn.Linear(cfg.d_model, cfg.inner_dim, bias=cfg.bias)  # W_q
         self.k = nn.Linear(cfg.d_model, cfg.kv_dim, bias=cfg.bias)  # W_k
@@ -186,9 +193,8 @@ class Attention(nn.Module):
         self.o = nn.Linear(cfg.inner_dim, cfg.d_model, bias=cfg.bias)  # W_o
         # T5 folds 1/sqrt(D) into W_q's init when scores are not scaled (see init_weights)
         self.q_init_std = (cfg.d_model * (1 if cfg.scale_attention else cfg.d_head)) ** -0.5
-        self.record_weights = False  # when True (reference path), keep the last weights
-        self.last_weights: torch.Tensor | None = None  # (B, H, T_q, T_k)
-        self.stacked_qkv = Stacked()  # fast path: [W_q; W_k; W_v] as one matmul (fused.py)
+        self.record_weights = False  # when True, keep the weights of the next call ...
+        self.last_weights: torch.Tensor | None = None  # ... here: (B, H, T_q, T_k)
 
     def init_weights(self) -> None:
         """T5's init: W_k, W_v ~ N(0, C^-1/2), W_o ~ N(0, (H·D)^-1/2), W_q as q_init_std."""
@@ -199,61 +205,52 @@ class Attention(nn.Module):
             if linear.bias is not None:
                 nn.init.zeros_(linear.bias)
 
-    def split_heads(self, x: torch.Tensor, n_heads: int) -> torch.Tensor:
-        """(B, T, heads·D) -> (B, heads, T, D)."""
-        B, T, _ = x.shape
-        return x.view(B, T, n_heads, self.d_head).transpose(1, 2)  # (B, heads, T, D)
-
     def forward(
         self,
         x: torch.Tensor,
         memory: torch.Tensor | None = None,
-        bias: torch.Tensor | None = None,
+        attn_bias: torch.Tensor | None = None,
         cache: KVCache | None = None,
-        position=None,
+        rotary: PositionScheme | None = None,
     ) -> torch.Tensor:
         """x: (B, T_q, C); memory: (B, T_k, C) for cross-attention; returns (B, T_q, C).
 
-        bias: the additive mask and position bias, broadcastable to (B, H, T_q, T_k).
-        position: the stack's PositionScheme, whose `rotate` turns queries and keys (RoPE);
-        `offset` for it is the number of positions already in the cache."""
+        attn_bias: the additive mask and position bias, broadcastable to (B, H, T_q, T_k).
+        cache: this layer's keys and values of earlier decoding steps (updated in place).
+        rotary: the stack's position scheme when it turns queries and keys (RoPE)."""
         B, T, _ = x.shape
         # cross-attention reads the encoder's keys and values from the cache after the first step
-        reuse = self.is_cross and cache is not None and cache.length > 0
-        source = None if reuse else memory if self.is_cross else x
-        # 1. project: q = x W_q, k = src W_k, v = src W_v; split into heads
+        memory_cached = self.is_cross and cache is not None and cache.length > 0
+        source = None if memory_cached else memory if self.is_cross else x
+        # 1. project: q = x W_q, k = source W_k, v = source W_v; split into heads
         q, k, v = self.project(x, source)  # q (B, H, T_q, D); k, v (B, H_kv, T_k, D) or None
-        q, k = self.transform_qk(q, k)
-        # 2. positions (rotary) and the KV cache: all keys and values so far
-        if reuse:
-            k, v = cache.stored()  # (B, H_kv, S, D)
-        else:
-            offset = cache.length if cache is not None else 0
-            if position is not None and not self.is_cross:
-                q, k = position.rotate(q, offset), position.rotate(k, offset)
-            if cache is not None:
-                k, v = cache.update(k, v)  # (B, H_kv, T_past + T_k, D)
+        # 2. rotary positions turn the new queries and keys; the KV cache adds the earlier ones
+        if rotary is not None:
+            offset = cache.length if cache is not None else 0  # position of x's first token
+            q, k = rotary.rotate(q, offset), rotary.rotate(k, offset)
+        if cache is not None:
+            k, v = cache.stored() if memory_cached else cache.update(k, v)  # (B, H_kv, T_k, D)
         # 3. grouped K/V heads: each serves n_heads / n_kv_heads query heads
         if self.n_kv_heads != self.n_heads:
             k = k.repeat_interleave(self.n_heads // self.n_kv_heads, dim=1)  # (B, H, T_k, D)
             v = v.repeat_interleave(self.n_heads // self.n_kv_heads, dim=1)
-        # 4. softmax(s · q kᵀ + bias) v in each head
-        out = self.attend(q, k, v, bias)  # (B, H, T_q, D)
+        # 4. in each head: softmax(s · q kᵀ + attn_bias) v
+        out = self.attend(q, k, v, attn_bias)  # (B, H, T_q, D)
         # 5. concatenate the heads and project back to the model width
         out = out.transpose(1, 2).reshape(B, T, self.n_heads * self.d_head)  # (B, T_q, H·D)
         return self.o(out)  # (B, T_q, C)
+
+    def split_heads(self, x: torch.Tensor, n_heads: int) -> torch.Tensor:
+        """(B, T, heads·D) -> (B, heads, T, D)."""
+        B, T, _ = x.shape
+        return x.view(B, T, n_heads, self.d_head).transpose(1, 2)  # (B, heads, T, D)
 
     def project(
         self, x: torch.Tensor, source: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """Queries from x, keys and values from `source` (None: they come from the cache).
 
-        Returns q (B, H, T_q, D) and k, v (B, H_kv, T_k, D). The fast path projects
-        self-attention with one matmul, [W_q; W_k; W_v] x (`project_fused`), the same numbers."""
-        if self.impl == "fast" and source is x:
-            fused = self.project_fused(x)
-            if fused is not None:
-                return fused
+        Returns q (B, H, T_q, D) and k, v (B, H_kv, T_k, D), or None, None."""
         q = self.split_heads(self.q(x), self.n_heads)  # (B, H, T_q, D)
         if source is None:
             return q, None, None
@@ -261,38 +258,49 @@ class Attention(nn.Module):
         v = self.split_heads(self.v(source), self.n_kv_heads)  # (B, H_kv, T_k, D)
         return q, k, v
 
-    def project_fused(self, x: torch.Tensor) -> tuple[torch.Tensor, ...] | None:
-        """Fast path of self-attention's projections: x [W_q; W_k; W_v]ᵀ as one matmul, with the
-        stacked weight cached while decoding (layers/fused.py). None if a projection is not a
-        plain Linear (LoRA): then `project` goes one by one."""
-        fused = self.stacked_qkv(x, [self.q, self.k, self.v])  # (B, T, H·D + 2·H_kv·D)
-        if fused is None:
-            return None
+    def attend(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_bias: torch.Tensor | None
+    ) -> torch.Tensor:
+        """softmax(s · q kᵀ + attn_bias) v in every head: (B, H, T_q, D) from q (B, H, T_q, D)
+        and k, v (B, H, T_k, D); the four steps are `attention_reference`."""
+        dropout = self.dropout if self.training else 0.0
+        out, weights = attention_reference(q, k, v, attn_bias, self.scale, dropout)
+        if self.record_weights:
+            self.last_weights = weights.detach()  # (B, H, T_q, T_k)
+        return out
+
+
+class FastAttention(Attention):
+    """`Attention` on the production path (`ModelConfig.impl = "fast"`): the same parameters and
+    the same numbers (tests/test_layers.py), with two steps replaced:
+
+    - `project`: self-attention's q, k and v as one matmul with the stacked weight
+      [W_q; W_k; W_v] (one read of x, one larger matmul; the stacked weight is kept while
+      decoding, layers/fused.py);
+    - `attend`: `F.scaled_dot_product_attention`, which fuses scores, softmax and the weighted
+      sum (on CUDA a flash or memory-efficient kernel) and never stores the weights.
+
+    It adds no parameters, buffers or state, so `blocks.use_impl` can switch a live module
+    between the two classes.
+    """
+
+    def project(
+        self, x: torch.Tensor, source: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        if source is not x:  # cross-attention: keys and values come from another tensor
+            return super().project(x, source)
+        qkv = stacked_linear(x, [self.q, self.k, self.v])  # (B, T, H·D + 2·H_kv·D)
+        if qkv is None:  # a projection is not a plain Linear (LoRA): one by one
+            return super().project(x, source)
         kv_width = self.n_kv_heads * self.d_head
-        q, k, v = fused.split([self.n_heads * self.d_head, kv_width, kv_width], dim=-1)
+        q, k, v = qkv.split([self.n_heads * self.d_head, kv_width, kv_width], dim=-1)
         q = self.split_heads(q, self.n_heads)  # (B, H, T_q, D)
         return q, self.split_heads(k, self.n_kv_heads), self.split_heads(v, self.n_kv_heads)
 
-    def transform_qk(
-        self, q: torch.Tensor, k: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """A hook for variants: change new queries and keys before positions and the cache.
-
-        q: (B, H, T_q, D); k: (B, H_kv, T_k, D), or None when cross-attention reads its keys
-        from the cache (they were transformed when stored). Plain attention changes nothing."""
-        return q, k
-
     def attend(
-        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_bias: torch.Tensor | None
     ) -> torch.Tensor:
-        """A hook for variants: the attention of each head, (B, H, T_q, D) from q, k, v, bias.
-
-        Plain attention: softmax(s · q kᵀ + bias) v, on the reference path (`attention_reference`,
-        also when the weights are recorded) or the fast path (`attention_fast`, SDPA)."""
+        if self.record_weights:  # pictures need the weights, which the fused kernel never makes
+            return super().attend(q, k, v, attn_bias)
         dropout = self.dropout if self.training else 0.0
-        if self.impl == "fast" and not self.record_weights:
-            return attention_fast(q, k, v, bias, self.scale, dropout)
-        out, weights = attention_reference(q, k, v, bias, self.scale, dropout)
-        if self.record_weights:
-            self.last_weights = weights.detach()
-        return out
+        return attention_fast(q, k, v, attn_bias, self.scale, dropout)  # (B, H, T_q, D)

@@ -2,8 +2,10 @@
 
 Shapes: x is (B, T, C) decoder or (B, S, C) encoder; `memory` is the encoder output (B, S, C).
 
-The attention, feed-forward and norm of each sub-layer are the variants the config names
-(`build("attention", cfg)` looks the name up in layers/registry.py).
+A block is built from T5's own layers, constructed directly below: `Attention` (attention.py),
+`FeedForward` (feedforward.py) and `RMSNorm` (norm.py), or their production twins
+`FastAttention` / `FastFeedForward` when `ModelConfig.impl = "fast"` (the default; the same
+numbers, fused kernels). A config that names another variant gets it from layers/registry.py.
 
 Every sub-layer f (attention or feed-forward) is wrapped the same way, in one of two orders:
 
@@ -13,13 +15,55 @@ Every sub-layer f (attention or feed-forward) is wrapped the same way, in one of
 
 from __future__ import annotations
 
+import functools
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint as recompute_in_backward
 
-from minitune.config import ModelConfig
-from minitune.layers.attention import KVCache
+from minitune.layers import registry
+from minitune.layers.attention import Attention, FastAttention, KVCache
+from minitune.layers.feedforward import FastFeedForward, FeedForward
+from minitune.layers.norm import RMSNorm
 from minitune.layers.positions import PositionScheme
-from minitune.layers.registry import build
+
+if TYPE_CHECKING:
+    from minitune.config import ModelConfig
+
+# the teaching class of a layer -> its production twin (same parameters, fused kernels)
+FAST_TWINS: dict[type, type] = {Attention: FastAttention, FeedForward: FastFeedForward}
+
+
+def make_attention(cfg: ModelConfig, is_cross: bool = False) -> nn.Module:
+    """T5's multi-head attention, or the variant `cfg.attention` names."""
+    if cfg.attention != "multi-head":
+        return registry.build("attention", cfg, is_cross=is_cross)
+    return FastAttention(cfg, is_cross) if cfg.impl == "fast" else Attention(cfg, is_cross)
+
+
+def make_feed_forward(cfg: ModelConfig) -> nn.Module:
+    """The feed-forward layer of `cfg.ffn` (a built-in activation, or a registered variant)."""
+    if registry.resolve("ffn", cfg.ffn) is not FeedForward:
+        return registry.build("ffn", cfg)
+    return FastFeedForward(cfg) if cfg.impl == "fast" else FeedForward(cfg)
+
+
+def make_norm(cfg: ModelConfig) -> nn.Module:
+    """T5's RMSNorm, or the variant `cfg.norm` names."""
+    return RMSNorm(cfg) if cfg.norm == "rms" else registry.build("norm", cfg)
+
+
+def use_impl(model: nn.Module, impl: str) -> None:
+    """Switch every attention and feed-forward layer of `model` to the "fast" or "reference"
+    path, in place. The twins hold the same parameters and no state of their own, so a live
+    layer (with its weights, adapters and device) changes path by changing its class."""
+    if impl not in ("fast", "reference"):
+        raise ValueError(f"impl must be 'fast' or 'reference', got {impl!r}")
+    for module in model.modules():
+        for teaching, fast in FAST_TWINS.items():
+            if type(module) in (teaching, fast):
+                module.__class__ = fast if impl == "fast" else teaching
 
 
 class Residual(nn.Module):
@@ -28,7 +72,7 @@ class Residual(nn.Module):
     def __init__(self, cfg: ModelConfig, sublayer: nn.Module):
         super().__init__()
         self.sublayer = sublayer
-        self.norm = build("norm", cfg)
+        self.norm = make_norm(cfg)
         self.dropout = nn.Dropout(cfg.dropout)
         self.pre_norm = cfg.norm_position == "pre"
 
@@ -37,18 +81,18 @@ class Residual(nn.Module):
             out = x + self.dropout(self.sublayer(self.norm(x), **kwargs))
         else:
             out = self.norm(x + self.dropout(self.sublayer(x, **kwargs)))
-        return clamp_fp16(out)
+        if out.dtype == torch.float16:  # only a model cast with .half(): see clamp_fp16
+            out = clamp_fp16(out)
+        return out
 
 
 def clamp_fp16(x: torch.Tensor) -> torch.Tensor:
     """In a float16 model, keep activations inside float16's range (max 65504).
 
     T5's residual stream grows large (no 1/sqrt(D) scaling, unscaled feed-forward outputs) and
-    overflows float16 to inf; T5 clamps it in the same way. No-op for any other dtype. Training
-    T5 in fp16 autocast is refused instead (`minitune.train`): use bf16.
+    overflows float16 to inf; T5 clamps it in the same way. Training T5 in fp16 autocast is
+    refused instead (`minitune.train`): use bf16.
     """
-    if x.dtype != torch.float16:
-        return x
     limit = torch.finfo(torch.float16).max - 1000
     return x.clamp(min=-limit, max=limit)
 
@@ -58,13 +102,16 @@ class EncoderLayer(nn.Module):
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.self_attn = Residual(cfg, build("attention", cfg))
-        self.ff = Residual(cfg, build("ffn", cfg))
+        self.self_attn = Residual(cfg, make_attention(cfg))
+        self.ff = Residual(cfg, make_feed_forward(cfg))
 
     def forward(
-        self, x: torch.Tensor, bias: torch.Tensor | None, position: PositionScheme | None = None
+        self,
+        x: torch.Tensor,
+        attn_bias: torch.Tensor | None,
+        rotary: PositionScheme | None = None,
     ) -> torch.Tensor:
-        x = self.self_attn(x, bias=bias, position=position)  # (B, S, C)
+        x = self.self_attn(x, attn_bias=attn_bias, rotary=rotary)  # (B, S, C)
         return self.ff(x)  # (B, S, C)
 
 
@@ -73,20 +120,39 @@ class DecoderLayer(nn.Module):
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.self_attn = Residual(cfg, build("attention", cfg))
-        self.cross_attn = Residual(cfg, build("attention", cfg, is_cross=True))
-        self.ff = Residual(cfg, build("ffn", cfg))
+        self.self_attn = Residual(cfg, make_attention(cfg))
+        self.cross_attn = Residual(cfg, make_attention(cfg, is_cross=True))
+        self.ff = Residual(cfg, make_feed_forward(cfg))
 
     def forward(
         self,
         x: torch.Tensor,
         memory: torch.Tensor,
-        self_bias: torch.Tensor | None,
-        cross_bias: torch.Tensor | None,
+        self_attn_bias: torch.Tensor | None,
+        cross_attn_bias: torch.Tensor | None,
         self_cache: KVCache | None = None,
         cross_cache: KVCache | None = None,
-        position: PositionScheme | None = None,
+        rotary: PositionScheme | None = None,
     ) -> torch.Tensor:
-        x = self.self_attn(x, bias=self_bias, cache=self_cache, position=position)  # (B, T, C)
-        x = self.cross_attn(x, memory=memory, bias=cross_bias, cache=cross_cache)  # (B, T, C)
+        x = self.self_attn(x, attn_bias=self_attn_bias, cache=self_cache, rotary=rotary)
+        x = self.cross_attn(x, memory=memory, attn_bias=cross_attn_bias, cache=cross_cache)
         return self.ff(x)  # (B, T, C)
+
+
+def set_recompute(layer: nn.Module, enabled: bool) -> None:
+    """Activation recompute ("activation checkpointing") for one layer, as a wrapper of its
+    forward: in training, the layer's inner activations are not kept and backward runs the
+    layer again from its inputs (less memory, ~30% more compute, the same gradients:
+    tests/test_model.py). The layer's own `forward` is untouched; this sets (or removes) an
+    instance attribute that `nn.Module.__call__` finds first."""
+    if enabled:
+        layer.forward = functools.partial(_forward_recomputed, layer)
+    else:
+        layer.__dict__.pop("forward", None)
+
+
+def _forward_recomputed(layer: nn.Module, *args) -> torch.Tensor:
+    forward = type(layer).forward
+    if not (layer.training and torch.is_grad_enabled()):  # evaluation, decoding: nothing to save
+        return forward(layer, *args)
+    return recompute_in_backward(forward, layer, *args, use_reentrant=False)

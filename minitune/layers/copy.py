@@ -22,13 +22,18 @@ a model with a copy head is not a T5 architecture (it cannot be exported to the 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
-from minitune.config import ModelConfig
+from minitune.layers.base import Layer
+
+if TYPE_CHECKING:
+    from minitune.config import ModelConfig
 
 
-class CopyHead(nn.Module):
+class CopyHead(Layer):
     """Mix the vocabulary distribution with a pointer over the source tokens (see module doc)."""
 
     def __init__(self, cfg: ModelConfig):

@@ -8,16 +8,23 @@ Shapes: x is (B, T, C) with C = d_model; the hidden layer has width F = d_ff.
     swiglu      FF(x) = W_o · (silu(W_i0 x) ⊙ W_i1 x)        (Shazeer 2020, LLaMA)
 
 The gated variants have a third matrix; at equal d_ff they have 1.5× the parameters.
+`FeedForward` is the teaching core; `FastFeedForward` (`ModelConfig.impl = "fast"`, the default)
+computes a gated layer's two input projections with one matmul, [W_i0; W_i1] x (layers/fused.py).
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from minitune.config import ModelConfig
-from minitune.layers.fused import Stacked
+from minitune.layers.base import Layer
+from minitune.layers.fused import stacked_linear
+
+if TYPE_CHECKING:
+    from minitune.config import ModelConfig
 
 
 def _gelu_tanh(x: torch.Tensor) -> torch.Tensor:
@@ -33,7 +40,7 @@ _ACTIVATIONS = {
 }
 
 
-class FeedForward(nn.Module):
+class FeedForward(Layer):
     """One feed-forward sub-layer: expand to d_ff, activate (and gate), project back to d_model."""
 
     kind: str | None = None  # the activation; None: cfg.ffn. A subclass may fix it ("relu").
@@ -51,8 +58,6 @@ class FeedForward(nn.Module):
         self.wi_gate = nn.Linear(C, F_, bias=bias) if self.gated else None  # W_i1
         self.wo = nn.Linear(F_, C, bias=bias)  # W_o
         self.dropout = nn.Dropout(cfg.dropout)
-        self.impl = cfg.attention_impl  # "fast": gated layers project with one matmul (fused.py)
-        self.stacked_gate = Stacked()
 
     def init_weights(self) -> None:
         """T5's init: each matrix ~ N(0, 1/fan_in)."""
@@ -71,13 +76,18 @@ class FeedForward(nn.Module):
         return self.wo(self.dropout(h))  # (B, T, C)
 
     def project_in(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """W_i x and, when gated, W_i1 x. The fast path (impl "fast") computes both with one
-        matmul, [W_i0; W_i1] x (layers/fused.py): the same numbers."""
-        if self.wi_gate is None:
-            return self.wi(x), None
-        if self.impl == "fast":
-            both = self.stacked_gate(x, [self.wi, self.wi_gate])  # (B, T, 2F); None with LoRA
+        """W_i x and, when gated, W_i1 x (None when not gated); (B, T, F) each."""
+        return self.wi(x), self.wi_gate(x) if self.wi_gate is not None else None
+
+
+class FastFeedForward(FeedForward):
+    """`FeedForward` on the production path: a gated layer computes W_i0 x and W_i1 x with one
+    matmul, [W_i0; W_i1] x (layers/fused.py); the same numbers, no extra state."""
+
+    def project_in(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self.wi_gate is not None:
+            both = stacked_linear(x, [self.wi, self.wi_gate])  # (B, T, 2F); None with LoRA
             if both is not None:
-                h, gate = both.chunk(2, dim=-1)
+                h, gate = both.chunk(2, dim=-1)  # (B, T, F) each
                 return h, gate
-        return self.wi(x), self.wi_gate(x)
+        return super().project_in(x)

@@ -6,13 +6,18 @@ Both are built from the config, `RMSNorm(cfg)`, as the registry (layers/registry
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
-from minitune.config import ModelConfig
+from minitune.layers.base import Layer
+
+if TYPE_CHECKING:
+    from minitune.config import ModelConfig
 
 
-class RMSNorm(nn.Module):
+class RMSNorm(Layer):
     """Root-mean-square norm (Zhang & Sennrich 2019), the norm of T5.
 
         y = x / sqrt(mean(x²) + eps) · g
@@ -46,7 +51,7 @@ def rms_normalize(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Te
     return weight * y
 
 
-class LayerNorm(nn.LayerNorm):
+class LayerNorm(nn.LayerNorm, Layer):
     """LayerNorm (Ba et al. 2016): y = (x - mean(x)) / sqrt(var(x) + eps) · g + b.
 
     PyTorch's own, with the bias made optional (`ModelConfig.bias`).

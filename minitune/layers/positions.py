@@ -4,10 +4,12 @@ Attention itself is blind to order, so each stack (encoder, decoder) owns one po
 chosen by name (`ModelConfig.position`, see layers/registry.py). A scheme can act in three places:
 
 - `embed(x, offset)`: absolute schemes add a vector to each token embedding (sinusoidal, learned);
-- `bias(q_len, k_len, offset)`: relative schemes return an additive attention bias (T5, ALiBi);
+- `position_bias(q_len, k_len, offset)`: relative schemes return an additive attention bias (T5,
+  ALiBi), which the stack folds into the attn_bias of its layers;
 - `rotate(x, offset)`: rotary schemes turn each query and key by its position (RoPE), in the
   stack's self-attention layers (cross-attention has no positions: decoder and encoder
-  positions are not comparable).
+  positions are not comparable). Such a scheme sets `rotates = True`; the stacks hand only
+  those to their attention layers, so a T5 model never calls a `rotate` that does nothing.
 
 All take `offset`, the position of the first token of x (non-zero when decoding with a KV cache,
 where the decoder sees one new token at a time). Schemes that do nothing in a place return their
@@ -21,16 +23,22 @@ once per stack, here, is the same thing.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-from minitune.config import ModelConfig
+from minitune.layers.base import Layer
+
+if TYPE_CHECKING:
+    from minitune.config import ModelConfig
 
 
-class PositionScheme(nn.Module):
+class PositionScheme(Layer):
     """Base class, and the "none" scheme: no positions at all. Subclasses override `embed`,
-    `bias` and/or `rotate`."""
+    `position_bias` and/or `rotate` (then also set `rotates = True`)."""
+
+    rotates = False  # True: `rotate` turns queries and keys, the stack passes it to attention
 
     def __init__(self, cfg: ModelConfig | None = None, causal: bool = False):
         super().__init__()
@@ -40,7 +48,7 @@ class PositionScheme(nn.Module):
         """Token embeddings (B, T, C) -> the same with position information added."""
         return x
 
-    def bias(self, q_len: int, k_len: int, offset: int = 0) -> torch.Tensor | None:
+    def position_bias(self, q_len: int, k_len: int, offset: int = 0) -> torch.Tensor | None:
         """Additive attention bias (1, H, q_len, k_len) for queries at offset..offset+q_len-1."""
         return None
 
@@ -148,7 +156,7 @@ class RelativePositionBias(PositionScheme):
     def init_weights(self) -> None:
         nn.init.normal_(self.bias_table.weight, std=self.d_model**-0.5)  # as T5
 
-    def bias(self, q_len: int, k_len: int, offset: int = 0) -> torch.Tensor:
+    def position_bias(self, q_len: int, k_len: int, offset: int = 0) -> torch.Tensor:
         device = self.bias_table.weight.device
         query_pos = torch.arange(offset, offset + q_len, device=device)[:, None]  # (T_q, 1)
         key_pos = torch.arange(k_len, device=device)[None, :]  # (1, T_k)

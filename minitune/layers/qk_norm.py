@@ -8,19 +8,24 @@ score:
     q' = q / rms(q) · g_q        k' = k / rms(k) · g_k        rms(x) = sqrt(mean(x²) + eps)
     score = s · q' · k'          (|q' · k'| <= D · max|g|², whatever the inputs)
 
-This file is also the worked example of docs/extending.md: a variant that changes one step of
-`Attention` subclasses it, overrides one hook (`transform_qk`), and is registered with one line in
-layers/registry.py ("qk-norm").
+This file is a worked example of a variant that changes one step of `Attention`: it subclasses
+it, overrides one step (`project`: normalise what the plain projections give), and is registered
+with one line in layers/registry.py ("qk-norm"). Its scores are computed on the reference path
+(`Attention.attend`); see docs/extending.md.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
-from minitune.config import ModelConfig
 from minitune.layers.attention import Attention
 from minitune.layers.norm import rms_normalize
+
+if TYPE_CHECKING:
+    from minitune.config import ModelConfig
 
 
 class QKNormAttention(Attention):
@@ -37,10 +42,14 @@ class QKNormAttention(Attention):
         nn.init.ones_(self.q_gain)
         nn.init.ones_(self.k_gain)
 
-    def transform_qk(
-        self, q: torch.Tensor, k: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        q = rms_normalize(q, self.q_gain, self.eps).to(q.dtype)  # (B, H, T_q, D)
+    def project(
+        self, x: torch.Tensor, source: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """The plain projections, then q' = q / rms(q) · g_q and k' = k / rms(k) · g_k per head.
+
+        Keys read back from the cache (k None) were normalised when they were stored."""
+        q, k, v = super().project(x, source)  # q (B, H, T_q, D); k, v (B, H_kv, T_k, D) or None
+        q = rms_normalize(q, self.q_gain, self.eps).to(q.dtype)
         if k is not None:
-            k = rms_normalize(k, self.k_gain, self.eps).to(k.dtype)  # (B, H_kv, T_k, D)
-        return q, k
+            k = rms_normalize(k, self.k_gain, self.eps).to(k.dtype)
+        return q, k, v

@@ -16,14 +16,20 @@ own position), so decoding with a cache needs no extra work.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
-from minitune.config import ModelConfig
 from minitune.layers.positions import PositionScheme
+
+if TYPE_CHECKING:
+    from minitune.config import ModelConfig
 
 
 class RotaryPositions(PositionScheme):
     """RoPE: `rotate` turns queries and keys (B, H, T, D) by their positions; no parameters."""
+
+    rotates = True
 
     def __init__(self, cfg: ModelConfig, causal: bool = False):
         super().__init__(cfg, causal)
