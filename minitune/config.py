@@ -203,7 +203,7 @@ class ModelConfig:
     def from_dict(cls, values: dict) -> ModelConfig:
         """Build from `to_dict()` output; unknown keys are an error naming them."""
         known = {f.name for f in dataclasses.fields(cls) if f.init}
-        values = {RENAMED.get(key, key): value for key, value in values.items()}
+        values = {RENAMED.get(key, key): value for key, value in dict(values).items()}
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"ModelConfig: unknown field(s) {unknown}; known: {sorted(known)}")
