@@ -31,22 +31,28 @@ from minitune.layers.positions import PositionScheme
 if TYPE_CHECKING:
     from minitune.config import ModelConfig
 
-# the teaching class of a layer -> its production twin (same parameters, fused kernels)
+# the teaching class of a layer -> its production twin (same parameters, fused kernels); a
+# variant with a fast twin of its own adds a line (the conformance kit then compares the two)
 FAST_TWINS: dict[type, type] = {Attention: FastAttention, FeedForward: FastFeedForward}
 
 
 def make_attention(cfg: ModelConfig, is_cross: bool = False) -> nn.Module:
-    """T5's multi-head attention, or the variant `cfg.attention` names."""
-    if cfg.attention != "multi-head":
-        return registry.build("attention", cfg, is_cross=is_cross)
-    return FastAttention(cfg, is_cross) if cfg.impl == "fast" else Attention(cfg, is_cross)
+    """T5's multi-head `Attention`, or the variant `cfg.attention` names, on `cfg.impl`'s path."""
+    if cfg.attention == "multi-head":
+        cls = Attention
+    else:
+        cls = registry.resolve("attention", cfg.attention)
+    return on_path(cls, cfg.impl)(cfg, is_cross)
 
 
 def make_feed_forward(cfg: ModelConfig) -> nn.Module:
-    """The feed-forward layer of `cfg.ffn` (a built-in activation, or a registered variant)."""
-    if registry.resolve("ffn", cfg.ffn) is not FeedForward:
-        return registry.build("ffn", cfg)
-    return FastFeedForward(cfg) if cfg.impl == "fast" else FeedForward(cfg)
+    """The feed-forward layer `cfg.ffn` names (`FeedForward` for the built-in activations)."""
+    return on_path(registry.resolve("ffn", cfg.ffn), cfg.impl)(cfg)
+
+
+def on_path(cls: type, impl: str) -> type:
+    """The class to build: `cls` itself, or with impl "fast" its twin in FAST_TWINS (if any)."""
+    return FAST_TWINS.get(cls, cls) if impl == "fast" else cls
 
 
 def make_norm(cfg: ModelConfig) -> nn.Module:
