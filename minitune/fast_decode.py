@@ -12,6 +12,10 @@ same weights with fewer, larger operations:
 - per sub-layer one matmul: [W_q; W_k; W_v] for self-attention, W_q for cross-attention (its keys
   and values are the encoder output's, computed once for all layers in one matmul), [W_i0; W_i1]
   for a gated feed-forward; the weights are stacked once per model and reused until one changes;
+- weights are stored transposed, (in, out) contiguous: x @ Wᵀ is then a plain matrix-vector
+  product for one row, measured ~1.4x faster than F.linear at batch 1 on this project's CPU; with
+  several rows (batched decoding, beams) they are multiplied by oneDNN with weights packed once
+  in its blocked layout (`Matmul`), which avoids the per-call repacking of small-batch GEMMs;
 - the position bias of all M positions is one table (built once); the causal mask is not needed
   (the new token comes after every cached key) and the padding bias is built once;
 - the self-attention cache of all layers is one preallocated tensor (L, B, 2, H, M, D); a step
@@ -109,32 +113,48 @@ class DecoderWeights:
         s = {name: t.detach() for name, t in model.state_dict().items()}
         L = cfg.n_decoder_layers
         layer = [f"decoder.layers.{i}." for i in range(L)]
+
+        def stack_t(*names: str) -> torch.Tensor:
+            """[W_1; W_2; ...]ᵀ, contiguous (in_features, Σ out_features): x @ it = x [W_1; ...]ᵀ"""
+            return torch.cat([s[name] for name in names]).t().contiguous()
+
         self.config = cfg
         self.embed = s["embed.weight"]  # (V, C)
-        self.head = s["embed.weight"] if cfg.tie_embeddings else s["lm_head.weight"]  # (V, C)
+        self.head_t = stack_t("embed.weight" if cfg.tie_embeddings else "lm_head.weight")  # (C, V)
         self.final_norm = s["decoder.final_norm.weight"]
         self.self_norm = [s[p + "self_attn.norm.weight"] for p in layer]
-        self.self_qkv = [
-            torch.cat([s[p + f"self_attn.sublayer.{w}.weight"] for w in "qkv"]) for p in layer
-        ]  # (3·H·D, C) each
-        self.self_o = [s[p + "self_attn.sublayer.o.weight"] for p in layer]  # (C, H·D)
+        self.self_qkv_t = [
+            stack_t(*[p + f"self_attn.sublayer.{w}.weight" for w in "qkv"]) for p in layer
+        ]  # (C, 3·H·D) each
+        self.self_o_t = [stack_t(p + "self_attn.sublayer.o.weight") for p in layer]  # (H·D, C)
         self.cross_norm = [s[p + "cross_attn.norm.weight"] for p in layer]
-        self.cross_q = [s[p + "cross_attn.sublayer.q.weight"] for p in layer]  # (H·D, C)
-        self.cross_o = [s[p + "cross_attn.sublayer.o.weight"] for p in layer]  # (C, H·D)
+        self.cross_q_t = [stack_t(p + "cross_attn.sublayer.q.weight") for p in layer]  # (C, H·D)
+        self.cross_o_t = [stack_t(p + "cross_attn.sublayer.o.weight") for p in layer]  # (H·D, C)
         self.cross_kv = torch.cat(
             [s[p + f"cross_attn.sublayer.{w}.weight"] for p in layer for w in "kv"]
         )  # (L·2·H·D, C): layer 0's W_k, layer 0's W_v, layer 1's W_k, ...
         self.activation, gated = _ACTIVATIONS[cfg.ffn]
         self.ff_norm = [s[p + "ff.norm.weight"] for p in layer]
         ins = ("wi", "wi_gate") if gated else ("wi",)
-        self.ff_in = [torch.cat([s[p + f"ff.sublayer.{w}.weight"] for w in ins]) for p in layer]
-        self.ff_out = [s[p + "ff.sublayer.wo.weight"] for p in layer]  # (C, F)
+        self.ff_in_t = [stack_t(*[p + f"ff.sublayer.{w}.weight" for w in ins]) for p in layer]
+        self.ff_out_t = [stack_t(p + "ff.sublayer.wo.weight") for p in layer]  # (F, C)
         self.gated = gated
         self.bias_table = s.get("decoder.position.bias_table.weight")  # (buckets, H) or None
+        self._matmuls: dict[str, dict[str, list[Matmul]]] = {}  # built on first use
         self.copy = None
         if cfg.copy_head:
             self.copy = {name: s[f"copy_head.{name}"] for name in
                          ("q.weight", "k.weight", "gate.weight", "gate.bias")}  # fmt: skip
+
+    def matmuls(self, rows: int) -> dict[str, list[Matmul]]:
+        """Every projection of the step as a `Matmul` for `rows` rows (packed once per kind)."""
+        kind = "one row" if rows == 1 else "several rows"
+        if kind not in self._matmuls:
+            names = ("self_qkv_t", "self_o_t", "cross_q_t", "cross_o_t", "ff_in_t", "ff_out_t")
+            mm = {name: [Matmul(w, rows) for w in getattr(self, name)] for name in names}
+            mm["head_t"] = [Matmul(self.head_t, rows)]
+            self._matmuls[kind] = mm
+        return self._matmuls[kind]
 
     def position_bias(self, M: int) -> torch.Tensor | None:
         """T5's decoder position bias for M positions: (H, M, M), row t for the query at t.
@@ -167,8 +187,43 @@ def decoder_weights(model) -> DecoderWeights:
 
 
 def rms_norm(x: torch.Tensor, g: torch.Tensor, eps: float) -> torch.Tensor:
-    """g · x / sqrt(mean(x²) + eps) over the last axis (layers/norm.py, float32 weights)."""
-    return g * (x * torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + eps))
+    """g · x / sqrt(mean(x²) + eps) over the last axis: layers/norm.py's RMSNorm as one operator
+    (the same numbers in float32)."""
+    return F.rms_norm(x, g.shape, g, eps)
+
+
+def _onednn_linear_available() -> bool:
+    """Whether PyTorch's oneDNN linear with a prepacked weight can be used (CPU builds)."""
+    ops = getattr(torch.ops, "mkldnn", None)
+    return (
+        torch.backends.mkldnn.is_available()
+        and hasattr(ops, "_linear_pointwise")
+        and hasattr(ops, "_reorder_linear_weight")
+    )
+
+
+class Matmul:
+    """x @ w_t for activations x (rows, in) and a transposed weight w_t (in, out), by the kernel
+    measured fastest for the number of rows (benchmarks/README.md, "the fast decoder's levers"):
+
+    - one row: x @ w_t (BLAS matrix-vector product over the contiguous transposed weight);
+    - several rows, on CPU: oneDNN's linear with the weight packed once into its blocked layout
+      (packed for 8 rows, which serves 2 to 32 rows well); elsewhere x @ w_t.
+
+    Both compute the same sums in float32 (in a different order: logits differ by ~1e-6).
+    """
+
+    def __init__(self, w_t: torch.Tensor, rows: int):
+        self.w_t = w_t
+        self.packed = None
+        if rows > 1 and w_t.device.type == "cpu" and _onednn_linear_available():
+            weight = w_t.t().contiguous()  # (out, in), as a Linear stores it
+            self.packed = torch.ops.mkldnn._reorder_linear_weight(weight, 8)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.packed is None:
+            return x @ self.w_t  # (rows, out)
+        return torch.ops.mkldnn._linear_pointwise(x, self.packed, None, "none", [], "")
 
 
 class FastDecodeStep:
@@ -196,6 +251,7 @@ class FastDecodeStep:
         self.scale = D**-0.5 if cfg.scale_attention else 1.0
         self.out_scale = C**-0.5 if cfg.scale_output else None
         self.t = 0  # position of the next token
+        self.mm = w.matmuls(B)  # the projections, by the kernel fastest for B rows
         # cross-attention keys and values of every layer: one matmul, (L, 2, B, H, S, D)
         kv = F.linear(memory, w.cross_kv).view(B, S, L, 2, H, D)
         self.cross_kv = kv.permute(2, 3, 0, 4, 1, 5).contiguous()
@@ -219,12 +275,12 @@ class FastDecodeStep:
 
     def __call__(self, tokens: torch.Tensor) -> torch.Tensor:
         """tokens (B, t + 1), the start token first -> logits (B, V) of the token after the last."""
-        w, B, H, D, eps, t = self.w, self.B, self.H, self.D, self.eps, self.t
+        w, mm, B, H, D, eps, t = self.w, self.mm, self.B, self.H, self.D, self.eps, self.t
         x = F.embedding(tokens[:, -1], w.embed)  # (B, C)
         bias = None if self.position_bias is None else self.position_bias[:, :, t : t + 1, : t + 1]
-        for i in range(len(w.self_qkv)):
+        for i in range(len(w.self_qkv_t)):
             # 1. causal self-attention: q, k, v = norm(x) [W_q; W_k; W_v]ᵀ; k, v join the cache
-            qkv = F.linear(rms_norm(x, w.self_norm[i], eps), w.self_qkv[i])  # (B, 3·H·D)
+            qkv = mm["self_qkv_t"][i](rms_norm(x, w.self_norm[i], eps))  # (B, 3·H·D)
             q, kv = qkv[:, : H * D], qkv[:, H * D :]
             cache = self.self_kv[i]  # (B, 2, H, M, D)
             cache[:, :, :, t] = kv.view(B, 2, H, D)  # written in place at position t
@@ -233,26 +289,26 @@ class FastDecodeStep:
             out = F.scaled_dot_product_attention(
                 q.view(B, H, 1, D), k, v, attn_mask=bias, scale=self.scale
             )  # (B, H, 1, D)
-            x = x + F.linear(out.view(B, H * D), w.self_o[i])  # (B, C)
+            x = x + mm["self_o_t"][i](out.view(B, H * D))  # (B, C)
             # 2. cross-attention to the encoder output (keys and values computed once)
-            q = F.linear(rms_norm(x, w.cross_norm[i], eps), w.cross_q[i])  # (B, H·D)
+            q = mm["cross_q_t"][i](rms_norm(x, w.cross_norm[i], eps))  # (B, H·D)
             k, v = self.cross_kv[i]  # (B, H, S, D) each
             out = F.scaled_dot_product_attention(
                 q.view(B, H, 1, D), k, v, attn_mask=self.cross_bias, scale=self.scale
             )  # (B, H, 1, D)
-            x = x + F.linear(out.view(B, H * D), w.cross_o[i])  # (B, C)
+            x = x + mm["cross_o_t"][i](out.view(B, H * D))  # (B, C)
             # 3. feed-forward: W_o · (act(W_i0 h) ⊙ W_i1 h), h = norm(x); no gate if not gated
-            h = F.linear(rms_norm(x, w.ff_norm[i], eps), w.ff_in[i])  # (B, 2F) or (B, F)
+            h = mm["ff_in_t"][i](rms_norm(x, w.ff_norm[i], eps))  # (B, 2F) or (B, F)
             if w.gated:
                 a, gate = h.chunk(2, dim=-1)
                 h = w.activation(a) * gate  # (B, F)
             else:
                 h = w.activation(h)
-            x = x + F.linear(h, w.ff_out[i])  # (B, C)
+            x = x + mm["ff_out_t"][i](h)  # (B, C)
         self.t = t + 1
         h = rms_norm(x, w.final_norm, eps)  # (B, C)
         out = h * self.out_scale if self.out_scale is not None else h
-        logits = F.linear(out, w.head)  # (B, V)
+        logits = mm["head_t"][0](out)  # (B, V)
         if self.copy is None:
             return logits
         return self.copy_head(h, logits)
