@@ -13,9 +13,7 @@ same weights with fewer, larger operations:
   and values are the encoder output's, computed once for all layers in one matmul), [W_i0; W_i1]
   for a gated feed-forward; the weights are stacked once per model and reused until one changes;
 - weights are stored transposed, (in, out) contiguous: x @ Wᵀ is then a plain matrix-vector
-  product for one row, measured ~1.4x faster than F.linear at batch 1 on this project's CPU; with
-  several rows (batched decoding, beams) they are multiplied by oneDNN with weights packed once
-  in its blocked layout (`Matmul`), which avoids the per-call repacking of small-batch GEMMs;
+  product for one row (measured 1.4x faster than F.linear's, whose weight is read across rows);
 - the position bias of all M positions is one table (built once); the causal mask is not needed
   (the new token comes after every cached key) and the padding bias is built once;
 - the self-attention cache of all layers is one preallocated tensor (L, B, 2, H, M, D); a step
@@ -140,21 +138,10 @@ class DecoderWeights:
         self.ff_out_t = [stack_t(p + "ff.sublayer.wo.weight") for p in layer]  # (F, C)
         self.gated = gated
         self.bias_table = s.get("decoder.position.bias_table.weight")  # (buckets, H) or None
-        self._matmuls: dict[str, dict[str, list[Matmul]]] = {}  # built on first use
         self.copy = None
         if cfg.copy_head:
             self.copy = {name: s[f"copy_head.{name}"] for name in
                          ("q.weight", "k.weight", "gate.weight", "gate.bias")}  # fmt: skip
-
-    def matmuls(self, rows: int) -> dict[str, list[Matmul]]:
-        """Every projection of the step as a `Matmul` for `rows` rows (packed once per kind)."""
-        kind = "one row" if rows == 1 else "several rows"
-        if kind not in self._matmuls:
-            names = ("self_qkv_t", "self_o_t", "cross_q_t", "cross_o_t", "ff_in_t", "ff_out_t")
-            mm = {name: [Matmul(w, rows) for w in getattr(self, name)] for name in names}
-            mm["head_t"] = [Matmul(self.head_t, rows)]
-            self._matmuls[kind] = mm
-        return self._matmuls[kind]
 
     def position_bias(self, M: int) -> torch.Tensor | None:
         """T5's decoder position bias for M positions: (H, M, M), row t for the query at t.
@@ -192,40 +179,6 @@ def rms_norm(x: torch.Tensor, g: torch.Tensor, eps: float) -> torch.Tensor:
     return F.rms_norm(x, g.shape, g, eps)
 
 
-def _onednn_linear_available() -> bool:
-    """Whether PyTorch's oneDNN linear with a prepacked weight can be used (CPU builds)."""
-    ops = getattr(torch.ops, "mkldnn", None)
-    return (
-        torch.backends.mkldnn.is_available()
-        and hasattr(ops, "_linear_pointwise")
-        and hasattr(ops, "_reorder_linear_weight")
-    )
-
-
-class Matmul:
-    """x @ w_t for activations x (rows, in) and a transposed weight w_t (in, out), by the kernel
-    measured fastest for the number of rows (benchmarks/README.md, "the fast decoder's levers"):
-
-    - one row: x @ w_t (BLAS matrix-vector product over the contiguous transposed weight);
-    - several rows, on CPU: oneDNN's linear with the weight packed once into its blocked layout
-      (packed for 8 rows, which serves 2 to 32 rows well); elsewhere x @ w_t.
-
-    Both compute the same sums in float32 (in a different order: logits differ by ~1e-6).
-    """
-
-    def __init__(self, w_t: torch.Tensor, rows: int):
-        self.w_t = w_t
-        self.packed = None
-        if rows > 1 and w_t.device.type == "cpu" and _onednn_linear_available():
-            weight = w_t.t().contiguous()  # (out, in), as a Linear stores it
-            self.packed = torch.ops.mkldnn._reorder_linear_weight(weight, 8)
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self.packed is None:
-            return x @ self.w_t  # (rows, out)
-        return torch.ops.mkldnn._linear_pointwise(x, self.packed, None, "none", [], "")
-
-
 class FastDecodeStep:
     """One decoding step at a time for B rows of one generation (see the module docstring).
 
@@ -251,7 +204,6 @@ class FastDecodeStep:
         self.scale = D**-0.5 if cfg.scale_attention else 1.0
         self.out_scale = C**-0.5 if cfg.scale_output else None
         self.t = 0  # position of the next token
-        self.mm = w.matmuls(B)  # the projections, by the kernel fastest for B rows
         # cross-attention keys and values of every layer: one matmul, (L, 2, B, H, S, D)
         kv = F.linear(memory, w.cross_kv).view(B, S, L, 2, H, D)
         self.cross_kv = kv.permute(2, 3, 0, 4, 1, 5).contiguous()
@@ -275,12 +227,12 @@ class FastDecodeStep:
 
     def __call__(self, tokens: torch.Tensor) -> torch.Tensor:
         """tokens (B, t + 1), the start token first -> logits (B, V) of the token after the last."""
-        w, mm, B, H, D, eps, t = self.w, self.mm, self.B, self.H, self.D, self.eps, self.t
+        w, B, H, D, eps, t = self.w, self.B, self.H, self.D, self.eps, self.t
         x = F.embedding(tokens[:, -1], w.embed)  # (B, C)
         bias = None if self.position_bias is None else self.position_bias[:, :, t : t + 1, : t + 1]
         for i in range(len(w.self_qkv_t)):
             # 1. causal self-attention: q, k, v = norm(x) [W_q; W_k; W_v]ᵀ; k, v join the cache
-            qkv = mm["self_qkv_t"][i](rms_norm(x, w.self_norm[i], eps))  # (B, 3·H·D)
+            qkv = rms_norm(x, w.self_norm[i], eps) @ w.self_qkv_t[i]  # (B, 3·H·D)
             q, kv = qkv[:, : H * D], qkv[:, H * D :]
             cache = self.self_kv[i]  # (B, 2, H, M, D)
             cache[:, :, :, t] = kv.view(B, 2, H, D)  # written in place at position t
@@ -289,26 +241,26 @@ class FastDecodeStep:
             out = F.scaled_dot_product_attention(
                 q.view(B, H, 1, D), k, v, attn_mask=bias, scale=self.scale
             )  # (B, H, 1, D)
-            x = x + mm["self_o_t"][i](out.view(B, H * D))  # (B, C)
+            x = x + out.view(B, H * D) @ w.self_o_t[i]  # (B, C)
             # 2. cross-attention to the encoder output (keys and values computed once)
-            q = mm["cross_q_t"][i](rms_norm(x, w.cross_norm[i], eps))  # (B, H·D)
+            q = rms_norm(x, w.cross_norm[i], eps) @ w.cross_q_t[i]  # (B, H·D)
             k, v = self.cross_kv[i]  # (B, H, S, D) each
             out = F.scaled_dot_product_attention(
                 q.view(B, H, 1, D), k, v, attn_mask=self.cross_bias, scale=self.scale
             )  # (B, H, 1, D)
-            x = x + mm["cross_o_t"][i](out.view(B, H * D))  # (B, C)
+            x = x + out.view(B, H * D) @ w.cross_o_t[i]  # (B, C)
             # 3. feed-forward: W_o · (act(W_i0 h) ⊙ W_i1 h), h = norm(x); no gate if not gated
-            h = mm["ff_in_t"][i](rms_norm(x, w.ff_norm[i], eps))  # (B, 2F) or (B, F)
+            h = rms_norm(x, w.ff_norm[i], eps) @ w.ff_in_t[i]  # (B, 2F) or (B, F)
             if w.gated:
                 a, gate = h.chunk(2, dim=-1)
                 h = w.activation(a) * gate  # (B, F)
             else:
                 h = w.activation(h)
-            x = x + mm["ff_out_t"][i](h)  # (B, C)
+            x = x + h @ w.ff_out_t[i]  # (B, C)
         self.t = t + 1
         h = rms_norm(x, w.final_norm, eps)  # (B, C)
         out = h * self.out_scale if self.out_scale is not None else h
-        logits = mm["head_t"][0](out)  # (B, V)
+        logits = out @ w.head_t  # (B, V)
         if self.copy is None:
             return logits
         return self.copy_head(h, logits)
