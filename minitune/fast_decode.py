@@ -227,43 +227,56 @@ class FastDecodeStep:
 
     def __call__(self, tokens: torch.Tensor) -> torch.Tensor:
         """tokens (B, t + 1), the start token first -> logits (B, V) of the token after the last."""
-        w, B, H, D, eps, t = self.w, self.B, self.H, self.D, self.eps, self.t
+        w, B, H, D, t = self.w, self.B, self.H, self.D, self.t
         x = F.embedding(tokens[:, -1], w.embed)  # (B, C)
         bias = None if self.position_bias is None else self.position_bias[:, :, t : t + 1, : t + 1]
         for i in range(len(w.self_qkv_t)):
             # 1. causal self-attention: q, k, v = norm(x) [W_q; W_k; W_v]ᵀ; k, v join the cache
-            qkv = rms_norm(x, w.self_norm[i], eps) @ w.self_qkv_t[i]  # (B, 3·H·D)
+            qkv = self.project(self.norm(x, w.self_norm[i]), w.self_qkv_t[i])  # (B, 3·H·D)
             q, kv = qkv[:, : H * D], qkv[:, H * D :]
             cache = self.self_kv[i]  # (B, 2, H, M, D)
             cache[:, :, :, t] = kv.view(B, 2, H, D)  # written in place at position t
             k, v = cache[:, 0, :, : t + 1], cache[:, 1, :, : t + 1]  # (B, H, t + 1, D)
             # softmax(s · q kᵀ + position bias) v; no mask: the keys are positions 0..t
-            out = F.scaled_dot_product_attention(
-                q.view(B, H, 1, D), k, v, attn_mask=bias, scale=self.scale
-            )  # (B, H, 1, D)
-            x = x + out.view(B, H * D) @ w.self_o_t[i]  # (B, C)
+            out = self.attend(q.view(B, H, 1, D), k, v, bias)  # (B, H, 1, D)
+            x = x + self.project(out.view(B, H * D), w.self_o_t[i])  # (B, C)
             # 2. cross-attention to the encoder output (keys and values computed once)
-            q = rms_norm(x, w.cross_norm[i], eps) @ w.cross_q_t[i]  # (B, H·D)
+            q = self.project(self.norm(x, w.cross_norm[i]), w.cross_q_t[i])  # (B, H·D)
             k, v = self.cross_kv[i]  # (B, H, S, D) each
-            out = F.scaled_dot_product_attention(
-                q.view(B, H, 1, D), k, v, attn_mask=self.cross_bias, scale=self.scale
-            )  # (B, H, 1, D)
-            x = x + out.view(B, H * D) @ w.cross_o_t[i]  # (B, C)
+            out = self.attend(q.view(B, H, 1, D), k, v, self.cross_bias)  # (B, H, 1, D)
+            x = x + self.project(out.view(B, H * D), w.cross_o_t[i])  # (B, C)
             # 3. feed-forward: W_o · (act(W_i0 h) ⊙ W_i1 h), h = norm(x); no gate if not gated
-            h = rms_norm(x, w.ff_norm[i], eps) @ w.ff_in_t[i]  # (B, 2F) or (B, F)
+            h = self.project(self.norm(x, w.ff_norm[i]), w.ff_in_t[i])  # (B, 2F) or (B, F)
             if w.gated:
                 a, gate = h.chunk(2, dim=-1)
                 h = w.activation(a) * gate  # (B, F)
             else:
                 h = w.activation(h)
-            x = x + h @ w.ff_out_t[i]  # (B, C)
+            x = x + self.project(h, w.ff_out_t[i])  # (B, C)
         self.t = t + 1
-        h = rms_norm(x, w.final_norm, eps)  # (B, C)
+        h = self.norm(x, w.final_norm)  # (B, C)
         out = h * self.out_scale if self.out_scale is not None else h
-        logits = out @ w.head_t  # (B, V)
+        logits = self.project(out, w.head_t)  # (B, V)
         if self.copy is None:
             return logits
         return self.copy_head(h, logits)
+
+    # The three operations a step is made of; benchmarks/decode_levers.py overrides them to
+    # measure alternatives (F.linear, explicit attention, a hand-written norm).
+
+    def project(self, x: torch.Tensor, w_t: torch.Tensor) -> torch.Tensor:
+        """x (B, in) @ w_t (in, out): a projection by a transposed, stacked weight."""
+        return x @ w_t
+
+    def attend(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None
+    ) -> torch.Tensor:
+        """softmax(s · q kᵀ + bias) v for one query per row: q (B, H, 1, D), k, v (B, H, T, D)."""
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.scale)
+
+    def norm(self, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        """RMSNorm of x (B, C) with gain g (C,)."""
+        return rms_norm(x, g, self.eps)
 
     def copy_head(self, h: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         """layers/copy.py for one decoder position: log(g · p_vocab + (1 - g) · pointer), (B, V).
