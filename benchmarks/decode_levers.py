@@ -47,6 +47,27 @@ class UntransposedLinear(FastDecodeStep):
         return F.linear(x, w)
 
 
+class RowByRow(FastDecodeStep):
+    """One matrix-vector product per row (the weight is re-read from cache for rows 2..B)."""
+
+    def project(self, x, w_t):
+        return torch.cat([x[i : i + 1] @ w_t for i in range(x.shape[0])])
+
+
+class WeightTimesColumns(FastDecodeStep):
+    """(W xᵀ)ᵀ with W (out, in): the small dimension is the GEMM's N instead of its M."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.untransposed: dict[int, torch.Tensor] = {}
+
+    def project(self, x, w_t):
+        w = self.untransposed.get(id(w_t))
+        if w is None:
+            w = self.untransposed[id(w_t)] = w_t.t().contiguous()
+        return (w @ x.t()).t()
+
+
 class OneDNNPacked(FastDecodeStep):
     """oneDNN's linear with weights packed once for 8 rows (a private PyTorch operator)."""
 
@@ -86,6 +107,8 @@ VARIANTS = {
     "model.decode": None,  # ModelStep
     "F.linear, untransposed": UntransposedLinear,
     "oneDNN packed": OneDNNPacked,
+    "row by row": RowByRow,
+    "W @ xᵀ": WeightTimesColumns,
     "explicit attention": ExplicitAttention,
     "hand-written RMSNorm": HandWrittenNorm,
 }
