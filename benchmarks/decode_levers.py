@@ -3,6 +3,7 @@ alternately in one process on the same weights (benchmarks/README.md, "the fast 
 
     taskset -c 1 python benchmarks/decode_levers.py --threads 1 --rows 1 8
     taskset -c 1 python benchmarks/decode_levers.py --threads 1 --rows 1 8 --compile
+    taskset -c 1 python benchmarks/decode_levers.py --threads 1 --eval 128   # the eval path
 
 Each variant is minitune.fast_decode.FastDecodeStep with one of its three operations (`project`,
 `attend`, `norm`) replaced, or the model's own decode (ModelStep). For each number of rows it
@@ -153,6 +154,30 @@ def measure(model, rows: int, args, clock) -> dict[str, list[float]]:
     return times
 
 
+def eval_path(n: int, clock) -> None:
+    """Seconds of `minitune.evaluate.predict` (the eval command's and the pipeline's generation:
+    prompts sorted by length, batches of `batch_size`) on the first n prompts of the shipped test
+    split, for the laptop preset (copy head) with random weights, fast decoder on and off."""
+    from minitune import Tokenizer
+    from minitune.config import ModelConfig
+    from minitune.data.formats import read_records
+    from minitune.data.templates import format_prompt
+    from minitune.evaluate import predict
+    from minitune.paths import find_shipped
+
+    torch.manual_seed(0)
+    model = Seq2SeqTransformer(ModelConfig.preset("laptop")).eval()
+    tok = Tokenizer(str(find_shipped("tokenizer/minitune.model")))
+    records = read_records(str(find_shipped("data/test.jsonl")))[:n]
+    prompts = [format_prompt(r.instruction, r.input) for r in records]
+    for batch_size in (16, 64):
+        for fast in (True, False):
+            start = clock()
+            predict(model, tok, prompts, batch_size=batch_size, fast_decode=fast)
+            print(f"eval {n} prompts | batch {batch_size:3d} | fast_decode={fast!s:5} | "
+                  f"{clock() - start:6.1f} s")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", default="bench-tiny")
@@ -161,9 +186,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--clock", default="cpu", choices=["cpu", "wall"])
     parser.add_argument("--compile", action="store_true", help="also torch.compile the step")
+    parser.add_argument("--eval", type=int, default=0, metavar="N",
+                        help="only: time the eval path on N test prompts")  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    if args.eval:
+        return eval_path(args.eval, clock)
     torch.manual_seed(0)
     model = Seq2SeqTransformer(model_config(args.config)).eval()
     print(f"# {args.config}, {args.threads} thread(s), {args.clock} clock, ms per decoding step "
