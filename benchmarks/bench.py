@@ -13,8 +13,8 @@ the presets `t5-small`, `t5-base`, `laptop`, `tiny`. For each, with random weigh
 - training tokens/s: forward + backward + AdamW step on 16 × (source 128 + target 32) tokens
   ("tokens" counts source and target), and its model FLOP/s as a fraction of the measured matmul
   peak (MFU: model FLOPs, 3 × the forward's matmul FLOPs, not counting recomputation);
-- greedy decoding tokens/s at batch 1 and 8, and 4-beam search tokens/s at batch 1 (64 new tokens
-  from a 128-token source; EOS suppressed so every row runs the full length);
+- greedy decoding tokens/s at batch 1 and 8, and 4-beam search tokens/s at batch 1 and 8 (64 new
+  tokens from a 128-token source; EOS suppressed so every row runs the full length);
 - `--model-decode`: also minitune with `fast_decode=False` (the model's own `decode` every step),
   so the fast decoder (minitune/fast_decode.py) is A/B-tested against it in the same run;
 - the floor of each decoding figure: the time no implementation can beat on this machine, from
@@ -277,7 +277,8 @@ def bench_config(name, device, precision, repeats, with_reference, peak, floors=
         flops = training_flops(cfg, BATCH, SRC, TGT)
         rows["train MFU"] = {n: flops / s / peak for n, s in train.items()}
     for label, batch, beams in (("greedy tok/s b=1", 1, 1), ("greedy tok/s b=8", 8, 1),
-                                ("beam-4 tok/s b=1", 1, 4)):  # fmt: skip
+                                ("beam-4 tok/s b=1", 1, 4),
+                                ("beam-4 tok/s b=8", 8, 4)):  # fmt: skip
         src = torch.randint(3, V, (batch, SRC), device=device)
         secs = alternate({n: i.generate_fn(src, beams) for n, i in impls.items()},
                          repeats, device)  # fmt: skip
