@@ -4,6 +4,8 @@ machine's own matmul peak.
     python benchmarks/bench.py                          # bench-tiny and t5-small, CPU, fp32
     python benchmarks/bench.py --configs bench-tiny --repeats 3
     python benchmarks/bench.py --device cuda --precision bf16 --configs t5-small t5-base
+    taskset -c 1 python benchmarks/bench.py --configs bench-tiny --threads 1 --decode-only \
+        --model-decode --clock cpu --repeats 5     # decoding: fast decoder, model.decode, reference
 
 Configs: `bench-tiny` (d_model 256, 4+4 layers, vocabulary 8000, gated-GELU: T5 v1.1 style) and
 the presets `t5-small`, `t5-base`, `laptop`, `tiny`. For each, with random weights:
@@ -11,8 +13,15 @@ the presets `t5-small`, `t5-base`, `laptop`, `tiny`. For each, with random weigh
 - training tokens/s: forward + backward + AdamW step on 16 × (source 128 + target 32) tokens
   ("tokens" counts source and target), and its model FLOP/s as a fraction of the measured matmul
   peak (MFU: model FLOPs, 3 × the forward's matmul FLOPs, not counting recomputation);
-- greedy decoding tokens/s at batch 1 and 8, and 4-beam search tokens/s at batch 1 (64 new tokens
-  from a 128-token source; EOS suppressed so every row runs the full length);
+- greedy decoding tokens/s at batch 1 and 8, and 4-beam search tokens/s at batch 1 and 8 (64 new
+  tokens from a 128-token source; EOS suppressed so every row runs the full length);
+- `--model-decode`: also minitune with `fast_decode=False` (the model's own `decode` every step),
+  so the fast decoder (minitune/fast_decode.py) is A/B-tested against it in the same run;
+- the floor of each decoding figure: the time no implementation can beat on this machine, from
+  the measured streaming bandwidth (a large tensor summed) and matmul peak: per step the larger
+  of (decoder + head weights + KV caches read) / bandwidth and the step's matmul FLOPs / peak,
+  plus the encoder's and the cross-attention keys'/values' FLOPs / peak once per generation;
+  reported as "x floor" (measured time / floor: 1.0 would be the floor itself);
 - peak memory: CUDA's max_memory_allocated, or the process's peak resident size on CPU;
 - with the `parity` extra installed (Hugging Face transformers), the same for the reference T5 on
   the same weights (written by minitune.export_t5, read by transformers), runs alternating between
@@ -20,8 +29,10 @@ the presets `t5-small`, `t5-base`, `laptop`, `tiny`. For each, with random weigh
 - the machine's fp32 and bf16 matmul peak (a 2048 × 2048 matmul), and bf16 autocast training
   against fp32 where the CPU has bf16 instructions (or on CUDA).
 
-Each figure is the median of several timed runs after a warm-up. A benchmark, not a test: it
-asserts nothing. Results and commands: benchmarks/README.md.
+Each figure is the median of several timed runs after a warm-up; `--clock cpu` times with the
+process's CPU time instead of the wall clock (with one thread, time the process was descheduled by
+other work on a shared machine is then not counted; both implementations are timed the same
+way). A benchmark, not a test: it asserts nothing. Results and commands: benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -67,12 +78,15 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
+CLOCK = time.perf_counter  # --clock cpu: time.process_time
+
+
 def timed(fn, device: torch.device) -> float:
     sync(device)
-    start = time.perf_counter()
+    start = CLOCK()
     fn()
     sync(device)
-    return time.perf_counter() - start
+    return CLOCK() - start
 
 
 def alternate(runs: dict, repeats: int, device: torch.device) -> dict[str, float]:
@@ -96,12 +110,60 @@ def matmul_peak(dtype: torch.dtype, device: torch.device, n: int = 2048) -> floa
     return 2 * n**3 * reps / best
 
 
+def stream_bandwidth(device: torch.device, mb: int = 512) -> float:
+    """Bytes/s of reading a large float32 tensor (a sum over `mb` MB, far beyond the caches):
+    the rate at which weights can stream from memory, the bound of batch-1 decoding."""
+    a = torch.ones(mb * 2**20 // 4, device=device)
+    best = min(timed(lambda: a.sum(), device) for _ in range(5))
+    return a.numel() * 4 / best
+
+
+def decode_floor(cfg: ModelConfig, rows: int, bandwidth: float, peak: float) -> float:
+    """Seconds below which no implementation can generate NEW tokens for `rows` rows (beams
+    included) from a SRC-token source: encoder and cross-attention K/V FLOPs at the matmul peak,
+    then per step the larger of the bytes read (decoder and head weights, KV caches) at the
+    streaming bandwidth and the step's matmul FLOPs at the peak."""
+    C, F, HD, KV, V = cfg.d_model, cfg.d_ff, cfg.inner_dim, cfg.kv_dim, cfg.vocab_size
+    L = cfg.n_decoder_layers
+    ff = (3 if cfg.ffn in ("gated-gelu", "swiglu") else 2) * C * F
+    enc = SRC * (C * HD + 2 * C * KV + HD * C + ff) + 2 * SRC * SRC * HD
+    once = 2 * rows * (cfg.n_encoder_layers * enc + L * SRC * 2 * C * KV)  # FLOPs
+    weights = (L * (C * HD + 2 * C * KV + HD * C + C * HD + HD * C + ff) + C * V) * 4  # bytes
+    step_time = 0.0
+    for t in range(1, NEW + 1):
+        cache_bytes = rows * L * (t + SRC) * 2 * KV * 4  # self and cross keys and values
+        macs = rows * (L * (C * HD + 2 * C * KV + 3 * HD * C + ff + 2 * (t + SRC) * HD) + C * V)
+        step_time += max((weights + cache_bytes) / bandwidth, 2 * macs / peak)
+    return once / peak + step_time
+
+
 def has_bf16_instructions() -> bool:
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def cpu_model() -> str:
+    """The CPU's model name, from /proc/cpuinfo (Linux), else the platform's processor."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_flags() -> str:
+    """Which of the vector extensions that matter for matmuls the CPU reports (detected)."""
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return "unknown"
+    wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16")
+    return ", ".join(f"{f} {'yes' if f in flags else 'no'}" for f in wanted)
 
 
 def training_flops(cfg: ModelConfig, batch: int, src: int, tgt: int) -> float:
@@ -137,13 +199,22 @@ class Ours:
     def loss(self, x, dec, y):
         return cross_entropy_loss(self.model(x, dec), y)
 
+    fast_decode = True  # minitune/fast_decode.py when the model is supported
+
     def generate_fn(self, src, num_beams):
         def run():
             out = self.model.generate(src, max_new_tokens=NEW, min_new_tokens=NEW,
-                                      num_beams=num_beams)  # fmt: skip
+                                      num_beams=num_beams,
+                                      fast_decode=self.fast_decode)  # fmt: skip
             assert out.shape[1] == NEW
 
         return run
+
+
+class OursModelDecode(Ours):
+    """minitune with fast_decode=False: the model's own `decode` at every step."""
+
+    fast_decode = False
 
 
 class Reference(Ours):
@@ -177,11 +248,14 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kB
 
 
-def bench_config(name, device, precision, repeats, with_reference, peak):
+def bench_config(name, device, precision, repeats, with_reference, peak, floors=None,
+                 decode_only=False, model_decode=False):  # fmt: skip
     cfg = model_config(name)
     torch.manual_seed(0)
     model = Seq2SeqTransformer(cfg)
     impls = {"minitune": Ours(model, device)}
+    if model_decode:
+        impls["minitune (model.decode)"] = OursModelDecode(model, device)
     if with_reference:
         try:
             impls["reference"] = Reference(model, device)
@@ -195,17 +269,23 @@ def bench_config(name, device, precision, repeats, with_reference, peak):
     if precision == "bf16":
         autocast = torch.autocast(device.type, dtype=torch.bfloat16)
     rows = {}
-    train = alternate({n: i.train_step_fn(x, dec, y, autocast) for n, i in impls.items()},
-                      repeats, device)  # fmt: skip
-    rows["train tok/s"] = {n: BATCH * (SRC + TGT) / s for n, s in train.items()}
-    flops = training_flops(cfg, BATCH, SRC, TGT)
-    rows["train MFU"] = {n: flops / s / peak for n, s in train.items()}
+    trained = {n: i for n, i in impls.items() if not isinstance(i, OursModelDecode)}
+    if not decode_only:
+        train = alternate({n: i.train_step_fn(x, dec, y, autocast) for n, i in trained.items()},
+                          repeats, device)  # fmt: skip
+        rows["train tok/s"] = {n: BATCH * (SRC + TGT) / s for n, s in train.items()}
+        flops = training_flops(cfg, BATCH, SRC, TGT)
+        rows["train MFU"] = {n: flops / s / peak for n, s in train.items()}
     for label, batch, beams in (("greedy tok/s b=1", 1, 1), ("greedy tok/s b=8", 8, 1),
-                                ("beam-4 tok/s b=1", 1, 4)):  # fmt: skip
+                                ("beam-4 tok/s b=1", 1, 4),
+                                ("beam-4 tok/s b=8", 8, 4)):  # fmt: skip
         src = torch.randint(3, V, (batch, SRC), device=device)
         secs = alternate({n: i.generate_fn(src, beams) for n, i in impls.items()},
                          repeats, device)  # fmt: skip
         rows[label] = {n: batch * NEW / s for n, s in secs.items()}
+        if floors is not None:  # (bandwidth, peak): measured time as a multiple of the floor
+            floor = decode_floor(cfg, batch * beams, *floors)
+            rows[label.replace("tok/s", "x floor")] = {n: s / floor for n, s in secs.items()}
     return cfg, model.num_parameters(), rows
 
 
@@ -218,7 +298,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
     parser.add_argument("--no-reference", action="store_true", help="minitune only")
     parser.add_argument("--cache-scaling", action="store_true", help="also: KV cache speed-up")
+    parser.add_argument("--decode-only", action="store_true", help="skip the training figures")
+    parser.add_argument("--model-decode", action="store_true",
+                        help="also minitune with fast_decode=False")  # fmt: skip
+    parser.add_argument("--clock", default="wall", choices=["wall", "cpu"],
+                        help="wall clock, or the process's CPU time (shared machines)")  # fmt: skip
     args = parser.parse_args()
+    global CLOCK
+    CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -239,26 +326,37 @@ def main() -> None:
     bf16_ok = device.type == "cuda" or has_bf16_instructions()
     peak16 = matmul_peak(torch.bfloat16, device) if bf16_ok or args.precision == "bf16" else None
     peak = peak16 if args.precision == "bf16" else peak32
-    print(f"# minitune benchmark: torch {torch.__version__}, {name}, {args.precision}")
+    bandwidth = stream_bandwidth(device)
+    print(f"# minitune benchmark: torch {torch.__version__}, {name}, {args.precision}, "
+          f"{args.clock} clock")  # fmt: skip
+    print(f"# CPU: {cpu_model()}; flags: {cpu_flags()}")
     print(f"# matmul peak (2048³): fp32 {peak32 / 1e9:,.1f} GFLOP/s"
           + (f", bf16 {peak16 / 1e9:,.1f} GFLOP/s" if peak16 else
-             ", bf16 not measured (no bf16 instructions)") + "\n")  # fmt: skip
+             ", bf16 not measured (no bf16 instructions)")
+          + f"; streaming bandwidth (512 MB sum): {bandwidth / 1e9:,.1f} GB/s\n")  # fmt: skip
     for config in args.configs:
         cfg, n_params, rows = bench_config(config, device, args.precision, args.repeats,
-                                           with_reference, peak)  # fmt: skip
+                                           with_reference, peak, (bandwidth, peak),
+                                           args.decode_only, args.model_decode)  # fmt: skip
         print(f"## {config}: {n_params / 1e6:.2f}M parameters, d_model {cfg.d_model}, "
               f"{cfg.n_encoder_layers}+{cfg.n_decoder_layers} layers, {cfg.ffn}")  # fmt: skip
-        impls = list(next(iter(rows.values())))
-        print("| measure | " + " | ".join(impls) + (" | ratio |" if len(impls) == 2 else " |"))
-        print("|---" * (len(impls) + 1 + (len(impls) == 2)) + "|")
+        impls = list(next(reversed(rows.values())))  # a decoding row: every implementation
+        ratios = [n for n in impls if n != "reference"] if "reference" in impls else []
+        print("| measure | " + " | ".join(impls)
+              + "".join(f" | {n} / reference" for n in ratios) + " |")  # fmt: skip
+        print("|---" * (len(impls) + 1 + len(ratios)) + "|")
         for label, values in rows.items():
-            fmt = "{:.1%}" if "MFU" in label else "{:,.0f}"
-            cells = [fmt.format(values[i]) for i in impls]
-            ratio = f" | {values['minitune'] / values['reference']:.2f}×" if len(impls) == 2 else ""
-            print(f"| {label} | " + " | ".join(cells) + ratio + " |")
+            fmt = "{:.1%}" if "MFU" in label else "{:.2f}" if "floor" in label else "{:,.0f}"
+            cells = [fmt.format(values[i]) if i in values else "" for i in impls]
+            for n in ratios:
+                ok = n in values and "floor" not in label
+                cells.append(f"{values[n] / values['reference']:.2f}×" if ok else "")
+            print(f"| {label} | " + " | ".join(cells) + " |")
         print(f"| peak memory (process) | {peak_memory_mb(device):,.0f} MB |\n")
 
-    if device.type == "cpu" and args.precision == "fp32" and has_bf16_instructions():
+    if args.decode_only:
+        pass
+    elif device.type == "cpu" and args.precision == "fp32" and has_bf16_instructions():
         cfg = model_config(args.configs[0])
         torch.manual_seed(0)
         ours = Ours(Seq2SeqTransformer(cfg), device)

@@ -9,6 +9,13 @@ keys/values of the encoder output are computed on the first step and reused. Wit
 `use_cache=False` every step recomputes the whole prefix, which is slower but has no state (for
 teaching and tests; both give the same tokens).
 
+A decoding loop sees the decoder through one seam, a *step*: `step(tokens)` gives the next-token
+logits (B, V) and `step.reorder(rows)` lets beam rows continue from other rows. `ModelStep` is
+the readable one, `model.decode` with a `DecoderCache`; `minitune.fast_decode.FastDecodeStep`
+computes the same logits with far fewer operations (stacked weights, one cache tensor for all
+layers) and is used when the model is supported and `fast_decode=True` (the default); the tokens
+are the same (tests/test_fast_decode.py).
+
 All functions return only the new tokens, (B, L) with L <= max_new_tokens: each row ends at its
 first EOS (included) and is padded with pad_id after it.
 """
@@ -39,6 +46,7 @@ def generate(
     early_stopping: bool | str = True,
     min_new_tokens: int = 0,
     generator: torch.Generator | None = None,
+    fast_decode: bool = True,
 ) -> torch.Tensor:
     """Generate up to `max_new_tokens` tokens for each source row of `input_ids` (B, S).
 
@@ -50,6 +58,8 @@ def generate(
       tokens (0 = all) and to the smallest set whose probability reaches `top_p` (1.0 = all);
       pass a seeded `torch.Generator` for reproducible samples. Otherwise greedy (argmax).
     min_new_tokens: EOS is forbidden before this many tokens (benchmarks use it to force length).
+    fast_decode: with the cache, decode with minitune.fast_decode when it supports the model
+      (same tokens, fewer operations); False: always the model's own `decode`, step by step.
 
     The model is put in eval mode (no dropout) for the call and restored afterwards.
     """
@@ -87,6 +97,7 @@ def generate(
                     early_stopping,
                     use_cache,
                     min_new_tokens,
+                    fast_decode,
                 )
             return greedy_or_sample(
                 model,
@@ -101,6 +112,7 @@ def generate(
                 use_cache,
                 min_new_tokens,
                 generator,
+                fast_decode,
             )
     finally:
         model.train(was_training)
@@ -121,6 +133,36 @@ def next_token_logits(
     else:  # the whole prefix, recomputed
         logits = model.decode(tokens, memory, attention_mask, source_ids=source_ids)
     return logits[:, -1].float()
+
+
+class ModelStep:
+    """The readable decoding step: `model.decode` on the newest token with a `DecoderCache`
+    (or, without a cache, on the whole prefix every time)."""
+
+    def __init__(self, model, memory, attention_mask, source_ids, max_length, use_cache):
+        self.model, self.memory, self.mask = model, memory, attention_mask
+        self.source_ids = source_ids
+        self.cache = model.new_cache(max_length, memory.shape[1]) if use_cache else None
+
+    def __call__(self, tokens: torch.Tensor) -> torch.Tensor:
+        """tokens (B, t), start token included -> logits (B, V) of the next token, float32."""
+        args = (self.memory, self.mask, self.cache, self.source_ids)
+        return next_token_logits(self.model, tokens, *args)
+
+    def reorder(self, rows: torch.Tensor) -> None:
+        """Row i continues from row rows[i] (beam search)."""
+        if self.cache is not None:
+            self.cache.reorder(rows)  # each new beam continues from its parent's keys and values
+
+
+def decode_step(model, memory, attention_mask, source_ids, max_length, use_cache, fast_decode):
+    """The step a decoding loop calls: the fast one when asked for and supported, else ModelStep."""
+    if use_cache and fast_decode:
+        from minitune.fast_decode import FastDecodeStep, unsupported_reason
+
+        if unsupported_reason(model) is None:
+            return FastDecodeStep(model, memory, attention_mask, source_ids, max_length)
+    return ModelStep(model, memory, attention_mask, source_ids, max_length, use_cache)
 
 
 def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
@@ -173,15 +215,17 @@ def greedy_or_sample(
     use_cache: bool,
     min_new_tokens: int,
     generator: torch.Generator | None,
+    fast_decode: bool = True,
 ) -> torch.Tensor:
     """One token per step per row: the argmax, or a sample. Returns (B, L) new tokens."""
     cfg = model.config
-    B, S, _ = memory.shape
+    B = memory.shape[0]
     tokens = torch.full((B, 1), cfg.decoder_start_id, dtype=torch.long, device=memory.device)
     finished = torch.zeros(B, dtype=torch.bool, device=memory.device)
-    cache = model.new_cache(max_new_tokens, S) if use_cache else None
+    step_fn = decode_step(model, memory, attention_mask, source_ids, max_new_tokens, use_cache,
+                          fast_decode)  # fmt: skip
     for step in range(max_new_tokens):
-        logits = next_token_logits(model, tokens, memory, attention_mask, cache, source_ids)
+        logits = step_fn(tokens)  # (B, V)
         if step < min_new_tokens:
             logits[:, cfg.eos_id] = float("-inf")
         if do_sample:
@@ -207,6 +251,7 @@ def beam_search(
     early_stopping: bool | str = True,
     use_cache: bool = True,
     min_new_tokens: int = 0,
+    fast_decode: bool = True,
 ) -> torch.Tensor:
     """Beam search: keep the K best partial sequences; return each example's best finished one.
 
@@ -218,7 +263,7 @@ def beam_search(
     them. Returns the best hypothesis of each example, (B, L).
     """
     cfg = model.config
-    B, S, _ = memory.shape
+    B = memory.shape[0]
     K = num_beams
     device = memory.device
     neg_inf = float("-inf")
@@ -227,7 +272,8 @@ def beam_search(
     if attention_mask is not None:
         attention_mask = attention_mask.repeat_interleave(K, dim=0)  # (B·K, S)
     source_ids = source_ids.repeat_interleave(K, dim=0)  # (B·K, S)
-    cache = model.new_cache(max_new_tokens, S) if use_cache else None
+    step_fn = decode_step(model, memory, attention_mask, source_ids, max_new_tokens, use_cache,
+                          fast_decode)  # fmt: skip
 
     tokens = torch.full((B * K, 1), cfg.decoder_start_id, dtype=torch.long, device=device)
     beam_scores = torch.zeros(B, K, device=device)  # summed log-probs of the running beams
@@ -240,9 +286,7 @@ def beam_search(
 
     for step in range(max_new_tokens):
         length = step + 1
-        log_probs = F.log_softmax(
-            next_token_logits(model, tokens, memory, attention_mask, cache, source_ids), -1
-        )
+        log_probs = F.log_softmax(step_fn(tokens), -1)  # (B·K, V)
         if step < min_new_tokens:
             log_probs[:, cfg.eos_id] = neg_inf
         V = log_probs.shape[-1]
@@ -272,8 +316,7 @@ def beam_search(
         beam_scores, pick = top_scores.masked_fill(ends, neg_inf).topk(K, dim=1)  # (B, K)
         rows = parent_rows.gather(1, pick).view(-1)  # (B·K,) the parent of each new beam
         tokens = torch.cat([tokens[rows], token.gather(1, pick).view(-1, 1)], dim=1)
-        if cache is not None:
-            cache.reorder(rows)  # each new beam continues from its parent's keys and values
+        step_fn.reorder(rows)  # each new beam continues from its parent's keys and values
 
         # 4. an example is done when K hypotheses have finished (and, unless early_stopping is
         # True, its best running beam, judged at this length or the longest, cannot beat them)
