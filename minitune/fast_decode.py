@@ -26,7 +26,7 @@ use them), never through module attributes, so it does not depend on how layers 
 Supported (`unsupported_reason` says why not otherwise; generate then uses `model.decode`):
 T5-style models: multi-head attention with n_kv_heads = n_heads, position "relative" or "none",
 RMSNorm, pre-norm, no linear biases, any feed-forward (relu, gelu, gated-gelu, swiglu), tied or
-untied head, with or without the copy head; float32 weights, attention_impl "fast", no LoRA.
+untied head, with or without the copy head; float32 weights, impl "fast", no LoRA.
 Tests (tests/test_fast_decode.py) prove the tokens equal to `model.decode`'s.
 
     step = FastDecodeStep(model, memory, attention_mask, source_ids, max_length=32)
@@ -41,14 +41,8 @@ import weakref
 import torch
 import torch.nn.functional as F
 
+from minitune.layers.feedforward import ACTIVATIONS
 from minitune.layers.positions import relative_position_bucket
-
-_ACTIVATIONS = {
-    "relu": (F.relu, False),
-    "gelu": (F.gelu, False),
-    "gated-gelu": (lambda x: F.gelu(x, approximate="tanh"), True),
-    "swiglu": (F.silu, True),
-}
 
 
 def unsupported_reason(model) -> str | None:
@@ -60,8 +54,8 @@ def unsupported_reason(model) -> str | None:
         (cfg.position in ("relative", "none"), f"position {cfg.position!r}"),
         (cfg.norm == "rms" and cfg.norm_position == "pre", "a norm other than pre-norm RMSNorm"),
         (not cfg.bias, "linear biases"),
-        (cfg.ffn in _ACTIVATIONS, f"feed-forward {cfg.ffn!r}"),
-        (cfg.attention_impl == "fast", "attention_impl 'reference' (the teaching path)"),
+        (cfg.ffn in ACTIVATIONS, f"feed-forward {cfg.ffn!r}"),
+        (cfg.impl == "fast", "impl 'reference' (the teaching path)"),
         (getattr(model, "lora", None) is None, "LoRA adapters"),
         (cfg.n_decoder_layers > 0, "no decoder layers"),
     ]
@@ -90,7 +84,7 @@ def _expected_names(cfg) -> list[str]:
             names.append(p + part + ".norm.weight")
             names += [p + f"{part}.sublayer.{w}.weight" for w in "qkvo"]
         names.append(p + "ff.norm.weight")
-        ffs = ("wi", "wi_gate", "wo") if _ACTIVATIONS[cfg.ffn][1] else ("wi", "wo")
+        ffs = ("wi", "wi_gate", "wo") if ACTIVATIONS[cfg.ffn][1] else ("wi", "wo")
         names += [p + f"ff.sublayer.{w}.weight" for w in ffs]
     if cfg.copy_head:
         names += ["copy_head.q.weight", "copy_head.k.weight"]
@@ -131,7 +125,7 @@ class DecoderWeights:
         self.cross_kv = torch.cat(
             [s[p + f"cross_attn.sublayer.{w}.weight"] for p in layer for w in "kv"]
         )  # (L·2·H·D, C): layer 0's W_k, layer 0's W_v, layer 1's W_k, ...
-        self.activation, gated = _ACTIVATIONS[cfg.ffn]
+        self.activation, gated = ACTIVATIONS[cfg.ffn]
         self.ff_norm = [s[p + "ff.norm.weight"] for p in layer]
         ins = ("wi", "wi_gate") if gated else ("wi",)
         self.ff_in_t = [stack_t(*[p + f"ff.sublayer.{w}.weight" for w in ins]) for p in layer]

@@ -139,7 +139,7 @@ def test_stacked_weights_follow_an_optimizer_step_and_load_state_dict():
         (dict(norm="layer"), "norm"),
         (dict(norm_position="post"), "norm"),
         (dict(bias=True), "biases"),
-        (dict(attention_impl="reference"), "reference"),
+        (dict(impl="reference"), "reference"),
     ],
 )
 def test_unsupported_configs_fall_back_to_the_model_decode(overrides, fragment):

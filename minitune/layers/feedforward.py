@@ -31,8 +31,8 @@ def _gelu_tanh(x: torch.Tensor) -> torch.Tensor:
     return F.gelu(x, approximate="tanh")
 
 
-# name -> (activation, gated?)
-_ACTIVATIONS = {
+# name -> (activation, gated?); fast_decode.py reads it too
+ACTIVATIONS = {
     "relu": (F.relu, False),
     "gelu": (F.gelu, False),
     "gated-gelu": (_gelu_tanh, True),
@@ -48,11 +48,11 @@ class FeedForward(Layer):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         kind = self.kind or cfg.ffn
-        if kind not in _ACTIVATIONS:
-            allowed = ", ".join(_ACTIVATIONS)
+        if kind not in ACTIVATIONS:
+            allowed = ", ".join(ACTIVATIONS)
             raise ValueError(f"unknown feed-forward activation {kind!r}; allowed: {allowed}")
         self.kind = kind
-        self.activation, self.gated = _ACTIVATIONS[kind]
+        self.activation, self.gated = ACTIVATIONS[kind]
         C, F_, bias = cfg.d_model, cfg.d_ff, cfg.bias
         self.wi = nn.Linear(C, F_, bias=bias)  # W_i (W_i0 when gated)
         self.wi_gate = nn.Linear(C, F_, bias=bias) if self.gated else None  # W_i1
