@@ -1,6 +1,6 @@
 """Shared by the tutorials: fast mode, where pictures go, and the repository root.
 
-MINITUNE_FAST=1 runs every tutorial in a couple of minutes on a 2-core CPU (fewer steps, smaller
+MINITUNE_FAST=1 runs each tutorial in under a minute on a 2-core CPU (fewer steps, smaller
 models; CI runs them this way). Pictures are saved to tutorials/output/ (or $MINITUNE_TUTORIAL_OUT)
 and, in a notebook, shown under the cell.
 """
