@@ -171,6 +171,12 @@ if worst < 0.5:
           "punished. FLAN's remedy: many tasks over the same kinds of input.")  # fmt: skip
 
 # %% [markdown]
+# Measured on a 2-core CPU: fast mode's model, tuned on three tasks whose inputs never mix,
+# followed the instruction in 58% of the mismatched pairs (a review asked for its topic mostly
+# got "negative"); full mode's model, tuned on all thirty tasks (one thread, about 940 steps),
+# in 100% of them. Many tasks over similar inputs are what teach a model to read instructions.
+
+# %% [markdown]
 # ## Evaluate the three questions
 #
 # Exact match, token F1 and ROUGE-L (`minitune/evaluate.py`), averaged over tasks. (Fast mode:
