@@ -11,7 +11,11 @@ writes, into the output folder,
     position_bias.png            the additive position bias per head (relative, ALiBi schemes)
 
 The decoder side reads the model's own greedy answer, fed back with teacher forcing, so the
-decoder maps show how the model attended while writing it. Uses matplotlib (a dependency).
+decoder maps show how the model attended while writing it. Each sheet is read at its own size:
+every token labels its row (first column) and its column (bottom row) in 8-point type, a cell is
+0.22 inch, so the figure grows with the number of tokens; prompts and answers longer than 32
+tokens are cut to their first 32 (the title says so). One colour scale, drawn beside the panels,
+serves them all. Uses matplotlib (a dependency).
 """
 
 from __future__ import annotations
@@ -36,27 +40,86 @@ def _pyplot():
     return plt
 
 
-def plot_attention_grid(
-    maps: list[torch.Tensor], query_labels: list[str], key_labels: list[str], title: str, path
-) -> None:
-    """maps: per layer a (H, T_q, T_k) tensor of weights -> a layers × heads grid of heatmaps."""
+# Sizes in inches, for a sheet read at its own size (100 % zoom): a cell per token wide enough
+# for an 8-point label, and room for the longest label beside the panels.
+CELL = 0.22  # one token's row or column
+FONT = 8  # tick labels, in points
+MAX_TOKENS = 32  # longer prompts and answers are cut to their first MAX_TOKENS tokens
+
+
+def _label_room(labels: list[str]) -> float:
+    """Inches that the longest tick label takes at FONT points (about 0.6 em per character)."""
+    return 0.6 * FONT / 72 * max((len(s) for s in labels), default=1) + 0.15
+
+
+def _tick(label: str) -> str:
+    """A token piece as a tick label: a newline or tab written as an escape, not drawn blank."""
+    label = label.replace("\n", "\\n").replace("\t", "\\t")
+    return label if label.strip() else repr(label)  # a lone space shows as ' '
+
+
+def attention_grid_figure(
+    maps: list[torch.Tensor],
+    query_labels: list[str],
+    key_labels: list[str],
+    title: str,
+    max_tokens: int = MAX_TOKENS,
+):
+    """maps: per layer a (H, T_q, T_k) tensor of weights -> a figure, layers (rows) × heads
+    (columns) of heatmaps sharing one colour scale.
+
+    Every query token labels a row of the first column and every key token a column of the
+    bottom row; the panels touch, so a row or column can be followed across the sheet. Prompts
+    and answers longer than `max_tokens` are cut to their first `max_tokens` tokens (the title
+    says so; a cut row then sums to less than 1). The figure's size follows the number of tokens:
+    CELL inches per token, so labels never shrink below FONT points.
+    """
     plt = _pyplot()
     n_layers, n_heads = len(maps), maps[0].shape[0]
-    size = max(2.2, 0.22 * max(len(query_labels), len(key_labels)))
-    fig, axes = plt.subplots(n_layers, n_heads, figsize=(size * n_heads, size * n_layers),
-                             squeeze=False)  # fmt: skip
+    n_q, n_k = min(len(query_labels), max_tokens), min(len(key_labels), max_tokens)
+    q_labels, k_labels = (
+        [_tick(s) for s in query_labels[:n_q]],
+        [_tick(s) for s in key_labels[:n_k]],
+    )
+    weights = [m[:, :n_q, :n_k].float().cpu() for m in maps]  # per layer (H, n_q, n_k)
+    vmax = max(float(w.max()) for w in weights) or 1.0  # the scale: 0 to the largest weight
+    # panels, plus the labels on the left and below, the titles above and the colour bar
+    width = n_heads * n_k * CELL + _label_room(q_labels) + 0.5 + 1.1
+    height = n_layers * n_q * CELL + _label_room(k_labels) + 0.5 + 0.8
+    fig, axes = plt.subplots(n_layers, n_heads, figsize=(width, height), squeeze=False,
+                             sharex=True, sharey=True, layout="constrained")  # fmt: skip
+    fig.get_layout_engine().set(w_pad=0.02, h_pad=0.02, wspace=0.0, hspace=0.0)
     for layer in range(n_layers):
         for head in range(n_heads):
             ax = axes[layer][head]
-            ax.imshow(maps[layer][head].float().cpu().numpy(), cmap="viridis", vmin=0, vmax=1)
-            ax.set_title(f"layer {layer} head {head}", fontsize=7)
-            ax.set_xticks(range(len(key_labels)))
-            ax.set_yticks(range(len(query_labels)))
-            ax.set_xticklabels(key_labels if layer == n_layers - 1 else [], rotation=90, fontsize=5)
-            ax.set_yticklabels(query_labels if head == 0 else [], fontsize=5)
-    fig.suptitle(title + "  (rows: queries, columns: keys)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+            image = ax.imshow(weights[layer][head].numpy(), cmap="viridis", vmin=0, vmax=vmax,
+                              aspect="auto", interpolation="nearest")  # fmt: skip
+            ax.set_xticks(range(n_k), k_labels, rotation=90, fontsize=FONT)
+            ax.set_yticks(range(n_q), q_labels, fontsize=FONT)
+            ax.tick_params(length=2, pad=1)
+            ax.label_outer()  # tick labels on the first column and the bottom row only
+            if layer == 0:
+                ax.set_title(f"head {head}", fontsize=FONT + 1)
+            if head == 0:
+                ax.set_ylabel(f"layer {layer}\nquery", fontsize=FONT + 1)
+            if layer == n_layers - 1:
+                ax.set_xlabel("key", fontsize=FONT + 1)
+    fig.colorbar(image, ax=axes, shrink=min(1.0, max(0.35, 4.0 / height)), aspect=30,
+                 label="attention weight")  # fmt: skip
+    sides = (("rows", n_q, len(query_labels)), ("columns", n_k, len(key_labels)))
+    cut = "".join(f"; {side}: first {n} of {total} tokens" for side, n, total in sides if n < total)
+    fig.suptitle(f"{title}   (rows: queries, columns: keys{cut})", fontsize=FONT + 2)
+    return fig
+
+
+def plot_attention_grid(
+    maps: list[torch.Tensor], query_labels: list[str], key_labels: list[str], title: str, path,
+    max_tokens: int = MAX_TOKENS,
+) -> None:  # fmt: skip
+    """`attention_grid_figure`, saved as a PNG at `path`."""
+    plt = _pyplot()
+    fig = attention_grid_figure(maps, query_labels, key_labels, title, max_tokens)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
@@ -74,6 +137,8 @@ def plot_masks(source_len: int, n_pad: int, target_len: int, path) -> None:
     ]  # fmt: skip
     fig, axes = plt.subplots(1, 3, figsize=(12, 4))
     for ax, (title, mask, q_len, k_len) in zip(axes, masks, strict=True):
+        if mask is None:  # nothing to mask (a one-token answer): every key may be read
+            mask = torch.ones(1, 1, q_len, k_len, dtype=torch.bool)
         full = mask.expand(1, 1, q_len, k_len)[0, 0]  # a padding mask is the same for every query
         ax.imshow(full.float().numpy(), cmap="gray", vmin=0, vmax=1)
         ax.set_title(f"{title}\n(white = may attend)", fontsize=9)

@@ -90,9 +90,13 @@ corpus = (ROOT / "data" / "pretrain.txt").read_text(encoding="utf-8")
 with tempfile.TemporaryDirectory() as folder:
     source = Path(folder) / "text.txt"
     source.write_text(corpus[: 60_000 if FAST else 400_000], encoding="utf-8")
+    counts = []
     for size in (500, 1000) if FAST else (500, 1000, 2000):
         small = Tokenizer(train_tokenizer([source], Path(folder) / f"tok{size}", vocab_size=size))
-        print(f"vocabulary {size:5d}: {len(small.encode(text)):3d} tokens for the sentence")
+        counts.append(len(small.encode(text)))
+        print(f"vocabulary {size:5d}: {counts[-1]:3d} tokens for the sentence")
+        print(f"                  {[small.piece(i) for i in small.encode(text)]}")
+    assert counts == sorted(counts, reverse=True) and counts[-1] < counts[0]  # bigger: fewer
 
 # %% [markdown]
 # **Exercise.** Encode a line of Python code from `data/train.jsonl` (a code task). How are

@@ -112,6 +112,8 @@ bias = make_attention_bias(make_attention_mask(torch.tensor([[1] * 6, [1] * 4 + 
 ref, w = attention_reference(qh, kh, vh, bias, scale=8**-0.5)
 fast = attention_fast(qh, kh, vh, bias, scale=8**-0.5)
 print("largest difference:", (ref - fast).abs().max().item())
+assert torch.allclose(ref, fast, atol=1e-5), "the two paths should compute the same attention"
+assert torch.all(w[1, :, :, 4:] == 0)  # row 1's two padding keys get exactly no weight
 fig, axes = plt.subplots(1, 4, figsize=(11, 3))
 for h, ax in enumerate(axes):
     ax.imshow(w[1, h], vmin=0, vmax=1)

@@ -14,6 +14,7 @@ import math
 
 import torch
 import torch.nn.functional as F
+from common import ROOT
 
 from minitune import ModelConfig, Seq2SeqTransformer, cross_entropy_loss, shift_right, token_nll_sum
 
@@ -44,6 +45,95 @@ target = torch.tensor([[7, 8, 9, 1]])  # "a b c <eos>"
 print("decoder reads  ", shift_right(target, start_id=0, pad_id=0).tolist())
 print("and must write ", target.tolist())
 assert shift_right(target, start_id=0, pad_id=0).tolist() == [[0, 7, 8, 9]]
+
+# %% [markdown]
+# ## One real example, as the training loop sees it
+#
+# Two records from the shipped suite go through `encode_records` (tokenize, add EOS) and
+# `collate` (pad to the longest in the batch), the exact path of `minitune train`. Printed token
+# by token: the prompt goes to the **encoder**; the **labels** are the answer, −100 where the
+# shorter answer is padded; the **decoder input** is `shift_right(labels)`, so at position t the
+# decoder reads label t−1 and must write label t; the **loss** counts the positions whose label
+# is not −100.
+
+# %%
+from minitune import Tokenizer
+from minitune.data.batching import collate, encode_records
+from minitune.data.formats import read_records
+
+tok = Tokenizer(ROOT / "tokenizer" / "minitune.model")
+suite = read_records(ROOT / "data" / "train.jsonl")
+pair = [next(r for r in suite if r.meta["task"] == task) for task in ("date_format", "uppercase")]
+examples, _ = encode_records(pair, tok, max_source_length=64, max_target_length=32)
+batch = collate(examples, tok.pad_id)  # input_ids, attention_mask (B, S); labels (B, T)
+decoder_inputs = shift_right(batch["labels"], start_id=0, pad_id=tok.pad_id)  # (B, T)
+
+
+def piece(i: int) -> str:
+    """A token as text: its piece, or -100 for an ignored label."""
+    return "-100" if i == -100 else tok.piece(i).replace("\n", "\\n")
+
+
+def aligned(rows: dict[str, list[str]]) -> str:
+    """Rows of cells, one column per position, each column as wide as its widest cell."""
+    names = max(len(name) for name in rows)  # the row names, right-aligned in one column
+    cells = list(rows.values())
+    widths = [max(len(row[t]) for row in cells) for t in range(len(cells[0]))]
+    return "\n".join(
+        (
+            f"{name:>{names}} " + " ".join(c.ljust(w) for c, w in zip(row, widths, strict=True))
+        ).rstrip()
+        for name, row in rows.items()
+    )
+
+
+for b in range(2):
+    labels, reads = batch["labels"][b].tolist(), decoder_inputs[b].tolist()
+    print(f"--- example {b} ({pair[b].meta['task']}): the prompt, read by the encoder")
+    print(tok.decode(batch["input_ids"][b]))
+    print(f"--- the decoder's {len(labels)} positions")
+    print(aligned({
+        "position": [str(t) for t in range(len(labels))],
+        "decoder reads": ["<start>", *[piece(i) for i in reads[1:]]],
+        "label": [piece(i) for i in labels],
+        "loss counts": ["yes" if i != -100 else "no" for i in labels],
+    }))  # fmt: skip
+    print()
+
+labels = batch["labels"]
+_, counted = token_nll_sum(torch.zeros(*labels.shape, tok.vocab_size), labels)
+answer_tokens = sum(len(e.target) for e in examples)  # every answer token, EOS included
+print(f"the loss counts {counted.item()} positions: the {answer_tokens} answer tokens, no padding")
+assert counted.item() == (labels != -100).sum().item() == answer_tokens
+assert (decoder_inputs[:, 0] == 0).all()  # position 0 reads the start token (pad, as in T5)
+real = labels[:, :-1] != -100
+assert torch.equal(decoder_inputs[:, 1:][real], labels[:, :-1][real])  # reads label t-1 at t
+
+# %% [markdown]
+# **Why no prompt mask?** The prompt is not in the labels at all: it lives in another tensor,
+# `input_ids`, read by the encoder, and the decoder's sequence is the answer alone. So every
+# label that is not padding is an answer token, and the loss is the answer's −log p by
+# construction. A **decoder-only** model (GPT-style fine-tuning) reads one sequence, prompt and
+# answer joined, and predicts every next token of it; to train only on the answer, the labels
+# of the prompt's positions must be set to −100 by hand (a "prompt mask"). Forget it, and the
+# model also learns to write prompts. Here is the same example laid out that way:
+
+# %%
+prompt_ids, answer_ids = examples[1].source[:-1], examples[1].target  # prompt without its EOS
+joined = prompt_ids + answer_ids
+# the next-token labels of a decoder-only model: position t predicts token t+1
+unmasked = [*joined[1:], -100]
+masked = [*[-100] * (len(prompt_ids) - 1), *answer_ids, -100]
+print(aligned({
+    "sequence": [piece(i) for i in joined],
+    "next (no mask)": [piece(i) for i in unmasked],
+    "next (masked)": [piece(i) for i in masked],
+}))  # fmt: skip
+n_masked = sum(i != -100 for i in masked)
+n_unmasked = sum(i != -100 for i in unmasked)
+print(f"decoder-only: {n_unmasked} loss positions without the prompt mask, {n_masked} with it")
+print(f"encoder-decoder: {len(answer_ids)}, with no mask to remember")
+assert n_masked == len(answer_ids) < n_unmasked  # the mask removes exactly the prompt's tokens
 
 # %% [markdown]
 # ## Padding is ignored, and accumulation is exact

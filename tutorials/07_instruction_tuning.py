@@ -17,11 +17,14 @@ import json
 import tempfile
 from pathlib import Path
 
+import torch
 from common import FAST, ROOT
 
+from minitune import Seq2SeqTransformer
 from minitune.checkpoint import load_model
 from minitune.config import load_run_config
 from minitune.data.formats import read_records
+from minitune.data.tasks import all_families
 from minitune.data.templates import format_prompt
 from minitune.evaluate import format_table, predict, score, summarize
 from minitune.tokenizer import Tokenizer
@@ -43,15 +46,19 @@ print("--- prompt\n" + format_prompt(example.instruction, example.input))
 print("--- target\n" + example.output)
 
 # %% [markdown]
-# The same task, phrased differently — the held-out phrasing is never trained on:
+# The same task, phrased differently — the held-out phrasing is never trained on. The phrasings
+# are templates (`minitune/data/tasks.py`, `all_families`); one with `{input}` writes the input
+# into the instruction itself.
 
 # %%
 task = example.meta["task"]
-seen = sorted({r.instruction for r in train_records if r.meta["task"] == task})
-unseen = sorted({r.instruction for r in read_records(ROOT / "data" / "heldout_phrasings.jsonl")
-                 if r.meta["task"] == task})  # fmt: skip
-print("trained on:", *seen, sep="\n  ")
-print("held out  :", *unseen, sep="\n  ")
+family = next(f for f in all_families() if f.name == task)
+heldout = read_records(ROOT / "data" / "heldout_phrasings.jsonl")
+seen = sorted({r.meta["template"] for r in train_records if r.meta["task"] == task})
+unseen = sorted({r.meta["template"] for r in heldout if r.meta["task"] == task})
+for i, template in enumerate(family.phrasings):
+    trained = f"{task}/{i}" in seen
+    print(f"  {'trained on' if trained else 'held out  '}: {template!r}")
 
 # %% [markdown]
 # ## Train
@@ -61,39 +68,135 @@ print("held out  :", *unseen, sep="\n  ")
 # evaluation example; `fresh_per_task` in `configs/laptop.toml`), and a model whose output layer
 # can *copy* a token from the prompt (`minitune/layers/copy.py`). Without the copy head a model
 # this small learns names value by value and answers "Thank you, Emma." to every booking; with
-# it, it points at the name in the prompt. Fast mode trains the tiny preset for a few steps: the
-# numbers will be near zero, but the whole path runs.
+# it, it points at the name in the prompt.
+#
+# Fast mode has half a minute, too little for thirty tasks. It tunes a 64-wide tiny model on
+# three of them — sentiment, topic and letter counting — from the same `data/train.jsonl`:
+# enough for answers that visibly turn right, and to ask whether the model reads the
+# instruction at all.
 
 # %%
-out = tempfile.mkdtemp(prefix="minitune-tutorial-")
-config = ROOT / "configs" / ("tiny.toml" if FAST else "laptop.toml")
-paths = {"valid_data": str(ROOT / "data" / "valid.jsonl"),
-         "tokenizer": str(ROOT / "tokenizer" / "minitune.model"), "out": out}  # fmt: skip
-model_cfg, cfg = load_run_config(
-    config, {"train": {**paths, **({"max_steps": 30} if FAST else {})}}
-)
+out = Path(tempfile.mkdtemp(prefix="minitune-tutorial-"))
+paths = {"tokenizer": str(ROOT / "tokenizer" / "minitune.model"), "out": str(out / "run")}
+if FAST:
+    TASKS = ("classify_sentiment", "classify_topic", "count_letter")
+    for split in ("train", "valid"):  # the three tasks' lines of the shipped files
+        lines = (ROOT / "data" / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()
+        keep = [line for line in lines if json.loads(line)["task"] in TASKS]
+        (out / f"{split}.jsonl").write_text("\n".join(keep) + "\n", encoding="utf-8")
+    overrides = {"model": {"d_model": 64, "d_ff": 128},
+                 "train": {**paths, "data": [str(out / "train.jsonl")], "max_steps": 200,
+                           "valid_data": str(out / "valid.jsonl"), "eval_every": 100,
+                           "batch_size": 16, "warmup_steps": 20}}  # fmt: skip
+    model_cfg, cfg = load_run_config(ROOT / "configs" / "tiny.toml", overrides)
+else:
+    TASKS = tuple(sorted({r.meta["task"] for r in train_records}))
+    paths["valid_data"] = str(ROOT / "data" / "valid.jsonl")
+    model_cfg, cfg = load_run_config(ROOT / "configs" / "laptop.toml", {"train": paths})
 summary = train(model_cfg, cfg, progress=not FAST)
-rows = [json.loads(line) for line in Path(out, "metrics.jsonl").read_text().splitlines()]
+rows = [json.loads(line) for line in Path(cfg.out, "metrics.jsonl").read_text().splitlines()]
 losses = [r["loss"] for r in rows if "loss" in r]
 print(f"training loss {losses[0]:.2f} -> {losses[-1]:.2f}")
-assert losses[-1] < losses[0], "instruction tuning should lower the training loss"
+assert losses[-1] < 0.5 * losses[0], "instruction tuning should lower the training loss"
+
+# %% [markdown]
+# ## Before and after, as text
+#
+# The same prompts from `data/test.jsonl` (never trained on), answered greedily by the model
+# before tuning (the same architecture, freshly initialised) and after:
+
+# %%
+tuned, _ = load_model(f"{cfg.out}/best")
+tok = Tokenizer(f"{cfg.out}/best/tokenizer.model")
+torch.manual_seed(0)
+untuned = Seq2SeqTransformer(tuned.config).eval()  # the starting point: random weights
+test_records = [r for r in read_records(ROOT / "data" / "test.jsonl") if r.meta["task"] in TASKS]
+SHOW = TASKS if FAST else ("classify_sentiment", "classify_topic", "uppercase", "addition",
+                           "translate_phrase_en_fr", "dialogue_booking")  # fmt: skip
+shown = [r for t in SHOW for r in [x for x in test_records if x.meta["task"] == t][:2]]
+prompts = [format_prompt(r.instruction, r.input) for r in shown]
+before = predict(untuned, tok, prompts, max_new_tokens=12)
+after = predict(tuned, tok, prompts, max_new_tokens=24)
+for r, prompt, b, a in zip(shown, prompts, before, after, strict=True):
+    print("---", r.meta["task"], "\n" + prompt)
+    print(f"   before: {b!r}\n   after : {a!r}   (right answer: {r.output!r})")
+right_after = sum(a == r.output for a, r in zip(after, shown, strict=True))
+right_before = sum(b == r.output for b, r in zip(before, shown, strict=True))
+print(f"right before tuning: {right_before} of {len(shown)}; after: {right_after}")
+assert right_after > right_before, "tuning should turn some answers right"
+
+# %% [markdown]
+# ## Does it read the instruction?
+#
+# A model can score well on these tasks while ignoring the instruction, by guessing the task
+# from the input alone: a review looks like sentiment, a news line like a topic. The probe: the
+# *same input* under three instructions it was trained on (sentiment, topic, count a letter);
+# only the pairing with this input is new. If the model reads the instruction, the *kind* of
+# answer follows it: positive/negative, one of the four topics, a number.
+
+# %%
+KINDS = {  # what an answer to each instruction must look like
+    "classify_sentiment": lambda a: a in {"positive", "negative"},
+    "classify_topic": lambda a: a in {"business", "science", "sports", "weather"},
+    "count_letter": str.isdigit,
+}
+SHORT = {"classify_sentiment": "sentiment", "classify_topic": "topic", "count_letter": "count"}
+# one trained phrasing per task that takes the input in its own field (not written inline)
+phrasing = {t: next(r.instruction for r in train_records if r.meta["task"] == t and r.input)
+            for t in KINDS}  # fmt: skip
+follows = {}  # (the input's own task, the task asked) -> share of answers of the asked kind
+for source_task in ("classify_topic", "classify_sentiment"):
+    texts = [r.input for r in test_records if r.meta["task"] == source_task and r.input][:30]
+    for asked in KINDS:
+        answers = predict(tuned, tok, [format_prompt(phrasing[asked], t) for t in texts],
+                          max_new_tokens=8)  # fmt: skip
+        follows[source_task, asked] = sum(map(KINDS[asked], answers)) / len(texts)
+        if asked != source_task:
+            print(f"a {SHORT[source_task]} input, asked: {phrasing[asked]}")
+            print(f"   {texts[0]!r} -> {answers[0]!r}")
+print("\nshare of answers of the kind asked for (rows: where the input comes from)")
+print(f"{'':>10}" + "".join(f"{SHORT[asked]:>12}" for asked in KINDS))
+for source_task in ("classify_topic", "classify_sentiment"):
+    print(f"{SHORT[source_task]:>10}" + "".join(f"{follows[source_task, a]:12.0%}" for a in KINDS))
+mismatched = {pair: share for pair, share in follows.items() if pair[0] != pair[1]}
+rate = sum(mismatched.values()) / len(mismatched)
+print(f"\non the mismatched pairs the answer follows the instruction {rate:.0%} of the time; a "
+      "model that only looks at the input would score 0%, one that always reads it 100%")  # fmt: skip
+assert rate >= 0.4, "the instruction, not only the input's look, should choose the answer"
+(source_task, asked), worst = min(mismatched.items(), key=lambda item: item[1])
+if worst < 0.5:
+    print(f"The weak spot: a {SHORT[source_task]} input asked for a {SHORT[asked]} gets one only "
+          f"{worst:.0%} of the time. Every {SHORT[source_task]} input in training came with a "
+          f"{SHORT[source_task]} instruction, so the input's look is a shortcut that nothing "
+          "punished. FLAN's remedy: many tasks over the same kinds of input.")  # fmt: skip
+
+# %% [markdown]
+# Measured on a 2-core CPU: fast mode's model, tuned on three tasks whose inputs never mix,
+# followed the instruction in 58% of the mismatched pairs (a review asked for its topic mostly
+# got "negative"); full mode's model, tuned on all thirty tasks (one thread, about 940 steps),
+# in 100% of them. Many tasks over similar inputs are what teach a model to read instructions.
 
 # %% [markdown]
 # ## Evaluate the three questions
 #
-# Exact match, token F1 and ROUGE-L (`minitune/evaluate.py`), averaged over tasks.
+# Exact match, token F1 and ROUGE-L (`minitune/evaluate.py`), averaged over tasks. (Fast mode:
+# the three tuned tasks, and the held-out extraction tasks, which stay at zero.)
 
 # %%
-model, _ = load_model(f"{out}/best")
-tok = Tokenizer(f"{out}/best/tokenizer.model")
 scored = []
 for split in ("test", "heldout_phrasings", "heldout_tasks"):
-    records = read_records(ROOT / "data" / f"{split}.jsonl")[:: 40 if FAST else 4]
+    records = read_records(ROOT / "data" / f"{split}.jsonl")
+    if split != "heldout_tasks":
+        records = [r for r in records if r.meta["task"] in TASKS]
+    records = records[:: 8 if FAST else 4]
     prompts = [format_prompt(r.instruction, r.input) for r in records]
-    scored += score(records, predict(model, tok, prompts, max_new_tokens=32 if FAST else 64), split)
-print(format_table(summarize(scored)))
-assert set(summarize(scored)) == {"test", "heldout_phrasings", "heldout_tasks"}
+    answers = predict(tuned, tok, prompts, max_new_tokens=16 if FAST else 64)
+    scored += score(records, answers, split)
+report = summarize(scored)
+print(format_table(report))
+assert set(report) == {"test", "heldout_phrasings", "heldout_tasks"}
 assert seen and unseen and not set(seen) & set(unseen)  # held-out phrasings are new to the model
+assert report["test"]["average"]["exact_match"] > report["heldout_tasks"]["average"]["exact_match"]
 
 # %% [markdown]
 # ## The measured answer

@@ -65,19 +65,24 @@ print(tok.decode(model.generate(batch.input_ids, batch.attention_mask, max_new_t
 # %%
 runs = Path(tempfile.mkdtemp(prefix="minitune-t5-tune-"))
 common = {"data": [str(ROOT / "data" / "train.jsonl")], "valid_data": None, "init": folder,
-          "max_steps": 6 if FAST else 200, "batch_size": 8, "lr": 3e-4, "warmup_steps": 2}  # fmt: skip
+          "max_steps": 30 if FAST else 200, "batch_size": 8, "lr": 3e-4, "warmup_steps": 2}  # fmt: skip
 model_cfg, cfg = load_run_config(
     ROOT / "configs" / "tiny.toml", {"train": {**common, "out": str(runs / "full")}}
 )
 train(model_cfg, cfg, progress=False)
 tuned, info = load_model(runs / "full" / "last")
-print(
-    "fine-tuned for",
-    info["step"],
-    "steps; all",
-    f"{tuned.num_parameters():,}",
-    "parameters trained",
-)
+
+
+def losses_of(run: Path) -> list[float]:
+    """The training losses a run logged in its metrics.jsonl (one row every log_every steps)."""
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [r["loss"] for r in rows if "loss" in r]
+
+
+full_losses = losses_of(runs / "full")
+print(f"fine-tuned for {info['step']} steps, all {tuned.num_parameters():,} parameters trained: "
+      f"loss {full_losses[0]:.2f} -> {full_losses[-1]:.2f}")  # fmt: skip
+assert full_losses[-1] < full_losses[0], "further tuning should lower the loss"
 assert info["step"] == cfg.max_steps
 
 # %% [markdown]
@@ -98,6 +103,8 @@ model_cfg, cfg = load_run_config(ROOT / "configs" / "tiny.toml", {"train": {
     **common, "out": str(runs / "lora"), "lora_rank": 4, "lr": 1e-3}})  # fmt: skip
 train(model_cfg, cfg, progress=False)
 print(sorted(p.name for p in (runs / "lora" / "last").iterdir()))  # adapter.safetensors, no model
+lora_losses = losses_of(runs / "lora")
+print(f"LoRA: loss {lora_losses[0]:.2f} -> {lora_losses[-1]:.2f}, 1% of the weights moving")
 saved = {p.name for p in (runs / "lora" / "last").iterdir()}
 assert "adapter.safetensors" in saved and "model.safetensors" not in saved
 

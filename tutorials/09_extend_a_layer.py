@@ -8,7 +8,9 @@
 # head *learns* its slope. (`docs/extending.md` walks through an attention variant the same way.)
 
 # %%
+import json
 import tempfile
+from pathlib import Path
 
 import torch
 from common import FAST, ROOT
@@ -92,7 +94,10 @@ overrides = {"model": {"position": "learned-alibi"}, "train": {
     "data": [str(ROOT / "data" / "train.jsonl")], "valid_data": str(ROOT / "data" / "valid.jsonl"),
     "tokenizer": str(ROOT / "tokenizer" / "minitune.model")}}  # fmt: skip
 summary = train(*load_run_config(ROOT / "configs" / "tiny.toml", overrides), progress=False)
-print(f"best validation loss {summary['best_valid_loss']:.3f}")
+rows = [json.loads(line) for line in Path(out, "metrics.jsonl").read_text().splitlines()]
+valid = [r["valid_loss"] for r in rows if "valid_loss" in r]
+print(f"validation loss {' -> '.join(f'{v:.3f}' for v in valid)}: it learns")
+assert valid[-1] < valid[0] and summary["best_valid_loss"] == min(valid)
 
 # %% [markdown]
 # ## Compare

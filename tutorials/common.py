@@ -1,8 +1,12 @@
 """Shared by the tutorials: fast mode, where pictures go, and the repository root.
 
-MINITUNE_FAST=1 runs every tutorial in a couple of minutes on a 2-core CPU (fewer steps, smaller
+MINITUNE_FAST=1 runs each tutorial in under a minute on a 2-core CPU (fewer steps, smaller
 models; CI runs them this way). Pictures are saved to tutorials/output/ (or $MINITUNE_TUTORIAL_OUT)
 and, in a notebook, shown under the cell.
+
+Fast mode also runs torch on one thread: its models are too small to gain from a second one,
+and on a busy 2-core machine OpenMP's threads wait for each other (tutorial 06 measured 29 s on
+one thread, 400 s on two, while other jobs ran).
 """
 
 from __future__ import annotations
@@ -18,6 +22,10 @@ if "ipykernel" not in sys.modules:
 import matplotlib.pyplot as plt
 
 FAST = os.environ.get("MINITUNE_FAST", "") not in ("", "0")
+if FAST:
+    import torch
+
+    torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
 OUT = Path(os.environ.get("MINITUNE_TUTORIAL_OUT", ROOT / "tutorials" / "output"))
 OUT.mkdir(parents=True, exist_ok=True)
