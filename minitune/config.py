@@ -428,6 +428,8 @@ def _check_keys(section: str, values: dict, cls) -> None:
     for key in values:
         if key not in known:
             hint = suggest(key, known, cutoff=0.5) or f"; known keys: {', '.join(known)}"
+            if cls is ModelConfig and key in RENAMED:
+                hint = f"; it is now called {RENAMED[key]!r}"
             raise ValueError(f"[{section}] unknown key {key!r}{hint}")
 
 

@@ -205,3 +205,7 @@ def test_a_config_saved_with_the_old_impl_name_loads():
     cfg = ModelConfig.from_dict({**ModelConfig.preset("tiny").to_dict(), "impl": "fast"})
     old = {k: v for k, v in cfg.to_dict().items() if k != "impl"}
     assert ModelConfig.from_dict({**old, "attention_impl": "reference"}).impl == "reference"
+    from minitune.config import _check_keys
+
+    with pytest.raises(ValueError, match="unknown key 'attention_impl'; it is now called 'impl'"):
+        _check_keys("model", {"attention_impl": "fast"}, ModelConfig)  # a run file's [model]
