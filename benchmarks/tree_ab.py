@@ -1,0 +1,56 @@
+"""Compare two checkouts of minitune on the same weights: a training step and greedy decoding.
+
+Run it once per tree, alternating, with the tree first on the path (one pinned thread):
+
+    for i in 1 2 3; do
+      PYTHONPATH=/path/to/old taskset -c 1 python benchmarks/tree_ab.py
+      PYTHONPATH=.            taskset -c 1 python benchmarks/tree_ab.py
+    done
+
+Prints one JSON line of seconds: a training step (forward, loss, backward, AdamW) on
+8 × (128 + 32) tokens, and 32 greedy tokens at batch 1 and 8 (EOS suppressed). The model is the
+bench-tiny shape (d_model 256, 4+4 layers, vocabulary 8000, gated-GELU), seed 0. NOFAST=1 passes
+fast_decode=False (the model's own decode; for trees that have the fast decoder).
+"""
+
+import json
+import os
+import time
+
+import torch
+
+import minitune
+
+torch.set_num_threads(1)
+KW = {"fast_decode": False} if os.environ.get("NOFAST") else {}
+torch.manual_seed(0)
+cfg = minitune.ModelConfig(vocab_size=8000, d_model=256, n_heads=4, d_ff=1024,
+                           n_encoder_layers=4, n_decoder_layers=4, dropout=0.0,
+                           ffn="gated-gelu", tie_embeddings=False, scale_attention=False)  # fmt: skip
+model = minitune.Seq2SeqTransformer(cfg)
+optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+x, y = torch.randint(3, 8000, (8, 128)), torch.randint(3, 8000, (8, 32))
+decoder_input_ids = minitune.shift_right(y, 0, 0)
+
+
+def train(n: int = 3) -> float:
+    model.train()
+    start = time.perf_counter()
+    for _ in range(n):
+        minitune.cross_entropy_loss(model(x, decoder_input_ids), y).backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    return (time.perf_counter() - start) / n
+
+
+def greedy(rows: int, n: int = 2) -> float:
+    model.eval()
+    start = time.perf_counter()
+    for _ in range(n):
+        with torch.inference_mode():
+            model.generate(x[:rows], max_new_tokens=32, min_new_tokens=32, **KW)
+    return (time.perf_counter() - start) / n
+
+
+train(1), greedy(1, 1)  # warm-up
+print(json.dumps({"train_s": train(), "greedy_b1_s": greedy(1), "greedy_b8_s": greedy(8)}))
