@@ -61,6 +61,7 @@ def _close(a: Path, b: Path, atol: float) -> None:
         assert va is None or abs(va - vb) <= 1e-5 * max(1, abs(va))
 
 
+@pytest.mark.slow  # .ci/run runs the slow tests too
 def test_two_processes_equal_one_process_on_the_same_global_batch(tmp_path):
     log = _run(tmp_path, "ddp", 2, 2)
     assert "2 processes (DDP)" in log
@@ -113,6 +114,7 @@ def test_two_processes_compute_the_gradient_of_one_process(tmp_path, mode):
     assert abs(norm(two["grads"]) / norm(one["grads"]) - 1) < 1e-5
 
 
+@pytest.mark.slow  # .ci/run runs the slow tests too
 def test_ddp_resume_continues_exactly(tmp_path):
     _run(tmp_path, "straight", 2, 2)
     _run(tmp_path, "split", 2, 2, "--stop-at-step", "4")
@@ -122,6 +124,7 @@ def test_ddp_resume_continues_exactly(tmp_path):
     _close(tmp_path / "split", tmp_path / "straight", atol=0.0)
 
 
+@pytest.mark.slow  # .ci/run runs the slow tests too
 def test_fsdp_matches_one_process_and_its_checkpoint_loads_on_one_device(tmp_path):
     log = _run(tmp_path, "fsdp", 2, 2, "--fsdp")
     assert "2 processes (FSDP)" in log

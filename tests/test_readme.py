@@ -82,6 +82,7 @@ def test_python_example_runs():
     assert namespace["new_tokens"].shape[0] == 2
 
 
+@pytest.mark.slow  # ~40 s of subprocesses; .ci/run runs the slow tests too
 def test_cli_presets_and_errors():
     run = [sys.executable, "-m", "minitune"]
     out = subprocess.run([*run, "presets"], capture_output=True, text=True, check=True).stdout
