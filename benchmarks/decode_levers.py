@@ -41,11 +41,15 @@ class UntransposedLinear(FastDecodeStep):
         super().__init__(*args, **kwargs)
         self.untransposed: dict[int, torch.Tensor] = {}
 
-    def project(self, x, w_t):
+    def weight(self, w_t):
+        """W (out, in), contiguous, made once from the stored Wᵀ."""
         w = self.untransposed.get(id(w_t))
         if w is None:
             w = self.untransposed[id(w_t)] = w_t.t().contiguous()
-        return F.linear(x, w)
+        return w
+
+    def project(self, x, w_t):
+        return F.linear(x, self.weight(w_t))
 
 
 class RowByRow(FastDecodeStep):
@@ -55,18 +59,11 @@ class RowByRow(FastDecodeStep):
         return torch.cat([x[i : i + 1] @ w_t for i in range(x.shape[0])])
 
 
-class WeightTimesColumns(FastDecodeStep):
+class WeightTimesColumns(UntransposedLinear):
     """(W xᵀ)ᵀ with W (out, in): the small dimension is the GEMM's N instead of its M."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.untransposed: dict[int, torch.Tensor] = {}
-
     def project(self, x, w_t):
-        w = self.untransposed.get(id(w_t))
-        if w is None:
-            w = self.untransposed[id(w_t)] = w_t.t().contiguous()
-        return (w @ x.t()).t()
+        return (self.weight(w_t) @ x.t()).t()  # (out, B) -> (B, out)
 
 
 class OneDNNPacked(FastDecodeStep):

@@ -18,24 +18,14 @@ import os
 import time
 
 import torch
+from bench import CONFIGS  # benchmarks/bench.py, next to this file
 
 import minitune
 
 torch.set_num_threads(1)
 KW = {"fast_decode": False} if os.environ.get("NOFAST") else {}
 torch.manual_seed(0)
-cfg = minitune.ModelConfig(
-    vocab_size=8000,
-    d_model=256,
-    n_heads=4,
-    d_ff=1024,
-    n_encoder_layers=4,
-    n_decoder_layers=4,
-    dropout=0.0,
-    ffn="gated-gelu",
-    tie_embeddings=False,
-    scale_attention=False,
-)
+cfg = minitune.ModelConfig(**CONFIGS["bench-tiny"], dropout=0.0)
 model = minitune.Seq2SeqTransformer(cfg)
 optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
 x, y = torch.randint(3, 8000, (8, 128)), torch.randint(3, 8000, (8, 32))
