@@ -86,7 +86,7 @@ def make_probe(name: str, rng: random.Random, test: bool) -> dict:
             "acronym": ("Make an acronym of the words.", "".join(w[0] for w in words).upper()),
             "count": ("How many words are there?", str(len(words))),
         }[kind]
-        return {"instruction": instruction, "input": text, "output": output}
+        return {"instruction": instruction, "input": text, "output": output, "kind": kind}
     raise ValueError(f"unknown probe {name!r}; probes: {', '.join(PROBES)}")
 
 
@@ -112,8 +112,9 @@ def write_probe(name: str, folder: Path, n_train: int, n_test: int, seed: int) -
             train.append(ex)
     for split, rows in (("train", train), ("test", test)):
         with open(folder / f"{split}.jsonl", "w") as f:
-            for row in rows:
-                f.write(json.dumps({**row, "task": name}) + "\n")
+            for row in rows:  # the instruction probe's kinds are scored apart: "instruction/upper"
+                kind = row.pop("kind", None)
+                f.write(json.dumps({**row, "task": f"{name}/{kind}" if kind else name}) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -155,9 +156,16 @@ def main(argv: list[str] | None = None) -> int:
         model, tok, _ = _load(str(folder / "run/last"), "cpu")
         result = evaluate_files(model, tok, [str(folder / "data/test.jsonl")], None,
                                 cfg.max_source_length, 32)  # fmt: skip
-        em = result["report"]["test"]["average"]["exact_match"]
+        em = 100 * sum(s.exact_match for s in result["scored"]) / len(result["scored"])
         wrong = [s for s in result["scored"] if not s.exact_match][:2]
         row[probe] = round(em, 1)
+        tasks = result["report"]["test"]["tasks"]
+        if len(tasks) > 1:  # a probe of several kinds: each kind's own score too
+            row.update({task: round(r["exact_match"], 1) for task, r in tasks.items()})
+            print(
+                "    by kind: "
+                + ", ".join(f"{t} {r['exact_match']:.1f}%" for t, r in tasks.items())
+            )
         print(f"{probe:12s} EM {em:5.1f}%  ({minutes:.1f} min)"
               + "".join(f"\n    {s.prompt!r} -> {s.prediction!r} (want {s.reference!r})"
                         for s in wrong))  # fmt: skip

@@ -4,6 +4,7 @@
         config.json          model config, training config, tokenizer hash, step, metrics
         model.safetensors    the weights (our own reader/writer of the safetensors format)
         tokenizer.model      a copy of the tokenizer, so the folder is self-contained
+        tokenizer.segmentation.json   its segmentation conventions, when it has any
         trainer.pt           optimizer state, RNG states, data position (for --resume);
                              read with torch.load(weights_only=True): tensors and numbers only
 
@@ -32,6 +33,9 @@ import torch
 
 from minitune.config import ModelConfig
 from minitune.safetensors_io import CheckpointError, load_safetensors, save_safetensors
+from minitune.tokenizer import segmentation_file
+
+TOKENIZER_SIDE = segmentation_file("tokenizer.model").name  # tokenizer.segmentation.json
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -87,10 +91,14 @@ def save_checkpoint(
         info = {**info, "lora": model.lora.to_dict()}
     else:
         save_safetensors(_clean_names(state_dict), tmp / "model.safetensors")
-    with open(tokenizer_file, "rb") as src, open(tmp / "tokenizer.model", "wb") as dst:
-        shutil.copyfileobj(src, dst)
-        dst.flush()
-        os.fsync(dst.fileno())
+    # the tokenizer and its segmentation conventions (if it has any), so the folder decodes alone
+    side = segmentation_file(tokenizer_file)
+    for src_path, name in ((tokenizer_file, "tokenizer.model"), (side, TOKENIZER_SIDE)):
+        if Path(src_path).is_file():
+            with open(src_path, "rb") as src, open(tmp / name, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+                dst.flush()
+                os.fsync(dst.fileno())
     if trainer_state is not None:
         with open(tmp / "trainer.pt", "wb") as f:
             torch.save(trainer_state, f)

@@ -91,7 +91,8 @@ def cmd_data_fresh(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     try:
-        counts = write_training_set(args.out, args.per_task, seed=args.seed, wide=not args.narrow)
+        counts = write_training_set(args.out, args.per_task, seed=args.seed, wide=not args.narrow,
+                                    shared=args.shared)  # fmt: skip
     except GenerationError as err:  # the suite of this seed (to avoid) cannot be made
         raise UserError(str(err)) from None
     seconds = time.perf_counter() - start
@@ -133,7 +134,7 @@ def _tokenizer_training_text(paths: list[str], out: Path) -> None:
 
 def cmd_tokenizer_train(args: argparse.Namespace) -> int:
     """Train a SentencePiece model on the given files."""
-    from minitune.tokenizer import Tokenizer, train_tokenizer
+    from minitune.tokenizer import COPYABLE, Segmentation, Tokenizer, train_tokenizer
 
     # The training text goes next to the model, under a fixed name, because SentencePiece
     # records the input path in the model: a random temporary name would change its bytes.
@@ -141,13 +142,16 @@ def cmd_tokenizer_train(args: argparse.Namespace) -> int:
     text.parent.mkdir(parents=True, exist_ok=True)
     try:
         _tokenizer_training_text(args.data, text)
-        model = train_tokenizer([text], args.out, args.vocab_size, args.model_type)
+        segmentation = COPYABLE if args.segmentation == "copyable" else Segmentation()
+        model = train_tokenizer([text], args.out, args.vocab_size, args.model_type,
+                                segmentation=segmentation)  # fmt: skip
     except ValueError as err:
         raise UserError(str(err)) from None
     finally:
         text.unlink(missing_ok=True)
     tok = Tokenizer(model)
-    print(f"{model}: {tok.vocab_size} pieces ({args.model_type}), sha256 {tok.fingerprint()}")
+    print(f"{model}: {tok.vocab_size} pieces ({args.model_type}, {args.segmentation} "
+          f"segmentation), sha256 {tok.fingerprint()}")  # fmt: skip
     return 0
 
 
@@ -520,6 +524,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     export_t5(model, out, tokenizer_file=tok.path)
     print(f"wrote {out}/config.json, model.safetensors, spiece.model: a T5 folder for "
           "transformers (T5ForConditionalGeneration.from_pretrained) or --checkpoint/--init")  # fmt: skip
+    if not tok.segmentation.plain:
+        print(f"note: this tokenizer has segmentation conventions ({tok.segmentation}), kept in "
+              f"{out}/spiece.segmentation.json; minitune applies them, other T5 tools do not: "
+              "encode text for them with minitune.Tokenizer")  # fmt: skip
     return 0
 
 
@@ -668,6 +676,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     """(Pretrain,) instruction-tune, evaluate on the three evaluation splits, show examples."""
     import json
 
+    from minitune.checkpoint import read_config
     from minitune.evaluate import SPLIT_NAMES, format_table
     from minitune.train import train
 
@@ -712,10 +721,14 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
                             cfg.max_target_length)  # fmt: skip
     table = format_table(result["report"])
     print(table, end="")
+    best = read_config(out / "best")  # the checkpoint evaluated: how far its training went
+    trained = (f"model of step {best['step']:,} of {summary['step']:,}, "
+               f"{best.get('examples_seen', 0):,} examples seen")  # fmt: skip
     for split, label in SPLIT_NAMES.items():
         average = result["report"].get(split, {}).get("average")
         if average:
-            print(f"{label}: exact match {average['exact_match']:.1f}% (average over tasks)")
+            print(f"{label}: exact match {average['exact_match']:.1f}% (average over tasks; "
+                  f"{trained})")  # fmt: skip
     print("== examples: the model's answers next to the expected ones ([ok] = exact match)")
     from minitune.data.formats import read_records
 
@@ -1031,6 +1044,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="draw values from the shipped suite's small pools, not the wide ones",
     )
+    p.add_argument("--shared", action="store_true",
+                   help="also the training-only families over the suite's inputs, told apart "
+                   "by their instruction alone (minitune/data/families_shared.py)")  # fmt: skip
     p.set_defaults(func=cmd_data_fresh)
 
     tokenizer = sub.add_parser("tokenizer", help="SentencePiece tokenizers").add_subparsers(
@@ -1050,6 +1066,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="model prefix: writes PREFIX.model/.vocab")
     p.add_argument("--vocab-size", type=int, default=4000, help="pieces (default: 4000)")
     p.add_argument("--model-type", choices=["unigram", "bpe"], default="unigram")
+    p.add_argument("--segmentation", choices=["copyable", "plain"], default="copyable",
+                   help="copyable (default): a space before every line and capital runs one "
+                   "letter per token, stored beside the model; plain: SentencePiece as it is")  # fmt: skip
     p.set_defaults(func=cmd_tokenizer_train)
     return parser
 

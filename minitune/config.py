@@ -307,10 +307,15 @@ class TrainConfig:
     fresh_per_task: int = 0  # > 0: train on this many fresh examples per task of the shipped
     # suite, drawn from its generators before training (never an evaluation example), instead of
     # `data`; written to OUT/fresh_train.jsonl (see minitune/data/tasks.py: write_training_set)
+    fresh_shared: bool = False  # with fresh_per_task: also the training-only families over the
+    # suite's inputs, told apart by their instruction alone (minitune/data/families_shared.py)
     valid_fraction: float = 0.0  # > 0: hold out this seeded share of `data` as validation set
     tokenizer: str | None = None  # SentencePiece model; None: --init's own, else the shipped one
     max_source_length: int = 128  # longer prompts are truncated (and counted)
     max_target_length: int = 64  # longer answers are truncated (and counted)
+    spell_prompts: float = 0.0  # training prompts: spell this share of pieces letter by letter
+    # (subword regularisation: the model sees the letters inside words; answers, validation and
+    # inference are never spelled; drawn once per run from `seed`)
     init: str | None = None  # start from this checkpoint folder instead of random weights
 
     lora_rank: int = 0  # > 0: freeze the model (from init) and train LoRA adapters of this rank
@@ -327,6 +332,8 @@ class TrainConfig:
     schedule: str = "cosine"  # "cosine" (to 10% of lr), "inverse_sqrt" or "constant"
     warmup_steps: int = 100  # linear warm-up from 0 to lr
     batch_size: int = 32  # examples per micro-batch
+    mix_tasks_every: int = 0  # > 0: every N steps, draw tasks by their loss on a held-out slice
+    # of the training data (minitune/data/mixing.py) instead of uniformly; instruction data only
     length_bucketing: bool = False  # batch similar lengths: less padding, but same-task batches
     bucket_batches: int = 50  # with length_bucketing: batches sorted together (small = mixed tasks)
     grad_accum: int = 1  # micro-batches per optimizer step
@@ -377,10 +384,19 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"TrainConfig.{name} must be a positive integer, got {value!r}")
+        if not isinstance(self.mix_tasks_every, int) or self.mix_tasks_every < 0:
+            raise ValueError(
+                f"TrainConfig.mix_tasks_every must be an integer >= 0 (0 = uniform batches), "
+                f"got {self.mix_tasks_every!r}"
+            )
         if self.fresh_per_task < 0:
             raise ValueError(
                 f"TrainConfig.fresh_per_task must be >= 0 (0 = train on `data`), "
                 f"got {self.fresh_per_task!r}"
+            )
+        if not 0.0 <= self.spell_prompts < 1.0:
+            raise ValueError(
+                f"TrainConfig.spell_prompts must be in [0, 1), got {self.spell_prompts!r}"
             )
         if not self.lr > 0:
             raise ValueError(f"TrainConfig.lr must be > 0, got {self.lr!r}")

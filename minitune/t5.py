@@ -294,6 +294,7 @@ def export_t5(model, folder: str | Path, tokenizer_file: str | Path | None = Non
     import shutil
 
     from minitune.safetensors_io import save_safetensors
+    from minitune.tokenizer import segmentation_file
 
     cfg = model.config
     config = hf_config(cfg)
@@ -317,3 +318,6 @@ def export_t5(model, folder: str | Path, tokenizer_file: str | Path | None = Non
     (folder / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
     if tokenizer_file is not None:
         shutil.copyfile(tokenizer_file, folder / "spiece.model")
+        side = segmentation_file(tokenizer_file)  # minitune's conventions, when it has any
+        if side.is_file():
+            shutil.copyfile(side, segmentation_file(folder / "spiece.model"))

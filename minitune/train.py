@@ -52,6 +52,7 @@ from minitune.data.batching import (
 )
 from minitune.data.corpus import read_documents
 from minitune.data.formats import read_records
+from minitune.data.mixing import FLOOR, PROBE_SIZE, TaskMixer, task_weights
 from minitune.data.span_corruption import span_corrupt
 from minitune.distributed import (
     Distributed,
@@ -321,6 +322,7 @@ class TrainState:
     GradScaler. `state_dict()` is what trainer.pt holds next to those (plain data only)."""
 
     step: int = 0  # optimizer steps done
+    examples: int = 0  # training examples seen (all processes, all micro-batches)
     epoch: int = 0  # the data stream's epoch ...
     index: int = 0  # ... and the next batch in it
     best_valid_loss: float = math.inf
@@ -339,12 +341,14 @@ class TrainState:
         return self.elapsed + (time.time() if now is None else now) - self.started
 
     def state_dict(self) -> dict:
-        return {"step": self.step, "epoch": self.epoch, "index": self.index,
+        return {"step": self.step, "examples": self.examples, "epoch": self.epoch,
+                "index": self.index,
                 "best_valid_loss": self.best_valid_loss, "elapsed": self.seconds(),
                 "losses": list(self.losses), "skipped": self.skipped, "rng": self.rng}  # fmt: skip
 
     def load_state_dict(self, state: dict) -> None:
         self.step, self.epoch, self.index = state["step"], state["epoch"], state["index"]
+        self.examples = state.get("examples", 0)  # runs saved before it was counted: 0
         self.best_valid_loss, self.elapsed = state["best_valid_loss"], state["elapsed"]
         self.losses, self.skipped, self.rng = list(state["losses"]), state["skipped"], state["rng"]
         self.saved_step, self.started = self.step, time.time()
@@ -368,6 +372,7 @@ class Run:
     log: Callable
     metrics: MetricsLog
     base: dict | None = None  # LoRA: the base checkpoint's path and hash
+    mixer: TaskMixer | None = None  # mix_tasks_every: the batch stream, and its loss slice
 
 
 def train(
@@ -410,7 +415,10 @@ def train(
         torch.manual_seed(cfg.seed + d.rank)  # dropout differs between processes
 
     # ---- 3. data (every file read and checked whole before the first step) -----------------
-    make_epoch, valid = load_data(cfg, tok, out, d, log)
+    make_epoch, valid, tasks = load_data(cfg, tok, out, d, log)
+    mixer = None  # mix_tasks_every: batches drawn by task loss (minitune/data/mixing.py)
+    if cfg.mix_tasks_every:
+        mixer = task_mixer(make_epoch(0), tasks, cfg, d, log)
 
     # ---- 4. optimizer, metrics log, and the state to resume ----------------------------------
     optimizer = build_optimizer(model, cfg)  # after FSDP has sharded the parameters
@@ -420,7 +428,7 @@ def train(
         board = tensorboard_writer(out / "tensorboard")
     metrics = MetricsLog(out / "metrics.jsonl", d.is_main, board)
     run = Run(cfg, out, model, wrapped, optimizer, scaler, tok, tokenizer_file, device,
-              autocast, d, log, metrics, base)  # fmt: skip
+              autocast, d, log, metrics, base, mixer)  # fmt: skip
     state = TrainState()
     if resume:
         resume_from(out / "last", run, state)
@@ -430,8 +438,8 @@ def train(
     # ---- 5. the loop --------------------------------------------------------------------------
     # one stream of global batches (batch_size per process), the same in every process
     window = cfg.bucket_batches if cfg.length_bucketing else 1
-    stream = batch_stream(make_epoch, cfg.batch_size * d.world_size, cfg.seed, state.epoch,
-                          state.index, window)  # fmt: skip
+    stream = mixer or batch_stream(make_epoch, cfg.batch_size * d.world_size, cfg.seed,
+                                   state.epoch, state.index, window)  # fmt: skip
     bar = tqdm(total=cfg.max_steps, initial=state.step, disable=not progress, dynamic_ncols=True)
     state.started, session_start = time.time(), state.step
     window_tokens, window_start = 0, time.time()
@@ -465,6 +473,8 @@ def train(
                 log_row(run, state, bar, lr, result.grad_norm, tokens_per_s, now, session_start)
                 window_tokens, window_start = 0, now
             bar.update(1)
+            if mixer and state.step % cfg.mix_tasks_every == 0:
+                remix(run, state)  # the next batches follow each task's loss
             if valid and (state.step % cfg.eval_every == 0 or state.step == cfg.max_steps):
                 evaluate(run, state, valid)
             if state.step % cfg.save_every == 0 and state.step < cfg.max_steps:
@@ -545,13 +555,13 @@ def build_model(
 
 
 def load_data(cfg: TrainConfig, tok: Tokenizer, out: Path, d: Distributed, log):
-    """(make_epoch, valid): a function epoch -> the training examples of that epoch (the same
-    every epoch for instruction tuning, corrupted afresh for span pretraining), and the
-    validation examples (possibly none)."""
+    """(make_epoch, valid, tasks): a function epoch -> the training examples of that epoch (the
+    same every epoch for instruction tuning, corrupted afresh for span pretraining), the
+    validation examples (possibly none), and each training example's task (None: span)."""
     if cfg.objective == "instruct":
         files = cfg.data
         if cfg.fresh_per_task:  # fresh examples from the suite's generators, none seen in eval
-            files = [str(fresh_training_file(out, cfg.fresh_per_task, d, log))]
+            files = [str(fresh_training_file(out, cfg.fresh_per_task, d, log, cfg.fresh_shared))]
         records = [r for path in files for r in read_records(path)]
         held_out = []
         if cfg.valid_fraction:  # own data without a validation file: a seeded slice of it
@@ -560,9 +570,11 @@ def load_data(cfg: TrainConfig, tok: Tokenizer, out: Path, d: Distributed, log):
                 f"examples held out (valid_fraction {cfg.valid_fraction}, at least "
                 f"{HOLDOUT_MIN}, seed {cfg.seed}); they choose best/")  # fmt: skip
         examples, report = encode_records(
-            records, tok, cfg.max_source_length, cfg.max_target_length
-        )
-        log(f"train data: {report}")
+            records, tok, cfg.max_source_length, cfg.max_target_length, cfg.spell_prompts,
+            cfg.seed,
+        )  # fmt: skip
+        spelled = f"; {cfg.spell_prompts:.0%} of prompt pieces spelled" if cfg.spell_prompts else ""
+        log(f"train data: {report}{spelled}")
         valid = []
         if held_out or cfg.valid_data:
             valid, report = encode_records(
@@ -570,11 +582,39 @@ def load_data(cfg: TrainConfig, tok: Tokenizer, out: Path, d: Distributed, log):
                 cfg.max_target_length,
             )  # fmt: skip
             log(f"validation data: {report}")
-        return (lambda epoch: examples), valid
+        tasks = [records[e.index].meta.get("task", "?") for e in examples]
+        return (lambda epoch: examples), valid, tasks
     documents = [tok.encode(doc) for path in cfg.data for doc in read_documents(path)]
     log(f"pretraining corpus: {len(documents)} documents, {sum(map(len, documents))} tokens")
     valid = span_examples(documents[:200], tok, cfg, epoch=-1)
-    return (lambda epoch: span_examples(documents, tok, cfg, epoch)), valid
+    return (lambda epoch: span_examples(documents, tok, cfg, epoch)), valid, None
+
+
+def task_mixer(examples: list[EncodedExample], tasks: list[str] | None, cfg: TrainConfig,
+               d: Distributed, log) -> TaskMixer:  # fmt: skip
+    """The batch stream of mix_tasks_every (minitune/data/mixing.py): tasks drawn by their loss
+    on a few held-out training examples each, which are never trained on."""
+    if tasks is None:
+        raise RunError("train.mix_tasks_every mixes the tasks of instruction data; span "
+                       "pretraining has none: set it to 0")  # fmt: skip
+    window = cfg.bucket_batches if cfg.length_bucketing else 1
+    mixer = TaskMixer(examples, tasks, cfg.batch_size * d.world_size, window, cfg.seed)
+    log(f"task mixing: every {cfg.mix_tasks_every} steps, {len(mixer.probe)} tasks weighted "
+        f"by their loss on {PROBE_SIZE} held-out training examples each (floor {FLOOR} x the "
+        "mean)")  # fmt: skip
+    return mixer
+
+
+def remix(run: Run, state: TrainState) -> None:
+    """Set the mixer's task weights from each task's loss on its held-out slice, and log them."""
+    cfg = run.cfg
+    losses = {task: validation_loss(run.wrapped, part, run.tok.pad_id, cfg.batch_size,
+                                    run.device, run.autocast, run.d)
+              for task, part in run.mixer.probe.items()}  # fmt: skip
+    weights = run.mixer.weights = task_weights(losses, FLOOR)
+    run.metrics.write({"step": state.step,
+                       "task_loss": {t: round(v, 4) for t, v in losses.items()},
+                       "task_weight": {t: round(w, 4) for t, w in weights.items()}})  # fmt: skip
 
 
 def resume_from(last: Path, run: Run, state: TrainState) -> None:
@@ -594,6 +634,10 @@ def resume_from(last: Path, run: Run, state: TrainState) -> None:
     load_full_state(run.model, run.optimizer, resumed.state_dict(), trainer["optimizer"], d)
     run.scaler.load_state_dict(trainer["scaler"])
     state.load_state_dict(trainer)
+    if run.mixer is not None:
+        if "mixer" not in trainer:
+            raise RunError(f"{last} was trained without mix_tasks_every; resume it without")
+        run.mixer.load_state_dict(trainer["mixer"])
     set_rng_states(state.rng[d.rank])
     run.log(f"resumed from {last} at step {state.step}")
 
@@ -610,6 +654,7 @@ def next_micro_batches(
             epoch, i, batch_examples = next(stream)
         state.epoch, state.index = epoch, i + 1  # where to continue after a resume
         n = len(batch_examples)  # this process's share of the global batch:
+        state.examples += n
         mine = batch_examples[d.rank * n // d.world_size : (d.rank + 1) * n // d.world_size]
         batch = collate(mine, pad_id)
         if device.type == "cuda":  # page-locked memory: the copy to the GPU overlaps
@@ -676,7 +721,8 @@ def save(run: Run, state: TrainState, name: str, with_trainer: bool) -> None:
     """Save OUT/name/: the weights and run info, and (with_trainer) the optimizer, GradScaler and
     `state` for an exact --resume. Every process takes part (FSDP gathers the shards)."""
     d, best = run.d, state.best_valid_loss
-    info = {"train": run.cfg.to_dict(), "step": state.step, "tokenizer_sha": run.tok.fingerprint(),
+    info = {"train": run.cfg.to_dict(), "step": state.step, "examples_seen": state.examples,
+            "tokenizer_sha": run.tok.fingerprint(),
             "best_valid_loss": best if math.isfinite(best) else None,
             "seed": run.cfg.seed}  # fmt: skip
     if run.base is not None:
@@ -687,6 +733,8 @@ def save(run: Run, state: TrainState, name: str, with_trainer: bool) -> None:
     if with_trainer:
         trainer = {"optimizer": optim_state, "scaler": run.scaler.state_dict(),
                    **state.state_dict()}  # fmt: skip
+        if run.mixer is not None:
+            trainer["mixer"] = run.mixer.state_dict()
     if d.is_main:
         with deferred_interrupts():  # Ctrl-C waits until the folder is complete
             save_checkpoint(run.out / name, run.model, info, run.tokenizer_file, trainer,
@@ -698,7 +746,7 @@ def save(run: Run, state: TrainState, name: str, with_trainer: bool) -> None:
 
 def summary(state: TrainState, stop_reason: str, out: Path, minutes: float) -> dict:
     """What train() returns."""
-    return {"step": state.step, "stop_reason": stop_reason,
+    return {"step": state.step, "examples": state.examples, "stop_reason": stop_reason,
             "best_valid_loss": state.best_valid_loss, "skipped": state.skipped,
             "minutes": minutes, "out": str(out)}  # fmt: skip
 
@@ -728,16 +776,19 @@ class MetricsLog:
 # ---- helpers of the loop: folders, resume checks, random states, interrupts -------------------
 
 
-def fresh_training_file(out: Path, per_task: int, d: Distributed, log=print) -> Path:
+def fresh_training_file(
+    out: Path, per_task: int, d: Distributed, log=print, shared: bool = False
+) -> Path:
     """OUT/fresh_train.jsonl: `per_task` fresh examples of every seen task of the shipped suite
-    (minitune.data.tasks.write_training_set: none shares an input or a prompt with an evaluation
-    example). Deterministic, so a resumed run draws the same file; process 0 writes it."""
+    (and, with `shared`, of every training-only family), by
+    minitune.data.tasks.write_training_set: none shares an input or a prompt with an evaluation
+    example. Deterministic, so a resumed run draws the same file; process 0 writes it."""
     from minitune.data.tasks import write_training_set
 
     path = out / "fresh_train.jsonl"
     if d.is_main:
         start = time.time()
-        counts = write_training_set(path, per_task, seed=0)
+        counts = write_training_set(path, per_task, seed=0, shared=shared)
         log(f"fresh training data: {sum(counts.values()):,} examples of {len(counts)} tasks "
             f"drawn in {time.time() - start:.0f} s into {path}")  # fmt: skip
     d.barrier()

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from minitune.cli import main
-from minitune.data import families_symbolic, lexicon, tasks
+from minitune.data import families_shared, families_symbolic, lexicon, tasks
 from minitune.data.batching import collate, encode_records, length_bucketed_batches
 from minitune.data.codecheck import check_programs
 from minitune.data.corpus import read_documents
@@ -21,7 +21,11 @@ from minitune.data.tasks import (
     HELDOUT_CLUSTER,
     SPLITS,
     all_families,
+    draw_training_examples,
+    evaluation_exclusions,
     generate_suite,
+    render,
+    training_only_families,
     write_training_set,
 )
 from minitune.data.templates import format_prompt
@@ -175,25 +179,38 @@ def _sample_input(record: Record, phrasings: dict[str, tuple[str, ...]]) -> str:
     return match["input"]
 
 
-def test_fresh_training_data_shares_nothing_with_evaluation(shipped, tmp_path):
-    phrasings = {f.name: f.phrasings for f in all_families()}
+@pytest.fixture(scope="module")
+def fresh(tmp_path_factory) -> list[Record]:
+    """A fresh draw of 300 examples per family, as the trainer reads it."""
+    path = tmp_path_factory.mktemp("fresh") / "fresh.jsonl"
+    counts = write_training_set(path, per_task=300, seed=0, shared=True)
+    seen = [f.name for f in all_families() if f.cluster != HELDOUT_CLUSTER]
+    assert counts == dict.fromkeys([*seen, *(f.name for f in training_only_families())], 300)
+    return read_records(path)
+
+
+def test_fresh_training_data_shares_nothing_with_evaluation(shipped, fresh):
+    phrasings = {f.name: f.phrasings for f in all_families() + training_only_families()}
     seen_families = {f.name for f in all_families() if f.cluster != HELDOUT_CLUSTER}
-    counts = write_training_set(tmp_path / "fresh.jsonl", per_task=300, seed=0)
-    assert counts == dict.fromkeys(counts, 300) and set(counts) == seen_families
-    fresh = read_records(tmp_path / "fresh.jsonl")  # the trainer's reader takes it
-    assert len(fresh) == 300 * len(seen_families)
+    training_only = {f.name for f in training_only_families()}
+    assert len(fresh) == 300 * (len(seen_families) + len(training_only))
 
     evaluation = [r for s in SPLITS if s != "train" for r in shipped[s]]
     eval_inputs = {(r.meta["task"], _sample_input(r, phrasings)) for r in evaluation}
     eval_keys = {(r.meta["task"], _sample_input(r, phrasings), r.output) for r in evaluation}
     eval_prompts = {format_prompt(r.instruction, r.input) for r in evaluation}
+    any_eval_input = {sample_input for _, sample_input in eval_inputs}
     for r in fresh:
         task, index = r.meta["template"].split("/")
-        assert task in seen_families and r.meta["split"] == "train"
+        assert r.meta["split"] == "train"
+        assert format_prompt(r.instruction, r.input) not in eval_prompts, r.where
+        if task in training_only:  # no split of its own: the inputs of no family's evaluation
+            assert _sample_input(r, phrasings) not in any_eval_input, r.where
+            continue
+        assert task in seen_families
         assert int(index) < len(phrasings[task]) - 1, r.where  # never the held-out phrasing
         assert (task, _sample_input(r, phrasings)) not in eval_inputs, r.where
         assert (task, _sample_input(r, phrasings), r.output) not in eval_keys, r.where
-        assert format_prompt(r.instruction, r.input) not in eval_prompts, r.where
     keys = Counter((r.meta["task"], _sample_input(r, phrasings), r.output) for r in fresh)
     assert max(keys.values()) == 1  # distinct examples
     assert max(Counter(format_prompt(r.instruction, r.input) for r in fresh).values()) == 1
@@ -203,10 +220,127 @@ def test_fresh_training_data_shares_nothing_with_evaluation(shipped, tmp_path):
     assert repeats < 0.05 * len(fresh)
 
 
+def test_training_only_families_are_only_in_fresh_data(shipped, fresh):
+    training_only = training_only_families()
+    names = {f.name for f in training_only}
+    assert len(training_only) >= 10 and all(len(f.phrasings) == 5 for f in training_only)
+    assert HELDOUT_CLUSTER not in {f.cluster for f in training_only}
+    assert not names & {f.name for f in all_families()}
+    assert not names & {r.meta["task"] for split in SPLITS for r in shipped[split]}
+    # every phrasing is trained on (there is no held-out one)
+    templates = {r.meta["template"] for r in fresh if r.meta["task"] in names}
+    assert templates == {f"{f.name}/{i}" for f in training_only for i in range(5)}
+    # no held-out task's answer of several words is taught by a training-only family
+    long_answers = {
+        r.output for r in shipped["heldout_tasks"] if " " in r.output or "," in r.output
+    }
+    assert long_answers and not long_answers & {r.output for r in fresh if r.meta["task"] in names}
+
+
+def test_training_only_examples_avoid_every_family_s_evaluation(shipped):
+    exclusions = evaluation_exclusions(0)
+    (list_min,) = [f for f in training_only_families() if f.name == "list_min"]
+    list_max_input = next(
+        r.input for r in shipped["valid"] if r.meta["task"] == "list_max" and r.input
+    )
+    heldout_answer = shipped["heldout_tasks"][0].output
+
+    def allowed(sample):
+        return exclusions.allows_anywhere(sample, render(list_min, 0, sample, "train"))
+
+    assert allowed({"input": "1, 2, 3, 4, 5, 6, 7, 8, 9", "output": "1"})
+    assert not allowed({"input": list_max_input, "output": "0"})  # another family's input
+    assert not allowed({"input": "1, 2, 3, 4, 5, 6, 7, 8, 9", "output": heldout_answer})
+
+
+def test_shared_families_draw_the_same_inputs():
+    by_cluster = defaultdict(list)
+    for family in training_only_families():
+        by_cluster[family.cluster].append(family)
+    assert set(by_cluster) == set(families_shared.SHARED_INPUTS)
+    assert min(len(fs) for c, fs in by_cluster.items() if c != "record_reading") >= 5
+    for cluster, families in by_cluster.items():
+        draw_input = families_shared.SHARED_INPUTS[cluster]
+        for i in range(200):
+            wide = i % 2 == 1
+            expected = draw_input(random.Random(i), wide)
+            for family in families:
+                assert family.make(random.Random(i), wide)["input"] == expected, family.name
+    # the same input as the suite's own families (its generator draws it), other answers
+    (list_min,) = [f for f in training_only_families() if f.name == "list_min"]
+    for i in range(50):
+        sample = list_min.make(random.Random(i))
+        suite = families_symbolic.make_list_max(random.Random(i))
+        assert sample["input"] == suite["input"] and sample["output"] != suite["output"]
+    (value_of_key,) = [f for f in training_only_families() if f.name == "value_of_key"]
+    sample = value_of_key.make(random.Random(0), wide=True)
+    assert sample["input"] == families_symbolic.make_to_json(random.Random(0), wide=True)["input"]
+
+
+def test_shared_families_worked_examples(monkeypatch):
+    shared = families_shared
+    make = {f.name: f.make for f in training_only_families()}
+    rng = random.Random(0)
+    monkeypatch.setattr(shared, "number_list", lambda rng, wide=False: [3, 7, 1])
+    expected = {"list_min": "1", "list_first": "3", "list_last": "1", "list_length": "3",
+                "list_sum": "11", "list_reverse": "1, 7, 3"}  # fmt: skip
+    for name, answer in expected.items():
+        assert make[name](rng) == {"input": "3, 7, 1", "output": answer}, name
+
+    sentence = "One morning, Nora walked to the park."
+    assert shared.words_of(sentence) == ["One", "morning", "Nora", "walked", "to", "the", "park"]
+    monkeypatch.setattr(shared, "plain_sentence", lambda rng, wide=False: sentence)
+    assert make["count_words"](rng)["output"] == "7"
+    assert make["last_word"](rng)["output"] == "park"
+    assert make["repeat_sentence"](rng)["output"] == sentence
+    after = {"One": "morning", "morning": "Nora", "Nora": "walked", "walked": "to", "to": "the",
+             "the": "park"}  # fmt: skip
+    for _ in range(20):
+        sample = make["nth_word"](rng)
+        assert sample["output"] == shared.words_of(sentence)[sample["n"] - 1]
+        assert sample["ordinal"] == shared.ORDINALS[sample["n"] - 1]
+        sample = make["word_after"](rng)
+        assert after[sample["word"]] == sample["output"]
+    lines = "name: Anna\ncity: Paris\nage: 30"
+    record = {"name": "Anna", "city": "Paris", "age": "30"}
+    monkeypatch.setattr(shared, "record_lines", lambda rng, wide=False: (lines, record))
+    for _ in range(10):
+        sample = make["value_of_key"](rng)
+        assert sample["output"] == record[sample["key"]]
+    phrasing = next(f for f in training_only_families() if f.name == "nth_word").phrasings[0]
+    assert phrasing.format(n=2) == "What is word number 2 of the sentence?"
+
+
+def test_shared_families_answer_right_on_random_inputs():
+    make = {f.name: f.make for f in training_only_families()}
+    rng = random.Random(0)
+    for _ in range(300):
+        wide = rng.random() < 0.5
+        for name, reference in [("list_min", min), ("list_first", lambda xs: xs[0]),
+                                ("list_last", lambda xs: xs[-1]), ("list_length", len),
+                                ("list_sum", sum)]:  # fmt: skip
+            sample = make[name](rng, wide)
+            xs = [int(x) for x in sample["input"].split(", ")]
+            assert 3 <= len(xs) <= 8 and sample["output"] == str(reference(xs)), name
+        sample = make["word_after"](rng, wide)
+        words = families_shared.words_of(sample["input"])
+        assert [w.lower() for w in words].count(sample["word"].lower()) == 1
+        assert words[words.index(sample["word"]) + 1] == sample["output"]
+        sample = make["value_of_key"](rng, wide)
+        assert f"{sample['key']}: {sample['output']}" in sample["input"].split("\n")
+
+
+def test_training_only_families_leave_the_other_draws_alone():
+    with_shared = [e.to_json() for e in draw_training_examples(20, seed=0, shared=True)]
+    without = [e.to_json() for e in draw_training_examples(20, seed=0, shared=False)]
+    assert with_shared[: len(without)] == without  # the seen families' examples, same bytes
+    assert len(with_shared) == len(without) + 20 * len(training_only_families())
+
+
 def test_fresh_training_data_is_deterministic(tmp_path):
-    write_training_set(tmp_path / "a.jsonl", per_task=40, seed=0)
-    write_training_set(tmp_path / "b.jsonl", per_task=40, seed=0)
-    write_training_set(tmp_path / "c.jsonl", per_task=40, seed=1)
+    write_training_set(tmp_path / "a.jsonl", per_task=40, seed=0, shared=True)
+    write_training_set(tmp_path / "b.jsonl", per_task=40, seed=0, shared=True)
+    write_training_set(tmp_path / "c.jsonl", per_task=40, seed=1, shared=True)
     assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
     assert (tmp_path / "a.jsonl").read_bytes() != (tmp_path / "c.jsonl").read_bytes()
 
@@ -215,6 +349,7 @@ def _only_families(monkeypatch, *names):
     """Make the suite a few families (each draws from its own stream, so they are unchanged)."""
     families = [f for f in all_families() if f.name in names]
     monkeypatch.setattr(tasks, "all_families", lambda: families)
+    monkeypatch.setattr(tasks, "training_only_families", lambda: [])
 
 
 def test_an_impossible_count_is_one_line_per_task(monkeypatch, tmp_path, capsys):
@@ -249,7 +384,7 @@ def test_wide_pools_extend_the_narrow_ones():
 
 
 def test_wide_samples_have_one_answer_per_question():
-    for family in all_families():
+    for family in all_families() + training_only_families():
         rng = random.Random(family.name)
         answers: dict[str, str] = {}
         for _ in range(400):
@@ -406,6 +541,18 @@ def test_encode_and_collate(tok):
         batch["labels"][0, :m].tolist() == encoded[0].target
         and (batch["labels"][0, m:] == -100).all()
     )
+
+
+def test_spelled_prompts_keep_text_and_answers(tok):
+    records = read_records(ROOT / "data" / "valid.jsonl")[:60]
+    plain, _ = encode_records(records, tok, 512, 512)
+    spelled, _ = encode_records(records, tok, 512, 512, spell_prompts=0.3, seed=1)
+    again, _ = encode_records(records, tok, 512, 512, spell_prompts=0.3, seed=1)
+    assert [e.source for e in spelled] == [e.source for e in again]  # drawn from the seed
+    assert [e.target for e in spelled] == [e.target for e in plain]  # answers never spelled
+    for p, s in zip(plain, spelled, strict=True):
+        assert tok.decode(s.source) == tok.decode(p.source)  # the same prompt text
+    assert sum(map(len, (e.source for e in spelled))) > 1.2 * sum(len(e.source) for e in plain)
 
 
 def test_length_buckets_cover_everything_once_and_reduce_padding():

@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minitune.tokenizer import Tokenizer, train_tokenizer
+from minitune.tokenizer import COPYABLE, Segmentation, Tokenizer, segmentation_file, train_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "tokenizer" / "minitune.model"
@@ -35,7 +35,7 @@ def test_special_ids_and_sentinels(tok):
     assert tok.sentinel_ids == list(range(3, 103))
     assert tok.sp.id_to_piece(tok.sentinel_id(0)) == "<extra_id_0>"
     assert tok.sp.id_to_piece(tok.sentinel_id(99)) == "<extra_id_99>"
-    assert tok.vocab_size == 3000
+    assert tok.vocab_size == 2462  # asked 3000; the conventions leave the corpus 2,462 pieces
 
 
 @pytest.mark.parametrize("text", HARD_TEXTS)
@@ -53,7 +53,70 @@ def test_any_unicode_round_trips(text):
 
 
 def test_newline_and_tab_are_single_tokens(tok):
-    assert len(tok.encode("\n")) == 1 and len(tok.encode("\t")) == 1
+    plain = Tokenizer(SHIPPED, Segmentation())
+    assert len(plain.encode("\n")) == 1 and len(plain.encode("\t")) == 1
+    assert [tok.piece(i) for i in tok.encode("a\tb\nc")] == ["▁a", "\t", "b", "\n", "▁c"]
+
+
+def pieces(tok: Tokenizer, text: str) -> list[str]:
+    return [tok.piece(i) for i in tok.encode(text)]
+
+
+def test_shipped_tokenizer_has_the_copyable_conventions(tok):
+    assert tok.segmentation == COPYABLE
+    assert segmentation_file(SHIPPED).is_file()
+    plain = Tokenizer(SHIPPED, Segmentation())
+    # a word at the start of an answer or a line is the piece it is inside a prompt
+    assert pieces(plain, "Lucia") != pieces(plain, " Lucia")
+    assert pieces(tok, "Lucia") == ["▁Lucia"]
+    assert pieces(tok, "name: Lucia\nLucia")[2:] == ["▁Lucia", "\n", "▁Lucia"]
+    # a run of capitals is one letter per token, with the space its own token
+    assert pieces(tok, "FBL") == ["▁", "F", "B", "L"]
+    assert pieces(tok, "go CLEVER") == ["▁go", "▁", "C", "L", "E", "V", "E", "R"]
+    assert pieces(tok, "I am") == pieces(plain, " I am")  # one capital is not a run
+    assert plain.fingerprint() != tok.fingerprint()  # a checkpoint tells them apart
+
+
+@pytest.mark.parametrize(
+    "text", ["", "\n", "x\n", "x\n\n y", "a\n ", " \n \n", "ÀÉÎ et ÇA", "AB\nCD"]
+)
+def test_line_space_edge_cases_round_trip(tok, text):
+    assert tok.decode(tok.encode(text)) == text
+    assert tok.encode("") == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(), st.floats(0.0, 0.99), st.integers(0, 10))
+def test_spelled_prompts_decode_to_the_same_text(text, rate, seed):
+    import random
+
+    tok = Tokenizer(SHIPPED)
+    spelled = tok.encode_spelled(text, rate, random.Random(seed))
+    assert tok.decode(spelled) == text
+    assert spelled == tok.encode_spelled(text, rate, random.Random(seed))  # seeded
+    assert tok.encode_spelled(text, 0.0, random.Random(seed)) == tok.encode(text)
+
+
+def test_spelling_shows_the_letters_inside_words(tok):
+    import random
+
+    spelled = tok.encode_spelled("clever dogs", 0.999, random.Random(0))
+    assert [tok.piece(i) for i in spelled] == ["▁", *"clever", "▁", *"dogs"]
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{not json", "not a readable segmentation file"),
+    ('{"line_space": true, "spell_caps": true}', "unknown field(s) ['spell_caps']"),
+    ('{"line_space": "yes"}', "field 'line_space' must be true or false"),
+    ("[1]", "unknown field(s)"),
+])  # fmt: skip
+def test_a_bad_segmentation_file_names_itself(tmp_path, content, message):
+    model = tmp_path / "t.model"
+    model.write_bytes(SHIPPED.read_bytes())
+    segmentation_file(model).write_text(content)
+    with pytest.raises(ValueError, match=r"t\.segmentation\.json") as err:
+        Tokenizer(model)
+    assert message in str(err.value)
 
 
 def test_decode_stops_at_eos_and_drops_pad(tok):
@@ -112,3 +175,33 @@ def test_shipped_tokenizer_is_reproducible_from_data(tmp_path):
     subprocess.run([sys.executable, "-m", "minitune", *args], cwd=tmp_path, check=True,
                    capture_output=True)  # fmt: skip
     assert filecmp.cmp(tmp_path / "tokenizer" / "minitune.model", SHIPPED, shallow=False)
+    side = segmentation_file(tmp_path / "tokenizer" / "minitune.model")
+    assert filecmp.cmp(side, segmentation_file(SHIPPED), shallow=False)  # the conventions too
+
+
+def test_plain_training_writes_no_conventions(tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(f"the cat {i} sat on the mat" for i in range(300)))
+    model = train_tokenizer([corpus], tmp_path / "t", vocab_size=500)
+    assert Tokenizer(model).segmentation == COPYABLE  # the default, stored beside the model
+    model = train_tokenizer([corpus], tmp_path / "t", vocab_size=500, segmentation=Segmentation())
+    assert not segmentation_file(model).exists() and Tokenizer(model).segmentation.plain
+
+
+def test_checkpoints_and_exports_carry_the_conventions(tmp_path):
+    from minitune import ModelConfig, Seq2SeqTransformer
+    from minitune.checkpoint import load_pretrained, save_checkpoint
+    from minitune.t5 import export_t5
+
+    model = Seq2SeqTransformer(ModelConfig(vocab_size=3000, d_model=16, n_heads=2, d_ff=32,
+                                           n_encoder_layers=1, n_decoder_layers=1))  # fmt: skip
+    save_checkpoint(tmp_path / "ours", model, {"step": 0}, SHIPPED)
+    _, tokenizer_file, _ = load_pretrained(tmp_path / "ours")
+    assert Tokenizer(tokenizer_file).segmentation == COPYABLE
+    plain = tmp_path / "plain.model"  # a tokenizer file without conventions (an old checkpoint)
+    plain.write_bytes(SHIPPED.read_bytes())
+    save_checkpoint(tmp_path / "old", model, {"step": 0}, plain)
+    assert not (tmp_path / "old" / "tokenizer.segmentation.json").exists()
+    assert Tokenizer(tmp_path / "old" / "tokenizer.model").segmentation.plain
+    export_t5(model, tmp_path / "t5", tokenizer_file=SHIPPED)
+    assert Tokenizer(tmp_path / "t5" / "spiece.model").segmentation == COPYABLE

@@ -74,11 +74,12 @@ def test_tiny_end_to_end_loss_falls_checkpoint_loads_and_evaluates(tmp_path):
     assert result["report"]["test"]["average"]["exact_match"] == pytest.approx(expected)
 
 
-def test_resume_equals_an_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("spelled", [{}, {"spell_prompts": 0.3}])  # + subword regularisation
+def test_resume_equals_an_uninterrupted_run(tmp_path, spelled):
     straight_dir, split_dir = tmp_path / "straight", tmp_path / "split"
     straight_dir.mkdir()
     split_dir.mkdir()
-    common = {"max_steps": 10, "log_every": 1, "eval_every": 100, "valid_data": None}
+    common = {"max_steps": 10, "log_every": 1, "eval_every": 100, "valid_data": None, **spelled}
     model_cfg, cfg = tiny_run(straight_dir, **common)
     model_cfg.dropout = 0.1  # the RNG state must be restored too
     train(model_cfg, cfg, progress=False, log=lambda *a: None)
@@ -87,7 +88,8 @@ def test_resume_equals_an_uninterrupted_run(tmp_path):
     model_cfg.dropout = 0.1
     first = train(model_cfg, cfg, stop_at_step=5, progress=False, log=lambda *a: None)
     assert first["step"] == 5
-    train(model_cfg, cfg, resume=True, progress=False, log=lambda *a: None)
+    second = train(model_cfg, cfg, resume=True, progress=False, log=lambda *a: None)
+    assert second["examples"] == 10 * cfg.batch_size  # counted across the two sessions
 
     assert [r["loss"] for r in read_metrics(split_dir / "run")] == [
         r["loss"] for r in read_metrics(straight_dir / "run")
@@ -237,6 +239,14 @@ def test_pipeline_command_end_to_end(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert "seen tasks, seen phrasings: exact match" in done.stdout
     report = json.loads((out / "report.json").read_text())
+    # next to each split: how far training went (a slow machine is not a bad recipe)
+    best = json.loads((out / "best" / "config.json").read_text())
+    assert (best["step"] - 1) * 8 < best["examples_seen"] <= best["step"] * 8  # batch_size 8
+    assert 7 * 8 < report["train"]["examples"] <= 8 * 8
+    assert (
+        f"model of step {best['step']:,} of 8, {best['examples_seen']:,} examples seen"
+        in done.stdout
+    )
     assert set(report["eval"]) == {"test", "heldout_phrasings", "heldout_tasks"}
     # the answers shown next to the expected ones: at least one from each evaluation split
     assert {e["split"] for e in report["examples"]} == set(report["eval"])

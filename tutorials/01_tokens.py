@@ -36,6 +36,44 @@ print([tok.piece(i) for i in ids])
 assert tok.decode(ids) == text  # exact round trip: no normalisation, spaces and newlines kept
 
 # %% [markdown]
+# ## Segmentation conventions: the same word is the same piece
+#
+# How a text is cut into pieces is free, as long as decoding gives it back. Two choices, stored
+# beside the model (`tokenizer/minitune.segmentation.json`) and carried into every checkpoint,
+# make copying and spelling learnable (`tokenizer/README.md` measures them):
+#
+# - **a space before every line**: plain SentencePiece cuts `Lucia` at the start of an answer
+#   into another piece than ` Lucia` inside a prompt, so a model that copies the name from the
+#   prompt would have to learn the pair name by name. With the convention both are `▁Lucia`.
+# - **capital runs one letter per token**: `FBL` is `F` `B` `L`, not `F` + `BL`, so upper-casing
+#   and initials work letter by letter with 26 tokens that mean the same everywhere.
+
+# %%
+from minitune.tokenizer import Segmentation
+
+plain = Tokenizer(ROOT / "tokenizer" / "minitune.model", Segmentation())  # no conventions
+print(tok.segmentation)
+for sample in ["Lucia", "name: Lucia", "FBL"]:
+    print(f"{sample!r:14} plain {[plain.piece(i) for i in plain.encode(sample)]}")
+    print(f"{'':14} ours  {[tok.piece(i) for i in tok.encode(sample)]}")
+assert tok.encode("Lucia")[-1] == tok.encode("name: Lucia")[-1]  # the piece the prompt holds
+assert plain.encode("Lucia")[-1] != plain.encode("name: Lucia")[-1]
+assert [tok.piece(i) for i in tok.encode("FBL")] == ["▁", "F", "B", "L"]
+assert tok.decode(tok.encode("FBL\nLucia")) == "FBL\nLucia"  # still an exact round trip
+
+# %% [markdown]
+# While training, `train.spell_prompts` (0.1 in the laptop config) spells a share of prompt
+# pieces letter by letter, so the model also sees the letters inside words it reads whole
+# (a subword regularisation, like BPE-dropout); evaluation and inference never do.
+
+# %%
+import random
+
+spelled = tok.encode_spelled("the clever dog", 0.5, random.Random(3))
+print([tok.piece(i) for i in spelled])
+assert tok.decode(spelled) == "the clever dog"
+
+# %% [markdown]
 # ## Special ids
 #
 # Three ids have fixed jobs: **pad** (0) fills short rows of a batch, **eos** (1) ends every
@@ -68,8 +106,6 @@ assert tok.decode(rare_ids) == rare
 # same sentinels (`minitune/data/span_corruption.py`). Our sentinels are ids 3..102.
 
 # %%
-import random
-
 from minitune.data.span_corruption import reconstruct, span_corrupt
 
 doc = tok.encode("The city council announced on Monday that it will build a new library.")

@@ -48,13 +48,27 @@ class TruncationReport:
 
 
 def encode_records(
-    records: list[Record], tokenizer, max_source_length: int, max_target_length: int
+    records: list[Record],
+    tokenizer,
+    max_source_length: int,
+    max_target_length: int,
+    spell_prompts: float = 0.0,
+    seed: int = 0,
 ) -> tuple[list[EncodedExample], TruncationReport]:
-    """Tokenize prompts and answers (adding EOS), truncating to the maximum lengths."""
+    """Tokenize prompts and answers (adding EOS), truncating to the maximum lengths.
+
+    spell_prompts > 0 (training only): each prompt piece is spelled letter by letter with that
+    probability (`Tokenizer.encode_spelled`), drawn from `seed`, so the same call gives the same
+    ids; the prompt still decodes to the same text, and answers are never spelled."""
     report = TruncationReport(n_examples=len(records))
+    rng = random.Random(f"spell-prompts-{seed}")
     encoded = []
     for i, record in enumerate(records):
-        source = tokenizer.encode(format_prompt(record.instruction, record.input))
+        prompt = format_prompt(record.instruction, record.input)
+        if spell_prompts > 0:
+            source = tokenizer.encode_spelled(prompt, spell_prompts, rng)
+        else:
+            source = tokenizer.encode(prompt)
         target = tokenizer.encode(record.output)
         if len(source) + 1 > max_source_length:
             source = source[: max_source_length - 1]

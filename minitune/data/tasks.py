@@ -19,7 +19,10 @@ Fresh training data: `train.jsonl` has 500 examples per family, which a long run
 the model memorises them. `draw_training_examples` draws many more (thousands per family), from
 the wide value pools (`make(rng, wide=True)`), in its own random stream, and leaves out every
 input and prompt of the evaluation splits of the suite with the same seed, which it regenerates
-here to know them. The shipped files do not change.
+here to know them. The shipped files do not change. It also draws the training-only families
+of `families_shared` (`training_only_families`): more tasks over the suite's own inputs, where
+several families share one input and only the instruction tells them apart; they have no
+evaluation split, and their examples avoid every evaluation input and prompt of any family.
 
     python -m minitune data fresh --out runs/fresh_train.jsonl --per-task 4000 --seed 0
 """
@@ -34,7 +37,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from minitune.data import families_language, families_symbolic
+from minitune.data import families_language, families_shared, families_symbolic
 from minitune.data.templates import format_prompt
 
 SPLITS = ("train", "valid", "test", "heldout_phrasings", "heldout_tasks")
@@ -92,6 +95,16 @@ def all_families() -> list[Family]:
     families = [Family(**spec) for spec in families_language.FAMILIES + families_symbolic.FAMILIES]
     names = [f.name for f in families]
     assert len(names) == len(set(names)), "family names must be unique"
+    return families
+
+
+def training_only_families() -> list[Family]:
+    """The families of fresh training data only (`families_shared`), in a fixed order: no
+    evaluation split of their own, so every phrasing is trained on."""
+    families = [Family(**spec) for spec in families_shared.FAMILIES]
+    names = [f.name for f in all_families() + families]
+    assert len(names) == len(set(names)), "family names must be unique"
+    assert all(f.cluster != HELDOUT_CLUSTER for f in families), "the held-out cluster stays out"
     return families
 
 
@@ -236,12 +249,24 @@ class Exclusions:
     inputs: dict[str, set[str]]  # per family: the sample inputs of its evaluation examples
     keys: dict[str, set[str]]  # per family: their (input, answer) keys
     prompts: set[str]  # every evaluation prompt (instruction + input), of any family
+    # for the training-only families, which share the suite's inputs but have no split:
+    any_inputs: set[str] = field(default_factory=set)  # the sample inputs, of every family
+    heldout_answers: set[str] = field(default_factory=set)  # the answers of `heldout_tasks`
 
     def allows(self, family: str, sample: dict, example: Example) -> bool:
         """True when the example shares nothing with the evaluation splits."""
         return (
             sample["input"] not in self.inputs[family]
             and _key(sample) not in self.keys[family]
+            and format_prompt(example.instruction, example.input) not in self.prompts
+        )
+
+    def allows_anywhere(self, sample: dict, example: Example) -> bool:
+        """For a training-only family: True when its input is no evaluation input of any family,
+        its prompt no evaluation prompt, and its answer no answer of a held-out task."""
+        return (
+            sample["input"] not in self.any_inputs
+            and sample["output"] not in self.heldout_answers
             and format_prompt(example.instruction, example.input) not in self.prompts
         )
 
@@ -260,47 +285,69 @@ def evaluation_exclusions(seed: int = 0, counts: dict[str, int] | None = None) -
             exclusions.inputs[example.task].add(sample["input"])
             exclusions.keys[example.task].add(_key(sample))
             exclusions.prompts.add(format_prompt(example.instruction, example.input))
+            exclusions.any_inputs.add(sample["input"])
+            if split == "heldout_tasks":
+                exclusions.heldout_answers.add(sample["output"])
     return exclusions
 
 
+def fresh_families(shared: bool = True) -> list[Family]:
+    """The families of fresh training data, in its order: the suite's seen families, then (with
+    `shared`) the training-only ones."""
+    seen = [f for f in all_families() if f.cluster != HELDOUT_CLUSTER]
+    return seen + (training_only_families() if shared else [])
+
+
 def draw_training_examples(
-    per_task: int, seed: int = 0, wide: bool = True, counts: dict[str, int] | None = None
+    per_task: int,
+    seed: int = 0,
+    wide: bool = True,
+    counts: dict[str, int] | None = None,
+    shared: bool = False,
 ) -> list[Example]:
     """Up to `per_task` distinct training examples for every seen family (never a held-out
     family, never a held-out phrasing), none sharing an input, (input, answer) or prompt with
     the evaluation splits of `generate_suite(seed, counts)` (`counts`: the split sizes that
     suite was made with; default the shipped ones).
 
+    With `shared`, as many for each training-only family too (`training_only_families`, after
+    the seen ones; all their phrasings), none whose input is an evaluation input of any family,
+    whose prompt is an evaluation prompt, or whose answer is a `heldout_tasks` answer.
+
     Each family draws from its own stream `minitune-train-<seed>-<family>`, so the shipped
-    files do not move, and the same arguments give the same examples. `wide` draws from the
-    larger value pools. A family whose space is smaller than `per_task` gives what it has: its
-    draw stops after 50·per_task + 100 draws, or `FRESH_PATIENCE` draws in a row with nothing
-    new; compare `Counter(e.task for e in examples)` with `per_task` to see which fell short.
+    files do not move, adding a family moves no other family's examples, and the same arguments
+    give the same examples. `wide` draws from the larger value pools. A family whose space is
+    smaller than `per_task` gives what it has: its draw stops after 50·per_task + 100 draws, or
+    `FRESH_PATIENCE` draws in a row with nothing new; compare `Counter(e.task for e in
+    examples)` with `per_task` to see which fell short.
     """
     if per_task < 1:
         raise ValueError(f"per_task must be at least 1, got {per_task}")
     exclusions = evaluation_exclusions(seed, counts)
+    training_only = {f.name for f in training_only_families()}
     examples: list[Example] = []
-    for family in all_families():
-        if family.cluster == HELDOUT_CLUSTER:
-            continue
+    for family in fresh_families(shared):
         rng = random.Random(f"minitune-train-{seed}-{family.name}")
-        seen_phrasings = list(range(len(family.phrasings) - 1))
-        allowed = partial(exclusions.allows, family.name)
-        drawn = _draw(family, rng, per_task, "train", seen_phrasings, set(), wide, allowed,
+        if family.name in training_only:  # no split of its own: all phrasings; no eval input
+            phrasings, allowed = list(range(len(family.phrasings))), exclusions.allows_anywhere
+        else:  # the held-out phrasing stays out
+            phrasings = list(range(len(family.phrasings) - 1))
+            allowed = partial(exclusions.allows, family.name)
+        drawn = _draw(family, rng, per_task, "train", phrasings, set(), wide, allowed,
                       patience=FRESH_PATIENCE)  # fmt: skip
         examples += [example for _, example in drawn]
     return examples
 
 
 def write_training_set(
-    path: str | Path, per_task: int, seed: int = 0, wide: bool = True
+    path: str | Path, per_task: int, seed: int = 0, wide: bool = True, shared: bool = False
 ) -> dict[str, int]:
-    """Write `draw_training_examples(per_task, seed, wide)` as JSONL to `path` (same arguments,
-    same bytes); returns the number of examples per seen family, in the suite's order."""
-    examples = draw_training_examples(per_task, seed, wide)
+    """Write `draw_training_examples(per_task, seed, wide, shared=shared)` as JSONL to `path`
+    (same arguments, same bytes); returns the number of examples per family, in the order of
+    `fresh_families(shared)`."""
+    examples = draw_training_examples(per_task, seed, wide, shared=shared)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     _write_jsonl(path, examples)
     made = Counter(e.task for e in examples)
-    return {f.name: made[f.name] for f in all_families() if f.cluster != HELDOUT_CLUSTER}
+    return {f.name: made[f.name] for f in fresh_families(shared)}
