@@ -272,15 +272,18 @@ def test_pipeline_command_end_to_end(tmp_path):
 def test_train_state_round_trips_and_keeps_trainer_pt_keys():
     from minitune.train import TrainState
 
-    state = TrainState(step=7, epoch=1, index=3, best_valid_loss=2.5, elapsed=10.0,
+    state = TrainState(step=7, examples=56, epoch=1, index=3, best_valid_loss=2.5, elapsed=10.0,
                        losses=[1.0, 2.0], skipped=1, rng=[{"python": 1}])  # fmt: skip
     saved = state.state_dict()
-    # the keys trainer.pt has always held next to "optimizer" and "scaler"
-    assert list(saved) == ["step", "epoch", "index", "best_valid_loss", "elapsed", "losses",
-                           "skipped", "rng"]  # fmt: skip
+    # the keys trainer.pt has always held next to "optimizer" and "scaler", and "examples"
+    assert list(saved) == ["step", "examples", "epoch", "index", "best_valid_loss", "elapsed",
+                           "losses", "skipped", "rng"]  # fmt: skip
+    older = TrainState()
+    older.load_state_dict({k: v for k, v in saved.items() if k != "examples"})  # before it
+    assert older.step == 7 and older.examples == 0
     assert saved["elapsed"] >= 10.0 and saved["losses"] is not state.losses
     other = TrainState()
     other.load_state_dict(saved)
-    assert (other.step, other.epoch, other.index, other.skipped) == (7, 1, 3, 1)
+    assert (other.step, other.examples, other.epoch, other.index, other.skipped) == (7, 56, 1, 3, 1)
     assert other.losses == [1.0, 2.0] and other.saved_step == 7 and other.rng == [{"python": 1}]
     assert other.seconds() >= saved["elapsed"]
