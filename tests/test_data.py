@@ -587,3 +587,14 @@ def test_span_corruption_density_and_span_length():
     noise = len(targets) - n_spans - 1
     assert noise == 75  # 15% of 500
     assert n_spans == 25  # mean span length 3
+
+
+def test_a_training_only_input_is_no_part_of_an_evaluation_input():
+    assert tasks.pieces_of("A b. C d.\nE") == {"A b. C d.\nE", "A b. C d.", "A b.", "C d.", "E"}
+    stories = [json.loads(line)["input"] for split in ("valid", "test", "heldout_phrasings")
+               for line in (ROOT / "data" / f"{split}.jsonl").open()
+               if json.loads(line)["task"] == "summarize_story"]  # fmt: skip
+    parts = {p for story in stories for p in tasks.pieces_of(story)}
+    drawn = draw_training_examples(300, seed=0, shared=True)
+    sentences = [e for e in drawn if e.task in ("repeat_sentence", "count_words", "last_word")]
+    assert sentences and not parts & {e.input for e in sentences}  # no evaluation story's sentence

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -250,7 +251,9 @@ class Exclusions:
     keys: dict[str, set[str]]  # per family: their (input, answer) keys
     prompts: set[str]  # every evaluation prompt (instruction + input), of any family
     # for the training-only families, which share the suite's inputs but have no split:
-    any_inputs: set[str] = field(default_factory=set)  # the sample inputs, of every family
+    # the sample inputs of every family, and each of their lines and sentences (a story's
+    # sentence is part of a summarize_story input):
+    any_inputs: set[str] = field(default_factory=set)
     heldout_answers: set[str] = field(default_factory=set)  # the answers of `heldout_tasks`
 
     def allows(self, family: str, sample: dict, example: Example) -> bool:
@@ -271,6 +274,14 @@ class Exclusions:
         )
 
 
+def pieces_of(text: str) -> set[str]:
+    """A text, its lines and their sentences: "A b. C d.\nE" -> {"A b. C d.\nE", "A b. C d.",
+    "A b.", "C d.", "E"}; what a training-only input must not be, to share no part of it."""
+    lines = text.split("\n")
+    parts = {text, *lines, *(s for line in lines for s in re.split(r"(?<=[.!?]) ", line))}
+    return parts - {""}
+
+
 def evaluation_exclusions(seed: int = 0, counts: dict[str, int] | None = None) -> Exclusions:
     """The inputs, keys and prompts of the evaluation splits (valid, test, heldout_phrasings,
     heldout_tasks) of `generate_suite(seed, counts)`, regenerated with its own code (it is
@@ -285,7 +296,7 @@ def evaluation_exclusions(seed: int = 0, counts: dict[str, int] | None = None) -
             exclusions.inputs[example.task].add(sample["input"])
             exclusions.keys[example.task].add(_key(sample))
             exclusions.prompts.add(format_prompt(example.instruction, example.input))
-            exclusions.any_inputs.add(sample["input"])
+            exclusions.any_inputs.update(pieces_of(sample["input"]))
             if split == "heldout_tasks":
                 exclusions.heldout_answers.add(sample["output"])
     return exclusions
