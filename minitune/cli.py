@@ -300,6 +300,12 @@ def _check_out(out: Path, overwrite: bool) -> None:
             path.unlink()
 
 
+def _speed(summary: dict) -> str:
+    """Training speed from train()'s summary: examples and real tokens per second."""
+    return (f"{summary['examples_per_s']:.1f} examples/s, {summary['tokens_per_s']:,.0f} real "
+            "tokens/s")  # fmt: skip
+
+
 def _resume_command(command: str, out: str, extra: str = "") -> str:
     import shlex
 
@@ -324,7 +330,8 @@ def _train(args: argparse.Namespace, objective: str) -> int:
                     stop_at_step=args.stop_at_step)  # fmt: skip
     print(
         f"done: {summary['step']} steps in {summary['minutes']:.1f} min ({summary['stop_reason']}),"
-        f" best validation loss {summary['best_valid_loss']:.4f}, checkpoints in {summary['out']}"
+        f" {_speed(summary)}, best validation loss {summary['best_valid_loss']:.4f}, checkpoints "
+        f"in {summary['out']}"
         + (f"; {summary['skipped']} steps skipped (loss not finite)" if summary["skipped"] else "")
     )
     if summary["stop_reason"] == "interrupted":
@@ -724,6 +731,8 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     best = read_config(out / "best")  # the checkpoint evaluated: how far its training went
     trained = (f"model of step {best['step']:,} of {summary['step']:,}, "
                f"{best.get('examples_seen', 0):,} examples seen")  # fmt: skip
+    print(f"training: {summary['step']:,} steps, {summary['examples']:,} examples in "
+          f"{summary['minutes']:.1f} min ({_speed(summary)})")  # fmt: skip
     for split, label in SPLIT_NAMES.items():
         average = result["report"].get(split, {}).get("average")
         if average:

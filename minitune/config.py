@@ -290,6 +290,7 @@ PRESETS: dict[str, dict] = {
 
 
 OPTIMIZERS = ("adamw", "adafactor")
+ADAMW_IMPLS = ("auto", "for-loop", "foreach", "fused")
 SCHEDULES = ("cosine", "inverse_sqrt", "constant")
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 OBJECTIVES = ("instruct", "span")
@@ -325,6 +326,8 @@ class TrainConfig:
     lora_dropout: float = 0.0  # dropout on the adapters' input
 
     optimizer: str = "adamw"  # "adamw" or "adafactor"
+    adamw_impl: str = "auto"  # AdamW's kernel: "auto" (PyTorch's choice), "for-loop" (one
+    # parameter at a time), "foreach" (all at once), "fused" (one kernel); the same update
     lr: float = 1e-3  # peak learning rate
     weight_decay: float = 0.01  # AdamW only; never on norms, biases, embeddings
     beta1: float = 0.9  # AdamW's first-moment decay
@@ -336,6 +339,11 @@ class TrainConfig:
     # of the training data (minitune/data/mixing.py) instead of uniformly; instruction data only
     length_bucketing: bool = False  # batch similar lengths: less padding, but same-task batches
     bucket_batches: int = 50  # with length_bucketing: batches sorted together (small = mixed tasks)
+    packing: bool = False  # several examples per row, each attending only to itself
+    # (minitune/data/packing.py): rows of fixed lengths, nearly no padding; batch_size then
+    # counts rows, and length_bucketing does not apply
+    packed_source_length: int = 0  # with packing: source positions per row (0: max_source_length)
+    packed_target_length: int = 0  # with packing: target positions per row (0: max_target_length)
     grad_accum: int = 1  # micro-batches per optimizer step
     clip_grad: float = 1.0  # max global gradient norm; 0 = no clipping
     label_smoothing: float = 0.0  # ε of the smoothed target distribution
@@ -376,7 +384,8 @@ class TrainConfig:
                     f"{', '.join(map(repr, REPORT_TO))}{suggest(target, REPORT_TO)}"
                 )
         choices = {"objective": OBJECTIVES, "optimizer": OPTIMIZERS, "schedule": SCHEDULES,
-                   "precision": PRECISIONS, "on_nonfinite": NONFINITE}  # fmt: skip
+                   "precision": PRECISIONS, "on_nonfinite": NONFINITE,
+                   "adamw_impl": ADAMW_IMPLS}  # fmt: skip
         _check_choices(self, choices)
         for name in ("max_source_length", "max_target_length", "batch_size", "grad_accum",
                      "max_steps", "eval_every", "log_every", "save_every",
@@ -389,6 +398,17 @@ class TrainConfig:
                 f"TrainConfig.mix_tasks_every must be an integer >= 0 (0 = uniform batches), "
                 f"got {self.mix_tasks_every!r}"
             )
+        for name in ("packed_source_length", "packed_target_length"):
+            value, least = getattr(self, name), getattr(self, name.replace("packed", "max"))
+            if not isinstance(value, int) or (value and value < least):
+                raise ValueError(
+                    f"TrainConfig.{name} must be 0 (= {name.replace('packed', 'max')}) or at "
+                    f"least {name.replace('packed', 'max')} = {least}, so that every example "
+                    f"fits in a row; got {value!r}"
+                )
+        if self.packing and self.mix_tasks_every:
+            raise ValueError("TrainConfig: packing with mix_tasks_every is not supported (the "
+                             "mixer draws padded batches); set one of them off")  # fmt: skip
         if self.fresh_per_task < 0:
             raise ValueError(
                 f"TrainConfig.fresh_per_task must be >= 0 (0 = train on `data`), "
@@ -518,7 +538,7 @@ def load_run_config(
 # when and how often to stop, log, evaluate and save, and where the work happens.
 RESUME_SAFE = {"max_minutes", "save_every", "log_every", "eval_every", "device", "threads",
                "compile", "activation_checkpointing", "on_nonfinite", "out", "tf32",
-               "report_to"}  # fmt: skip
+               "report_to", "adamw_impl"}  # fmt: skip
 
 
 def saved_run_config(

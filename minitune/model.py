@@ -9,9 +9,17 @@ The encoder reads the prompt with bidirectional self-attention; the decoder writ
 token at a time, attending causally to what it has written and, through cross-attention, to the
 whole prompt. Training feeds the decoder the target shifted right by one (`shift_right`, "teacher
 forcing"); generation (`minitune.generate`) feeds it its own previous tokens, with a KV cache.
+
+Packed rows (`segments`, minitune/data/packing.py): a row may hold several examples one after
+another, sources in input_ids and targets in the decoder's row, each token labelled with its
+example's number (`Segments`). Every attention then stays inside its own example
+(`make_segment_mask`), and positions count from each example's first token, so a packed batch
+gives the same loss and gradients as the same examples padded one per row, with no padding.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -19,21 +27,42 @@ from torch import nn
 from minitune.config import ModelConfig
 from minitune.generate import generate
 from minitune.layers import registry
-from minitune.layers.attention import KVCache, make_attention_bias, make_attention_mask
+from minitune.layers.attention import (
+    KVCache,
+    make_attention_bias,
+    make_attention_mask,
+    make_segment_mask,
+    segment_positions,
+)
 from minitune.layers.base import Layer
 from minitune.layers.blocks import DecoderLayer, EncoderLayer, make_norm, set_recompute, use_impl
 from minitune.layers.copy import CopyHead
-from minitune.layers.positions import PositionScheme, RelativePositionBias
+from minitune.layers.positions import PackedRotation, PositionScheme, RelativePositionBias
 
 
-def shift_right(labels: torch.Tensor, start_id: int, pad_id: int) -> torch.Tensor:
+class Segments(NamedTuple):
+    """Packed rows: which example each token belongs to (1, 2, ... along a row; 0 = padding)."""
+
+    source: torch.Tensor  # (B, S), beside input_ids
+    target: torch.Tensor  # (B, T), beside the labels and the decoder inputs
+
+
+def shift_right(
+    labels: torch.Tensor, start_id: int, pad_id: int, segments: torch.Tensor | None = None
+) -> torch.Tensor:
     """Decoder inputs for teacher forcing: the labels moved one step right behind a start token.
 
     labels [[a, b, c, eos]] -> decoder inputs [[start, a, b, c]]; so at position t the decoder
     sees y_<t and is trained to predict y_t. Ignored label positions (-100) become padding.
+    Packed rows (`segments`, the targets' Segments.target): every example starts afresh,
+    labels [[a, eos, c, eos]] with segments [[1, 1, 2, 2]] -> [[start, a, start, c]].
     """
     shifted = labels.new_full(labels.shape, start_id)
     shifted[:, 1:] = labels[:, :-1]
+    if segments is not None:  # the first token of each packed example follows a start token
+        starts = segments != 0
+        starts[:, 1:] &= segments[:, 1:] != segments[:, :-1]
+        shifted = shifted.masked_fill(starts, start_id).masked_fill(segments == 0, pad_id)
     return shifted.masked_fill(shifted == -100, pad_id)  # (B, T)
 
 
@@ -112,14 +141,26 @@ class Encoder(nn.Module):
         self.layers = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.n_encoder_layers))
         self.final_norm = make_norm(cfg) if cfg.norm_position == "pre" else nn.Identity()
 
-    def forward(self, x: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """x: embedded source (B, S, C); attention_mask: (B, S), 1 = token, 0 = pad."""
+    def forward(
+        self,
+        x: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        segments: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """x: embedded source (B, S, C); attention_mask: (B, S), 1 = token, 0 = pad; or, for
+        packed rows, segments: (B, S) the example of each token (0 = pad; Segments.source)."""
         S = x.shape[1]
-        x = self.dropout(self.position.embed(x))
-        # every query may attend every real source token; plus the position bias (T5)
-        mask = make_attention_mask(attention_mask, S, S, causal=False, device=x.device)
-        attn_bias = make_attention_bias(mask, self.position.position_bias(S, S))  # all layers
-        rotary = self.position if self.position.rotates else None  # RoPE turns q and k
+        if segments is None:
+            # every query may attend every real source token
+            mask = make_attention_mask(attention_mask, S, S, causal=False, device=x.device)
+            positions = 0  # positions count from the row's first token
+        else:  # packed: every query attends the tokens of its own example only
+            mask = make_segment_mask(segments, segments, causal=False)
+            positions = segment_positions(segments)  # (B, S), from each example's first token
+        x = self.dropout(self.position.embed(x, positions))
+        # plus the position bias (T5): the same for every layer
+        attn_bias = make_attention_bias(mask, self.position.position_bias(S, S))
+        rotary = rotation(self.position, segments, positions)  # RoPE turns q and k
         for layer in self.layers:
             x = layer(x, attn_bias, rotary)  # (B, S, C)
         return self.dropout(self.final_norm(x))
@@ -141,28 +182,50 @@ class Decoder(nn.Module):
         memory: torch.Tensor,
         memory_mask: torch.Tensor | None = None,
         cache: DecoderCache | None = None,
+        segments: Segments | None = None,
     ) -> torch.Tensor:
-        """x: embedded target (B, T, C), the new tokens only when a cache holds the earlier ones."""
+        """x: embedded target (B, T, C), the new tokens only when a cache holds the earlier ones.
+        Packed rows (training): `segments` instead of memory_mask (see Segments)."""
         T, S = x.shape[1], memory.shape[1]
         offset = cache.length if cache is not None else 0  # position of x's first token
-        x = self.dropout(self.position.embed(x, offset))
-        # causal self-attention over the past and the new tokens (T_k = offset + T)
-        self_mask = make_attention_mask(
-            None, T, offset + T, causal=True, offset=offset, device=x.device
-        )
-        # cross-attention: every target token may see every real source token
-        if cache is None:
+        if segments is None:
+            # causal self-attention over the past and the new tokens (T_k = offset + T)
+            self_mask = make_attention_mask(
+                None, T, offset + T, causal=True, offset=offset, device=x.device
+            )
+            positions = offset
+        else:  # packed: causal within each target's own example; positions from its start
+            self_mask = make_segment_mask(segments.target, segments.target, causal=True)
+            positions = segment_positions(segments.target)  # (B, T)
+        x = self.dropout(self.position.embed(x, positions))
+        # cross-attention: every target token may see every real source token (of its example)
+        if segments is not None:
+            position_bias = self.position.position_bias(T, T)
+            cross_mask = make_segment_mask(segments.target, segments.source, causal=False)
+            cross_attn_bias = make_attention_bias(cross_mask, None)  # (B, 1, T, S)
+        elif cache is None:
             position_bias = self.position.position_bias(T, T)
             cross_attn_bias = source_padding_bias(memory_mask, S, x.device)
         else:  # decoding: both built on the first step, kept in the cache
             position_bias = cache.position_bias_rows(self.position, T)
             cross_attn_bias = cache.source_padding_bias(memory_mask, S, x.device)
         self_attn_bias = make_attention_bias(self_mask, position_bias)
-        rotary = self.position if self.position.rotates else None  # RoPE turns q and k
+        target_segments = None if segments is None else segments.target
+        rotary = rotation(self.position, target_segments, positions)  # RoPE turns q and k
         for i, layer in enumerate(self.layers):
             self_cache, cross_cache = cache.layer(i) if cache is not None else (None, None)
             x = layer(x, memory, self_attn_bias, cross_attn_bias, self_cache, cross_cache, rotary)
         return self.dropout(self.final_norm(x))  # (B, T, C)
+
+
+def rotation(
+    position: PositionScheme, segments: torch.Tensor | None, positions: int | torch.Tensor
+) -> PositionScheme | PackedRotation | None:
+    """What a stack hands its attention layers to turn queries and keys: a rotary scheme
+    itself (RoPE), the same turning by positions within each example (packed rows), or None."""
+    if not position.rotates:
+        return None
+    return position if segments is None else PackedRotation(position, positions)
 
 
 class Seq2SeqTransformer(nn.Module):
@@ -193,10 +256,14 @@ class Seq2SeqTransformer(nn.Module):
     # ---- the forward pass ------------------------------------------------------------------
 
     def encode(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        segments: Segments | None = None,
     ) -> torch.Tensor:
         """Source ids (B, S) -> encoder output "memory" (B, S, C)."""
-        return self.encoder(self.embed(input_ids), attention_mask)
+        source_segments = None if segments is None else segments.source
+        return self.encoder(self.embed(input_ids), attention_mask, source_segments)
 
     def decode(
         self,
@@ -205,6 +272,7 @@ class Seq2SeqTransformer(nn.Module):
         attention_mask: torch.Tensor | None = None,
         cache: DecoderCache | None = None,
         source_ids: torch.Tensor | None = None,
+        segments: Segments | None = None,
     ) -> torch.Tensor:
         """Target ids (B, T) and memory (B, S, C) -> logits (B, T, V).
 
@@ -212,8 +280,9 @@ class Seq2SeqTransformer(nn.Module):
         tokens: the cache holds the keys and values of the earlier ones and is updated in place.
         A model with a copy head also needs the source tokens `source_ids` (B, S), and returns
         log-probabilities (which are logits too: their softmax is the distribution itself).
+        Packed rows: `segments` instead of attention_mask (training only, no cache).
         """
-        h = self.decoder(self.embed(decoder_input_ids), memory, attention_mask, cache)  # (B, T, C)
+        h = self.decoder(self.embed(decoder_input_ids), memory, attention_mask, cache, segments)
         out = h * self.config.d_model**-0.5 if self.config.scale_output else h
         # (B, T, V): the output matrix, or the embedding's transpose when they are tied
         logits = self.lm_head(out) if self.lm_head is not None else out @ self.embed.weight.t()
@@ -221,6 +290,8 @@ class Seq2SeqTransformer(nn.Module):
             return logits
         if source_ids is None:
             raise ValueError("this model has a copy head: decode() needs the source_ids")
+        if segments is not None:  # point only into the target's own example: (B, T, S)
+            attention_mask = segments.target[:, :, None] == segments.source[:, None, :]
         return self.copy_head(h, logits, memory, source_ids, attention_mask)
 
     def forward(
@@ -228,10 +299,17 @@ class Seq2SeqTransformer(nn.Module):
         input_ids: torch.Tensor,
         decoder_input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
+        segments: Segments | None = None,
     ) -> torch.Tensor:
-        """input_ids (B, S), decoder_input_ids (B, T), attention_mask (B, S) -> logits (B, T, V)."""
-        memory = self.encode(input_ids, attention_mask)
-        return self.decode(decoder_input_ids, memory, attention_mask, source_ids=input_ids)
+        """input_ids (B, S), decoder_input_ids (B, T), attention_mask (B, S) -> logits (B, T, V).
+
+        Packed rows: `segments` (see Segments) instead of attention_mask."""
+        if segments is not None and attention_mask is not None:
+            raise ValueError("packed rows mark padding in segments (0 = padding): pass "
+                             "attention_mask=None with segments")  # fmt: skip
+        memory = self.encode(input_ids, attention_mask, segments)
+        return self.decode(decoder_input_ids, memory, attention_mask, source_ids=input_ids,
+                           segments=segments)  # fmt: skip
 
     def new_cache(self, max_length: int, source_length: int) -> DecoderCache:
         """An empty KV cache for `max_length` decoder positions and a source of `source_length`.

@@ -80,7 +80,11 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
     groups = parameter_groups(model, cfg.weight_decay)
     if cfg.optimizer == "adafactor":
         return Adafactor(groups, lr=cfg.lr)
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=1e-8)
+    # the same update computed three ways: parameter by parameter, all parameters per operation
+    # (foreach: fewer, larger calls), or one fused kernel; "auto" lets PyTorch choose (foreach)
+    kernel = {"auto": {}, "for-loop": {"foreach": False}, "foreach": {"foreach": True},
+              "fused": {"fused": True}}[cfg.adamw_impl]  # fmt: skip
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=1e-8, **kernel)
 
 
 def lr_factor(step: int, cfg: TrainConfig, time_fraction: float = 0.0) -> float:

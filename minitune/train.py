@@ -53,6 +53,7 @@ from minitune.data.batching import (
 from minitune.data.corpus import read_documents
 from minitune.data.formats import read_records
 from minitune.data.mixing import FLOOR, PROBE_SIZE, TaskMixer, task_weights
+from minitune.data.packing import collate_packed, packed_batches
 from minitune.data.span_corruption import span_corrupt
 from minitune.distributed import (
     Distributed,
@@ -66,7 +67,7 @@ from minitune.distributed import (
 )
 from minitune.lora import add_lora, count_parameters
 from minitune.loss import IGNORE_INDEX, token_nll_sum
-from minitune.model import Seq2SeqTransformer, shift_right
+from minitune.model import Segments, Seq2SeqTransformer, shift_right
 from minitune.optim import build_optimizer, lr_factor
 from minitune.paths import find_shipped
 from minitune.tokenizer import Tokenizer
@@ -162,20 +163,30 @@ def hold_out(records: list, fraction: float, seed: int) -> tuple[list, list]:
 
 
 def batch_stream(
-    make_epoch, batch_size: int, seed: int, epoch: int = 0, index: int = 0, window: int = 50
-):
-    """Endless (epoch, index, batch examples) in a fixed order; resumable at (epoch, index).
+    make_epoch, batch_size: int, seed: int, epoch: int = 0, index: int = 0, window: int = 50,
+    packed: tuple[int, int] | None = None, log=None,
+):  # fmt: skip
+    """Endless (epoch, index, batch) in a fixed order; resumable at (epoch, index).
 
     The examples are shuffled, then sorted by length within windows of `window` batches and
     cut into batches: a batch holds examples of similar length (less padding). A large window
-    gives nearly same-task batches; a small one (4) keeps tasks mixed; 1 is plain random draws."""
-    chunk = window
+    gives nearly same-task batches; a small one (4) keeps tasks mixed; 1 is plain random draws.
+    packed = (S, T): a batch is instead `batch_size` rows, each a list of the examples packed
+    into S source and T target positions (minitune/data/packing.py); `log` hears how full."""
     while True:
         examples = make_epoch(epoch)
-        lengths = [len(e.source) + len(e.target) for e in examples]
-        batches = length_bucketed_batches(lengths, batch_size, seed * 1000 + epoch, chunk)
-        for i in range(index, len(batches)):
-            yield epoch, i, [examples[j] for j in batches[i]]
+        if packed:
+            batches, report = packed_batches(examples, *packed, batch_size, seed * 1000 + epoch)
+            if log is not None:
+                log(f"packing, epoch {epoch}: {report}")
+                log = None  # once per session
+            for i in range(index, len(batches)):
+                yield epoch, i, [[examples[j] for j in row] for row in batches[i]]
+        else:
+            lengths = [len(e.source) + len(e.target) for e in examples]
+            batches = length_bucketed_batches(lengths, batch_size, seed * 1000 + epoch, window)
+            for i in range(index, len(batches)):
+                yield epoch, i, [examples[j] for j in batches[i]]
         epoch, index = epoch + 1, 0
 
 
@@ -211,20 +222,27 @@ def train_step(
     (n_tokens,) = d.sum([n_tokens])  # N, over every process
     loss, processed = 0.0, 0
     for i, batch in enumerate(micro_batches):
-        x, mask, y = (batch[k].to(device, non_blocking=True)
-                      for k in ("input_ids", "attention_mask", "labels"))  # fmt: skip
-        decoder_input_ids = shift_right(y, unwrap(model).config.decoder_start_id, pad_id)
+        x, y = (batch[k].to(device, non_blocking=True) for k in ("input_ids", "labels"))
+        mask, segments = None, None  # padded rows have a padding mask; packed rows, segments
+        if "source_segments" in batch:  # packed rows (minitune/data/packing.py)
+            segments = Segments(*(batch[k].to(device, non_blocking=True)
+                                  for k in ("source_segments", "target_segments")))  # fmt: skip
+            source_tokens = segments.source != 0
+        else:
+            mask = source_tokens = batch["attention_mask"].to(device, non_blocking=True)
+        decoder_input_ids = shift_right(y, unwrap(model).config.decoder_start_id, pad_id,
+                                        None if segments is None else segments.target)  # fmt: skip
         with no_sync(model, last_micro_batch=i == len(micro_batches) - 1):  # DDP: sync at last
             with autocast:  # the forward in low precision; the backward follows its dtypes
                 # 1. forward: a distribution over the vocabulary at every target position
-                logits = model(x, decoder_input_ids, mask)  # (B, T, V)
+                logits = model(x, decoder_input_ids, mask, segments)  # (B, T, V)
                 # 2. loss: Σ_t -log p(y_t) over this micro-batch's target tokens
                 loss_sum, _ = token_nll_sum(logits, y, label_smoothing)
             # 3. backward, of loss_sum / N (DDP/FSDP average the gradients over the processes;
             #    × world_size makes that a sum)
             scaler.scale(loss_sum / n_tokens * d.world_size).backward()
         loss += loss_sum.item() / n_tokens
-        processed += int(mask.sum()) + int((y != IGNORE_INDEX).sum())
+        processed += int(source_tokens.sum()) + int((y != IGNORE_INDEX).sum())
     loss, processed = d.sum([loss, processed])
     if optimizer is None:
         return StepResult(loss, None, int(processed), updated=False)
@@ -323,6 +341,7 @@ class TrainState:
 
     step: int = 0  # optimizer steps done
     examples: int = 0  # training examples seen (all processes, all micro-batches)
+    tokens: int = 0  # real tokens processed (source + target, no padding; all processes)
     epoch: int = 0  # the data stream's epoch ...
     index: int = 0  # ... and the next batch in it
     best_valid_loss: float = math.inf
@@ -341,7 +360,8 @@ class TrainState:
         return self.elapsed + (time.time() if now is None else now) - self.started
 
     def state_dict(self) -> dict:
-        return {"step": self.step, "examples": self.examples, "epoch": self.epoch,
+        return {"step": self.step, "examples": self.examples, "tokens": self.tokens,
+                "epoch": self.epoch,
                 "index": self.index,
                 "best_valid_loss": self.best_valid_loss, "elapsed": self.seconds(),
                 "losses": list(self.losses), "skipped": self.skipped, "rng": self.rng}  # fmt: skip
@@ -349,6 +369,7 @@ class TrainState:
     def load_state_dict(self, state: dict) -> None:
         self.step, self.epoch, self.index = state["step"], state["epoch"], state["index"]
         self.examples = state.get("examples", 0)  # runs saved before it was counted: 0
+        self.tokens = state.get("tokens", 0)
         self.best_valid_loss, self.elapsed = state["best_valid_loss"], state["elapsed"]
         self.losses, self.skipped, self.rng = list(state["losses"]), state["skipped"], state["rng"]
         self.saved_step, self.started = self.step, time.time()
@@ -438,11 +459,12 @@ def train(
     # ---- 5. the loop --------------------------------------------------------------------------
     # one stream of global batches (batch_size per process), the same in every process
     window = cfg.bucket_batches if cfg.length_bucketing else 1
+    packed = packed_lengths(cfg)  # (S, T) of a packed row, or None: padded batches
     stream = mixer or batch_stream(make_epoch, cfg.batch_size * d.world_size, cfg.seed,
-                                   state.epoch, state.index, window)  # fmt: skip
+                                   state.epoch, state.index, window, packed, log)  # fmt: skip
     bar = tqdm(total=cfg.max_steps, initial=state.step, disable=not progress, dynamic_ncols=True)
     state.started, session_start = time.time(), state.step
-    window_tokens, window_start = 0, time.time()
+    window_tokens, window_examples, window_start = 0, state.examples, time.time()
     stop_reason = "max_steps"
     try:
         while state.step < cfg.max_steps:
@@ -452,13 +474,15 @@ def train(
             if cfg.max_minutes and state.seconds() > cfg.max_minutes * 60:
                 stop_reason = "max_minutes"
                 break
-            micro = next_micro_batches(stream, state, cfg.grad_accum, tok.pad_id, d, device)
+            micro = next_micro_batches(stream, state, cfg.grad_accum, tok.pad_id, d, device,
+                                       packed and (*packed, cfg.batch_size))  # fmt: skip
             fraction = state.seconds() / (60 * cfg.max_minutes) if cfg.max_minutes else 0.0
             lr = cfg.lr * lr_factor(state.step, cfg, fraction)  # ends with steps or minutes
             # forward, loss, backward, clip, step (or not, if the loss is not a finite number)
             result = train_step(wrapped, micro, optimizer, scaler, lr, tok.pad_id, device,
                                 autocast, cfg.clip_grad, cfg.label_smoothing, d)  # fmt: skip
             window_tokens += result.tokens
+            state.tokens += result.tokens
             if not result.updated:
                 skip_or_stop(result, run, state)  # raises DivergenceError unless skipping
                 continue
@@ -469,9 +493,10 @@ def train(
             # logging, evaluation, checkpoints
             if state.step % cfg.log_every == 0 or state.step == cfg.max_steps:
                 now = time.time()
-                tokens_per_s = window_tokens / max(now - window_start, 1e-9)
-                log_row(run, state, bar, lr, result.grad_norm, tokens_per_s, now, session_start)
-                window_tokens, window_start = 0, now
+                seconds = max(now - window_start, 1e-9)
+                speed = (window_tokens / seconds, (state.examples - window_examples) / seconds)
+                log_row(run, state, bar, lr, result.grad_norm, speed, now, session_start)
+                window_tokens, window_examples, window_start = 0, state.examples, now
             bar.update(1)
             if mixer and state.step % cfg.mix_tasks_every == 0:
                 remix(run, state)  # the next batches follow each task's loss
@@ -642,11 +667,21 @@ def resume_from(last: Path, run: Run, state: TrainState) -> None:
     run.log(f"resumed from {last} at step {state.step}")
 
 
+def packed_lengths(cfg: TrainConfig) -> tuple[int, int] | None:
+    """A packed row's (source, target) positions, or None when the run pads its batches."""
+    if not cfg.packing:
+        return None
+    return (cfg.packed_source_length or cfg.max_source_length,
+            cfg.packed_target_length or cfg.max_target_length)  # fmt: skip
+
+
 def next_micro_batches(
-    stream, state: TrainState, grad_accum: int, pad_id: int, d: Distributed, device
-) -> list[dict]:
+    stream, state: TrainState, grad_accum: int, pad_id: int, d: Distributed, device,
+    packed: tuple[int, int, int] | None = None,
+) -> list[dict]:  # fmt: skip
     """The `grad_accum` micro-batches of one step, this process's share of each global batch;
-    moves `state` (epoch, index) past them."""
+    moves `state` (epoch, index) past them. packed = (S, T, rows): the stream's batches are
+    rows of examples, collated to `rows` rows of S and T positions (a fixed shape)."""
     micro = []
     for _ in range(grad_accum):
         epoch, i, batch_examples = next(stream)
@@ -654,9 +689,13 @@ def next_micro_batches(
             epoch, i, batch_examples = next(stream)
         state.epoch, state.index = epoch, i + 1  # where to continue after a resume
         n = len(batch_examples)  # this process's share of the global batch:
-        state.examples += n
         mine = batch_examples[d.rank * n // d.world_size : (d.rank + 1) * n // d.world_size]
-        batch = collate(mine, pad_id)
+        if packed:
+            state.examples += sum(map(len, batch_examples))
+            batch = collate_packed(mine, pad_id, packed[0], packed[1], n_rows=packed[2])
+        else:
+            state.examples += n
+            batch = collate(mine, pad_id)
         if device.type == "cuda":  # page-locked memory: the copy to the GPU overlaps
             batch = {k: v.pin_memory() for k, v in batch.items()}
         micro.append(batch)
@@ -686,16 +725,18 @@ def skip_or_stop(result: StepResult, run: Run, state: TrainState) -> None:
 
 
 def log_row(run: Run, state: TrainState, bar, lr: float, grad_norm: torch.Tensor,
-            tokens_per_s: float, now: float, session_start: int) -> None:  # fmt: skip
-    """A metrics row (mean loss since the last row), and the progress bar's numbers."""
+            speed: tuple[float, float], now: float, session_start: int) -> None:  # fmt: skip
+    """A metrics row (mean loss since the last row), and the progress bar's numbers. `speed`:
+    real tokens (source + target, no padding) and examples per second since the last row."""
     cfg = run.cfg
     row = {"step": state.step, "loss": sum(state.losses) / len(state.losses), "lr": lr,
            "grad_norm": round(float(grad_norm), 4),  # this step's, before clipping
-           "tokens_per_s": round(tokens_per_s), "epoch": state.epoch,
+           "tokens_per_s": round(speed[0]), "examples_per_s": round(speed[1], 1),
+           "epoch": state.epoch, "examples": state.examples,
            "elapsed_s": round(state.seconds(now), 1)}  # fmt: skip
     run.metrics.write(row)
     bar.set_postfix(loss=f"{row['loss']:.3f}", lr=f"{lr:.2e}", gnorm=f"{row['grad_norm']:.2f}",
-                    tok_s=row["tokens_per_s"])  # fmt: skip
+                    ex_s=row["examples_per_s"], tok_s=row["tokens_per_s"])  # fmt: skip
     if cfg.max_minutes:  # the bar's end (and ETA) is the clock's, if that comes first
         seconds_left = cfg.max_minutes * 60 - row["elapsed_s"]
         bar.total = steps_by_deadline(state.step, cfg.max_steps, state.step - session_start,
@@ -746,9 +787,11 @@ def save(run: Run, state: TrainState, name: str, with_trainer: bool) -> None:
 
 def summary(state: TrainState, stop_reason: str, out: Path, minutes: float) -> dict:
     """What train() returns."""
+    seconds = max(state.seconds(), 1e-9)  # training time, every session together
     return {"step": state.step, "examples": state.examples, "stop_reason": stop_reason,
             "best_valid_loss": state.best_valid_loss, "skipped": state.skipped,
-            "minutes": minutes, "out": str(out)}  # fmt: skip
+            "minutes": minutes, "examples_per_s": state.examples / seconds,
+            "tokens_per_s": state.tokens / seconds, "out": str(out)}  # fmt: skip
 
 
 class MetricsLog:

@@ -62,12 +62,17 @@ def _close(a: Path, b: Path, atol: float) -> None:
         assert va is None or abs(va - vb) <= 1e-5 * max(1, abs(va))
 
 
+PACKED = ("--set", "train.packing=true")  # rows of several examples (minitune/data/packing.py)
+
+
 @pytest.mark.slow  # .ci/run runs the slow tests too
-def test_two_processes_equal_one_process_on_the_same_global_batch(tmp_path):
-    log = _run(tmp_path, "ddp", 2, 2)
+@pytest.mark.parametrize("packing", [(), PACKED], ids=["padded", "packed"])
+def test_two_processes_equal_one_process_on_the_same_global_batch(tmp_path, packing):
+    log = _run(tmp_path, "ddp", 2, 2, *packing)
     assert "2 processes (DDP)" in log
     assert log.count("model: ") == 1  # only rank 0 speaks
-    _run(tmp_path, "single", 1, 4)
+    assert ("packing, epoch 0" in log) == bool(packing)
+    _run(tmp_path, "single", 1, 4, *packing)
     _close(tmp_path / "ddp", tmp_path / "single", atol=1e-6)
     written = sorted(p.name for p in (tmp_path / "ddp").iterdir())
     assert written == sorted(p.name for p in (tmp_path / "single").iterdir())
@@ -116,11 +121,12 @@ def test_two_processes_compute_the_gradient_of_one_process(tmp_path, mode):
 
 
 @pytest.mark.slow  # .ci/run runs the slow tests too
-def test_ddp_resume_continues_exactly(tmp_path):
-    _run(tmp_path, "straight", 2, 2)
-    _run(tmp_path, "split", 2, 2, "--stop-at-step", "4")
+@pytest.mark.parametrize("packing", [(), PACKED], ids=["padded", "packed"])
+def test_ddp_resume_continues_exactly(tmp_path, packing):
+    _run(tmp_path, "straight", 2, 2, *packing)
+    _run(tmp_path, "split", 2, 2, "--stop-at-step", "4", *packing)
     assert json.loads((tmp_path / "split" / "last" / "config.json").read_text())["step"] == 4
-    log = _run(tmp_path, "split", 2, 2, "--resume")
+    log = _run(tmp_path, "split", 2, 2, "--resume", *packing)
     assert "resumed from" in log
     _close(tmp_path / "split", tmp_path / "straight", atol=0.0)
 

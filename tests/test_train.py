@@ -74,7 +74,8 @@ def test_tiny_end_to_end_loss_falls_checkpoint_loads_and_evaluates(tmp_path):
     assert result["report"]["test"]["average"]["exact_match"] == pytest.approx(expected)
 
 
-@pytest.mark.parametrize("spelled", [{}, {"spell_prompts": 0.3}])  # + subword regularisation
+@pytest.mark.parametrize("spelled", [{}, {"spell_prompts": 0.3}, {"packing": True}],
+                         ids=["plain", "spelled", "packed"])  # fmt: skip
 def test_resume_equals_an_uninterrupted_run(tmp_path, spelled):
     straight_dir, split_dir = tmp_path / "straight", tmp_path / "split"
     straight_dir.mkdir()
@@ -89,7 +90,10 @@ def test_resume_equals_an_uninterrupted_run(tmp_path, spelled):
     first = train(model_cfg, cfg, stop_at_step=5, progress=False, log=lambda *a: None)
     assert first["step"] == 5
     second = train(model_cfg, cfg, resume=True, progress=False, log=lambda *a: None)
-    assert second["examples"] == 10 * cfg.batch_size  # counted across the two sessions
+    if cfg.packing:  # a batch is batch_size rows of several examples each
+        assert second["examples"] > 10 * cfg.batch_size
+    else:
+        assert second["examples"] == 10 * cfg.batch_size  # counted across the two sessions
 
     assert [r["loss"] for r in read_metrics(split_dir / "run")] == [
         r["loss"] for r in read_metrics(straight_dir / "run")
@@ -115,6 +119,31 @@ def test_accumulation_4x2_equals_1x8_despite_different_padding():
     assert len({m["input_ids"].shape[1] for m in micro}) > 1  # the padding really differs
     forward_backward(model, micro, tok.pad_id, "cpu", no_autocast)
     for g, p in zip(big, model.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, g, atol=1e-6, rtol=1e-5)
+
+
+def test_a_packed_step_has_the_gradient_of_the_padded_step():
+    """train_step's own path (shift_right per example, token counts) on real prompts."""
+    from minitune.data.packing import collate_packed, pack_rows
+
+    torch.manual_seed(0)
+    model_cfg = load_run_config(ROOT / "configs" / "tiny.toml")[0]
+    model_cfg.position, model_cfg.copy_head = "relative+sinusoidal", True  # the laptop's kind
+    model = Seq2SeqTransformer(model_cfg)
+    tok = Tokenizer(ROOT / "tokenizer" / "minitune.model")
+    examples, _ = encode_records(read_records(ROOT / "data" / "valid.jsonl")[::90][:8], tok, 64, 32)
+    no_autocast = contextlib.nullcontext()
+    model.zero_grad()
+    loss, tokens = forward_backward(model, [collate(examples, tok.pad_id)], tok.pad_id, "cpu",
+                                    no_autocast)  # fmt: skip
+    padded = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    rows = pack_rows([len(e.source) for e in examples], [len(e.target) for e in examples], 96, 40)
+    assert len(rows) < len(examples)  # several examples share a row
+    batch = collate_packed([[examples[i] for i in row] for row in rows], tok.pad_id, 96, 40, 5)
+    packed_loss, packed_tokens = forward_backward(model, [batch], tok.pad_id, "cpu", no_autocast)
+    assert packed_tokens == tokens and abs(packed_loss - loss) <= 1e-5 * loss
+    for g, p in zip(padded, model.parameters(), strict=True):
         torch.testing.assert_close(p.grad, g, atol=1e-6, rtol=1e-5)
 
 
@@ -272,18 +301,19 @@ def test_pipeline_command_end_to_end(tmp_path):
 def test_train_state_round_trips_and_keeps_trainer_pt_keys():
     from minitune.train import TrainState
 
-    state = TrainState(step=7, examples=56, epoch=1, index=3, best_valid_loss=2.5, elapsed=10.0,
-                       losses=[1.0, 2.0], skipped=1, rng=[{"python": 1}])  # fmt: skip
+    state = TrainState(step=7, examples=56, tokens=900, epoch=1, index=3, best_valid_loss=2.5,
+                       elapsed=10.0, losses=[1.0, 2.0], skipped=1, rng=[{"python": 1}])  # fmt: skip
     saved = state.state_dict()
-    # the keys trainer.pt has always held next to "optimizer" and "scaler", and "examples"
-    assert list(saved) == ["step", "examples", "epoch", "index", "best_valid_loss", "elapsed",
-                           "losses", "skipped", "rng"]  # fmt: skip
+    # the keys trainer.pt has always held next to "optimizer" and "scaler", "examples", "tokens"
+    assert list(saved) == ["step", "examples", "tokens", "epoch", "index", "best_valid_loss",
+                           "elapsed", "losses", "skipped", "rng"]  # fmt: skip
     older = TrainState()
-    older.load_state_dict({k: v for k, v in saved.items() if k != "examples"})  # before it
-    assert older.step == 7 and older.examples == 0
+    older.load_state_dict({k: v for k, v in saved.items() if k not in ("examples", "tokens")})
+    assert older.step == 7 and older.examples == 0 and older.tokens == 0
     assert saved["elapsed"] >= 10.0 and saved["losses"] is not state.losses
     other = TrainState()
     other.load_state_dict(saved)
     assert (other.step, other.examples, other.epoch, other.index, other.skipped) == (7, 56, 1, 3, 1)
+    assert other.tokens == 900
     assert other.losses == [1.0, 2.0] and other.saved_step == 7 and other.rng == [{"python": 1}]
     assert other.seconds() >= saved["elapsed"]

@@ -65,6 +65,41 @@ def make_attention_mask(
     return mask
 
 
+def make_segment_mask(
+    query_segments: torch.Tensor, key_segments: torch.Tensor, causal: bool
+) -> torch.Tensor:
+    """Packed rows: which keys each query may attend when one row holds several examples.
+
+    query_segments (B, T_q), key_segments (B, T_k): the example each token belongs to (1, 2, ...
+    along the row; 0 = padding). A query attends only keys of its own example (a block-diagonal
+    mask), and with `causal` only those at or before it. Returns (B, 1, T_q, T_k), True = may
+    attend. A padding mask is the case of one example per row: segments = attention_mask.
+
+    Example: segments [1, 1, 2, 0] against themselves, not causal ->
+        [[1, 1, 0, 0],
+         [1, 1, 0, 0],
+         [0, 0, 1, 0],
+         [0, 0, 0, 1]]     (padding sees only padding: its outputs are never used)
+    """
+    mask = query_segments[:, :, None] == key_segments[:, None, :]  # (B, T_q, T_k)
+    if causal:  # segments are contiguous, so "at or before me in the row" is within my example
+        T_q, T_k = mask.shape[1:]
+        mask = mask & torch.ones(T_q, T_k, dtype=torch.bool, device=mask.device).tril()
+    return mask[:, None]  # (B, 1, T_q, T_k)
+
+
+def segment_positions(segments: torch.Tensor) -> torch.Tensor:
+    """Each token's position within its own example: (B, L) segment ids -> (B, L) positions.
+
+    Example: segments [1, 1, 1, 2, 2, 0] -> positions [0, 1, 2, 0, 1, 0]."""
+    L = segments.shape[1]
+    index = torch.arange(L, device=segments.device).expand_as(segments)  # (B, L)
+    starts = torch.ones_like(segments, dtype=torch.bool)  # True where an example begins
+    starts[:, 1:] = segments[:, 1:] != segments[:, :-1]
+    first = torch.where(starts, index, 0).cummax(dim=1).values  # where my example began
+    return index - first  # (B, L)
+
+
 def make_attention_bias(
     mask: torch.Tensor | None, position_bias: torch.Tensor | None
 ) -> torch.Tensor | None:

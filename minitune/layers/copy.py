@@ -60,13 +60,15 @@ class CopyHead(Layer):
         source_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """h (B, T, C), vocabulary logits (B, T, V), memory (B, S, C), source_ids (B, S),
-        source_mask (B, S) 1 = token / 0 = padding -> log p (B, T, V), in float32."""
+        source_mask (B, S) 1 = token / 0 = padding, or, for packed rows, (B, T, S) True where
+        target position t may point at source position s (its own example's) -> log p
+        (B, T, V), in float32."""
         T = h.shape[1]
         # 1. where to point: one attention head from each decoder position to the source
         scores = (self.q(h) @ self.k(memory).transpose(1, 2)).float() * self.scale  # (B, T, S)
-        if source_mask is not None:  # never point at padding
-            hidden = source_mask[:, None, :] == 0  # (B, 1, S)
-            scores = scores.masked_fill(hidden, torch.finfo(scores.dtype).min)
+        if source_mask is not None:  # never point at padding (or at another packed example)
+            allowed = source_mask[:, None, :] != 0 if source_mask.dim() == 2 else source_mask
+            scores = scores.masked_fill(~allowed, torch.finfo(scores.dtype).min)
         a = scores.softmax(dim=-1)  # (B, T, S)
         # 2. generate (g) or copy (1 - g)
         g = torch.sigmoid(self.gate(h).float())  # (B, T, 1)

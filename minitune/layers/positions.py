@@ -12,8 +12,13 @@ chosen by name (`ModelConfig.position`, see layers/registry.py). A scheme can ac
   those to their attention layers, so a T5 model never calls a `rotate` that does nothing.
 
 All take `offset`, the position of the first token of x (non-zero when decoding with a KV cache,
-where the decoder sees one new token at a time). Schemes that do nothing in a place return their
-input / None there. Every scheme is built as `Scheme(cfg, causal)`; causal is True in the decoder.
+where the decoder sees one new token at a time). In packed rows (several examples in one row,
+minitune/data/packing.py) `embed` and `rotate` get instead a (B, T) tensor: every token's position
+within its own example (`positions_of` reads both forms). `position_bias` needs no such tensor: a
+relative bias depends only on the distance j - i, which is the same counted from the row's start
+or from the example's, and the packing mask hides every pair from two examples.
+Schemes that do nothing in a place return their input / None there. Every scheme is built as
+`Scheme(cfg, causal)`; causal is True in the decoder.
 
 Shapes: x is (B, T, C); a bias is (1, H, T_q, T_k), added to the attention scores of every layer
 of the stack. T5 computes its bias in the first layer and shares it with the others; computing it
@@ -34,6 +39,14 @@ if TYPE_CHECKING:
     from minitune.config import ModelConfig
 
 
+def positions_of(T: int, offset: int | torch.Tensor, device: torch.device) -> torch.Tensor:
+    """The positions of T tokens: offset .. offset+T-1 as (T,), or, in packed rows, the (B, T)
+    tensor of positions within each example that was passed as `offset`."""
+    if isinstance(offset, torch.Tensor):
+        return offset
+    return torch.arange(offset, offset + T, device=device)
+
+
 class PositionScheme(Layer):
     """Base class, and the "none" scheme: no positions at all. Subclasses override `embed`,
     `position_bias` and/or `rotate` (then also set `rotates = True`)."""
@@ -44,7 +57,7 @@ class PositionScheme(Layer):
         super().__init__()
         self.causal = causal
 
-    def embed(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
+    def embed(self, x: torch.Tensor, offset: int | torch.Tensor = 0) -> torch.Tensor:
         """Token embeddings (B, T, C) -> the same with position information added."""
         return x
 
@@ -52,9 +65,25 @@ class PositionScheme(Layer):
         """Additive attention bias (1, H, q_len, k_len) for queries at offset..offset+q_len-1."""
         return None
 
-    def rotate(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
-        """Queries or keys (B, H, T, D) -> the same, turned by positions offset..offset+T-1."""
+    def rotate(self, x: torch.Tensor, offset: int | torch.Tensor = 0) -> torch.Tensor:
+        """Queries or keys (B, H, T, D) -> the same, turned by positions offset..offset+T-1
+        (or, packed, by the (B, T) positions given as `offset`)."""
         return x
+
+
+class PackedRotation:
+    """A rotary scheme inside packed rows: `rotate` turns each token by its position within its
+    own example (the (B, T) `positions`), not by its place in the row. The stack hands this to
+    its attention layers instead of the scheme itself; they call `rotate(q, offset)` as always
+    (offset is 0 in training, where packing is used)."""
+
+    rotates = True
+
+    def __init__(self, scheme: PositionScheme, positions: torch.Tensor):
+        self.scheme, self.positions = scheme, positions
+
+    def rotate(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
+        return self.scheme.rotate(x, self.positions)
 
 
 class SinusoidalPositions(PositionScheme):
@@ -73,16 +102,16 @@ class SinusoidalPositions(PositionScheme):
         self.d_model = d_model
 
     def table(self, positions: torch.Tensor) -> torch.Tensor:
-        """PE rows for the given positions: (T,) -> (T, C)."""
-        angles = positions.float()[:, None] * self.inv_freq[None, :]  # (T, C/2)
-        pe = torch.zeros(len(positions), self.d_model, device=positions.device)
-        pe[:, 0::2] = torch.sin(angles)
-        pe[:, 1::2] = torch.cos(angles[:, : self.d_model // 2])  # odd C: one cos column fewer
+        """PE rows for the given positions: (T,) -> (T, C), or (B, T) -> (B, T, C)."""
+        angles = positions.float()[..., None] * self.inv_freq  # (..., T, C/2)
+        pe = torch.zeros(*positions.shape, self.d_model, device=positions.device)
+        pe[..., 0::2] = torch.sin(angles)
+        pe[..., 1::2] = torch.cos(angles[..., : self.d_model // 2])  # odd C: one cos fewer
         return pe
 
-    def embed(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
-        positions = torch.arange(offset, offset + x.shape[1], device=x.device)
-        return x + self.table(positions).to(x.dtype)  # (B, T, C) + (T, C)
+    def embed(self, x: torch.Tensor, offset: int | torch.Tensor = 0) -> torch.Tensor:
+        positions = positions_of(x.shape[1], offset, x.device)
+        return x + self.table(positions).to(x.dtype)  # (B, T, C) + (T, C) or (B, T, C)
 
 
 class LearnedPositions(PositionScheme):
@@ -96,15 +125,16 @@ class LearnedPositions(PositionScheme):
     def init_weights(self) -> None:
         nn.init.normal_(self.table.weight, std=1.0)  # on the scale of the token embeddings
 
-    def embed(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
-        end = offset + x.shape[1]
+    def embed(self, x: torch.Tensor, offset: int | torch.Tensor = 0) -> torch.Tensor:
+        # packed rows: every position is below the row's length, so that length bounds them
+        end = x.shape[1] + (0 if isinstance(offset, torch.Tensor) else offset)
         if end > self.max_position:
             raise ValueError(
                 f"sequence reaches position {end - 1}, but learned positions stop at "
                 f"max_position - 1 = {self.max_position - 1}; raise ModelConfig.max_position"
             )
-        positions = torch.arange(offset, end, device=x.device)
-        return x + self.table(positions)  # (B, T, C) + (T, C)
+        positions = positions_of(x.shape[1], offset, x.device)
+        return x + self.table(positions)  # (B, T, C) + (T, C) or (B, T, C)
 
 
 def relative_position_bucket(
@@ -181,5 +211,5 @@ class RelativeBiasAndSinusoids(RelativePositionBias):
         super().__init__(cfg, causal)
         self.sinusoids = SinusoidalPositions(cfg, causal)  # no parameters
 
-    def embed(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
+    def embed(self, x: torch.Tensor, offset: int | torch.Tensor = 0) -> torch.Tensor:
         return self.sinusoids.embed(x, offset)
