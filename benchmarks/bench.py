@@ -67,10 +67,13 @@ CONFIGS = {
 BATCH, SRC, TGT, NEW = 16, 128, 32, 64
 
 
+IMPL = "fast"  # the path measured (--impl): "fast" (the command line's) or "reference"
+
+
 def model_config(name: str) -> ModelConfig:
     if name in CONFIGS:
-        return ModelConfig(**CONFIGS[name], dropout=0.0)
-    return ModelConfig.preset(name, dropout=0.0)
+        return ModelConfig(**CONFIGS[name], dropout=0.0, impl=IMPL)
+    return ModelConfig.preset(name, dropout=0.0, impl=IMPL)
 
 
 def sync(device: torch.device) -> None:
@@ -249,7 +252,7 @@ def peak_memory_mb(device: torch.device) -> float:
 
 
 def bench_config(name, device, precision, repeats, with_reference, peak, floors=None,
-                 decode_only=False, model_decode=False):  # fmt: skip
+                 decode_only=False, model_decode=False, train_only=False):  # fmt: skip
     cfg = model_config(name)
     torch.manual_seed(0)
     model = Seq2SeqTransformer(cfg)
@@ -279,6 +282,8 @@ def bench_config(name, device, precision, repeats, with_reference, peak, floors=
     for label, batch, beams in (("greedy tok/s b=1", 1, 1), ("greedy tok/s b=8", 8, 1),
                                 ("beam-4 tok/s b=1", 1, 4),
                                 ("beam-4 tok/s b=8", 8, 4)):  # fmt: skip
+        if train_only:
+            break
         src = torch.randint(3, V, (batch, SRC), device=device)
         secs = alternate({n: i.generate_fn(src, beams) for n, i in impls.items()},
                          repeats, device)  # fmt: skip
@@ -299,13 +304,17 @@ def main() -> None:
     parser.add_argument("--no-reference", action="store_true", help="minitune only")
     parser.add_argument("--cache-scaling", action="store_true", help="also: KV cache speed-up")
     parser.add_argument("--decode-only", action="store_true", help="skip the training figures")
+    parser.add_argument("--train-only", action="store_true", help="skip the decoding figures")
+    parser.add_argument("--impl", default="fast", choices=["fast", "reference"],
+                        help="fast (what the command line runs) or reference")  # fmt: skip
     parser.add_argument("--model-decode", action="store_true",
                         help="also minitune with fast_decode=False")  # fmt: skip
     parser.add_argument("--clock", default="wall", choices=["wall", "cpu"],
                         help="wall clock, or the process's CPU time (shared machines)")  # fmt: skip
     args = parser.parse_args()
-    global CLOCK
+    global CLOCK, IMPL
     CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
+    IMPL = args.impl
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -329,7 +338,7 @@ def main() -> None:
     bandwidth = stream_bandwidth(device)
     print(f"# minitune benchmark: torch {torch.__version__}, {name}, {args.precision}, "
           f"{args.clock} clock")  # fmt: skip
-    print(f"# CPU: {cpu_model()}; flags: {cpu_flags()}")
+    print(f"# CPU: {cpu_model()}; flags: {cpu_flags()}; minitune's path: impl={IMPL!r}")
     print(f"# matmul peak (2048³): fp32 {peak32 / 1e9:,.1f} GFLOP/s"
           + (f", bf16 {peak16 / 1e9:,.1f} GFLOP/s" if peak16 else
              ", bf16 not measured (no bf16 instructions)")
@@ -337,7 +346,8 @@ def main() -> None:
     for config in args.configs:
         cfg, n_params, rows = bench_config(config, device, args.precision, args.repeats,
                                            with_reference, peak, (bandwidth, peak),
-                                           args.decode_only, args.model_decode)  # fmt: skip
+                                           args.decode_only, args.model_decode,
+                                           args.train_only)  # fmt: skip
         print(f"## {config}: {n_params / 1e6:.2f}M parameters, d_model {cfg.d_model}, "
               f"{cfg.n_encoder_layers}+{cfg.n_decoder_layers} layers, {cfg.ffn}")  # fmt: skip
         impls = list(next(reversed(rows.values())))  # a decoding row: every implementation
@@ -354,7 +364,7 @@ def main() -> None:
             print(f"| {label} | " + " | ".join(cells) + " |")
         print(f"| peak memory (process) | {peak_memory_mb(device):,.0f} MB |\n")
 
-    if args.decode_only:
+    if args.decode_only or args.train_only:
         pass
     elif device.type == "cpu" and args.precision == "fp32" and has_bf16_instructions():
         cfg = model_config(args.configs[0])

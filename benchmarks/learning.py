@@ -76,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
         "train_min": round(train_minutes, 2),
         "eval_min": round(eval_minutes, 2),
         "tokens_per_s": round(sum(speeds) / max(len(speeds), 1)),
+        "examples": summary["examples"],
+        "examples_per_s": round(summary["examples_per_s"], 1),
+        # validation loss against examples seen (the train rows say how many at each step)
+        "valid_by_examples": valid_by_examples(metrics),
         "best_valid_loss": round(summary["best_valid_loss"], 4),
         "when": time.strftime("%Y-%m-%d %H:%M"),
     }
@@ -90,6 +94,13 @@ def main(argv: list[str] | None = None) -> int:
     for split in result["report"]:
         print(split, " ".join(f"{t}={v}" for t, v in row[f"{split}_tasks"].items()))
     return 0
+
+
+def valid_by_examples(metrics: list[dict]) -> list[list[float]]:
+    """[[examples seen, validation loss], ...] from metrics.jsonl's rows."""
+    seen = {m["step"]: m["examples"] for m in metrics if "examples" in m}
+    return [[m.get("examples", seen.get(m["step"])), round(m["valid_loss"], 4)] for m in metrics
+            if "valid_loss" in m]  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ User mistakes (a bad argument or value) print one line and exit with status 2, n
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -328,10 +329,11 @@ def _train(args: argparse.Namespace, objective: str) -> int:
         _check_out(Path(cfg.out), args.overwrite)
     summary = train(model_cfg, cfg, resume=args.resume, progress=not args.no_progress,
                     stop_at_step=args.stop_at_step)  # fmt: skip
+    best = summary["best_valid_loss"]
+    validation = f"best validation loss {best:.4f}" if math.isfinite(best) else "no validation"
     print(
         f"done: {summary['step']} steps in {summary['minutes']:.1f} min ({summary['stop_reason']}),"
-        f" {_speed(summary)}, best validation loss {summary['best_valid_loss']:.4f}, checkpoints "
-        f"in {summary['out']}"
+        f" {_speed(summary)}, {validation}, checkpoints in {summary['out']}"
         + (f"; {summary['skipped']} steps skipped (loss not finite)" if summary["skipped"] else "")
     )
     if summary["stop_reason"] == "interrupted":

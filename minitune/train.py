@@ -109,16 +109,49 @@ def cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """ "auto" -> "bf16" where it is fast (CUDA with bf16, a CPU with bf16 instructions), else
-    "fp32". Other values are returned unchanged."""
+def resolve_precision(
+    precision: str, device: torch.device, width: tuple[int, int] = (256, 1024),
+    d: Distributed | None = None,
+) -> tuple[str, str]:  # fmt: skip
+    """ "auto" -> "bf16" where it is faster, else "fp32"; other values are returned unchanged.
+    Returns (precision, why) - why says what "auto" found ("" for an explicit choice).
+
+    CUDA: bf16 where the GPU supports it. CPU: bf16 instructions (AVX512-BF16, AMX) are
+    necessary but not enough - on some CPUs that have them, bf16 matmuls still run at half the
+    fp32 speed - so "auto" times one matmul of the model's width (d_model x d_ff, `width`) in
+    both dtypes (`bf16_speedup`, ~0.2 s) and takes bf16 only when it is clearly faster."""
     if precision != "auto":
-        return precision
+        return precision, ""
     if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    if device.type == "cpu" and cpu_has_bf16():
-        return "bf16"
-    return "fp32"
+        return ("bf16" if torch.cuda.is_bf16_supported() else "fp32"), "auto"
+    if device.type != "cpu" or not cpu_has_bf16():
+        return "fp32", "auto: no bf16 instructions"
+    speedup = bf16_speedup(*width)
+    if d is not None and d.enabled:  # every process the same choice: the mean of their timings
+        (total,) = d.sum([speedup])
+        speedup = total / d.world_size
+    choice = "bf16" if speedup > BF16_MIN_SPEEDUP else "fp32"
+    return choice, f"auto: bf16 matmuls {speedup:.2f}x the fp32 speed on this CPU"
+
+
+BF16_MIN_SPEEDUP = 1.1  # "auto" takes bf16 on a CPU when its matmuls are this much faster
+
+
+def bf16_speedup(d_model: int, d_ff: int, rows: int = 2048) -> float:
+    """fp32 time / bf16 time of a (rows x d_model) @ (d_model x d_ff) matmul on this CPU (the
+    best of a few runs each, after a warm-up): > 1 means bf16 is faster."""
+    best = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        a, b = torch.randn(rows, d_model, dtype=dtype), torch.randn(d_model, d_ff, dtype=dtype)
+        a @ b  # warm-up: oneDNN picks and prepares its kernel
+        times = []
+        for _ in range(5):
+            start = time.perf_counter()
+            for _ in range(4):
+                a @ b
+            times.append(time.perf_counter() - start)
+        best[dtype] = min(times)
+    return best[torch.float32] / best[torch.bfloat16]
 
 
 def precision_context(precision: str, device: torch.device):
@@ -415,7 +448,8 @@ def train(
 
     # ---- 2. model, tokenizer, precision ------------------------------------------------------
     model, tokenizer_file, base = build_model(model_cfg, cfg, log)
-    precision = resolve_precision(cfg.precision, device)  # "auto": bf16 where it is fast
+    width = (model.config.d_model, model.config.d_ff)
+    precision, why = resolve_precision(cfg.precision, device, width, d)  # "auto": the faster
     autocast, use_scaler = precision_context(precision, device)
     tok = Tokenizer(tokenizer_file)
     if tok.vocab_size > model.config.vocab_size:
@@ -426,8 +460,8 @@ def train(
     model = model.to(device).train()
     model.set_activation_recompute(cfg.activation_checkpointing)
     processes = f", {d.world_size} processes ({'FSDP' if d.fsdp else 'DDP'})" if d.enabled else ""
-    auto = " (auto)" if cfg.precision == "auto" else ""
-    log(f"model: {model.num_parameters() / 1e6:.2f}M parameters on {device}, {precision}{auto}"
+    why = f" ({why})" if why else ""
+    log(f"model: {model.num_parameters() / 1e6:.2f}M parameters on {device}, {precision}{why}"
         f"{processes}")  # fmt: skip
     wrapped = wrap(model, d, device)  # DDP/FSDP around the model, or the model itself
     if cfg.compile:
@@ -750,7 +784,7 @@ def evaluate(run: Run, state: TrainState, valid: list[EncodedExample]) -> None:
     state.last_eval_step = state.step
     valid_loss = validation_loss(run.wrapped, valid, run.tok.pad_id, run.cfg.batch_size,
                                  run.device, run.autocast, run.d)  # fmt: skip
-    run.metrics.write({"step": state.step, "valid_loss": valid_loss,
+    run.metrics.write({"step": state.step, "valid_loss": valid_loss, "examples": state.examples,
                        "elapsed_s": round(state.seconds(), 1)})  # fmt: skip
     run.log(f"step {state.step}: validation loss {valid_loss:.4f}")
     if valid_loss < state.best_valid_loss:

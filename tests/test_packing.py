@@ -160,7 +160,7 @@ def test_collate_packed_tops_up_with_empty_rows():
     assert batch["source_segments"][1:].eq(0).all() and batch["labels"][1:].eq(-100).all()
     n_real = sum(len(e.target) for e in examples)
     assert int((batch["labels"] != -100).sum()) == n_real
-    with pytest.raises(ValueError, match="row 0 holds .* more than a packed row's 10\\+14"):
+    with pytest.raises(ValueError, match=r"row 0 holds .* more than a packed row's 10\+14"):
         collate_packed([examples], 0, 10, 14)
 
 
@@ -169,3 +169,56 @@ def test_segments_and_attention_mask_together_are_refused():
     batch, segments = packed_inputs([random_examples(2, seed=7)])
     with pytest.raises(ValueError, match="attention_mask=None"):
         model(batch["input_ids"], batch["labels"].clamp(min=0), torch.ones(1, 24), segments)
+
+
+def test_packing_settings_are_checked():
+    from minitune.config import TrainConfig
+
+    with pytest.raises(ValueError, match=r"packed_source_length must be 0 .* at least "
+                                         r"max_source_length = 128"):  # fmt: skip
+        TrainConfig(packing=True, packed_source_length=100)
+    with pytest.raises(ValueError, match="packing with mix_tasks_every is not supported"):
+        TrainConfig(packing=True, mix_tasks_every=100)
+    with pytest.raises(ValueError, match="adamw_impl"):
+        TrainConfig(adamw_impl="fast")
+    TrainConfig(packing=True, packed_source_length=256, packed_target_length=64)  # fine
+
+
+@pytest.mark.parametrize("impl", ["auto", "for-loop", "foreach", "fused"])
+def test_every_adamw_kernel_makes_the_same_update(impl):
+    from minitune.config import TrainConfig
+    from minitune.optim import build_optimizer
+
+    def one_step(kernel):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.LayerNorm(3))
+        optimizer = build_optimizer(model, TrainConfig(adamw_impl=kernel, lr=0.1))
+        for _ in range(3):
+            model(torch.randn(5, 4)).square().sum().backward()
+            optimizer.step()
+            optimizer.zero_grad()
+        return [p.detach().clone() for p in model.parameters()]
+
+    for a, b in zip(one_step(impl), one_step("for-loop"), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
+
+
+def test_auto_precision_takes_bf16_only_where_it_times_faster(monkeypatch):
+    from minitune import train as loop
+
+    cpu = torch.device("cpu")
+    assert loop.resolve_precision("fp32", cpu) == ("fp32", "")
+    monkeypatch.setattr(loop, "cpu_has_bf16", lambda: False)
+    assert loop.resolve_precision("auto", cpu) == ("fp32", "auto: no bf16 instructions")
+    monkeypatch.setattr(loop, "cpu_has_bf16", lambda: True)
+    monkeypatch.setattr(loop, "bf16_speedup", lambda *a: 0.5)  # an AVX512-BF16 Xeon measured so
+    precision, why = loop.resolve_precision("auto", cpu)
+    assert precision == "fp32" and "0.50x the fp32 speed" in why
+    monkeypatch.setattr(loop, "bf16_speedup", lambda *a: 2.7)
+    assert loop.resolve_precision("auto", cpu)[0] == "bf16"
+
+
+def test_bf16_speedup_is_a_positive_ratio():
+    from minitune.train import bf16_speedup
+
+    assert 0.01 < bf16_speedup(32, 64, rows=64) < 100

@@ -56,7 +56,7 @@ def test_max_minutes_stops_the_run_and_saves_it(tmp_path):
     assert last["step"] == summary["step"]
     rows = read_metrics(tmp_path / "run")
     # evaluated at the last step: a validation row (with its wall-clock time), no train loss
-    assert set(rows[-1]) == {"step", "valid_loss", "elapsed_s"}, rows[-1]
+    assert set(rows[-1]) == {"step", "valid_loss", "examples", "elapsed_s"}, rows[-1]
     assert rows[-1]["step"] == summary["step"] and rows[-1]["elapsed_s"] >= 0.6
 
 

@@ -22,6 +22,8 @@ from minitune.layers.attention import (
     attention_reference,
     make_attention_bias,
     make_attention_mask,
+    make_segment_mask,
+    segment_positions,
 )
 
 torch.manual_seed(0)
@@ -78,6 +80,32 @@ bias = make_attention_bias(make_attention_mask(None, T, T, causal=True), None)[0
 causal_weights = torch.softmax(scores + bias, dim=-1)
 print(causal_weights.round(decimals=2))  # upper triangle exactly 0
 assert torch.all(causal_weights.triu(diagonal=1) == 0)
+
+# %% [markdown]
+# ## Packed rows: several examples in one row
+#
+# Padding wastes compute: a batch of a 40-token prompt and a 10-token one pads the second to 40.
+# Training can instead *pack* examples one after another in fixed-length rows
+# (`train.packing`, minitune/data/packing.py) and label each token with its example's number,
+# its *segment* (0 = padding). The padding mask is then the case of one segment per row, and
+# `make_segment_mask` the general one: a query attends only keys of its own segment (a
+# block-diagonal mask), and in the decoder only those before it. Positions, too, count from each
+# example's first token (`segment_positions`), so a packed example computes exactly what it
+# would alone (tests/test_packing.py proves it for every position scheme).
+
+# %%
+segments = torch.tensor([[1, 1, 1, 2, 2, 0]])  # two examples (3 and 2 tokens), then padding
+packed = {
+    "packed (encoder)": make_segment_mask(segments, segments, causal=False)[0, 0],
+    "packed + causal (decoder)": make_segment_mask(segments, segments, causal=True)[0, 0],
+}
+fig, axes = plt.subplots(1, 2, figsize=(7, 3.4))
+for ax, (title, mask) in zip(axes, packed.items(), strict=True):
+    ax.imshow(mask.float(), cmap="gray", vmin=0, vmax=1)
+    ax.set(title=f"{title}\nwhite = may attend", xlabel="key", ylabel="query")
+show(fig, "02_packed")
+print("positions within each example:", segment_positions(segments).tolist())
+assert not packed["packed (encoder)"][:3, 3:].any()  # example 1 never sees example 2
 
 # %% [markdown]
 # ## Many heads

@@ -44,10 +44,11 @@ class PackingReport:
     target_fill: float
 
     def __str__(self) -> str:
+        per_row = self.n_examples / max(self.n_rows, 1)
         return (
-            f"{self.n_examples} examples in {self.n_rows} rows ({self.n_examples / self.n_rows:.1f} "
-            f"per row; {self.source_fill:.0%} of source and {self.target_fill:.0%} of target "
-            "positions are real tokens)"
+            f"{self.n_examples} examples in {self.n_rows} rows ({per_row:.1f} per row; "
+            f"{self.source_fill:.0%} of source and {self.target_fill:.0%} of target positions "
+            "are real tokens)"
         )
 
 

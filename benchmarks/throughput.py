@@ -1,0 +1,127 @@
+"""Training throughput of the laptop recipe: examples and real tokens per second, lever by lever.
+
+    python benchmarks/throughput.py                           # configs/laptop.toml as it is
+    python benchmarks/throughput.py --set train.packing=false # today's padded batches instead
+    python benchmarks/throughput.py --set train.packing=true --set train.batch_size=8
+    python benchmarks/throughput.py --compile                 # torch.compile of the model
+    python benchmarks/throughput.py --set train.adamw_impl=fused
+
+It runs the training loop's own pieces (`minitune.train`: the batch stream, `next_micro_batches`,
+`train_step` with the run's optimizer and precision) on the shipped training split, encoded as the
+run encodes it, for `--steps` optimizer steps after `--warmup` steps, and prints one JSON line:
+examples/s, real tokens/s (source + target, padding not counted), the share of row positions that
+are real tokens, the seconds per step (median and mean) and, with --compile, the warm-up's
+seconds (what compiling costs a run). The path measured is the one the command line trains with:
+the config's model (`impl`, by default "fast"). A benchmark: it asserts nothing; results with
+their commands are in benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from bench import cpu_flags, cpu_model  # noqa: E402
+
+from minitune.config import load_run_config, parse_override  # noqa: E402
+from minitune.data.batching import IGNORE_INDEX, encode_records  # noqa: E402
+from minitune.data.formats import read_records  # noqa: E402
+from minitune.model import Seq2SeqTransformer  # noqa: E402
+from minitune.optim import build_optimizer  # noqa: E402
+from minitune.paths import find_shipped  # noqa: E402
+from minitune.tokenizer import Tokenizer  # noqa: E402
+from minitune.train import (  # noqa: E402
+    DEFAULT_TOKENIZER,
+    TrainState,
+    batch_stream,
+    next_micro_batches,
+    packed_lengths,
+    precision_context,
+    resolve_precision,
+    train_step,
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--config", default="configs/laptop.toml")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    parser.add_argument("--steps", type=int, default=60, help="timed optimizer steps")
+    parser.add_argument("--warmup", type=int, default=10, help="untimed steps first")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--data", default="data/train.jsonl")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    overrides: dict[str, dict] = {}
+    for item in args.set:
+        section, key, value = parse_override(item)
+        overrides.setdefault(section, {})[key] = value
+    model_cfg, cfg = load_run_config(args.config, overrides)
+    torch.manual_seed(cfg.seed)
+    tok = Tokenizer(find_shipped(DEFAULT_TOKENIZER))
+    records = read_records(find_shipped(args.data))
+    examples, _ = encode_records(records, tok, cfg.max_source_length, cfg.max_target_length)
+    model = Seq2SeqTransformer(model_cfg).train()
+    wrapped = torch.compile(model) if args.compile else model
+    optimizer = build_optimizer(model, cfg)
+    device = torch.device("cpu")
+    precision, _ = resolve_precision(cfg.precision, device, (model_cfg.d_model, model_cfg.d_ff))
+    autocast, _ = precision_context(precision, device)
+    packed = packed_lengths(cfg)
+    window = cfg.bucket_batches if cfg.length_bucketing else 1
+    stream = batch_stream(lambda epoch: examples, cfg.batch_size, cfg.seed, 0, 0, window, packed)
+    state = TrainState()
+    times, counted, positions, real = [], [], 0, 0
+    started = time.perf_counter()
+    warmup_seconds = 0.0
+    for step in range(args.warmup + args.steps):
+        before = state.examples
+        micro = next_micro_batches(stream, state, cfg.grad_accum, tok.pad_id, _One(), device,
+                                   packed and (*packed, cfg.batch_size))  # fmt: skip
+        t0 = time.perf_counter()
+        result = train_step(wrapped, micro, optimizer, None, cfg.lr * 0.5, tok.pad_id, device,
+                            autocast, cfg.clip_grad)  # fmt: skip
+        t1 = time.perf_counter()
+        if step == args.warmup - 1 or (args.warmup == 0 and step == 0):
+            warmup_seconds = t1 - started
+        if step >= args.warmup:
+            times.append(t1 - t0)
+            counted.append((state.examples - before, result.tokens))
+            for b in micro:
+                positions += b["input_ids"].numel() + b["labels"].numel()
+                real += int((b["labels"] != IGNORE_INDEX).sum())
+                real += int((b.get("source_segments", b.get("attention_mask")) != 0).sum())
+    seconds = sum(times)
+    print(json.dumps({
+        "config": args.config, "set": args.set, "compile": args.compile,
+        "threads": torch.get_num_threads(), "precision": precision, "impl": model_cfg.impl,
+        "packing": cfg.packing, "packed": packed, "batch_size": cfg.batch_size,
+        "examples_per_s": round(sum(e for e, _ in counted) / seconds, 1),
+        "tokens_per_s": round(sum(t for _, t in counted) / seconds),
+        "real_share": round(real / positions, 3),
+        "step_ms_median": round(1000 * statistics.median(times), 1),
+        "step_ms_mean": round(1000 * seconds / len(times), 1),
+        "warmup_s": round(warmup_seconds, 1), "steps": args.steps,
+        "cpu": cpu_model(), "flags": cpu_flags(), "torch": torch.__version__,
+    }))  # fmt: skip
+
+
+class _One:
+    """One process (what minitune.distributed.Distributed is without torchrun)."""
+
+    rank, world_size, enabled = 0, 1, False
+
+
+if __name__ == "__main__":
+    main()
