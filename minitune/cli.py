@@ -780,7 +780,8 @@ def _training_flags(p: argparse.ArgumentParser, default_config: str, lora: bool 
     p.add_argument("--max-minutes", type=float, help="stop after this much wall time")
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="default: auto")
     p.add_argument("--precision", choices=["fp32", "bf16", "fp16", "auto"],
-                   help="auto: bf16 where the CPU/GPU has it, else fp32 (default: the config's)")  # fmt: skip
+                   help="auto: bf16 where it is faster (a GPU with bf16, a CPU whose bf16 "
+                        "matmuls time faster at start), else fp32 (default: the config's)")  # fmt: skip
     p.add_argument("--init", help="start from this checkpoint folder (e.g. a pretrained model)")
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
                    help="override any config value, e.g. --set train.lr=5e-4 (repeatable)")  # fmt: skip

@@ -355,7 +355,8 @@ class TrainConfig:
     on_nonfinite: str = "stop"  # a NaN/inf loss: "stop" (keep last/) or "skip" the step
     log_every: int = 10  # steps between lines of metrics.jsonl
     precision: str = "fp32"  # "fp32", "bf16" (autocast), "fp16" (CUDA + scaler), "auto" (bf16
-    # where the hardware has it: CUDA, or a CPU with AVX512-BF16/AMX; else fp32)
+    # where it is faster: CUDA with bf16, or a CPU with AVX512-BF16/AMX whose bf16 matmuls time
+    # faster than fp32 at start, train.bf16_speedup; else fp32)
     device: str = "auto"  # "auto" (CUDA, then MPS, then CPU), "cpu", "cuda", "mps"
     fsdp: bool = False  # under torchrun: shard weights, gradients, optimizer state (else DDP)
     compile: bool = False  # torch.compile the model (slow start, faster steps; mostly on GPUs)
