@@ -35,6 +35,7 @@ from bench import cpu_flags, cpu_model  # noqa: E402
 from minitune.config import load_run_config, parse_override  # noqa: E402
 from minitune.data.batching import IGNORE_INDEX, encode_records  # noqa: E402
 from minitune.data.formats import read_records  # noqa: E402
+from minitune.distributed import Distributed  # noqa: E402
 from minitune.model import Seq2SeqTransformer  # noqa: E402
 from minitune.optim import build_optimizer  # noqa: E402
 from minitune.paths import find_shipped  # noqa: E402
@@ -87,8 +88,8 @@ def main() -> None:
     warmup_seconds = 0.0
     for step in range(args.warmup + args.steps):
         before = state.examples
-        micro = next_micro_batches(stream, state, cfg.grad_accum, tok.pad_id, _One(), device,
-                                   packed and (*packed, cfg.batch_size))  # fmt: skip
+        micro = next_micro_batches(stream, state, cfg.grad_accum, tok.pad_id, Distributed(),
+                                   device, packed, cfg.batch_size)  # fmt: skip
         t0 = time.perf_counter()
         result = train_step(wrapped, micro, optimizer, None, cfg.lr * 0.5, tok.pad_id, device,
                             autocast, cfg.clip_grad)  # fmt: skip
@@ -115,12 +116,6 @@ def main() -> None:
         "warmup_s": round(warmup_seconds, 1), "steps": args.steps,
         "cpu": cpu_model(), "flags": cpu_flags(), "torch": torch.__version__,
     }))  # fmt: skip
-
-
-class _One:
-    """One process (what minitune.distributed.Distributed is without torchrun)."""
-
-    rank, world_size, enabled = 0, 1, False
 
 
 if __name__ == "__main__":

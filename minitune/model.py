@@ -160,7 +160,7 @@ class Encoder(nn.Module):
         x = self.dropout(self.position.embed(x, positions))
         # plus the position bias (T5): the same for every layer
         attn_bias = make_attention_bias(mask, self.position.position_bias(S, S))
-        rotary = rotation(self.position, segments, positions)  # RoPE turns q and k
+        rotary = rotation(self.position, positions)  # RoPE turns q and k
         for layer in self.layers:
             x = layer(x, attn_bias, rotary)  # (B, S, C)
         return self.dropout(self.final_norm(x))
@@ -199,19 +199,18 @@ class Decoder(nn.Module):
             positions = segment_positions(segments.target)  # (B, T)
         x = self.dropout(self.position.embed(x, positions))
         # cross-attention: every target token may see every real source token (of its example)
-        if segments is not None:
+        if cache is None:
             position_bias = self.position.position_bias(T, T)
-            cross_mask = make_segment_mask(segments.target, segments.source, causal=False)
-            cross_attn_bias = make_attention_bias(cross_mask, None)  # (B, 1, T, S)
-        elif cache is None:
-            position_bias = self.position.position_bias(T, T)
-            cross_attn_bias = source_padding_bias(memory_mask, S, x.device)
+            if segments is None:
+                cross_attn_bias = source_padding_bias(memory_mask, S, x.device)  # (B, 1, 1, S)
+            else:
+                cross_mask = make_segment_mask(segments.target, segments.source, causal=False)
+                cross_attn_bias = make_attention_bias(cross_mask, None)  # (B, 1, T, S)
         else:  # decoding: both built on the first step, kept in the cache
             position_bias = cache.position_bias_rows(self.position, T)
             cross_attn_bias = cache.source_padding_bias(memory_mask, S, x.device)
         self_attn_bias = make_attention_bias(self_mask, position_bias)
-        target_segments = None if segments is None else segments.target
-        rotary = rotation(self.position, target_segments, positions)  # RoPE turns q and k
+        rotary = rotation(self.position, positions)  # RoPE turns q and k
         for i, layer in enumerate(self.layers):
             self_cache, cross_cache = cache.layer(i) if cache is not None else (None, None)
             x = layer(x, memory, self_attn_bias, cross_attn_bias, self_cache, cross_cache, rotary)
@@ -219,13 +218,15 @@ class Decoder(nn.Module):
 
 
 def rotation(
-    position: PositionScheme, segments: torch.Tensor | None, positions: int | torch.Tensor
+    position: PositionScheme, positions: int | torch.Tensor
 ) -> PositionScheme | PackedRotation | None:
     """What a stack hands its attention layers to turn queries and keys: a rotary scheme
-    itself (RoPE), the same turning by positions within each example (packed rows), or None."""
+    itself (RoPE), the same turning by each token's position within its example when packed
+    rows give a (B, T) tensor of positions, or None."""
     if not position.rotates:
         return None
-    return position if segments is None else PackedRotation(position, positions)
+    packed = isinstance(positions, torch.Tensor)
+    return PackedRotation(position, positions) if packed else position
 
 
 class Seq2SeqTransformer(nn.Module):
@@ -291,7 +292,7 @@ class Seq2SeqTransformer(nn.Module):
         if source_ids is None:
             raise ValueError("this model has a copy head: decode() needs the source_ids")
         if segments is not None:  # point only into the target's own example: (B, T, S)
-            attention_mask = segments.target[:, :, None] == segments.source[:, None, :]
+            attention_mask = make_segment_mask(segments.target, segments.source, False)[:, 0]
         return self.copy_head(h, logits, memory, source_ids, attention_mask)
 
     def forward(

@@ -509,7 +509,7 @@ def train(
                 stop_reason = "max_minutes"
                 break
             micro = next_micro_batches(stream, state, cfg.grad_accum, tok.pad_id, d, device,
-                                       packed and (*packed, cfg.batch_size))  # fmt: skip
+                                       packed, cfg.batch_size)  # fmt: skip
             fraction = state.seconds() / (60 * cfg.max_minutes) if cfg.max_minutes else 0.0
             lr = cfg.lr * lr_factor(state.step, cfg, fraction)  # ends with steps or minutes
             # forward, loss, backward, clip, step (or not, if the loss is not a finite number)
@@ -711,11 +711,11 @@ def packed_lengths(cfg: TrainConfig) -> tuple[int, int] | None:
 
 def next_micro_batches(
     stream, state: TrainState, grad_accum: int, pad_id: int, d: Distributed, device,
-    packed: tuple[int, int, int] | None = None,
+    packed: tuple[int, int] | None = None, rows: int = 0,
 ) -> list[dict]:  # fmt: skip
     """The `grad_accum` micro-batches of one step, this process's share of each global batch;
-    moves `state` (epoch, index) past them. packed = (S, T, rows): the stream's batches are
-    rows of examples, collated to `rows` rows of S and T positions (a fixed shape)."""
+    moves `state` (epoch, index) past them. packed = (S, T): the stream's batches are rows of
+    examples, collated to `rows` rows of S and T positions (a fixed shape)."""
     micro = []
     for _ in range(grad_accum):
         epoch, i, batch_examples = next(stream)
@@ -726,7 +726,7 @@ def next_micro_batches(
         mine = batch_examples[d.rank * n // d.world_size : (d.rank + 1) * n // d.world_size]
         if packed:
             state.examples += sum(map(len, batch_examples))
-            batch = collate_packed(mine, pad_id, packed[0], packed[1], n_rows=packed[2])
+            batch = collate_packed(mine, pad_id, *packed, n_rows=rows)
         else:
             state.examples += n
             batch = collate(mine, pad_id)
