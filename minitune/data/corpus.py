@@ -5,12 +5,15 @@ and of French sentences from the translation grammar, and small Python functions
 the same generators as the instruction suite but from a separate random stream, and they carry
 no instructions: pretraining teaches the language of the domain, instruction tuning the tasks.
 
-The file format is the one `minitune pretrain` reads from users too: UTF-8 text, documents
-separated by a blank line (newlines inside a document are kept).
+The file format is the one `minitune pretrain` reads from users too: UTF-8 text (or gzip of it,
+a name ending in .gz), documents separated by a blank line (newlines inside a document are
+kept). The base model's corpus, written like web text from a general word list, is
+`world.py`'s (`data/world.txt.gz`); this one is narrower, the suite's own domain.
 """
 
 from __future__ import annotations
 
+import gzip
 import random
 from pathlib import Path
 
@@ -49,8 +52,15 @@ def write_corpus(path: str | Path, seed: int = 0, n_documents: int = 4000) -> in
     return len(documents)
 
 
+def read_text(path: str | Path) -> str:
+    """A UTF-8 text file, or a gzip-compressed one (a name ending in .gz)."""
+    path = Path(path)
+    data = path.read_bytes()
+    return (gzip.decompress(data) if path.suffix == ".gz" else data).decode("utf-8")
+
+
 def read_documents(path: str | Path) -> list[str]:
-    """Documents of a text file: blocks separated by blank lines."""
-    text = Path(path).read_text(encoding="utf-8")
+    """Documents of a text file (.txt, or .txt.gz): blocks separated by blank lines."""
+    text = read_text(path)
     blocks = [block.strip("\n") for block in text.replace("\r\n", "\n").split("\n\n")]
     return [block for block in blocks if block.strip()]
