@@ -1,6 +1,6 @@
 """Packaging hook (the metadata is in pyproject.toml): a built wheel carries the shipped configs,
-tokenizer and data as minitune/shipped/, where minitune/paths.py finds them from any folder.
-An editable install (`pip install -e .`) reads them from the project folder instead."""
+tokenizer, data and base checkpoint as minitune/shipped/, where minitune/paths.py finds them
+from any folder. An editable install (`pip install -e .`) reads them from the project folder instead."""
 
 import shutil
 from pathlib import Path
@@ -8,7 +8,7 @@ from pathlib import Path
 from setuptools import setup
 from setuptools.command.build_py import build_py
 
-SHIPPED = ("configs", "data", "tokenizer")
+SHIPPED = ("configs", "data", "tokenizer", "checkpoints")
 
 
 class BuildWithShippedFiles(build_py):

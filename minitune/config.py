@@ -315,6 +315,9 @@ class TrainConfig:
     max_source_length: int = 128  # longer prompts are truncated (and counted)
     max_target_length: int = 64  # longer answers are truncated (and counted)
     spell_prompts: float = 0.0  # training prompts: spell this share of pieces letter by letter
+    # span pretraining: this share of chunks (of max_target_length - 1 tokens) are denoising
+    # examples whose target is the whole chunk, not only its missing spans: they teach copying
+    copy_fraction: float = 0.0
     # (subword regularisation: the model sees the letters inside words; answers, validation and
     # inference are never spelled; drawn once per run from `seed`)
     init: str | None = None  # start from this checkpoint folder instead of random weights
@@ -414,6 +417,10 @@ class TrainConfig:
             raise ValueError(
                 f"TrainConfig.fresh_per_task must be >= 0 (0 = train on `data`), "
                 f"got {self.fresh_per_task!r}"
+            )
+        if not 0.0 <= self.copy_fraction <= 1.0:
+            raise ValueError(
+                f"TrainConfig.copy_fraction must be in [0, 1], got {self.copy_fraction!r}"
             )
         if not 0.0 <= self.spell_prompts < 1.0:
             raise ValueError(

@@ -1,11 +1,11 @@
-"""Shipped files (configs, tokenizer, data) found from any folder.
+"""Shipped files (configs, tokenizer, data, the base checkpoint) found from any folder.
 
 A config names files relative to the project: `data/train.jsonl`, `tokenizer/minitune.model`.
 A path that exists where the user runs `minitune` is theirs and wins; otherwise a relative path is
 looked up among the shipped files, which live in one of two places:
 
-    <site-packages>/minitune/shipped/{configs,data,tokenizer}   an install (setup.py copies them)
-    <project>/{configs,data,tokenizer}                          a checkout, or `pip install -e`
+    <site-packages>/minitune/shipped/{configs,...}   an install (setup.py copies them)
+    <project>/{configs,data,tokenizer,checkpoints}   a checkout, or `pip install -e`
 
     find_shipped("data/train.jsonl")  -> /home/me/minitune/data/train.jsonl (from any folder)
     config_file("finetune")           -> .../configs/finetune.toml (a shipped config by name)
@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent
-SHIPPED_DIRS = ("configs", "data", "tokenizer")
+SHIPPED_DIRS = ("configs", "data", "tokenizer", "checkpoints")
 
 
 def shipped_root() -> Path | None:

@@ -167,17 +167,23 @@ def precision_context(precision: str, device: torch.device):
 def span_examples(
     documents: list[list[int]], tok: Tokenizer, cfg: TrainConfig, epoch: int
 ) -> list[EncodedExample]:
-    """Span-corruption examples for one epoch: chunks of each document, corrupted afresh."""
+    """Span-corruption examples for one epoch: chunks of each document, corrupted afresh. With
+    `cfg.copy_fraction`, that share of chunks are shorter (they fit the target) and their target
+    is the whole chunk: the model reads the corrupted text and writes all of it back."""
     rng = random.Random(f"span-{cfg.seed}-{epoch}")
     chunk = cfg.max_source_length - 1  # room for EOS; corruption only shortens the input
+    copy_chunk = min(chunk, cfg.max_target_length - 1)
     examples = []
     for ids in documents:
-        for start in range(0, len(ids), chunk):
-            piece = ids[start : start + chunk]
+        start = 0
+        while start < len(ids):
+            copy = cfg.copy_fraction > 0 and rng.random() < cfg.copy_fraction
+            piece = ids[start : start + (copy_chunk if copy else chunk)]
+            start += len(piece)
             if len(piece) < 8:
                 continue
             inputs, targets = span_corrupt(piece, tok.sentinel_ids, rng)
-            targets = targets[: cfg.max_target_length - 1]
+            targets = piece if copy else targets[: cfg.max_target_length - 1]
             examples.append(
                 EncodedExample([*inputs, tok.eos_id], [*targets, tok.eos_id], len(examples))
             )

@@ -20,7 +20,8 @@ common words are common and thousands of others occur. Document kinds:
     usage        sentences that use the generators' words (names, cities, every word of every
                  task phrasing, held-out tasks' included) that the other kinds left out
 
-None is an instruction followed by its answer. `generate_world` drops every document that holds
+A document has no blank line inside (a blank line separates documents). None is an
+instruction followed by its answer. `generate_world` drops every document that holds
 an evaluation input or prompt (30+ characters) or an evaluation answer of three or more words
 (`LeakFilter`), and then adds usage sentences until every word of the generators' lexicon
 (`lexicon_words`) occurs. The same seed gives the same documents.
@@ -28,11 +29,13 @@ an evaluation input or prompt (30+ characters) or an evaluation answer of three 
 
 from __future__ import annotations
 
+import ast
 import bisect
 import gzip
 import itertools
 import random
 import re
+import string
 import sys
 from dataclasses import dataclass
 from functools import cache
@@ -339,13 +342,13 @@ def email(rng) -> str:
                                 f"The meeting is on {_date(rng)}."]))  # fmt: skip
     body.append(f"{rng.choice(['Best wishes', 'Thanks', 'Regards', 'See you soon'])},\n"
                 f"{_cap(sender.split('@')[0].split('.')[0].rstrip('0123456789'))}")  # fmt: skip
-    return f"From: {sender}\nTo: {to}{cc}\nSubject: {_cap(_np(rng))}\n\n" + "\n".join(body)
+    return f"From: {sender}\nTo: {to}{cc}\nSubject: {_cap(_np(rng))}\n" + "\n".join(body)
 
 
 def letter(rng) -> str:
     p = pools(True)
     head = f"{_street(rng)}\n{rng.choice(p.cities)}\n{_date(rng)}"
-    return (f"{head}\n\nDear {rng.choice(['Mr', 'Ms', 'Dr'])} {rng.choice(p.last_names)},\n"
+    return (f"{head}\nDear {rng.choice(['Mr', 'Ms', 'Dr'])} {rng.choice(p.last_names)},\n"
             f"{_paragraph(rng, 3, 6)}\nYours sincerely,\n{_name(rng)} {rng.choice(p.last_names)}")  # fmt: skip
 
 
@@ -450,42 +453,27 @@ KINDS = {  # kind: weight
 # ---- the lexicon the corpus must cover ------------------------------------------------------
 
 
-def _strings(value, depth=0):
-    if isinstance(value, str):
-        yield value
-    elif depth < 3 and isinstance(value, list | tuple | set | frozenset):
-        for item in value:
-            yield from _strings(item, depth + 1)
-    elif depth < 3 and isinstance(value, dict):
-        for key, item in value.items():
-            yield from _strings(key, depth + 1)
-            yield from _strings(item, depth + 1)
-    elif depth < 3 and hasattr(value, "__dataclass_fields__"):
-        for name in value.__dataclass_fields__:
-            yield from _strings(getattr(value, name), depth + 1)
-
-
 @cache
 def lexicon_words() -> frozenset[str]:
-    """Every word (lower-cased) of the suite's generators: the module-level word pools of the
-    lexicon and of every family module (names, cities, topics, products, the wide pools too)
-    and every phrasing of every family, held-out tasks and held-out phrasings included."""
-    from minitune.data.tasks import all_families, training_only_families
-
+    """Every word (lower-cased) of the suite's generators: of every string written in the
+    lexicon and the family modules (word pools, names, cities, topics, the sentence templates
+    inside the generators, the wide pools too), and so of every phrasing of every family,
+    held-out tasks and held-out phrasings included."""
     texts = []
     for module in (lexicon, lang, sym, shared):
-        for name, value in vars(module).items():
-            if name.isupper() or (name.startswith("_") and name[1:2].isupper()):
-                texts += _strings(value)
-    for family in [*all_families(), *training_only_families()]:
-        texts += family.phrasings
-    return frozenset(w.lower() for text in texts for w in WORD.findall(text.replace("{", " ")))
+        tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
+        texts += [node.value for node in ast.walk(tree)
+                  if isinstance(node, ast.Constant) and isinstance(node.value, str)]  # fmt: skip
+    letters = string.ascii_lowercase  # the letters the string tasks ask about, one by one
+    return frozenset([*letters, *(w.lower() for text in texts for w in WORD.findall(text))])
 
 
 def usage(rng, word: str) -> str:
     """A sentence that uses `word`, shaped by its part of speech where the word list knows it."""
     classes = word_classes()
     name = _name(rng)
+    if len(word) == 1:
+        return f"{name} wrote the letter {word} on {_np(rng, False)}."
     if word in classes["verb"].lemmas:
         return f"{name} {rng.choice(_MODALS)} {word} {_np(rng)} {_time(rng)}."
     if word in classes["adj"].lemmas:
@@ -521,9 +509,9 @@ class LeakFilter:
             for sample, example in splits[split]:
                 for text in (example.input, format_prompt(example.instruction, example.input)):
                     if len(text) >= MIN_LEAK_CHARS:
-                        strings.add(text)
+                        strings.add(text.strip())  # (a document ends without its newline)
                 if len(example.output.split()) >= MIN_LEAK_WORDS:
-                    strings.add(example.output)
+                    strings.add(example.output.strip())
         self.strings = strings
         self._by_start: dict[tuple[str, ...], list[str]] = {}
         for text in strings:
@@ -553,7 +541,7 @@ def generate_world(seed: int = 0, n_documents: int = 60000, log=None) -> list[st
     kinds, weights = list(KINDS), list(KINDS.values())
     documents, dropped = [], 0
     while len(documents) < n_documents:
-        document = rng.choices(kinds, weights)[0](rng)
+        document = rng.choices(kinds, weights)[0](rng).strip("\n")
         if leaks.leaks(document):
             dropped += 1
             continue
