@@ -704,7 +704,9 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     from minitune.evaluate import SPLIT_NAMES, format_table
     from minitune.train import train
 
-    out = Path(args.out or _run_config(argparse.Namespace(**{**vars(args), "resume": False}),
+    base = _pipeline_base(args)  # before anything is written or removed
+    named = {"resume": False, "init": None, "config": args.config or DEFAULT_CONFIGS["instruct"]}
+    out = Path(args.out or _run_config(argparse.Namespace(**{**vars(args), **named}),
                                        "instruct")[1].out)  # fmt: skip
     if not args.resume:
         _check_out(out, args.overwrite)
@@ -714,14 +716,23 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     again = f"minitune {again}" + ("" if args.out else f" --out {out}")
     tuning_started = (out / "last" / "trainer.pt").is_file()
     pre_last = (out / "pretrain" / "last").resolve()
+    if not args.resume:  # the laptop recipe in both modes (not finetune.toml, as --init gives)
+        args.config = args.config or DEFAULT_CONFIGS["instruct"]
+    if base is None:
+        print("== start: random weights (--from-scratch; without it the pipeline tunes the "
+              f"shipped base {SHIPPED_BASE})")  # fmt: skip
+    else:
+        print(f"== start: the pretrained base {base} (--from-scratch: random weights instead)")
     if args.pretrain_steps and not (args.resume and tuning_started):
-        pre_args = argparse.Namespace(**{**vars(args), "data": [str(find_shipped("data/pretrain.txt"))],
-                                         "config": _config_name(args, "instruct"), "init": None,
+        corpus = "the world corpus, configs/base.toml" if base else "data/pretrain.txt"
+        pre_args = argparse.Namespace(**{**vars(args), "init": base and str(base),
+                                         "config": "base" if base else args.config,
+                                         "data": None if base else [str(find_shipped("data/pretrain.txt"))],
                                          "out": str(out / "pretrain"), "max_minutes": None,
                                          "max_steps": args.pretrain_steps})  # fmt: skip
         resume = args.resume and (pre_last / "trainer.pt").is_file()
         pre_model, pre_cfg = _run_config(pre_args, "span", out / "pretrain" if resume else None)
-        print(f"== pretraining (span corruption) for {args.pretrain_steps} steps")
+        print(f"== pretraining (span corruption on {corpus}) for {args.pretrain_steps} steps")
         if (
             train(pre_model, pre_cfg, resume=resume, progress=not args.no_progress)["stop_reason"]
             == "interrupted"
@@ -729,10 +740,11 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
             print(f"to continue: {again}")
             return 130
     resume = args.resume and tuning_started
-    model_cfg, cfg = _run_config(args, "instruct", out if resume else None)
+    model_cfg, cfg = _run_config(argparse.Namespace(**{**vars(args), "init": None}), "instruct",
+                                 out if resume else None)  # fmt: skip
     cfg.out = str(out)
-    if args.pretrain_steps and not resume:
-        cfg.init = str(pre_last)
+    if not resume:  # the model (shape, tokenizer) comes from the checkpoint
+        cfg.init = str(pre_last) if args.pretrain_steps else base and str(base.resolve())
     print("== instruction tuning")
     summary = train(model_cfg, cfg, resume=resume, progress=not args.no_progress)
     if summary["stop_reason"] == "interrupted":
@@ -771,6 +783,29 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     (out / "eval.txt").write_text(table)
     print(f"report: {out / 'report.json'}, table: {out / 'eval.txt'}")
     return 0
+
+
+# The pretrained base the pipeline tunes unless --from-scratch (configs/base.toml made it).
+SHIPPED_BASE = "checkpoints/base"
+
+
+def _pipeline_base(args: argparse.Namespace) -> Path | None:
+    """The weights `minitune pipeline` tunes: None (random: --from-scratch), --init's folder,
+    or the shipped base. The base fixes the model, so --set model.* needs --from-scratch."""
+    if args.from_scratch:
+        if args.init:
+            raise UserError("--from-scratch and --init name two starting points: choose one")
+        return None
+    models = [s for s in args.set or [] if s.strip().startswith("model.")]
+    if models:
+        raise UserError(f"{', '.join(models)}: the pipeline tunes a pretrained base, whose "
+                        "model is fixed (its config.json); add --from-scratch to train a model "
+                        "of your own shape from random weights")  # fmt: skip
+    base = Path(args.init) if args.init else find_shipped(SHIPPED_BASE)
+    if not (base / "config.json").is_file():
+        raise UserError(f"{base}: no checkpoint there (config.json missing); name one with "
+                        "--init, or use --from-scratch")  # fmt: skip
+    return base
 
 
 def _training_flags(p: argparse.ArgumentParser, default_config: str, lora: bool = True) -> None:
@@ -865,14 +900,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"minitune {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = _sub(sub, "pipeline", "the laptop pipeline: train, evaluate, show examples",
-             "Instruction-tune on the shipped suite (optionally after span-corruption "
-             "pretraining), evaluate on the test, held-out-phrasing and held-out-task splits, "
-             "and answer a few example prompts. Writes report.json and eval.txt in the run folder.",
-             ["minitune pipeline", "minitune pipeline --pretrain-steps 300 --out runs/pretrained",
+    p = _sub(sub, "pipeline", "the laptop pipeline: tune the base, evaluate, show examples",
+             "Instruction-tune the shipped pretrained base (checkpoints/base; --from-scratch: "
+             "random weights) on fresh examples of the shipped suite with the laptop recipe, "
+             "evaluate on the test, held-out-phrasing and held-out-task splits, and answer a "
+             "few example prompts. Writes report.json and eval.txt in the run folder.",
+             ["minitune pipeline", "minitune pipeline --from-scratch --out runs/scratch",
+              "minitune pipeline --from-scratch --set model.preset=laptop-t5 --out runs/t5",
               "minitune pipeline --max-steps 50 --limit 20 --out /tmp/quick"])  # fmt: skip
     _training_flags(p, "laptop")
-    p.add_argument("--pretrain-steps", type=int, default=0, help="span-corruption steps first")
+    p.add_argument("--from-scratch", action="store_true",
+                   help="tune a model from random weights (the config's [model], --set model.*) "
+                   "instead of the shipped base")  # fmt: skip
+    p.add_argument("--pretrain-steps", type=int, default=0,
+                   help="span-corruption steps before tuning: with the base, more of its own "
+                   "pretraining (configs/base.toml, the world corpus); --from-scratch, from "
+                   "random weights on data/pretrain.txt")  # fmt: skip
     p.add_argument("--limit", type=int, help="evaluate only the first N examples of each split")
     p.set_defaults(func=cmd_pipeline)
 

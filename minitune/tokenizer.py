@@ -205,7 +205,7 @@ class Tokenizer:
                 ids = ids[: ids.index(self.eos_id)]
             ids = [i for i in ids if i != self.pad_id]
         # a model may have more output rows than the tokenizer has pieces (the laptop preset's
-        # 3,000 rows over 2,462 pieces): an id past the last piece stands for no text
+        # rows over a smaller tokenizer, e.g. a 4,000-row preset): an id past the last piece is no text
         text = self.sp.decode([i for i in ids if 0 <= i < self.vocab_size])
         if self.segmentation.line_space:  # the space encode put before every line
             text = text.removeprefix(" ").replace("\n ", "\n")

@@ -262,7 +262,7 @@ def test_pipeline_command_end_to_end(tmp_path):
     run = [sys.executable, "-m", "minitune"]
     done = subprocess.run(
         [*run, "pipeline", "--config", "configs/tiny.toml", "--max-steps", "8", "--limit", "4",
-         "--out", str(out), "--no-progress", "--pretrain-steps", "3"],
+         "--out", str(out), "--no-progress", "--pretrain-steps", "3", "--from-scratch"],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]

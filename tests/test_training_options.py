@@ -6,6 +6,7 @@ import json
 import math
 from pathlib import Path
 
+import pytest
 import torch
 import torch.nn.functional as F
 from test_train import read_metrics, tiny_run
@@ -145,3 +146,30 @@ def test_span_corruption_resumes_exactly(tmp_path):
     assert losses == [r.get("loss") for r in read_metrics(tmp_path / "straight")]
     assert sum(loss is not None for loss in losses) == 6
     assert _same(_weights(tmp_path / "split" / "last"), _weights(tmp_path / "straight" / "last"))
+
+
+def test_copy_fraction_makes_whole_chunk_targets():
+    """copy_fraction: that share of chunks (of max_target_length - 1 tokens) get the whole chunk
+    as target; the rest are ordinary span corruption. 0 keeps the old examples exactly."""
+    from minitune.train import span_examples
+    from minitune.tokenizer import Tokenizer
+
+    tok = Tokenizer(ROOT / "tokenizer" / "minitune.model")
+    documents = [list(range(200 + i, 600 + i)) for i in range(20)]
+    _, plain = load_run_config(ROOT / "configs" / "tiny.toml", {"train": {"objective": "span"}})
+    _, mixed = load_run_config(ROOT / "configs" / "tiny.toml",
+                               {"train": {"objective": "span", "copy_fraction": 0.5}})  # fmt: skip
+    before = span_examples(documents, tok, plain, epoch=0)
+    assert all(set(tok.sentinel_ids) & set(e.target) for e in before)  # spans only
+    examples = span_examples(documents, tok, mixed, epoch=0)
+    copies = [e for e in examples if not set(tok.sentinel_ids) & set(e.target)]
+    assert 0.3 < len(copies) / len(examples) < 0.7
+    for e in copies:  # the target is the chunk; the input is that chunk with spans cut out
+        chunk, kept = e.target[:-1], [t for t in e.source[:-1] if t not in tok.sentinel_ids]
+        assert len(e.target) <= mixed.max_target_length and len(kept) < len(chunk)
+        it = iter(chunk)
+        assert all(t in it for t in kept)  # kept tokens in their order
+    # every document token is in some example, nothing lost
+    assert {t for d in documents for t in d} <= {t for e in examples for t in e.target + e.source}
+    with pytest.raises(ValueError, match="copy_fraction"):
+        load_run_config(ROOT / "configs" / "tiny.toml", {"train": {"copy_fraction": 1.5}})

@@ -159,7 +159,7 @@ def test_ctrl_c_prints_the_resume_command_and_it_continues(tmp_path, capsys, mon
 def test_the_pipeline_resumes(tmp_path, capsys, monkeypatch):
     out = tmp_path / "pipe"
     args = ["pipeline", "--config", "tiny", "--max-steps", "4", "--pretrain-steps", "2", "--limit", "2",
-            "--out", str(out), "--no-progress", "--set", "train.batch_size=4"]  # fmt: skip
+            "--out", str(out), "--no-progress", "--set", "train.batch_size=4", "--from-scratch"]  # fmt: skip
     interrupt_at(monkeypatch, 4)  # two pretraining steps, then the second tuning step
     assert main(args) == 130
     command = capsys.readouterr().out.strip().splitlines()[-1].removeprefix("to continue: ")
@@ -170,6 +170,30 @@ def test_the_pipeline_resumes(tmp_path, capsys, monkeypatch):
     assert "== pretraining" not in printed and f"resumed from {out / 'last'} at step 1" in printed
     assert json.loads((out / "report.json").read_text())["train"]["step"] == 4
     assert main(args) == 2  # the folder holds a run now
+
+
+def test_the_pipeline_tunes_a_base_and_says_which(tmp_path, capsys):
+    """Without --from-scratch the pipeline tunes a pretrained base (here a tiny one named with
+    --init; by default the shipped checkpoints/base) with the laptop recipe."""
+    base = tmp_path / "base"
+    assert main(["pretrain", "--config", "tiny", "--max-steps", "2", "--out", str(base),
+                 "--no-progress"]) == 0  # fmt: skip
+    out = tmp_path / "tuned"
+    args = ["pipeline", "--config", "tiny", "--init", str(base / "best"), "--max-steps", "2",
+            "--limit", "2", "--out", str(out), "--no-progress"]  # fmt: skip
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert f"== start: the pretrained base {base / 'best'}" in printed
+    tuned = json.loads((out / "best" / "config.json").read_text())
+    assert tuned["train"]["init"] == str((base / "best").resolve())
+    assert tuned["model"] == json.loads((base / "best" / "config.json").read_text())["model"]
+    # the base fixes the model: a model setting needs --from-scratch, which excludes --init
+    assert main([*args[:-3], "--out", str(tmp_path / "x"), "--set", "model.dropout=0.1"]) == 2
+    assert "add --from-scratch" in capsys.readouterr().err
+    assert main([*args, "--from-scratch", "--overwrite"]) == 2
+    assert "choose one" in capsys.readouterr().err
+    assert main(["pipeline", "--init", str(tmp_path / "nothing"), "--out", str(tmp_path / "y")]) == 2
+    assert "no checkpoint there" in capsys.readouterr().err
 
 
 # ---- own data ---------------------------------------------------------------------------------------
