@@ -204,8 +204,8 @@ class Tokenizer:
             if self.eos_id in ids:
                 ids = ids[: ids.index(self.eos_id)]
             ids = [i for i in ids if i != self.pad_id]
-        # a model may have more output rows than the tokenizer has pieces (the laptop preset's
-        # rows over a smaller tokenizer, e.g. a 4,000-row preset): an id past the last piece is no text
+        # a model may have more output rows than the tokenizer has pieces (a preset sized for a
+        # larger tokenizer): an id past the last piece stands for no text
         text = self.sp.decode([i for i in ids if 0 <= i < self.vocab_size])
         if self.segmentation.line_space:  # the space encode put before every line
             text = text.removeprefix(" ").replace("\n ", "\n")

@@ -23,7 +23,8 @@ from pathlib import Path
 COUNTS = {"verb": 2000, "noun": 6000, "adj": 2500, "adv": 500}  # verbs first: nouns ask them
 OUT = Path(__file__).resolve().parent.parent / "minitune" / "data" / "english_words.tsv"
 # closed-class words: the corpus grammar writes these itself
-CLOSED = set("""
+CLOSED = set(
+    """
 be am is are was were been being have has had do does did can could will would shall should may
 might must out up down in on off over under about after before into onto through i me my you your
 he him his she her it its we us our they them their this that these those a an the and or but if
@@ -31,13 +32,16 @@ so not no yes all any some each every one there here then than very too also jus
 as at by for from of to with like what who whom whose which where when why how more most many much
 other another few less least own such same someone something anyone anything everyone nothing
 nobody none both either neither since until while because although whether again ever never
-""".split())
-BLOCK = set("""
+""".split()
+)
+BLOCK = set(
+    """
 sex sexy porn fuck fucking fucked shit shitty damn bitch bastard cunt dick cock pussy ass asshole
 nigger nigga fag faggot slut whore rape raped rapist nazi hitler kill killed killer murder
 murderer suicide drug drugs cocaine heroin penis vagina boob boobs tit tits nude naked gay lesbian
 piss crap hell porno masturbate orgasm erotic fetish kinky horny anal
-""".split())
+""".split()
+)
 
 
 def _table(wheel: zipfile.ZipFile, name: str) -> dict:
@@ -84,8 +88,16 @@ def main(wheel_path: str) -> None:
     plurals = {w for w in index["noun"] if w.endswith("s") and w[:-1] in index["noun"]}
     rows, verbs = [], {}
     for pos, count in COUNTS.items():
-        lemmas = [w for w in set(index[pos]) - plurals if w.isalpha() and w.islower() and w.isascii()
-                  and len(w) > 1 and w not in BLOCK | CLOSED and w in prob]
+        lemmas = [
+            w
+            for w in set(index[pos]) - plurals
+            if w.isalpha()
+            and w.islower()
+            and w.isascii()
+            and len(w) > 1
+            and w not in BLOCK | CLOSED
+            and w in prob
+        ]
         lemmas.sort(key=lambda w: (-prob[w], w))
         for lemma in lemmas[:count]:
             odd = [f for f in irregular.get((pos, lemma), []) if f in known]
@@ -103,10 +115,12 @@ def main(wheel_path: str) -> None:
                     continue
                 forms = [plural]
             rows.append((lemma, pos, ",".join(forms)))
-    header = ("# English lemmas by part of speech, most common first, with their forms (noun: "
-              "plural; verb: third person, past, past participle, -ing).\n# Built by "
-              "scripts/build_wordlist.py from WordNet 3.0 lemmas ranked by spaCy's word "
-              "probabilities (data/README.md).\n")
+    header = (
+        "# English lemmas by part of speech, most common first, with their forms (noun: "
+        "plural; verb: third person, past, past participle, -ing).\n# Built by "
+        "scripts/build_wordlist.py from WordNet 3.0 lemmas ranked by spaCy's word "
+        "probabilities (data/README.md).\n"
+    )
     OUT.write_text(header + "".join("\t".join(r) + "\n" for r in rows), encoding="utf-8")
     print(f"{OUT}: {len(rows)} lemmas")
 

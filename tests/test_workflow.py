@@ -192,7 +192,9 @@ def test_the_pipeline_tunes_a_base_and_says_which(tmp_path, capsys):
     assert "add --from-scratch" in capsys.readouterr().err
     assert main([*args, "--from-scratch", "--overwrite"]) == 2
     assert "choose one" in capsys.readouterr().err
-    assert main(["pipeline", "--init", str(tmp_path / "nothing"), "--out", str(tmp_path / "y")]) == 2
+    assert (
+        main(["pipeline", "--init", str(tmp_path / "nothing"), "--out", str(tmp_path / "y")]) == 2
+    )
     assert "no checkpoint there" in capsys.readouterr().err
 
 

@@ -41,7 +41,9 @@ def test_every_word_of_every_shipped_prompt_occurs(corpus):
     prompt_words = set()
     for name in ["train", *EVAL_FILES]:
         for r in _records(name):
-            prompt_words |= {w.lower() for w in WORD.findall(format_prompt(r["instruction"], r["input"]))}
+            prompt_words |= {
+                w.lower() for w in WORD.findall(format_prompt(r["instruction"], r["input"]))
+            }
     missing = sorted(prompt_words - words)
     assert not missing, f"{len(missing)} prompt words never occur in the corpus: {missing[:20]}"
     assert len(words) >= 5000, len(words)

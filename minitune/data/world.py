@@ -122,8 +122,9 @@ _SINGULAR_DET = ["the", "the", "the", "a", "this", "that", "my", "your", "our", 
                  "her", "every", "one"]  # fmt: skip
 _PLURAL_DET = ["the", "the", "some", "many", "these", "those", "my", "our", "their", "two",
                "three", "a few", "several", "all the"]  # fmt: skip
-_PREPS = ["in", "on", "near", "behind", "under", "beside", "after", "before", "with", "without",
-          "across", "around", "inside", "outside", "above", "below", "from", "for", "about"]  # fmt: skip
+_PREPS = ["in", "on", "near", "behind", "under", "beside", "after", "before", "with",
+          "without", "across", "around", "inside", "outside", "above", "below", "from", "for",
+          "about"]  # fmt: skip
 _TIMES = ["yesterday", "today", "last week", "last night", "this morning", "this year",
           "on {day}", "in {month}", "every {day}", "at {hour} o'clock", "two days ago",
           "a long time ago", "since {month}", "next week", "tomorrow", "soon", "later"]  # fmt: skip
@@ -181,7 +182,7 @@ def clause(rng) -> str:
     """A clause without its final punctuation, in one of several shapes."""
     subj, singular = subject(rng)
     be_now = ("is" if singular else "are") if subj != "I" else "am"
-    be_then = ("was" if singular or subj == "I" else "were")
+    be_then = "was" if singular or subj == "I" else "were"
     do = "does" if singular else "do"
     shapes = [
         lambda: f"{subj} {_verb(rng, 1)} {_np(rng)} {_time(rng)}",
@@ -279,8 +280,9 @@ def story(rng) -> str:
     if rng.random() < 0.3:
         return lang.make_story(rng, wide=True)["input"]
     name = _name(rng)
-    opening = rng.choice([f"One {rng.choice(['morning', 'evening', 'night', 'winter'])}",
-                          "Long ago", f"Last {rng.choice(MONTHS)}", "Once upon a time"])  # fmt: skip
+    moment = rng.choice(["morning", "evening", "night", "winter"])
+    opening = rng.choice([f"One {moment}", "Long ago", f"Last {rng.choice(MONTHS)}",
+                          "Once upon a time"])  # fmt: skip
     lines = [f"{opening}, {name} {_verb(rng, 1)} {_np(rng)} {rng.choice(_PREPS)} {_np(rng)}."]
     for _ in range(rng.randint(2, 6)):
         pronoun = rng.choice(["He", "She", "They", name])
@@ -348,8 +350,9 @@ def email(rng) -> str:
 def letter(rng) -> str:
     p = pools(True)
     head = f"{_street(rng)}\n{rng.choice(p.cities)}\n{_date(rng)}"
-    return (f"{head}\nDear {rng.choice(['Mr', 'Ms', 'Dr'])} {rng.choice(p.last_names)},\n"
-            f"{_paragraph(rng, 3, 6)}\nYours sincerely,\n{_name(rng)} {rng.choice(p.last_names)}")  # fmt: skip
+    greeting = f"Dear {rng.choice(['Mr', 'Ms', 'Dr'])} {rng.choice(p.last_names)},"
+    body = _paragraph(rng, 3, 6)
+    return f"{head}\n{greeting}\n{body}\nYours sincerely,\n{_name(rng)} {rng.choice(p.last_names)}"
 
 
 def dialogue(rng) -> str:
@@ -363,7 +366,7 @@ def dialogue(rng) -> str:
             (f"Where did you {_verb(rng)} {_np(rng)}?", f"I {_verb(rng, 1)} it {_time(rng)}."),
             (f"Do you know {a if rng.random() < 0.5 else 'anyone'} who {_verb(rng, 0)} "
              f"{_np(rng)}?", f"Yes, {_name(rng)} does."),
-            (f"What is your email address?", f"It is {_address(rng)}."),
+            ("What is your email address?", f"It is {_address(rng)}."),
             (f"How much is {_np(rng, False)}?", f"It costs {_price(rng)}."),
             (f"Are you {_adj(rng)}?", f"No, just a little {_adj(rng)}."),
             (f"{_cap(sentence(rng))}", f"{_cap(sentence(rng))}"),
@@ -506,7 +509,7 @@ class LeakFilter:
         splits, _ = _suite_with_samples(seed)
         strings = set()
         for split in EVAL_SPLITS:
-            for sample, example in splits[split]:
+            for _sample, example in splits[split]:
                 for text in (example.input, format_prompt(example.instruction, example.input)):
                     if len(text) >= MIN_LEAK_CHARS:
                         strings.add(text.strip())  # (a document ends without its newline)
