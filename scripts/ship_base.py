@@ -37,6 +37,31 @@ def _cpu() -> str:
     return f"{name.group(1) if name else platform.processor()} ({', '.join(have)})"
 
 
+def heldout_loss(folder: Path, n_documents: int = 1000) -> dict[str, float]:
+    """Per-token loss on world documents of another seed (1), which the base never read: span
+    corruption and copy-denoising examples, as in its pretraining."""
+    import contextlib
+
+    from minitune.checkpoint import load_pretrained, read_config
+    from minitune.config import TrainConfig
+    from minitune.data.world import generate_world
+    from minitune.tokenizer import Tokenizer
+    from minitune.train import span_examples, validation_loss
+
+    model, tokenizer_file, _ = load_pretrained(folder)
+    tok = Tokenizer(tokenizer_file)
+    documents = [tok.encode(d) for d in generate_world(1, n_documents)]
+    cfg = read_config(folder)["train"]
+    losses = {}
+    for name, copy in (("span", 0.0), ("copy", 1.0)):
+        lengths = {k: cfg[k] for k in ("max_source_length", "max_target_length")}
+        run = TrainConfig(objective="span", copy_fraction=copy, **lengths)
+        examples = span_examples(documents, tok, run, epoch=0)
+        losses[name] = round(validation_loss(model, examples, tok.pad_id, 32, "cpu",
+                                             contextlib.nullcontext()), 4)  # fmt: skip
+    return losses
+
+
 def main(run: str) -> None:
     run_dir = Path(run)
     TARGET.mkdir(parents=True, exist_ok=True)
@@ -57,6 +82,7 @@ def main(run: str) -> None:
             sum(r["loss"] for r in train_rows[-10:]) / len(train_rows[-10:]), 4),
         "valid_loss": [(r["step"], round(r["valid_loss"], 4)) for r in valid_rows],
         "machine": f"{_cpu()}, {platform.machine()}, Python {platform.python_version()}",
+        "heldout_loss_seed1": heldout_loss(TARGET),
     }  # fmt: skip
     print(json.dumps(summary, indent=2))
 
