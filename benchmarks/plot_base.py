@@ -5,7 +5,8 @@
 
 `--runs`: rows of `benchmarks/learning.py` (named `base-<m>min` / `scratch-<m>min`, scored on
 test, heldout_phrasings and heldout_tasks; the shipped file's 11-minute rows, marked `source`, are
-the README's fresh-clone pipeline figures); `--pipeline`: `minitune pipeline` reports to add. Prints the table the README and benchmarks/learning.md quote.
+the README's fresh-clone pipeline figures); `--pipeline`: `minitune pipeline` reports to add.
+Prints the table the README and benchmarks/learning.md quote.
 """
 
 from __future__ import annotations
