@@ -725,7 +725,9 @@ def next_micro_batches(
     micro = []
     for _ in range(grad_accum):
         epoch, i, batch_examples = next(stream)
-        while len(batch_examples) < d.world_size:  # an epoch's tiny last batch: skip it
+        # an epoch's last batch too small to give every process an example: skip it (a packed
+        # batch never is: a process without a row gets empty rows, which add nothing)
+        while not packed and len(batch_examples) < d.world_size:
             epoch, i, batch_examples = next(stream)
         state.epoch, state.index = epoch, i + 1  # where to continue after a resume
         n = len(batch_examples)  # this process's share of the global batch:
