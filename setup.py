@@ -1,6 +1,7 @@
 """Packaging hook (the metadata is in pyproject.toml): a built wheel carries the shipped configs,
 tokenizer, data and base checkpoint as minitune/shipped/, where minitune/paths.py finds them
-from any folder. An editable install (`pip install -e .`) reads them from the project folder instead."""
+from any folder. An editable install (`pip install -e .`) reads them from the project folder
+instead."""
 
 import shutil
 from pathlib import Path

@@ -15,8 +15,11 @@ the presets `t5-small`, `t5-base`, `laptop`, `tiny`. For each, with random weigh
   peak (MFU: model FLOPs, 3 × the forward's matmul FLOPs, not counting recomputation);
 - greedy decoding tokens/s at batch 1 and 8, and 4-beam search tokens/s at batch 1 and 8 (64 new
   tokens from a 128-token source; EOS suppressed so every row runs the full length);
+- `--impl fast|reference`: the path minitune runs (default fast, what the command line runs: the
+  production shell, minitune/fast/, with the fast decoder; reference: the teaching classes and
+  `model.decode`), asked for on each model with `set_impl`;
 - `--model-decode`: also minitune with `fast_decode=False` (the model's own `decode` every step),
-  so the fast decoder (minitune/fast_decode.py) is A/B-tested against it in the same run;
+  so the fast decoder (minitune/fast/decode.py) is A/B-tested against it in the same run;
 - the floor of each decoding figure: the time no implementation can beat on this machine, from
   the measured streaming bandwidth (a large tensor summed) and matmul peak: per step the larger
   of (decoder + head weights + KV caches read) / bandwidth and the step's matmul FLOPs / peak,
@@ -72,8 +75,16 @@ IMPL = "fast"  # the path measured (--impl): "fast" (the command line's) or "ref
 
 def model_config(name: str) -> ModelConfig:
     if name in CONFIGS:
-        return ModelConfig(**CONFIGS[name], dropout=0.0, impl=IMPL)
-    return ModelConfig.preset(name, dropout=0.0, impl=IMPL)
+        return ModelConfig(**CONFIGS[name], dropout=0.0)
+    return ModelConfig.preset(name, dropout=0.0)
+
+
+def build(cfg: ModelConfig) -> Seq2SeqTransformer:
+    """A model with random weights on the path measured: a new model runs the teaching classes,
+    so the benchmark asks for its path (`set_impl`; with "fast", generate's fast decoder too)."""
+    model = Seq2SeqTransformer(cfg)
+    model.set_impl(IMPL)
+    return model
 
 
 def sync(device: torch.device) -> None:
@@ -202,7 +213,7 @@ class Ours:
     def loss(self, x, dec, y):
         return cross_entropy_loss(self.model(x, dec), y)
 
-    fast_decode = True  # minitune/fast_decode.py when the model is supported
+    fast_decode = None  # the model's path: minitune/fast/decode.py on "fast", when supported
 
     def generate_fn(self, src, num_beams):
         def run():
@@ -255,7 +266,7 @@ def bench_config(name, device, precision, repeats, with_reference, peak, floors=
                  decode_only=False, model_decode=False, train_only=False):  # fmt: skip
     cfg = model_config(name)
     torch.manual_seed(0)
-    model = Seq2SeqTransformer(cfg)
+    model = build(cfg)
     impls = {"minitune": Ours(model, device)}
     if model_decode:
         impls["minitune (model.decode)"] = OursModelDecode(model, device)
@@ -306,7 +317,8 @@ def main() -> None:
     parser.add_argument("--decode-only", action="store_true", help="skip the training figures")
     parser.add_argument("--train-only", action="store_true", help="skip the decoding figures")
     parser.add_argument("--impl", default="fast", choices=["fast", "reference"],
-                        help="fast (what the command line runs) or reference")  # fmt: skip
+                        help="the path measured: fast (the production shell, what the "
+                        "command line runs) or reference (the teaching classes)")  # fmt: skip
     parser.add_argument("--model-decode", action="store_true",
                         help="also minitune with fast_decode=False")  # fmt: skip
     parser.add_argument("--clock", default="wall", choices=["wall", "cpu"],
@@ -369,7 +381,7 @@ def main() -> None:
     elif device.type == "cpu" and args.precision == "fp32" and has_bf16_instructions():
         cfg = model_config(args.configs[0])
         torch.manual_seed(0)
-        ours = Ours(Seq2SeqTransformer(cfg), device)
+        ours = Ours(build(cfg), device)
         x = torch.randint(3, cfg.vocab_size, (BATCH, SRC))
         y = torch.randint(3, cfg.vocab_size, (BATCH, TGT))
         dec = shift_right(y, cfg.decoder_start_id, cfg.pad_id)
@@ -390,7 +402,7 @@ def cache_scaling(configs: list[str], device: torch.device, repeats: int) -> Non
     print("|---|---|---|---|---|")
     for config in configs:
         torch.manual_seed(0)
-        model = Seq2SeqTransformer(model_config(config)).to(device).eval()
+        model = build(model_config(config)).to(device).eval()
         src = torch.randint(3, model.config.vocab_size, (1, SRC), device=device)
         for n in (32, 256):
             runs = {

@@ -5,7 +5,7 @@ alternately in one process on the same weights (benchmarks/README.md, "the fast 
     taskset -c 1 python benchmarks/decode_levers.py --threads 1 --rows 1 8 --compile
     taskset -c 1 python benchmarks/decode_levers.py --threads 1 --eval 128   # the eval path
 
-Each variant is minitune.fast_decode.FastDecodeStep with one of its three operations (`project`,
+Each variant is minitune.fast.decode.FastDecodeStep with one of its three operations (`project`,
 `attend`, `norm`) replaced, or the model's own decode (ModelStep). For each number of rows it
 runs 64 steps after a 128-token source's encoding (the encoder is not timed) and reports the
 median ms per step over the repeats, with the process's CPU time (--clock cpu, the default: on a
@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench import model_config
 
 from minitune import Seq2SeqTransformer
-from minitune.fast_decode import FastDecodeStep
+from minitune.fast.decode import FastDecodeStep
 from minitune.generate import ModelStep
 
 STEPS, SRC = 64, 128
@@ -164,6 +164,7 @@ def eval_path(n: int, clock) -> None:
 
     torch.manual_seed(0)
     model = Seq2SeqTransformer(ModelConfig.preset("laptop")).eval()
+    model.set_impl("fast")  # the path measured: the command line's (a new model runs the core)
     tok = Tokenizer(str(find_shipped("tokenizer/minitune.model")))
     records = read_records(str(find_shipped("data/test.jsonl")))[:n]
     prompts = [format_prompt(r.instruction, r.input) for r in records]
@@ -192,6 +193,7 @@ def main() -> None:
         return eval_path(args.eval, clock)
     torch.manual_seed(0)
     model = Seq2SeqTransformer(model_config(args.config)).eval()
+    model.set_impl("fast")  # the path measured: the command line's (a new model runs the core)
     print(f"# {args.config}, {args.threads} thread(s), {args.clock} clock, ms per decoding step "
           f"(median of {args.repeats}; {STEPS} steps from a {SRC}-token source)")  # fmt: skip
     for rows in args.rows:

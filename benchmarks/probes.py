@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from minitune.data.lexicon import ADJECTIVES, CITIES, FIRST_NAMES, NOUNS  # noqa: E402
+from minitune.data.suite.lexicon import ADJECTIVES, CITIES, FIRST_NAMES, NOUNS  # noqa: E402
 
 WORDS = sorted({n.en for n in NOUNS} | {a.en for a in ADJECTIVES})
 KEYS = ["name", "city", "colour", "age", "pet", "job", "day", "sport"]

@@ -11,9 +11,10 @@ It runs the training loop's own pieces (`minitune.train`: the batch stream, `nex
 run encodes it, for `--steps` optimizer steps after `--warmup` steps, and prints one JSON line:
 examples/s, real tokens/s (source + target, padding not counted), the share of row positions that
 are real tokens, the seconds per step (median and mean) and, with --compile, the warm-up's
-seconds (what compiling costs a run). The path measured is the one the command line trains with:
-the config's model (`impl`, by default "fast"). A benchmark: it asserts nothing; results with
-their commands are in benchmarks/README.md.
+seconds (what compiling costs a run). The path measured is asked for, as the command line's:
+the run config's `train.impl` ("fast", the production shell, unless `--set train.impl=reference`),
+applied with `model.set_impl`. A benchmark: it asserts nothing; results with their commands are
+in benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -35,21 +36,15 @@ from bench import cpu_flags, cpu_model  # noqa: E402
 from minitune.config import load_run_config, parse_override  # noqa: E402
 from minitune.data.batching import IGNORE_INDEX, encode_records  # noqa: E402
 from minitune.data.formats import read_records  # noqa: E402
+from minitune.device import precision_context, resolve_precision  # noqa: E402
 from minitune.distributed import Distributed  # noqa: E402
 from minitune.model import Seq2SeqTransformer  # noqa: E402
 from minitune.optim import build_optimizer  # noqa: E402
 from minitune.paths import find_shipped  # noqa: E402
+from minitune.run_state import TrainState  # noqa: E402
 from minitune.tokenizer import Tokenizer  # noqa: E402
-from minitune.train import (  # noqa: E402
-    DEFAULT_TOKENIZER,
-    TrainState,
-    batch_stream,
-    next_micro_batches,
-    packed_lengths,
-    precision_context,
-    resolve_precision,
-    train_step,
-)
+from minitune.train import DEFAULT_TOKENIZER, train_step  # noqa: E402
+from minitune.train_data import batch_stream, next_micro_batches, packed_lengths  # noqa: E402
 
 
 def main() -> None:
@@ -74,6 +69,7 @@ def main() -> None:
     records = read_records(find_shipped(args.data))
     examples, _ = encode_records(records, tok, cfg.max_source_length, cfg.max_target_length)
     model = Seq2SeqTransformer(model_cfg).train()
+    model.set_impl(cfg.impl)  # the path measured: the run config's (fast unless train.impl says)
     wrapped = torch.compile(model) if args.compile else model
     optimizer = build_optimizer(model, cfg)
     device = torch.device("cpu")
@@ -106,7 +102,7 @@ def main() -> None:
     seconds = sum(times)
     print(json.dumps({
         "config": args.config, "set": args.set, "compile": args.compile,
-        "threads": torch.get_num_threads(), "precision": precision, "impl": model_cfg.impl,
+        "threads": torch.get_num_threads(), "precision": precision, "impl": model.impl,
         "packing": cfg.packing, "packed": packed, "batch_size": cfg.batch_size,
         "examples_per_s": round(sum(e for e, _ in counted) / seconds, 1),
         "tokens_per_s": round(sum(t for _, t in counted) / seconds),

@@ -9,8 +9,9 @@ Run it once per tree, alternating, with the tree first on the path (one pinned t
 
 Prints one JSON line of seconds: a training step (forward, loss, backward, AdamW) on
 8 × (128 + 32) tokens, and 32 greedy tokens at batch 1 and 8 (EOS suppressed). The model is the
-bench-tiny shape (d_model 256, 4+4 layers, vocabulary 8000, gated-GELU), seed 0. NOFAST=1 passes
-fast_decode=False (the model's own decode; for trees that have the fast decoder).
+bench-tiny shape (d_model 256, 4+4 layers, vocabulary 8000, gated-GELU), seed 0, on the fast
+path (IMPL=reference: the teaching classes). NOFAST=1 passes fast_decode=False (the model's own
+decode; for trees that have the fast decoder).
 """
 
 import json
@@ -27,6 +28,8 @@ KW = {"fast_decode": False} if os.environ.get("NOFAST") else {}
 torch.manual_seed(0)
 cfg = minitune.ModelConfig(**CONFIGS["bench-tiny"], dropout=0.0)
 model = minitune.Seq2SeqTransformer(cfg)
+if hasattr(model, "set_impl"):  # the path measured: IMPL=reference, else the command line's
+    model.set_impl(os.environ.get("IMPL", "fast"))
 optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
 x, y = torch.randint(3, 8000, (8, 128)), torch.randint(3, 8000, (8, 32))
 decoder_input_ids = minitune.shift_right(y, 0, 0)

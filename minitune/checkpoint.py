@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from minitune.config import ModelConfig
+from minitune.config import OBSOLETE, ModelConfig
 from minitune.safetensors_io import CheckpointError, load_safetensors, save_safetensors
 from minitune.tokenizer import segmentation_file
 
@@ -200,7 +200,11 @@ def _check_config_shape(path: Path, info) -> None:
 
 
 def load_model(folder: str | Path, device: str | torch.device = "cpu"):
-    """The model of a checkpoint folder, in eval mode, and the folder's config.json."""
+    """The model of a checkpoint folder, in eval mode, and the folder's config.json.
+
+    The model runs the teaching classes, whatever path the run that saved it took
+    (`model.set_impl("fast")` switches it; the command line does)."""
+    from minitune.layers import registry
     from minitune.model import Seq2SeqTransformer
 
     recover(folder)
@@ -210,6 +214,7 @@ def load_model(folder: str | Path, device: str | torch.device = "cpu"):
         return _load_lora(Path(folder), info, device), info
     try:
         cfg = ModelConfig.from_dict(info["model"])
+        registry.check(cfg)  # its variant names
     except (TypeError, ValueError, ArithmeticError) as err:
         raise CheckpointError(f"{folder}/config.json: bad model config: {err}") from None
     state = _clean_names(load_safetensors(Path(folder) / "model.safetensors"))
@@ -265,7 +270,8 @@ def _load_lora(folder: Path, info: dict, device):
             f"(weights hash {weights_fingerprint(base_path)}, expected {base['sha']})"
         )
     model, _, _ = load_pretrained(base_path, device)
-    if info["model"] != json.loads(json.dumps(model.config.to_dict())):
+    saved = {k: v for k, v in info["model"].items() if k not in OBSOLETE}  # older files: a path
+    if saved != json.loads(json.dumps(model.config.to_dict())):
         raise CheckpointError(
             f"{folder}/config.json: its model config is not that of the base model {base_path}"
         )

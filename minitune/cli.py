@@ -66,8 +66,8 @@ def _positive_int(text: str) -> int:
 
 def cmd_data_generate(args: argparse.Namespace) -> int:
     """Write the instruction suite's splits and the pretraining corpus."""
-    from minitune.data.corpus import write_corpus
-    from minitune.data.tasks import SPLITS, GenerationError, write_suite
+    from minitune.data.suite.corpus import write_corpus
+    from minitune.data.suite.tasks import SPLITS, GenerationError, write_suite
 
     counts = {"train": args.train_per_task} if args.train_per_task else None
     try:
@@ -86,7 +86,7 @@ def cmd_data_generate(args: argparse.Namespace) -> int:
 
 def cmd_data_corpus(args: argparse.Namespace) -> int:
     """Write the world corpus (the base model's pretraining text)."""
-    from minitune.data.world import write_world
+    from minitune.data.suite.world import write_world
 
     if not str(args.out).endswith((".txt", ".txt.gz")):
         raise UserError(f"--out {args.out}: the corpus is a .txt or .txt.gz file")
@@ -100,7 +100,7 @@ def cmd_data_fresh(args: argparse.Namespace) -> int:
     """Write a fresh training file: --per-task examples of every seen task, none in evaluation."""
     import time
 
-    from minitune.data.tasks import GenerationError, write_training_set
+    from minitune.data.suite.tasks import GenerationError, write_training_set
 
     start = time.perf_counter()
     try:
@@ -128,7 +128,7 @@ def _tokenizer_training_text(paths: list[str], out: Path) -> None:
     (.json/.jsonl), the lines of text files."""
     import gzip
 
-    from minitune.data.corpus import read_text
+    from minitune.data.documents import read_text
     from minitune.data.formats import DataError, read_records
     from minitune.data.templates import format_prompt
 
@@ -200,6 +200,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict]:
              "on_nonfinite": "skip" if args.skip_nonfinite else None,
              "fsdp": args.fsdp or None, "compile": args.compile or None,
              "activation_checkpointing": args.activation_checkpointing or None,
+             "impl": args.impl,
              "report_to": args.report_to and [args.report_to]}  # fmt: skip
     overrides["train"].update({k: v for k, v in flags.items() if v is not None})
     if "valid_data" in overrides["train"]:  # a validation file replaces a held-out slice
@@ -219,6 +220,7 @@ def _run_config(args: argparse.Namespace, objective: str, resume_from: Path | No
     then the dedicated flags. With `resume_from` (a run folder): the run's own saved config,
     with what the command line names on top (see `_resumed_config`)."""
     from minitune.config import load_run_config, read_run_file
+    from minitune.layers import registry
 
     try:
         overrides = _overrides(args)
@@ -243,7 +245,9 @@ def _run_config(args: argparse.Namespace, objective: str, resume_from: Path | No
                       f"the model comes from --init {init}")  # fmt: skip
         defaults = {"train": {"data": ["data/pretrain.txt"], "valid_data": None,
                               "out": "runs/pretrain"}} if objective == "span" else None  # fmt: skip
-        return load_run_config(name, overrides, defaults)
+        model_cfg, cfg = load_run_config(name, overrides, defaults)
+        registry.check(model_cfg)  # the variant names (config.py, a leaf, cannot check them)
+        return model_cfg, cfg
     except ValueError as err:
         raise UserError(str(err)) from None
 
@@ -370,16 +374,22 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 # ---- evaluation and use ---------------------------------------------------------------------
 
 
-def _load(checkpoint: str, device: str):
-    """A minitune checkpoint folder or a Hugging Face T5 / Flan-T5 folder."""
+def _load(checkpoint: str, device: str, impl: str | None = None):
+    """A minitune checkpoint folder or a Hugging Face T5 / Flan-T5 folder; with `impl` (--impl),
+    switched to that path, which the job's first line (on stderr) names."""
     from minitune.checkpoint import load_pretrained
+    from minitune.device import pick_device
     from minitune.lora import merge_lora
     from minitune.tokenizer import Tokenizer
-    from minitune.train import pick_device
 
     model, tokenizer_file, info = load_pretrained(checkpoint, pick_device(device))
     if model.lora is not None:
         merge_lora(model)  # an adapter checkpoint: fold the adapters in, as fast as the base
+    if impl is not None:
+        from minitune.fast import path_note
+
+        model.set_impl(impl)
+        print(path_note(impl), file=sys.stderr)
     return model, Tokenizer(tokenizer_file), info
 
 
@@ -424,7 +434,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from minitune.evaluate import format_table
 
     decoding = _decoding(args)
-    model, tok, info = _load(args.checkpoint, args.device)
+    model, tok, info = _load(args.checkpoint, args.device, args.impl)
     max_source_length = _source_length(info, args.max_source_length)
     result = evaluate_files(model, tok, args.data, args.limit, max_source_length,
                             run_code=args.run_code or None, **decoding)  # fmt: skip
@@ -460,7 +470,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Run the conformance kit; exit 0 when every check passes, 1 otherwise."""
-    from minitune import testing
+    from minitune import conformance as testing
     from minitune.config import parse_override
     from minitune.layers import registry
 
@@ -620,7 +630,7 @@ def _read_prompt(prompt: str | None) -> str:
 def cmd_generate(args: argparse.Namespace) -> int:
     decoding = _decoding(args)
     prompt = _read_prompt(args.prompt)
-    model, tok, info = _load(args.checkpoint, args.device)
+    model, tok, info = _load(args.checkpoint, args.device, args.impl)
     print(_answer(model, tok, prompt, decoding, _source_length(info, args.max_source_length)))
     return 0
 
@@ -644,7 +654,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
     from minitune.data.formats import CHAT_INSTRUCTION
 
     decoding = _decoding(args)
-    model, tok, info = _load(args.checkpoint, args.device)
+    model, tok, info = _load(args.checkpoint, args.device, args.impl)
     max_length = _source_length(info, args.max_source_length)
     instruction = args.system.replace("\\n", "\n") if args.system else CHAT_INSTRUCTION
     history: list[str] = []
@@ -702,12 +712,14 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
 
     from minitune.checkpoint import read_config
     from minitune.evaluate import SPLIT_NAMES, format_table
+    from minitune.fast import path_note
     from minitune.train import train
 
     base = _pipeline_base(args)  # before anything is written or removed
     named = {"resume": False, "init": None, "config": args.config or DEFAULT_CONFIGS["instruct"]}
-    out = Path(args.out or _run_config(argparse.Namespace(**{**vars(args), **named}),
-                                       "instruct")[1].out)  # fmt: skip
+    planned = _run_config(argparse.Namespace(**{**vars(args), **named}), "instruct")[1]
+    out = Path(args.out or planned.out)
+    print(path_note(planned.impl))  # the first line: which path the jobs below run
     if not args.resume:
         _check_out(out, args.overwrite)
     again = " ".join(a for a in args.argv if a != "--overwrite") + (
@@ -751,7 +763,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         print(f"to continue: {again}")
         return 130
     print("== evaluation")
-    model, tok, _ = _load(str(out / "best"), cfg.device)
+    model, tok, _ = _load(str(out / "best"), cfg.device, cfg.impl)
     files = [str(find_shipped(f"data/{split}.jsonl")) for split in SPLIT_NAMES]
     result = evaluate_files(model, tok, files, args.limit, cfg.max_source_length,
                             cfg.max_target_length)  # fmt: skip
@@ -840,6 +852,9 @@ def _training_flags(p: argparse.ArgumentParser, default_config: str, lora: bool 
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
                    help="override any config value, e.g. --set train.lr=5e-4 (repeatable)")  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--impl", choices=["fast", "reference"],
+                   help="the model's path: fast, the production shell (minitune/fast/; the "
+                   "default), or reference, the teaching classes; the same numbers")  # fmt: skip
     p.add_argument("--report-to", choices=["tensorboard"],
                    help="also log the metrics for TensorBoard, in OUT/tensorboard (needs the "
                    "optional extra: pip install 'minitune[tensorboard]')")  # fmt: skip
@@ -872,6 +887,10 @@ def _length_and_beam_flags(p: argparse.ArgumentParser) -> None:
                    "checkpoint's training setting; 512 for T5 folders)")  # fmt: skip
     p.add_argument("--num-beams", type=int, default=1,
                    help="beam search with this many beams (default: 1, greedy)")  # fmt: skip
+    p.add_argument("--impl", choices=["fast", "reference"], default="fast",
+                   help="the model's path: fast, the production shell (minitune/fast/, the fast "
+                   "decoder; the default), or reference, the teaching classes and "
+                   "model.decode; the same answers")  # fmt: skip
 
 
 def _decoding_flags(p: argparse.ArgumentParser) -> None:
@@ -1183,7 +1202,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from minitune.checkpoint import CheckpointError
     from minitune.data.formats import DataError
-    from minitune.train import DivergenceError, RunError
+    from minitune.run_errors import DivergenceError, RunError
 
     try:
         return args.func(args)

@@ -1,8 +1,10 @@
 """Configuration: the model (`ModelConfig`, with named presets) and a training run (`TrainConfig`).
 
-Every layer of minitune is built from a `ModelConfig`. Variants (position scheme, feed-forward,
-norm) are chosen by name; the names are checked here, once, so a typo fails at construction with
-a message saying what is allowed, not deep inside a forward pass.
+Every layer of minitune is built from a `ModelConfig`. Variants (attention, position scheme,
+feed-forward, norm) are chosen by name. This file is a leaf: it imports no layer (and no torch),
+so the names are checked where the model is built (`registry.check`, from Seq2SeqTransformer),
+with a message saying what is allowed, before any layer is made; every other field is checked
+here, at construction.
 
     cfg = ModelConfig.preset("laptop")                 # a named preset
     cfg = ModelConfig.preset("tiny", vocab_size=64)    # a preset with overrides
@@ -22,15 +24,18 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-from minitune.layers import registry
 from minitune.paths import config_file, resolve_file
 
 # The attention, position, feed-forward and norm variants are named in minitune/layers/registry.py
 # (one line per variant). The other choices are listed here.
 NORM_POSITIONS = ("pre", "post")
-IMPLS = ("fast", "reference")
-# fields saved under an older name (checkpoints written before the rename still load)
-RENAMED = {"attention_impl": "impl"}
+# The two paths a model can run (Seq2SeqTransformer.set_impl; TrainConfig.impl, --impl):
+# "reference", the teaching classes, and "fast", the production shell (minitune/fast/).
+IMPLS = ("reference", "fast")
+# ModelConfig fields that older checkpoints saved and that are no part of a model any more:
+# ignored when a config.json is read. The path (impl, once attention_impl) is chosen on the live
+# model, so a checkpoint's saved path never decides the one a user gets.
+OBSOLETE = ("impl", "attention_impl")
 
 
 def _check_choices(config, choices: dict[str, tuple]) -> None:
@@ -120,7 +125,6 @@ class ModelConfig:
 
     copy_head: bool = False  # pointer-generator output: may copy source tokens (layers/copy.py)
 
-    impl: str = "fast"  # "fast": fused kernels (FastAttention, FastFeedForward); "reference"
     pad_id: int = 0  # padding id; also the decoder's start token, as in T5
     eos_id: int = 1  # end-of-sequence id
     decoder_start_id: int = 0  # first decoder input token
@@ -162,9 +166,8 @@ class ModelConfig:
             raise ValueError(f"ModelConfig.dropout must be in [0, 1), got {self.dropout!r}")
         if self.norm_eps <= 0:
             raise ValueError(f"ModelConfig.norm_eps must be > 0, got {self.norm_eps!r}")
-        _check_choices(self, {"norm_position": NORM_POSITIONS, "impl": IMPLS})
-        for kind in registry.REGISTRY:  # "attention", "position", "ffn", "norm"
-            registry.resolve(kind, getattr(self, kind))  # ValueError naming what is allowed
+        _check_choices(self, {"norm_position": NORM_POSITIONS})
+        # the variant names (attention, position, ffn, norm): registry.check, where it is built
         if self.n_kv_heads is not None and (
             not isinstance(self.n_kv_heads, int)
             or self.n_kv_heads < 1
@@ -201,9 +204,10 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> ModelConfig:
-        """Build from `to_dict()` output; unknown keys are an error naming them."""
+        """Build from `to_dict()` output; unknown keys are an error naming them (the OBSOLETE
+        ones that older checkpoints saved are left out)."""
         known = {f.name for f in dataclasses.fields(cls) if f.init}
-        values = {RENAMED.get(key, key): value for key, value in dict(values).items()}
+        values = {key: value for key, value in dict(values).items() if key not in OBSOLETE}
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"ModelConfig: unknown field(s) {unknown}; known: {sorted(known)}")
@@ -214,6 +218,10 @@ class ModelConfig:
         """A named preset (see `PRESETS`), with any field overridden by keyword."""
         if name not in PRESETS:
             raise ValueError(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}")
+        for key in OBSOLETE:  # from_dict leaves them out of saved files; here they are a mistake
+            if key in overrides:
+                raise ValueError(f"ModelConfig has no field {key!r}: the path is chosen on the "
+                                 "model, model.set_impl('fast') or 'reference'")  # fmt: skip
         return cls.from_dict({**PRESETS[name], **overrides})
 
 
@@ -364,6 +372,9 @@ class TrainConfig:
     fsdp: bool = False  # under torchrun: shard weights, gradients, optimizer state (else DDP)
     compile: bool = False  # torch.compile the model (slow start, faster steps; mostly on GPUs)
     activation_checkpointing: bool = False  # recompute each layer in backward: less memory
+    impl: str = "fast"  # the path the model runs: "fast", the production shell (minitune/fast/,
+    # fused kernels), or "reference", the teaching classes (--impl reference); the same numbers.
+    # train() applies it with model.set_impl; a saved model does not keep it
     tf32: bool = True  # CUDA: TensorFloat-32 matmuls for float32 (much faster, 10-bit mantissa)
     threads: int | None = None  # CPU threads for torch (None: torch's default)
     report_to: list[str] = field(default_factory=list)  # also log to: "tensorboard" (optional)
@@ -389,7 +400,7 @@ class TrainConfig:
                 )
         choices = {"objective": OBJECTIVES, "optimizer": OPTIMIZERS, "schedule": SCHEDULES,
                    "precision": PRECISIONS, "on_nonfinite": NONFINITE,
-                   "adamw_impl": ADAMW_IMPLS}  # fmt: skip
+                   "adamw_impl": ADAMW_IMPLS, "impl": IMPLS}  # fmt: skip
         _check_choices(self, choices)
         for name in ("max_source_length", "max_target_length", "batch_size", "grad_accum",
                      "max_steps", "eval_every", "log_every", "save_every",
@@ -428,6 +439,14 @@ class TrainConfig:
             )
         if not self.lr > 0:
             raise ValueError(f"TrainConfig.lr must be > 0, got {self.lr!r}")
+        if self.max_minutes is not None and not self.max_minutes > 0:  # a budget: > 0, or none
+            raise ValueError(f"TrainConfig.max_minutes must be > 0 (leave it unset for no time "
+                             f"limit), got {self.max_minutes!r}")  # fmt: skip
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"TrainConfig.threads must be a positive integer (unset: torch's "
+                             f"default), got {self.threads!r}")  # fmt: skip
+        if self.warmup_steps < 0:
+            raise ValueError(f"TrainConfig.warmup_steps must be >= 0, got {self.warmup_steps!r}")
         if not 0.0 <= self.valid_fraction < 1.0:
             raise ValueError(
                 f"TrainConfig.valid_fraction must be in [0, 1), got {self.valid_fraction!r}"
@@ -472,8 +491,8 @@ def _check_keys(section: str, values: dict, cls) -> None:
     for key in values:
         if key not in known:
             hint = suggest(key, known, cutoff=0.5) or f"; known keys: {', '.join(known)}"
-            if cls is ModelConfig and key in RENAMED:
-                hint = f"; it is now called {RENAMED[key]!r}"
+            if cls is ModelConfig and key in OBSOLETE:
+                hint = "; the path a run takes is train.impl now (the flag --impl)"
             raise ValueError(f"[{section}] unknown key {key!r}{hint}")
 
 
@@ -546,7 +565,7 @@ def load_run_config(
 # when and how often to stop, log, evaluate and save, and where the work happens.
 RESUME_SAFE = {"max_minutes", "save_every", "log_every", "eval_every", "device", "threads",
                "compile", "activation_checkpointing", "on_nonfinite", "out", "tf32",
-               "report_to", "adamw_impl"}  # fmt: skip
+               "report_to", "adamw_impl", "impl"}  # fmt: skip
 
 
 def saved_run_config(

@@ -11,10 +11,11 @@ teaching and tests; both give the same tokens).
 
 A decoding loop sees the decoder through one seam, a *step*: `step(tokens)` gives the next-token
 logits (B, V) and `step.reorder(rows)` lets beam rows continue from other rows. `ModelStep` is
-the readable one, `model.decode` with a `DecoderCache`; `minitune.fast_decode.FastDecodeStep`
-computes the same logits with far fewer operations (stacked weights, one cache tensor for all
-layers) and is used when the model is supported and `fast_decode=True` (the default); the tokens
-are the same (tests/test_fast_decode.py).
+the readable one, `model.decode` with a `DecoderCache`, and what a model built in Python uses;
+`minitune.fast.decode.FastDecodeStep` computes the same logits with far fewer operations (stacked
+weights, one cache tensor for all layers) and is used for a model on the fast path
+(`model.set_impl("fast")`, as the command line's jobs do) when it supports the model; the tokens
+are the same (tests/test_fast_decode.py, tests/test_paths.py).
 
 All functions return only the new tokens, (B, L) with L <= max_new_tokens: each row ends at its
 first EOS (included) and is padded with pad_id after it.
@@ -46,7 +47,7 @@ def generate(
     early_stopping: bool | str = True,
     min_new_tokens: int = 0,
     generator: torch.Generator | None = None,
-    fast_decode: bool = True,
+    fast_decode: bool | None = None,
 ) -> torch.Tensor:
     """Generate up to `max_new_tokens` tokens for each source row of `input_ids` (B, S).
 
@@ -58,8 +59,10 @@ def generate(
       tokens (0 = all) and to the smallest set whose probability reaches `top_p` (1.0 = all);
       pass a seeded `torch.Generator` for reproducible samples. Otherwise greedy (argmax).
     min_new_tokens: EOS is forbidden before this many tokens (benchmarks use it to force length).
-    fast_decode: with the cache, decode with minitune.fast_decode when it supports the model
-      (same tokens, fewer operations); False: always the model's own `decode`, step by step.
+    fast_decode: with the cache, decode with minitune/fast/decode.py (same tokens, fewer
+      operations) when it supports the model; None (the default): when the model is on the fast
+      path (`model.impl == "fast"`, see set_impl), else the model's own `decode`; True: whenever
+      supported; False: always the model's own `decode`, step by step.
 
     The model is put in eval mode (no dropout) for the call and restored afterwards.
     """
@@ -156,9 +159,12 @@ class ModelStep:
 
 
 def decode_step(model, memory, attention_mask, source_ids, max_length, use_cache, fast_decode):
-    """The step a decoding loop calls: the fast one when asked for and supported, else ModelStep."""
+    """The step a decoding loop calls: the fast one when asked for (fast_decode, or None and the
+    model on the fast path) and supported, else ModelStep."""
+    if fast_decode is None:
+        fast_decode = model.impl == "fast"
     if use_cache and fast_decode:
-        from minitune.fast_decode import FastDecodeStep, unsupported_reason
+        from minitune.fast.decode import FastDecodeStep, unsupported_reason
 
         if unsupported_reason(model) is None:
             return FastDecodeStep(model, memory, attention_mask, source_ids, max_length)
@@ -215,7 +221,7 @@ def greedy_or_sample(
     use_cache: bool,
     min_new_tokens: int,
     generator: torch.Generator | None,
-    fast_decode: bool = True,
+    fast_decode: bool | None = None,
 ) -> torch.Tensor:
     """One token per step per row: the argmax, or a sample. Returns (B, L) new tokens."""
     cfg = model.config
@@ -251,7 +257,7 @@ def beam_search(
     early_stopping: bool | str = True,
     use_cache: bool = True,
     min_new_tokens: int = 0,
-    fast_decode: bool = True,
+    fast_decode: bool | None = None,
 ) -> torch.Tensor:
     """Beam search: keep the K best partial sequences; return each example's best finished one.
 

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from minitune.config import ModelConfig
+from minitune.fast import use_impl
 from minitune.generate import generate
 from minitune.layers import registry
 from minitune.layers.attention import (
@@ -35,7 +36,7 @@ from minitune.layers.attention import (
     segment_positions,
 )
 from minitune.layers.base import Layer
-from minitune.layers.blocks import DecoderLayer, EncoderLayer, make_norm, set_recompute, use_impl
+from minitune.layers.blocks import DecoderLayer, EncoderLayer, make_norm, set_recompute
 from minitune.layers.copy import CopyHead
 from minitune.layers.positions import PackedRotation, PositionScheme, RelativePositionBias
 
@@ -235,11 +236,16 @@ class Seq2SeqTransformer(nn.Module):
     model = Seq2SeqTransformer(ModelConfig.preset("tiny"))
     logits = model(input_ids, decoder_input_ids, attention_mask)   # (B, T, V)
     new_tokens = model.generate(input_ids, attention_mask, max_new_tokens=20)
+    model.set_impl("fast")   # the production shell (minitune/fast/): the same numbers, faster
+
+    A new model runs the teaching classes and its own `decode` (impl "reference").
     """
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
+        registry.check(cfg)  # every variant name resolves (ValueError naming what is allowed)
         self.config = cfg
+        self.impl = "reference"  # the path it runs: "reference" or "fast" (set_impl switches)
         self.lora = None  # minitune.lora.LoRASettings once adapters are added (add_lora)
         self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)  # shared by encoder and decoder
         self.encoder = Encoder(cfg)
@@ -332,10 +338,19 @@ class Seq2SeqTransformer(nn.Module):
             set_recompute(layer, enabled)
 
     def set_impl(self, impl: str) -> None:
-        """Switch every attention and feed-forward layer to the "fast" (fused kernels) or the
-        "reference" (teaching) path, in place (blocks.use_impl); the same numbers either way."""
-        use_impl(self, impl)
-        self.config.impl = impl
+        """The one switch between the two paths, on a live model, in place:
+
+        "reference" (where every model starts): the teaching classes of minitune/layers/, and
+          `generate` steps through `decode`;
+        "fast" (what the command line's jobs run): attention and feed-forward become their
+          production twins (minitune/fast/, fused kernels), and `generate` uses the fast
+          decoding step (minitune/fast/decode.py) when it supports the model.
+
+        The twins hold the same parameters and no state of their own, so the weights, LoRA
+        adapters and device stay; the numbers are the same (tests/test_paths.py). Not saved
+        with a checkpoint: a loaded model starts on "reference" too."""
+        use_impl(self, impl)  # each layer with a twin changes class (minitune/fast/twins.py)
+        self.impl = impl
 
     # ---- inspection ------------------------------------------------------------------------
 

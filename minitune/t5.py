@@ -217,7 +217,8 @@ def is_t5_folder(folder: str | Path) -> bool:
 
 
 def load_t5(folder: str | Path, dtype: torch.dtype = torch.float32):
-    """A `Seq2SeqTransformer` with the weights of a Hugging Face T5 / Flan-T5 folder (eval mode)."""
+    """A `Seq2SeqTransformer` with the weights of a Hugging Face T5 / Flan-T5 folder (eval mode,
+    on the teaching path: `model.set_impl("fast")` switches it to the production shell)."""
     from minitune.model import Seq2SeqTransformer
     from minitune.safetensors_io import CheckpointError
 

@@ -44,9 +44,10 @@ def heldout_loss(folder: Path, n_documents: int = 1000) -> dict[str, float]:
 
     from minitune.checkpoint import load_pretrained, read_config
     from minitune.config import TrainConfig
-    from minitune.data.world import generate_world
+    from minitune.data.suite.world import generate_world
     from minitune.tokenizer import Tokenizer
-    from minitune.train import span_examples, validation_loss
+    from minitune.train import validation_loss
+    from minitune.train_data import span_examples
 
     model, tokenizer_file, _ = load_pretrained(folder)
     tok = Tokenizer(tokenizer_file)

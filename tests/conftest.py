@@ -21,10 +21,12 @@ settings.load_profile("minitune")
 POSITIONS = ["relative", "relative+sinusoidal", "sinusoidal", "learned", "rotary", "alibi", "none"]
 
 
-def tiny_model(seed: int = 0, **overrides) -> Seq2SeqTransformer:
-    """A tiny float32 model in eval mode (no dropout), deterministic for a seed."""
+def tiny_model(seed: int = 0, impl: str = "reference", **overrides) -> Seq2SeqTransformer:
+    """A tiny float32 model in eval mode (no dropout), deterministic for a seed, on the path
+    `impl` ("reference", where a new model starts, or "fast": model.set_impl)."""
     torch.manual_seed(seed)
     model = Seq2SeqTransformer(ModelConfig.preset("tiny", **overrides))
+    model.set_impl(impl)
     return model.eval()
 
 

@@ -32,8 +32,9 @@ def test_explicit_d_head_allows_any_d_model():
     ],
 )
 def test_bad_values_are_rejected_with_the_field(field, value, fragment):
+    """By the config, or (variant names: layers/registry.py) where the model is built."""
     with pytest.raises(ValueError, match=fragment.replace("(", r"\(").replace("[", r"\[")):
-        ModelConfig.preset("tiny", **{field: value})
+        Seq2SeqTransformer(ModelConfig.preset("tiny", **{field: value}))
 
 
 def test_unknown_field_and_preset():
@@ -79,12 +80,15 @@ def test_every_registered_variant_builds_a_model(kind, name):
 
 
 def test_unknown_variant_names_what_is_registered():
+    """Checked where the model is built, before any layer (config.py imports no layer)."""
     with pytest.raises(ValueError, match=r"ModelConfig.norm='batch'.*'rms', 'layer'"):
-        ModelConfig(norm="batch")
+        Seq2SeqTransformer(ModelConfig(norm="batch"))
     with pytest.raises(ValueError, match="cannot import 'no_such_module'"):
-        ModelConfig(attention="no_such_module:Attn")
+        Seq2SeqTransformer(ModelConfig(attention="no_such_module:Attn"))
     with pytest.raises(ValueError, match="has no 'Nope'"):
-        ModelConfig(ffn="minitune.layers.feedforward:Nope")
+        Seq2SeqTransformer(ModelConfig(ffn="minitune.layers.feedforward:Nope"))
+    with pytest.raises(ValueError, match="has no 'Nope'"):  # a checkpoint's too, by registry.check
+        registry.check(ModelConfig(ffn="minitune.layers.feedforward:Nope"))
 
 
 def test_a_variant_named_by_path_is_built():
@@ -106,3 +110,54 @@ def test_own_data_replaces_the_laptop_configs_fresh_draw():
     assert cfg.fresh_per_task == 0 and cfg.data[0].endswith("data/train.jsonl")
     _, cfg = load_run_config("laptop", {"train": {"data": ["x.jsonl"], "fresh_per_task": 7}})
     assert cfg.fresh_per_task == 7
+
+
+def test_config_is_a_leaf_that_imports_no_layer_and_no_torch():
+    """config.py imports no layer: run in a fresh process, importing it (with the package's own
+    modules found on the path, but not minitune/__init__.py, which builds the public API from
+    the model) loads neither torch nor minitune.layers."""
+    import subprocess
+    import sys
+
+    code = (
+        "import importlib.util, sys, types\n"
+        "package = types.ModuleType('minitune')\n"
+        "package.__path__ = list(importlib.util.find_spec('minitune').submodule_search_locations)\n"
+        "sys.modules['minitune'] = package\n"
+        "import minitune.config\n"
+        "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('minitune')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["['minitune',", "'minitune.config',", "'minitune.paths']"]
+
+
+def test_no_import_circle_through_config_even_for_type_checkers():
+    """Layers import ModelConfig for their type hints (under TYPE_CHECKING); nothing config.py
+    imports, at the top, inside a function or for type checkers, leads to a layer or back to
+    config itself."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+
+    def imports(module: str) -> set[str]:
+        path = root / (module.replace(".", "/") + ".py")
+        if not path.is_file():
+            path = root / module.replace(".", "/") / "__init__.py"
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):  # every import
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("minitune"):
+                found.add(node.module)
+            elif isinstance(node, ast.Import):
+                found |= {a.name for a in node.names if a.name.startswith("minitune")}
+        return found
+
+    reached, todo = set(), list(imports("minitune.config"))
+    while todo:
+        module = todo.pop()
+        if module not in reached:
+            reached.add(module)
+            todo += imports(module)
+    assert "minitune.config" not in reached
+    assert not [m for m in reached if m.startswith(("minitune.layers", "minitune.model"))]

@@ -1,11 +1,11 @@
-"""The conformance kit (minitune.testing): every built-in variant passes it, and it catches
+"""The conformance kit (minitune.conformance): every built-in variant passes it, and it catches
 broken variants, each for the right reason."""
 
 import pytest
 import torch
 from torch import nn
 
-from minitune import testing
+from minitune import conformance
 from minitune.layers import registry
 from minitune.layers.attention import Attention
 from minitune.layers.feedforward import FeedForward
@@ -16,7 +16,7 @@ BUILT_IN = [(kind, name) for kind in registry.REGISTRY for name in registry.name
 
 @pytest.mark.parametrize("kind,name", BUILT_IN)
 def test_every_built_in_variant_passes_the_kit(kind, name):
-    report = testing.check(kind, name)
+    report = conformance.check(kind, name)
     report.raise_if_failed()
     assert len(report.results) >= 7
     fast_check = [r for r in report.results if r.name == "reference path == fast path"]
@@ -28,24 +28,44 @@ def test_every_built_in_variant_passes_the_kit(kind, name):
 
 
 def test_the_kit_catches_a_fast_path_that_differs(monkeypatch):
-    from minitune.layers.attention import FastAttention, attention_fast
+    from minitune.fast.attention import FastAttention, attention_fast
 
     def unmasked(self, q, k, v, attn_bias):  # forgets the mask on the fast path only
         return attention_fast(q, k, v, None, self.scale)
 
     monkeypatch.setattr(FastAttention, "attend", unmasked)
-    report = testing.check_attention("multi-head")
+    report = conformance.check_attention("multi-head")
     assert _status(report, "reference path == fast path") == "FAIL"
     assert _status(report, "causal masking") == "PASS"  # the module checked is the reference
 
 
 @pytest.mark.parametrize("n_kv_heads", [1, 2])
 def test_grouped_and_multi_query_attention_pass_the_kit(n_kv_heads):
-    testing.check_attention("multi-head", n_kv_heads=n_kv_heads).raise_if_failed()
+    conformance.check_attention("multi-head", n_kv_heads=n_kv_heads).raise_if_failed()
 
 
 def test_post_norm_models_pass_the_model_checks():
-    testing.check_norm("layer", norm_position="post").raise_if_failed()
+    conformance.check_norm("layer", norm_position="post").raise_if_failed()
+
+
+def test_the_attention_report_lists_its_checks_in_order():
+    """The order a student reads: the layer's own checks, then the whole model's."""
+    names = [r.name for r in conformance.check_attention("multi-head").results]
+    assert names == [
+        "output shapes (self- and cross-attention)",
+        "causal masking: later tokens do not change earlier outputs",
+        "padding invariance (self-attention)",
+        "padding invariance (cross-attention)",
+        "cache == no cache (self-attention, rotary positions)",
+        "cache == no cache (cross-attention)",
+        "reference path == fast path",
+        "gradcheck in float64 (inputs and parameters)",
+        "every parameter receives a finite gradient",
+        "model: the decoder is causal",
+        "model: source padding changes nothing",
+        "model: cached decoding == uncached",
+        "model: a tiny model fits one batch (60 Adam steps)",
+    ]
 
 
 def _status(report, fragment):
@@ -69,7 +89,7 @@ class ForgetfulAttention(Attention):
 
 
 def test_the_kit_catches_attention_that_ignores_the_mask():
-    report = testing.check_attention(LeakyAttention)
+    report = conformance.check_attention(LeakyAttention)
     assert not report.ok
     assert _status(report, "causal masking") == "FAIL"
     assert _status(report, "padding invariance (self") == "FAIL"
@@ -80,7 +100,7 @@ def test_the_kit_catches_attention_that_ignores_the_mask():
 
 
 def test_the_kit_catches_attention_that_ignores_the_cache():
-    report = testing.check_attention(ForgetfulAttention)
+    report = conformance.check_attention(ForgetfulAttention)
     assert _status(report, "cache == no cache (self") == "FAIL"
     assert _status(report, "model: cached decoding") == "FAIL"
     assert _status(report, "causal masking") == "PASS"
@@ -106,7 +126,7 @@ class WrongGradientFeedForward(FeedForward):
 
 
 def test_the_kit_catches_a_wrong_backward():
-    report = testing.check_feedforward(WrongGradientFeedForward)
+    report = conformance.check_feedforward(WrongGradientFeedForward)
     assert _status(report, "gradcheck") == "FAIL"
     assert "gradients differ" in next(r for r in report.results if "gradcheck" in r.name).detail
     assert _status(report, "position-wise") == "PASS"
@@ -126,7 +146,7 @@ class BatchNormLike(nn.Module):
 
 
 def test_the_kit_catches_a_norm_that_mixes_tokens():
-    report = testing.check_norm(BatchNormLike)
+    report = conformance.check_norm(BatchNormLike)
     assert _status(report, "position-wise") == "FAIL"
     assert _status(report, "model: the decoder is causal") == "FAIL"  # the future leaks in
 
@@ -139,7 +159,7 @@ class OffsetBlindPositions(SinusoidalPositions):
 
 
 def test_the_kit_catches_a_position_scheme_that_ignores_the_offset():
-    report = testing.check_position(OffsetBlindPositions)
+    report = conformance.check_position(OffsetBlindPositions)
     assert _status(report, "offset consistency") == "FAIL"
     assert _status(report, "model: cached decoding") == "FAIL"
 
@@ -153,7 +173,7 @@ class CrashingNorm(nn.Module):
 
 
 def test_a_crashing_variant_is_a_readable_failure_not_a_crash():
-    report = testing.check_norm(CrashingNorm)
+    report = conformance.check_norm(CrashingNorm)
     assert not report.ok
     detail = report.results[0].detail
     assert "raised RuntimeError: not written yet" in detail and "test_conformance.py" in detail
@@ -163,6 +183,6 @@ def test_a_crashing_variant_is_a_readable_failure_not_a_crash():
 
 def test_unknown_kinds_and_names_are_clear_errors():
     with pytest.raises(ValueError, match="kinds: attention, position, ffn, norm"):
-        testing.check("pooling", "max")
+        conformance.check("pooling", "max")
     with pytest.raises(ValueError, match="not a registered norm"):
-        testing.check("norm", "batch")
+        conformance.check("norm", "batch")

@@ -11,13 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from minitune.cli import main
-from minitune.data import families_shared, families_symbolic, lexicon, tasks
 from minitune.data.batching import collate, encode_records, length_bucketed_batches
 from minitune.data.codecheck import check_programs
-from minitune.data.corpus import read_documents
+from minitune.data.documents import read_documents
 from minitune.data.formats import DataError, Record, read_records
 from minitune.data.span_corruption import reconstruct, span_corrupt
-from minitune.data.tasks import (
+from minitune.data.suite import families_code, families_shared, families_symbolic, lexicon, tasks
+from minitune.data.suite.tasks import (
     HELDOUT_CLUSTER,
     SPLITS,
     all_families,
@@ -54,6 +54,18 @@ def test_suite_shape():
                     "arithmetic", "strings", "lists", "extraction", "format"):  # fmt: skip
         assert cluster in clusters
     assert lexicon.ENTRIES >= 300
+
+
+def test_the_readers_do_not_import_the_suite_generators():
+    """minitune/data/ reads, batches and checks examples; minitune/data/suite/ makes them. The
+    readers never import the generators, so a learner can leave suite/ unread."""
+    import ast
+
+    for path in (ROOT / "minitune" / "data").glob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        imported = [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+        imported += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+        assert not [m for m in imported if m and m.startswith("minitune.data.suite")], path.name
 
 
 def test_generator_is_deterministic_and_matches_the_shipped_files(tmp_path):
@@ -140,7 +152,7 @@ def test_pretraining_corpus_documents():
 
 
 def test_translation_grammar_worked_examples():
-    from minitune.data.families_language import render_noun_phrase, sentence_pair
+    from minitune.data.suite.families_language import render_noun_phrase, sentence_pair
 
     noun = {n.en: n for n in lexicon.NOUNS}
     adj = {a.en: a for a in lexicon.ADJECTIVES}
@@ -394,12 +406,12 @@ def test_wide_samples_have_one_answer_per_question():
 
 
 def test_every_kind_of_wide_code_function_passes_its_tests():
-    sym, rng = families_symbolic, random.Random(0)
-    assert len(sym.number_ops(rng, wide=True)) >= 30 and len(sym.string_ops(rng, wide=True)) >= 30
+    code, rng = families_code, random.Random(0)
+    assert len(code.number_ops(rng, wide=True)) >= 30 and len(code.string_ops(rng, wide=True)) >= 30
     programs = []
     for _ in range(12):  # every kind, 12 times with other constants, names and arguments
-        for op in [*sym.number_ops(rng, wide=True), *sym.string_ops(rng, wide=True)]:
-            sample = sym.code_sample(rng, op)
+        for op in [*code.number_ops(rng, wide=True), *code.string_ops(rng, wide=True)]:
+            sample = code.code_sample(rng, op)
             programs.append({"code": sample["output"], **sample["extra"]})
     results = check_programs(programs, batch_time_limit=120)
     failures = [

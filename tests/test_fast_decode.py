@@ -1,7 +1,8 @@
-"""The fast decoder (minitune/fast_decode.py) gives the tokens of the model's own decode.
+"""The fast decoder (minitune/fast/decode.py) gives the tokens of the model's own decode.
 
-Every test compares `generate(..., fast_decode=True)` (the default) with `fast_decode=False`
-(ModelStep: `model.decode` with a DecoderCache) on the same weights, or the step logits directly.
+Every test compares `generate(..., fast_decode=True)` (what a model on the fast path uses) with
+`fast_decode=False` (ModelStep: `model.decode` with a DecoderCache, what a model built in Python
+uses) on the same weights, or the step logits directly.
 """
 
 import pytest
@@ -9,7 +10,7 @@ import torch
 from conftest import random_batch, tiny_model
 
 from minitune import cross_entropy_loss, shift_right
-from minitune.fast_decode import FastDecodeStep, unsupported_reason
+from minitune.fast.decode import FastDecodeStep, unsupported_reason
 from minitune.generate import ModelStep, decode_step
 
 # T5 v1.1 / Flan-T5 (gated-GELU, untied head, unscaled scores), T5 v1.0 (ReLU, tied, scaled
@@ -23,7 +24,7 @@ SUPPORTED = {
 
 
 def both(model, *args, **kwargs):
-    fast = model.generate(*args, **kwargs)
+    fast = model.generate(*args, fast_decode=True, **kwargs)
     slow = model.generate(*args, fast_decode=False, **kwargs)
     return fast, slow
 
@@ -114,7 +115,7 @@ def test_rows_stop_at_their_eos_as_on_the_model_path():
 def test_stacked_weights_follow_an_optimizer_step_and_load_state_dict():
     model = tiny_model(seed=4, **SUPPORTED["flan-t5"])
     input_ids, mask, _ = random_batch()
-    before = model.generate(input_ids, mask, max_new_tokens=6)  # builds the stacked weights
+    before = model.generate(input_ids, mask, max_new_tokens=6, fast_decode=True)  # stacks weights
     optimizer = torch.optim.SGD(model.parameters(), lr=5.0)
     model.train()
     cross_entropy_loss(model(input_ids, input_ids[:, :4], mask), input_ids[:, :4]).backward()
@@ -139,7 +140,6 @@ def test_stacked_weights_follow_an_optimizer_step_and_load_state_dict():
         (dict(norm="layer"), "norm"),
         (dict(norm_position="post"), "norm"),
         (dict(bias=True), "biases"),
-        (dict(impl="reference"), "reference"),
     ],
 )
 def test_unsupported_configs_fall_back_to_the_model_decode(overrides, fragment):
@@ -163,6 +163,18 @@ def test_lora_and_half_precision_fall_back():
     assert "LoRA" in unsupported_reason(model)
     half = tiny_model().to(torch.bfloat16)
     assert "float32" in unsupported_reason(half)
+
+
+@pytest.mark.parametrize("impl, step_class", [("reference", ModelStep), ("fast", FastDecodeStep)])
+def test_by_default_the_step_follows_the_models_path(impl, step_class):
+    """generate's default (fast_decode=None): the model's own decode on the teaching path (a new
+    model's), the fast step once set_impl("fast") switched it (what the command line does)."""
+    model = tiny_model(impl=impl)
+    input_ids, mask, _ = random_batch()
+    with torch.inference_mode():
+        memory = model.encode(input_ids, mask)
+        step = decode_step(model, memory, mask, input_ids, 4, use_cache=True, fast_decode=None)
+    assert type(step) is step_class
 
 
 def test_without_the_cache_the_model_path_is_used():

@@ -5,9 +5,9 @@ import torch
 import torch.nn.functional as F
 
 from minitune import ModelConfig
+from minitune.fast.attention import attention_fast
 from minitune.layers.attention import (
     KVCache,
-    attention_fast,
     attention_reference,
     make_attention_bias,
     make_attention_mask,
@@ -173,7 +173,8 @@ def test_feed_forward_formulas(kind, act, gated):
 
 @pytest.mark.parametrize("n_kv_heads", [None, 1])
 def test_fast_attention_seams_equal_the_reference_with_and_without_the_cache(n_kv_heads):
-    from minitune.layers.attention import Attention, FastAttention
+    from minitune.fast.attention import FastAttention
+    from minitune.layers.attention import Attention
 
     torch.manual_seed(0)
     cfg = _cfg(n_kv_heads=n_kv_heads, dropout=0.0)
@@ -196,7 +197,7 @@ def test_fast_attention_seams_equal_the_reference_with_and_without_the_cache(n_k
 
 @pytest.mark.parametrize("kind", ["gated-gelu", "swiglu", "relu"])
 def test_fused_gate_equals_two_projections(kind):
-    from minitune.layers.feedforward import FastFeedForward
+    from minitune.fast.feedforward import FastFeedForward
 
     torch.manual_seed(0)
     teaching = FeedForward(_cfg(ffn=kind, dropout=0.0)).eval()

@@ -2,9 +2,10 @@ import pytest
 import torch
 from conftest import POSITIONS, random_batch, tiny_model
 
-from minitune import cross_entropy_loss, shift_right
+from minitune import Seq2SeqTransformer, cross_entropy_loss, shift_right
 from minitune.config import ModelConfig
-from minitune.layers.attention import Attention, FastAttention
+from minitune.fast import FastAttention, FastFeedForward
+from minitune.layers.attention import Attention
 from minitune.layers.feedforward import FeedForward
 from minitune.layers.positions import PositionScheme
 
@@ -48,14 +49,17 @@ def test_source_padding_changes_nothing(position, impl):
 def test_reference_and_fast_paths_agree_in_the_model(position):
     model = tiny_model(position=position)
     input_ids, mask, dec = random_batch()
-    assert type(model.decoder.layers[0].self_attn.sublayer) is FastAttention  # the default
-    fast = model(input_ids, dec, mask)
-    model.set_impl("reference")
+    assert model.impl == "reference"  # a model built in Python runs the teaching classes
     assert type(model.decoder.layers[0].self_attn.sublayer) is Attention
     assert type(model.decoder.layers[0].ff.sublayer) is FeedForward
-    torch.testing.assert_close(model(input_ids, dec, mask), fast, atol=1e-5, rtol=1e-5)
-    reference = tiny_model(position=position, impl="reference")  # built on the teaching path
-    torch.testing.assert_close(reference(input_ids, dec, mask), fast, atol=1e-5, rtol=1e-5)
+    reference = model(input_ids, dec, mask)
+    model.set_impl("fast")
+    assert model.impl == "fast"
+    assert type(model.decoder.layers[0].self_attn.sublayer) is FastAttention
+    assert type(model.decoder.layers[0].ff.sublayer) is FastFeedForward
+    torch.testing.assert_close(model(input_ids, dec, mask), reference, atol=1e-5, rtol=1e-5)
+    fast = tiny_model(position=position, impl="fast")  # the same weights, switched when built
+    torch.testing.assert_close(fast(input_ids, dec, mask), reference, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("position", POSITIONS)
@@ -135,7 +139,7 @@ def test_tiny_model_overfits_one_batch():
 
 
 def test_attention_maps_are_distributions_with_masks_respected():
-    model = tiny_model()
+    model = tiny_model(impl="fast")  # maps come from the reference computation on either path
     input_ids, mask, dec = random_batch()
     maps = model.attention_maps(input_ids, dec, mask)
     assert len(maps["encoder_self"]) == 2 and len(maps["cross"]) == 2
@@ -201,11 +205,15 @@ def test_a_t5_model_never_calls_a_rotate_that_does_nothing(monkeypatch):
         model.decoder.position.rotate(torch.zeros(1, 4, 2, 8))
 
 
-def test_a_config_saved_with_the_old_impl_name_loads():
-    cfg = ModelConfig.from_dict({**ModelConfig.preset("tiny").to_dict(), "impl": "fast"})
-    old = {k: v for k, v in cfg.to_dict().items() if k != "impl"}
-    assert ModelConfig.from_dict({**old, "attention_impl": "reference"}).impl == "reference"
+def test_a_config_saved_with_a_path_loads_and_the_path_is_not_taken_from_it():
+    """Older config.json files saved the path (impl, earlier attention_impl) in the model's
+    config; they load, and the model runs the teaching classes all the same."""
+    tiny = ModelConfig.preset("tiny")
+    for key, value in (("impl", "fast"), ("attention_impl", "fast")):
+        cfg = ModelConfig.from_dict({**tiny.to_dict(), key: value})
+        assert cfg == tiny and key not in cfg.to_dict()
+        assert Seq2SeqTransformer(cfg).impl == "reference"
     from minitune.config import _check_keys
 
-    with pytest.raises(ValueError, match="unknown key 'attention_impl'; it is now called 'impl'"):
-        _check_keys("model", {"attention_impl": "fast"}, ModelConfig)  # a run file's [model]
+    with pytest.raises(ValueError, match=r"key 'impl'; the path a run takes is train\.impl"):
+        _check_keys("model", {"impl": "fast"}, ModelConfig)  # a run file's [model], or --set

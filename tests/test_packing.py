@@ -50,7 +50,7 @@ def packed_logits(model, rows, **kw):
 def tiny_model(position, copy_head, seed=0):
     torch.manual_seed(seed)
     cfg = ModelConfig.preset("tiny", vocab_size=VOCAB, position=position, copy_head=copy_head,
-                             max_position=64, impl="reference")  # fmt: skip
+                             max_position=64)  # fmt: skip
     return Seq2SeqTransformer(cfg).train()
 
 
@@ -204,7 +204,7 @@ def test_every_adamw_kernel_makes_the_same_update(impl):
 
 
 def test_auto_precision_takes_bf16_only_where_it_times_faster(monkeypatch):
-    from minitune import train as loop
+    from minitune import device as loop
 
     cpu = torch.device("cpu")
     assert loop.resolve_precision("fp32", cpu) == ("fp32", "")
@@ -219,6 +219,6 @@ def test_auto_precision_takes_bf16_only_where_it_times_faster(monkeypatch):
 
 
 def test_bf16_speedup_is_a_positive_ratio():
-    from minitune.train import bf16_speedup
+    from minitune.device import bf16_speedup
 
     assert 0.01 < bf16_speedup(32, 64, rows=64) < 100

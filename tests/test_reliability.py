@@ -27,8 +27,9 @@ from minitune.checkpoint import (
 from minitune.config import TrainConfig, load_run_config
 from minitune.data.formats import DataError, read_records
 from minitune.model import Seq2SeqTransformer
+from minitune.run_errors import DivergenceError, RunError
 from minitune.tokenizer import train_tokenizer
-from minitune.train import DivergenceError, RunError, train
+from minitune.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKENIZER = ROOT / "tokenizer" / "minitune.model"
@@ -253,6 +254,40 @@ def test_user_mistakes_on_the_command_line_are_one_line_and_status_2(tmp_path):
         assert message in err and "Traceback" not in err, (extra, err)
     _, err = _cli("train", "--config", "configs/tiny.toml", "--data", str(bad)).communicate()
     assert 'bad.jsonl:3: field "instruction" must be a string' in err  # all problems at once
+
+
+def test_a_zero_or_negative_budget_is_refused_in_one_line(tmp_path, capsys):
+    # the command line: exit status 2 and one line naming the field, no traceback, no step run
+    run = _cli("train", "--config", "configs/tiny.toml", "--max-minutes", "-1", "--no-progress",
+               "--out", str(tmp_path / "run"))  # fmt: skip
+    _, err = run.communicate(timeout=300)
+    assert run.returncode == 2, err
+    assert err.strip().splitlines() == [
+        "minitune: error: TrainConfig.max_minutes must be > 0 (leave it unset for no time "
+        "limit), got -1.0"
+    ]
+    assert not (tmp_path / "run" / "last").exists()
+    from minitune.cli import main
+
+    cases = [
+        (["--max-minutes", "0"], "TrainConfig.max_minutes must be > 0"),
+        (["--max-steps", "0"], "TrainConfig.max_steps must be a positive integer, got 0"),
+        (["--max-steps", "-5"], "TrainConfig.max_steps must be a positive integer, got -5"),
+        (["--set", "train.batch_size=0"], "TrainConfig.batch_size must be a positive integer"),
+        (["--set", "train.grad_accum=-1"], "TrainConfig.grad_accum must be a positive integer"),
+        (["--set", "train.threads=-2"], "TrainConfig.threads must be a positive integer"),
+        (["--set", "train.warmup_steps=-1"], "TrainConfig.warmup_steps must be >= 0, got -1"),
+    ]
+    for extra, message in cases:
+        code = main(["train", "--config", "configs/tiny.toml", "--no-progress",
+                     "--out", str(tmp_path / "run"), *extra])  # fmt: skip
+        err = capsys.readouterr().err
+        assert code == 2, (extra, err)
+        assert len(err.strip().splitlines()) == 1 and message in err, (extra, err)
+    for field, value in [("max_minutes", 0.0), ("max_minutes", -3), ("max_steps", 0)]:
+        with pytest.raises(ValueError, match=f"TrainConfig.{field} must be"):
+            TrainConfig(**{field: value})
+    assert TrainConfig(max_minutes=None).max_minutes is None  # unset: no time limit
 
 
 def test_truncation_is_counted_and_reported(tmp_path):

@@ -299,7 +299,7 @@ def test_pipeline_command_end_to_end(tmp_path):
 
 
 def test_train_state_round_trips_and_keeps_trainer_pt_keys():
-    from minitune.train import TrainState
+    from minitune.run_state import TrainState
 
     state = TrainState(step=7, examples=56, tokens=900, epoch=1, index=3, best_valid_loss=2.5,
                        elapsed=10.0, losses=[1.0, 2.0], skipped=1, rng=[{"python": 1}])  # fmt: skip

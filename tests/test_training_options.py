@@ -152,7 +152,7 @@ def test_copy_fraction_makes_whole_chunk_targets():
     """copy_fraction: that share of chunks (of max_target_length - 1 tokens) get the whole chunk
     as target; the rest are ordinary span corruption. 0 keeps the old examples exactly."""
     from minitune.tokenizer import Tokenizer
-    from minitune.train import span_examples
+    from minitune.train_data import span_examples
 
     tok = Tokenizer(ROOT / "tokenizer" / "minitune.model")
     documents = [list(range(200 + i, 600 + i)) for i in range(20)]

@@ -12,8 +12,9 @@ from test_train import small_data
 import minitune.train as training
 from minitune.cli import main
 from minitune.config import load_run_config, tomllib
+from minitune.metrics_log import plot_losses, steps_by_deadline
 from minitune.paths import config_file, find_shipped
-from minitune.train import HOLDOUT_MIN, hold_out
+from minitune.train_data import HOLDOUT_MIN, hold_out
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -83,7 +84,7 @@ def test_matplotlib_is_a_runtime_dependency_and_loss_png_has_steps_and_minutes(t
             {"step": 20, "valid_loss": 2.5, "elapsed_s": 13.0}]  # fmt: skip
     metrics = tmp_path / "metrics.jsonl"
     metrics.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    training.plot_losses(metrics, tmp_path / "loss.png")
+    plot_losses(metrics, tmp_path / "loss.png")
     import matplotlib.image
 
     height, width, _ = matplotlib.image.imread(tmp_path / "loss.png").shape
@@ -211,10 +212,11 @@ def test_the_shipped_base_loads_and_matches_its_tokenizer():
 
     from minitune.checkpoint import load_pretrained, read_config
     from minitune.config import TrainConfig
-    from minitune.data.world import generate_world
+    from minitune.data.suite.world import generate_world
     from minitune.model import Seq2SeqTransformer
     from minitune.tokenizer import Tokenizer
-    from minitune.train import span_examples, validation_loss
+    from minitune.train import validation_loss
+    from minitune.train_data import span_examples
 
     base = ROOT / "checkpoints" / "base"
     shipped_tokenizer = (ROOT / "tokenizer" / "minitune.model").read_bytes()
@@ -350,10 +352,10 @@ def test_metrics_have_grad_norm_and_lr_and_the_bar_ends_at_the_deadline(tmp_path
 
 
 def test_steps_by_deadline():
-    assert training.steps_by_deadline(100, 10_000, 50, 10.0, 30.0) == 250
-    assert training.steps_by_deadline(100, 200, 50, 10.0, 30.0) == 200  # max_steps first
-    assert training.steps_by_deadline(100, 10_000, 0, 0.0, 30.0) == 10_000  # no speed yet
-    assert training.steps_by_deadline(100, 10_000, 50, 10.0, -5.0) == 100  # past the deadline
+    assert steps_by_deadline(100, 10_000, 50, 10.0, 30.0) == 250
+    assert steps_by_deadline(100, 200, 50, 10.0, 30.0) == 200  # max_steps first
+    assert steps_by_deadline(100, 10_000, 0, 0.0, 30.0) == 10_000  # no speed yet
+    assert steps_by_deadline(100, 10_000, 50, 10.0, -5.0) == 100  # past the deadline
 
 
 def test_messages_go_through_tqdm_write():

@@ -1,4 +1,4 @@
-"""The world corpus (minitune/data/world.py, data/world.txt.gz): coverage, no leak, determinism.
+"""The world corpus (minitune/data/suite/world.py, data/world.txt.gz): coverage, no leak, determinism.
 
 These read the shipped evaluation files directly (not the generator's own filter), so a leak
 that the filter missed, or a corpus regenerated without it, fails here."""
@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from minitune.data.corpus import read_documents, read_text
-from minitune.data.templates import format_prompt
-from minitune.data.world import (
+from minitune.data.documents import read_documents, read_text
+from minitune.data.suite.world import (
     KINDS,
     LeakFilter,
     generate_world,
@@ -19,6 +18,7 @@ from minitune.data.world import (
     word_classes,
     write_world,
 )
+from minitune.data.templates import format_prompt
 
 ROOT = Path(__file__).resolve().parent.parent
 WORLD = ROOT / "data" / "world.txt.gz"

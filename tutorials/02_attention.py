@@ -6,9 +6,10 @@
 #
 #     Attention(Q, K, V) = softmax(Q Kᵀ / √D + bias) V
 #
-# We compute it by hand, then compare with minitune's two implementations in
-# `minitune/layers/attention.py`: `attention_reference` (the same steps, written out) and
-# `attention_fast` (PyTorch's fused `scaled_dot_product_attention`).
+# We compute it by hand, then compare with minitune's two implementations:
+# `attention_reference` in `minitune/layers/attention.py` (the teaching core: the same steps,
+# written out) and `attention_fast` in `minitune/fast/attention.py` (the production shell:
+# PyTorch's fused `scaled_dot_product_attention`).
 
 # %%
 import matplotlib.pyplot as plt
@@ -16,9 +17,9 @@ import torch
 from common import show
 
 from minitune import ModelConfig
+from minitune.fast.attention import attention_fast
 from minitune.layers.attention import (
     Attention,
-    attention_fast,
     attention_reference,
     make_attention_bias,
     make_attention_mask,
@@ -129,9 +130,10 @@ print(x.shape, "->", y.shape)
 # (for pictures). `attention_fast` calls PyTorch's fused kernel, which never stores the (T, T)
 # weights and is much faster on long sequences. A test (`tests/test_layers.py`) proves they agree;
 # here is the check once. The model uses them through two classes: `Attention` (the module above,
-# whose `attend` calls `attention_reference`) and `FastAttention`, its production twin, which
-# overrides only `project` (q, k, v with one stacked matmul) and `attend` (the fused kernel). A
-# model is built with `FastAttention` unless `ModelConfig.impl = "reference"`.
+# whose `attend` calls `attention_reference`) and `FastAttention` (minitune/fast/), its production
+# twin, which overrides only `project` (q, k, v with one stacked matmul) and `attend` (the fused
+# kernel). A model is built with `Attention`, the class you can step into;
+# `model.set_impl("fast")` switches it to `FastAttention`, as the command line's jobs do.
 
 # %%
 qh, kh, vh = (torch.randn(2, 4, 6, 8) for _ in range(3))  # (B, H, T, D)

@@ -3,9 +3,9 @@
 #
 # minitune's layers are chosen by name (`minitune/layers/registry.py`); a new variant is one file
 # plus one line — or just a "module:Class" path in the config. The conformance kit
-# (`minitune/testing.py`) checks it against everything the model relies on. We build **ALiBi-with-
-# a-learned-slope** here: ALiBi's linear distance penalty (`minitune/layers/alibi.py`), but each
-# head *learns* its slope. (`docs/extending.md` walks through an attention variant the same way.)
+# (`minitune/conformance.py`) checks it against everything the model relies on. We build
+# **ALiBi-with-a-learned-slope** here: ALiBi's linear distance penalty
+# (`minitune/layers/alibi.py`), but each head *learns* its slope. (`docs/extending.md` walks through an attention variant the same way.)
 
 # %%
 import json
@@ -16,7 +16,7 @@ import torch
 from common import FAST, ROOT
 from torch import nn
 
-from minitune import ModelConfig, Seq2SeqTransformer, testing
+from minitune import ModelConfig, Seq2SeqTransformer, conformance
 from minitune.config import load_run_config
 from minitune.layers import registry
 from minitune.layers.alibi import alibi_slopes
@@ -57,7 +57,7 @@ class LearnedALiBi(PositionScheme):
 # tiny model fits a batch). In a pytest file: `check_position(LearnedALiBi).raise_if_failed()`.
 
 # %%
-report = testing.check_position(LearnedALiBi)
+report = conformance.check_position(LearnedALiBi)
 print(report)
 assert report.ok
 
@@ -71,7 +71,7 @@ class OffsetBlind(LearnedALiBi):
         return super().position_bias(q_len, k_len, 0)
 
 
-print(testing.check_position(OffsetBlind))
+print(conformance.check_position(OffsetBlind))
 
 # %% [markdown]
 # ## Register it and train it

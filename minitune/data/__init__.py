@@ -1,13 +1,13 @@
-"""Data: the generated instruction suite, readers for users' files, prompts, batches.
+"""Data: readers for users' files, prompts, batches; the generated suite in `suite/`.
 
-lexicon.py            a hand-written English–French lexicon and word lists
-families_language.py  task families over language (translation, summaries, QA, dialogue, ...)
-families_symbolic.py  task families over symbols (code, arithmetic, strings, lists, ...)
-tasks.py              families -> the five splits (train ... heldout_tasks), written as JSONL
-corpus.py             the pretraining text corpus
 formats.py            reading JSONL / Alpaca / Dolly / chat files, errors with file:line
+documents.py          reading plain-text documents for pretraining (.txt or .txt.gz)
 templates.py          instruction + input -> prompt (optionally few-shot)
 batching.py           tokenize, truncate (reported), bucket by length, pad
+packing.py            several examples per row of fixed length
+mixing.py             task mixing weighted by each task's loss
 span_corruption.py    T5's pretraining objective
-codecheck.py          run generated code against test cases, in a subprocess
+codecheck.py          run generated code against test cases, in a subprocess (the code-pass metric)
+suite/                the generators of the shipped data: the instruction suite (tasks and their
+                      families) and the pretraining corpora (see suite/__init__.py)
 """

@@ -8,14 +8,12 @@ Notation: B batch, H heads, D head width, C model width, T_q query length, T_k k
 where a query may attend a key and a very negative number where it may not. `make_attention_bias`
 builds it once per stack; every layer of the stack reuses it.
 
-Two classes compute the same thing (tests prove it):
-- `Attention`, the teaching core: the computation written out (project, split heads, positions
-  and the KV cache, scores + attn_bias, softmax, weighted sum, merge heads), to read and step
-  through; it can also keep the attention weights (for pictures);
-- `FastAttention`, the production path (`ModelConfig.impl = "fast"`, the default): the same
-  module with two steps replaced, `project` (self-attention's three projections as one matmul,
-  [W_q; W_k; W_v] x, layers/fused.py) and `attend` (`attention_fast`: PyTorch's fused
-  `scaled_dot_product_attention`, which never stores the (T_q, T_k) weights).
+`Attention` is the computation written out (project, split heads, positions and the KV cache,
+scores + attn_bias, softmax, weighted sum, merge heads), to read and step through; it can also
+keep the attention weights (for pictures). Its production twin, `FastAttention`
+(minitune/fast/attention.py), replaces two steps with fused kernels, `project` (one stacked
+matmul) and `attend` (PyTorch's `scaled_dot_product_attention`); tests prove the two equal, and
+`model.set_impl("fast")` switches a model to it, as the command line does.
 """
 
 from __future__ import annotations
@@ -27,7 +25,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from minitune.layers.base import Layer
-from minitune.layers.fused import stacked_linear
 
 if TYPE_CHECKING:
     from minitune.config import ModelConfig
@@ -142,22 +139,6 @@ def attention_reference(
     return dropped @ v, weights  # (B, H, T_q, D)
 
 
-def attention_fast(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    attn_bias: torch.Tensor | None,
-    scale: float,
-    dropout: float = 0.0,
-) -> torch.Tensor:
-    """The same computation through PyTorch's fused kernel; returns (B, H, T_q, D)."""
-    if attn_bias is not None and attn_bias.dtype != q.dtype:
-        attn_bias = attn_bias.to(q.dtype)  # under autocast q is bf16/fp16: one dtype for SDPA
-    return F.scaled_dot_product_attention(
-        q, k, v, attn_mask=attn_bias, dropout_p=dropout, scale=scale
-    )
-
-
 class KVCache:
     """Keys and values of one attention layer, kept between decoding steps.
 
@@ -210,8 +191,8 @@ class Attention(Layer):
     memory and memory traffic when decoding, for a small loss of quality.
 
     Variants subclass it and override one step: `project` (as qk_norm.py does) or `attend` (the
-    per-head computation, as docs/extending.md's sigmoid attention). `FastAttention` below is
-    the same module with both steps replaced by fused kernels.
+    per-head computation, as docs/extending.md's sigmoid attention). `FastAttention`
+    (minitune/fast/attention.py) is the same module with both steps replaced by fused kernels.
     """
 
     def __init__(self, cfg: ModelConfig, is_cross: bool = False):
@@ -303,39 +284,3 @@ class Attention(Layer):
         if self.record_weights:
             self.last_weights = weights.detach()  # (B, H, T_q, T_k)
         return out
-
-
-class FastAttention(Attention):
-    """`Attention` on the production path (`ModelConfig.impl = "fast"`): the same parameters and
-    the same numbers (tests/test_layers.py), with two steps replaced:
-
-    - `project`: self-attention's q, k and v as one matmul with the stacked weight
-      [W_q; W_k; W_v] (one read of x, one larger matmul; the stacked weight is kept while
-      decoding, layers/fused.py);
-    - `attend`: `F.scaled_dot_product_attention`, which fuses scores, softmax and the weighted
-      sum (on CUDA a flash or memory-efficient kernel) and never stores the weights.
-
-    It adds no parameters, buffers or state, so `blocks.use_impl` can switch a live module
-    between the two classes.
-    """
-
-    def project(
-        self, x: torch.Tensor, source: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-        if source is not x:  # cross-attention: keys and values come from another tensor
-            return super().project(x, source)
-        qkv = stacked_linear(x, [self.q, self.k, self.v])  # (B, T, H·D + 2·H_kv·D)
-        if qkv is None:  # a projection is not a plain Linear (LoRA): one by one
-            return super().project(x, source)
-        kv_width = self.n_kv_heads * self.d_head
-        q, k, v = qkv.split([self.n_heads * self.d_head, kv_width, kv_width], dim=-1)
-        q = self.split_heads(q, self.n_heads)  # (B, H, T_q, D)
-        return q, self.split_heads(k, self.n_kv_heads), self.split_heads(v, self.n_kv_heads)
-
-    def attend(
-        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_bias: torch.Tensor | None
-    ) -> torch.Tensor:
-        if self.record_weights:  # pictures need the weights, which the fused kernel never makes
-            return super().attend(q, k, v, attn_bias)
-        dropout = self.dropout if self.training else 0.0
-        return attention_fast(q, k, v, attn_bias, self.scale, dropout)  # (B, H, T_q, D)

@@ -3,9 +3,9 @@
 Shapes: x is (B, T, C) decoder or (B, S, C) encoder; `memory` is the encoder output (B, S, C).
 
 A block is built from T5's own layers, constructed directly below: `Attention` (attention.py),
-`FeedForward` (feedforward.py) and `RMSNorm` (norm.py), or their production twins
-`FastAttention` / `FastFeedForward` when `ModelConfig.impl = "fast"` (the default; the same
-numbers, fused kernels). A config that names another variant gets it from layers/registry.py.
+`FeedForward` (feedforward.py) and `RMSNorm` (norm.py); a config that names another variant gets
+it from layers/registry.py. (`model.set_impl("fast")` later swaps attention and feed-forward for
+their production twins in minitune/fast/: the same parameters and numbers, fused kernels.)
 
 Every sub-layer f (attention or feed-forward) is wrapped the same way, in one of two orders:
 
@@ -23,53 +23,29 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint as recompute_in_backward
 
 from minitune.layers import registry
-from minitune.layers.attention import Attention, FastAttention, KVCache
-from minitune.layers.feedforward import FastFeedForward, FeedForward
+from minitune.layers.attention import Attention, KVCache
 from minitune.layers.norm import RMSNorm
 from minitune.layers.positions import PositionScheme
 
 if TYPE_CHECKING:
     from minitune.config import ModelConfig
 
-# the teaching class of a layer -> its production twin (same parameters, fused kernels); a
-# variant with a fast twin of its own adds a line (the conformance kit then compares the two)
-FAST_TWINS: dict[type, type] = {Attention: FastAttention, FeedForward: FastFeedForward}
-
 
 def make_attention(cfg: ModelConfig, is_cross: bool = False) -> nn.Module:
-    """T5's multi-head `Attention`, or the variant `cfg.attention` names, on `cfg.impl`'s path."""
+    """T5's multi-head `Attention`, or the variant `cfg.attention` names."""
     if cfg.attention == "multi-head":
-        cls = Attention
-    else:
-        cls = registry.resolve("attention", cfg.attention)
-    return on_path(cls, cfg.impl)(cfg, is_cross)
+        return Attention(cfg, is_cross)
+    return registry.resolve("attention", cfg.attention)(cfg, is_cross)
 
 
 def make_feed_forward(cfg: ModelConfig) -> nn.Module:
     """The feed-forward layer `cfg.ffn` names (`FeedForward` for the built-in activations)."""
-    return on_path(registry.resolve("ffn", cfg.ffn), cfg.impl)(cfg)
-
-
-def on_path(cls: type, impl: str) -> type:
-    """The class to build: `cls` itself, or with impl "fast" its twin in FAST_TWINS (if any)."""
-    return FAST_TWINS.get(cls, cls) if impl == "fast" else cls
+    return registry.build("ffn", cfg)
 
 
 def make_norm(cfg: ModelConfig) -> nn.Module:
     """T5's RMSNorm, or the variant `cfg.norm` names."""
     return RMSNorm(cfg) if cfg.norm == "rms" else registry.build("norm", cfg)
-
-
-def use_impl(model: nn.Module, impl: str) -> None:
-    """Switch every attention and feed-forward layer of `model` to the "fast" or "reference"
-    path, in place. The twins hold the same parameters and no state of their own, so a live
-    layer (with its weights, adapters and device) changes path by changing its class."""
-    if impl not in ("fast", "reference"):
-        raise ValueError(f"impl must be 'fast' or 'reference', got {impl!r}")
-    for module in model.modules():
-        for teaching, fast in FAST_TWINS.items():
-            if type(module) in (teaching, fast):
-                module.__class__ = fast if impl == "fast" else teaching
 
 
 class Residual(nn.Module):

@@ -8,8 +8,9 @@ Shapes: x is (B, T, C) with C = d_model; the hidden layer has width F = d_ff.
     swiglu      FF(x) = W_o · (silu(W_i0 x) ⊙ W_i1 x)        (Shazeer 2020, LLaMA)
 
 The gated variants have a third matrix; at equal d_ff they have 1.5× the parameters.
-`FeedForward` is the teaching core; `FastFeedForward` (`ModelConfig.impl = "fast"`, the default)
-computes a gated layer's two input projections with one matmul, [W_i0; W_i1] x (layers/fused.py).
+`FeedForward` is the teaching core; its production twin, `FastFeedForward`
+(minitune/fast/feedforward.py), computes a gated layer's two input projections with one matmul,
+[W_i0; W_i1] x.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from minitune.layers.base import Layer
-from minitune.layers.fused import stacked_linear
 
 if TYPE_CHECKING:
     from minitune.config import ModelConfig
@@ -31,7 +31,7 @@ def _gelu_tanh(x: torch.Tensor) -> torch.Tensor:
     return F.gelu(x, approximate="tanh")
 
 
-# name -> (activation, gated?); fast_decode.py reads it too
+# name -> (activation, gated?); minitune/fast/decode.py reads it too
 ACTIVATIONS = {
     "relu": (F.relu, False),
     "gelu": (F.gelu, False),
@@ -78,16 +78,3 @@ class FeedForward(Layer):
     def project_in(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """W_i x and, when gated, W_i1 x (None when not gated); (B, T, F) each."""
         return self.wi(x), self.wi_gate(x) if self.wi_gate is not None else None
-
-
-class FastFeedForward(FeedForward):
-    """`FeedForward` on the production path: a gated layer computes W_i0 x and W_i1 x with one
-    matmul, [W_i0; W_i1] x (layers/fused.py); the same numbers, no extra state."""
-
-    def project_in(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        if self.wi_gate is not None:
-            both = stacked_linear(x, [self.wi, self.wi_gate])  # (B, T, 2F); None with LoRA
-            if both is not None:
-                h, gate = both.chunk(2, dim=-1)  # (B, T, F) each
-                return h, gate
-        return super().project_in(x)

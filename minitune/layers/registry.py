@@ -30,6 +30,7 @@ from __future__ import annotations
 import difflib
 import importlib
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from torch import nn
 
@@ -46,6 +47,9 @@ from minitune.layers.positions import (
 )
 from minitune.layers.qk_norm import QKNormAttention
 from minitune.layers.rotary import RotaryPositions
+
+if TYPE_CHECKING:
+    from minitune.config import ModelConfig
 
 ATTENTIONS = {
     "multi-head": Attention,  # MHA; MQA/GQA via n_kv_heads
@@ -122,7 +126,16 @@ def resolve(kind: str, name: str) -> Callable[..., nn.Module]:
         ) from None
 
 
-def build(kind: str, cfg, **kwargs) -> nn.Module:
+def check(cfg: ModelConfig) -> None:
+    """Raise ValueError for the first variant name of `cfg` that names no class (what is allowed,
+    and a "did you mean"). The model checks its config here before building a layer, so a typo
+    fails at once, not deep inside a forward pass. (config.py cannot check names itself: it is
+    a leaf that imports no layer, and a name may be registered at run time or be a path.)"""
+    for kind in REGISTRY:  # "attention", "position", "ffn", "norm": each a ModelConfig field
+        resolve(kind, getattr(cfg, kind))
+
+
+def build(kind: str, cfg: ModelConfig, **kwargs) -> nn.Module:
     """Build the variant the config names for `kind`: build("norm", cfg) -> RMSNorm(cfg)."""
     return resolve(kind, getattr(cfg, kind))(cfg, **kwargs)
 

@@ -1,8 +1,8 @@
-"""Conformance checks: does a layer keep the contract the rest of the model relies on?
+"""The conformance kit: does a layer variant keep the contract the rest of the model relies on?
 
 Call them on your own variant (a registered name, a "module:Class" path, or the class itself):
 
-    from minitune.testing import check_attention
+    from minitune.conformance import check_attention
     report = check_attention("my_module:MyAttention")
     print(report)               # one line per check: PASS, FAIL (with what went wrong) or SKIP
     report.raise_if_failed()    # in a pytest test
@@ -38,9 +38,9 @@ import torch
 from torch import nn
 
 from minitune.config import ModelConfig
+from minitune.fast.twins import FAST_TWINS, use_impl
 from minitune.layers import registry
 from minitune.layers.attention import KVCache, make_attention_bias, make_attention_mask
-from minitune.layers.blocks import FAST_TWINS, use_impl
 from minitune.loss import cross_entropy_loss
 from minitune.model import Seq2SeqTransformer, shift_right
 
@@ -100,7 +100,9 @@ def _run(report: Report, name: str, check: Callable[[], None]) -> None:
         )
     except Exception as err:  # a crash in the variant is a failed check, not a crashed kit
         frames = traceback.extract_tb(err.__traceback__)
-        ours = [f for f in frames if "/torch/" not in f.filename and "testing.py" not in f.filename]
+        ours = [
+            f for f in frames if "/torch/" not in f.filename and "conformance.py" not in f.filename
+        ]
         where = (ours or frames)[-1]  # the innermost line of the variant's own code
         detail = f"raised {type(err).__name__}: {err} ({where.filename}:{where.lineno})"
         report.results.append(CheckResult(name, "FAIL", detail))
@@ -197,9 +199,10 @@ def _all_parameters_get_gradients(module: nn.Module, loss: torch.Tensor) -> None
 
 
 def _reference_vs_fast(module: nn.Module, call: Callable[[nn.Module], torch.Tensor]) -> None:
-    """A layer with a production twin (blocks.FAST_TWINS) gives the same output on both paths."""
+    """A layer with a production twin (`fast/twins.py`: FAST_TWINS) gives the same output on
+    both paths."""
     if not any(type(module) in pair for pair in FAST_TWINS.items()):
-        raise SkipCheck(f"{type(module).__name__} has one path (no fast twin in blocks.py)")
+        raise SkipCheck(f"{type(module).__name__} has one path (no fast twin in fast/twins.py)")
     reference, fast = module, copy.deepcopy(module)
     use_impl(reference, "reference")
     use_impl(fast, "fast")
@@ -233,6 +236,17 @@ def check_attention(spec, **overrides) -> Report:
         for p in module.parameters():  # random, so that every parameter matters
             nn.init.normal_(p, std=0.3)
         return module
+
+    checks = [
+        *_attention_masking_checks(make, C),
+        *_attention_cache_checks(make, C, name, overrides),
+        *_attention_path_and_gradient_checks(make, build, cfg, name, overrides),
+    ]
+    return _run_all(report, checks, "attention", name, overrides)
+
+
+def _attention_masking_checks(make: Callable[..., nn.Module], C: int) -> list:
+    """Shapes, causal masking and padding invariance; `make(is_cross)` builds the variant."""
 
     def shapes():
         out = make()(_randn(2, 5, C))
@@ -268,6 +282,19 @@ def check_attention(spec, **overrides) -> Report:
         out2 = module(x, memory=changed, attn_bias=_padding_bias(padding, 3))
         _assert_close(out2, out, "outputs after changing padded encoder positions")
 
+    return [
+        ("output shapes (self- and cross-attention)", shapes),
+        ("causal masking: later tokens do not change earlier outputs", causal),
+        ("padding invariance (self-attention)", padding_self),
+        ("padding invariance (cross-attention)", padding_cross),
+    ]
+
+
+def _attention_cache_checks(
+    make: Callable[..., nn.Module], C: int, name: str, overrides: dict
+) -> list:
+    """A KV cache filled token by token gives what one call over all tokens gives."""
+
     def cache_self():
         rotary_cfg = _config("attention", name, **{**overrides, "position": "rotary"})
         module, x, T = make(config=rotary_cfg), _randn(2, 7, C), 7
@@ -293,6 +320,18 @@ def check_attention(spec, **overrides) -> Report:
             _assert_close(step, full[:, t : t + 1], f"step {t} with the cross cache vs without")
         assert cache.length == 6, f"cross cache holds {cache.length} positions, expected 6"
 
+    return [
+        ("cache == no cache (self-attention, rotary positions)", cache_self),
+        ("cache == no cache (cross-attention)", cache_cross),
+    ]
+
+
+def _attention_path_and_gradient_checks(
+    make: Callable[..., nn.Module], build: Callable, cfg: ModelConfig, name: str, overrides: dict
+) -> list:
+    """The reference path equals the fast one; gradients are right and reach every parameter."""
+    C = cfg.d_model
+
     def reference_vs_fast():
         x, padding = _randn(2, 6, C), torch.tensor([[1] * 6, [1] * 4 + [0] * 2])
         mask = make_attention_mask(padding, 6, 6, causal=True)
@@ -316,18 +355,11 @@ def check_attention(spec, **overrides) -> Report:
         loss = cross(_randn(2, 3, C), memory=_randn(2, 4, C, seed=1)).pow(2).sum()
         _all_parameters_get_gradients(cross, loss)
 
-    checks = [
-        ("output shapes (self- and cross-attention)", shapes),
-        ("causal masking: later tokens do not change earlier outputs", causal),
-        ("padding invariance (self-attention)", padding_self),
-        ("padding invariance (cross-attention)", padding_cross),
-        ("cache == no cache (self-attention, rotary positions)", cache_self),
-        ("cache == no cache (cross-attention)", cache_cross),
+    return [
         ("reference path == fast path", reference_vs_fast),
         ("gradcheck in float64 (inputs and parameters)", gradcheck),
         ("every parameter receives a finite gradient", gradients),
     ]
-    return _run_all(report, checks, "attention", name, overrides)
 
 
 # ---- position schemes --------------------------------------------------------------------------

@@ -33,8 +33,8 @@ from __future__ import annotations
 import random
 import re
 
-from minitune.data.families_language import make_story, sentence_pair
-from minitune.data.families_symbolic import make_list_max, make_to_json
+from minitune.data.suite.families_language import make_story, sentence_pair
+from minitune.data.suite.families_symbolic import make_list_max, make_to_json
 
 # ---------------------------------------------------------------------------------------------
 # the shared inputs: one generator per group; every family of a group draws its input first

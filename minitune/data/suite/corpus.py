@@ -5,20 +5,19 @@ and of French sentences from the translation grammar, and small Python functions
 the same generators as the instruction suite but from a separate random stream, and they carry
 no instructions: pretraining teaches the language of the domain, instruction tuning the tasks.
 
-The file format is the one `minitune pretrain` reads from users too: UTF-8 text (or gzip of it,
-a name ending in .gz), documents separated by a blank line (newlines inside a document are
-kept). The base model's corpus, written like web text from a general word list, is
-`world.py`'s (`data/world.txt.gz`); this one is narrower, the suite's own domain.
+The file format is the one `minitune pretrain` reads from users too (`minitune.data.documents`):
+UTF-8 text, documents separated by a blank line (newlines inside a document are kept). The base
+model's corpus, written like web text from a general word list, is `world.py`'s
+(`data/world.txt.gz`); this one is narrower, the suite's own domain.
 """
 
 from __future__ import annotations
 
-import gzip
 import random
 from pathlib import Path
 
-from minitune.data import families_language as lang
-from minitune.data import families_symbolic as sym
+from minitune.data.suite import families_code as code_families
+from minitune.data.suite import families_language as lang
 
 
 def _document(rng: random.Random) -> str:
@@ -35,7 +34,8 @@ def _document(rng: random.Random) -> str:
     if kind in (4, 5):
         pairs = [lang.sentence_pair(rng) for _ in range(rng.randint(3, 6))]
         return " ".join(p[kind - 4] for p in pairs)  # all English, or all French
-    sample = rng.choice([sym.make_code_numbers, sym.make_code_strings])(rng)
+    make = rng.choice([code_families.make_code_numbers, code_families.make_code_strings])
+    sample = make(rng)
     return f"# {sample['input'].splitlines()[1].removeprefix('What it does: ')}\n{sample['output']}"
 
 
@@ -50,17 +50,3 @@ def write_corpus(path: str | Path, seed: int = 0, n_documents: int = 4000) -> in
     documents = generate_corpus(seed, n_documents)
     Path(path).write_text("\n\n".join(documents) + "\n", encoding="utf-8", newline="\n")
     return len(documents)
-
-
-def read_text(path: str | Path) -> str:
-    """A UTF-8 text file, or a gzip-compressed one (a name ending in .gz)."""
-    path = Path(path)
-    data = path.read_bytes()
-    return (gzip.decompress(data) if path.suffix == ".gz" else data).decode("utf-8")
-
-
-def read_documents(path: str | Path) -> list[str]:
-    """Documents of a text file (.txt, or .txt.gz): blocks separated by blank lines."""
-    text = read_text(path)
-    blocks = [block.strip("\n") for block in text.replace("\r\n", "\n").split("\n\n")]
-    return [block for block in blocks if block.strip()]

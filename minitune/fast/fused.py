@@ -5,8 +5,8 @@ Attention projects x three times (W_q x, W_k x, W_v x) and a gated feed-forward 
 W_i1 x). Stacking the weights, W = [W_q; W_k; W_v], gives the same numbers with one matrix
 multiplication: one read of x, one kernel launch, a larger and more efficient matmul. The model
 keeps the separate Linear layers (their names are T5's, LoRA adapts them one by one), and the
-teaching path uses them one by one; only the fast path (`FastAttention`, `FastFeedForward`) calls
-`stacked_linear`.
+teaching path (minitune/layers/) uses them one by one; only the fast path (`FastAttention` in
+fast/attention.py, `FastFeedForward` in fast/feedforward.py) calls `stacked_linear`.
 
 In training (and validation) the stacked weight is rebuilt at every forward (torch.cat is
 differentiable, and it costs one copy of the weights, small next to the matmuls of a batch).

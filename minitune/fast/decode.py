@@ -23,11 +23,13 @@ computes the same step from the same weights with 138 operators:
 The step reads weights only through `model.state_dict()` names (a public contract: checkpoints
 use them), never through module attributes, so it does not depend on how layers are written.
 
-Supported (`unsupported_reason` says why not otherwise; generate then uses `model.decode`):
-T5-style models: multi-head attention with n_kv_heads = n_heads, position "relative" or "none",
-RMSNorm, pre-norm, no linear biases, any feed-forward (relu, gelu, gated-gelu, swiglu), tied or
-untied head, with or without the copy head; float32 weights, impl "fast", no LoRA.
-Tests (tests/test_fast_decode.py) prove the tokens equal to `model.decode`'s.
+`generate` uses it for a model on the fast path (`model.set_impl("fast")`, as the command
+line's jobs do) or when asked (`fast_decode=True`), if it supports the model
+(`unsupported_reason` says why not otherwise; generate then uses `model.decode`): T5-style
+models: multi-head attention with n_kv_heads = n_heads, position "relative" or "none", RMSNorm,
+pre-norm, no linear biases, any feed-forward (relu, gelu, gated-gelu, swiglu), tied or untied
+head, with or without the copy head; float32 weights, no LoRA. Tests (tests/test_fast_decode.py,
+tests/test_paths.py) prove the tokens equal to `model.decode`'s.
 
     step = FastDecodeStep(model, memory, attention_mask, source_ids, max_length=32)
     logits = step(tokens)           # tokens (B, t + 1), start token included -> (B, V) float32
@@ -55,7 +57,6 @@ def unsupported_reason(model) -> str | None:
         (cfg.norm == "rms" and cfg.norm_position == "pre", "a norm other than pre-norm RMSNorm"),
         (not cfg.bias, "linear biases"),
         (cfg.ffn in ACTIVATIONS, f"feed-forward {cfg.ffn!r}"),
-        (cfg.impl == "fast", "impl 'reference' (the teaching path)"),
         (getattr(model, "lora", None) is None, "LoRA adapters"),
         (cfg.n_decoder_layers > 0, "no decoder layers"),
     ]

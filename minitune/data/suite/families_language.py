@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import random
 
-from minitune.data.lexicon import (
+from minitune.data.suite.lexicon import (
     ADJECTIVES,
     ADVERBS,
     COLORS,

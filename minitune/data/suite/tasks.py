@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from minitune.data import families_language, families_shared, families_symbolic
+from minitune.data.suite import families_code, families_language, families_shared, families_symbolic
 from minitune.data.templates import format_prompt
 
 SPLITS = ("train", "valid", "test", "heldout_phrasings", "heldout_tasks")
@@ -93,7 +93,8 @@ class Example:
 
 def all_families() -> list[Family]:
     """Every family of the suite, in a fixed order."""
-    families = [Family(**spec) for spec in families_language.FAMILIES + families_symbolic.FAMILIES]
+    specs = families_language.FAMILIES + families_code.FAMILIES + families_symbolic.FAMILIES
+    families = [Family(**spec) for spec in specs]
     names = [f.name for f in families]
     assert len(names) == len(set(names)), "family names must be unique"
     return families

@@ -1,0 +1,221 @@
+"""A run and where it is: what --resume needs to continue exactly as if the run had never stopped.
+
+    save(run, state, "last", with_trainer=True)   # OUT/last/: weights + trainer.pt
+    resume_from(out / "last", run, state)         # ... and back, in a new process
+
+OUT/last/trainer.pt holds, next to the weights: the optimizer's moments, the GradScaler, the
+`TrainState` (step, data position, losses since the last metrics row, best validation loss), the
+task mixer's weights, and the random states of every process (Python, NumPy, torch, CUDA), so the
+next batch, the next dropout mask and the next learning rate are the ones an uninterrupted run
+would have had (tests/test_train.py checks resume == uninterrupted). A Ctrl-C while a checkpoint
+is being written waits until the folder is complete (`deferred_interrupts`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from minitune.checkpoint import load_model, load_trainer_state, recover, save_checkpoint
+from minitune.config import TrainConfig
+from minitune.data.mixing import TaskMixer
+from minitune.distributed import Distributed, full_state, load_full_state
+from minitune.metrics_log import MetricsLog, truncate_metrics
+from minitune.model import Seq2SeqTransformer
+from minitune.run_errors import RunError
+from minitune.tokenizer import Tokenizer
+
+
+@dataclass
+class TrainState:
+    """Where a run is: everything --resume needs besides the weights, the optimizer and the
+    GradScaler. `state_dict()` is what trainer.pt holds next to those (plain data only)."""
+
+    step: int = 0  # optimizer steps done
+    examples: int = 0  # training examples seen (all processes, all micro-batches)
+    tokens: int = 0  # real tokens processed (source + target, no padding; all processes)
+    epoch: int = 0  # the data stream's epoch ...
+    index: int = 0  # ... and the next batch in it
+    best_valid_loss: float = math.inf
+    elapsed: float = 0.0  # seconds of training in earlier sessions of this run
+    losses: list[float] = field(default_factory=list)  # train losses since the last metrics row
+    skipped: int = 0  # steps skipped for a non-finite loss (on_nonfinite="skip")
+    rng: list = field(default_factory=list)  # random states, one per process, at the last save
+    # of this session only (not saved):
+    started: float = field(default_factory=time.time)  # when this session's loop started
+    saved_step: int = 0  # the step last/ holds
+    last_eval_step: int | None = None
+    in_a_row: int = 0  # non-finite steps in a row
+
+    def seconds(self, now: float | None = None) -> float:
+        """Seconds of training so far, all sessions together."""
+        return self.elapsed + (time.time() if now is None else now) - self.started
+
+    def state_dict(self) -> dict:
+        return {"step": self.step, "examples": self.examples, "tokens": self.tokens,
+                "epoch": self.epoch,
+                "index": self.index,
+                "best_valid_loss": self.best_valid_loss, "elapsed": self.seconds(),
+                "losses": list(self.losses), "skipped": self.skipped, "rng": self.rng}  # fmt: skip
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step, self.epoch, self.index = state["step"], state["epoch"], state["index"]
+        self.examples = state.get("examples", 0)  # runs saved before it was counted: 0
+        self.tokens = state.get("tokens", 0)
+        self.best_valid_loss, self.elapsed = state["best_valid_loss"], state["elapsed"]
+        self.losses, self.skipped, self.rng = list(state["losses"]), state["skipped"], state["rng"]
+        self.saved_step, self.started = self.step, time.time()
+
+
+@dataclass
+class Run:
+    """What the helpers of the loop share, fixed for the whole run."""
+
+    cfg: TrainConfig
+    out: Path
+    model: Seq2SeqTransformer  # the model itself: its config, what is saved
+    wrapped: torch.nn.Module  # what the loop calls: DDP/FSDP/torch.compile around model, or model
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    tok: Tokenizer
+    tokenizer_file: Path
+    device: torch.device
+    autocast: contextlib.AbstractContextManager
+    d: Distributed
+    log: Callable
+    metrics: MetricsLog
+    base: dict | None = None  # LoRA: the base checkpoint's path and hash
+    mixer: TaskMixer | None = None  # mix_tasks_every: the batch stream, and its loss slice
+
+
+def save(run: Run, state: TrainState, name: str, with_trainer: bool) -> None:
+    """Save OUT/name/: the weights and run info, and (with_trainer) the optimizer, GradScaler and
+    `state` for an exact --resume. Every process takes part (FSDP gathers the shards)."""
+    d, best = run.d, state.best_valid_loss
+    info = {"train": run.cfg.to_dict(), "step": state.step, "examples_seen": state.examples,
+            "tokenizer_sha": run.tok.fingerprint(),
+            "best_valid_loss": best if math.isfinite(best) else None,
+            "seed": run.cfg.seed}  # fmt: skip
+    if run.base is not None:
+        info["base"] = run.base  # an adapter checkpoint names (and hashes) its base
+    model_state, optim_state = full_state(run.model, run.optimizer if with_trainer else None, d)
+    state.rng = d.gather(get_rng_states())  # one entry per process
+    trainer = None
+    if with_trainer:
+        trainer = {"optimizer": optim_state, "scaler": run.scaler.state_dict(),
+                   **state.state_dict()}  # fmt: skip
+        if run.mixer is not None:
+            trainer["mixer"] = run.mixer.state_dict()
+    if d.is_main:
+        with deferred_interrupts():  # Ctrl-C waits until the folder is complete
+            save_checkpoint(run.out / name, run.model, info, run.tokenizer_file, trainer,
+                            model_state)  # fmt: skip
+    d.barrier()  # nobody runs ahead of (or exits before) the save
+    if name == "last":
+        state.saved_step = state.step
+
+
+def resume_from(last: Path, run: Run, state: TrainState) -> None:
+    """Load last/ into the model, the optimizer, the GradScaler, `state` and the random
+    generators, so that the run continues exactly as if it had never stopped."""
+    d = run.d
+    if d.is_main:
+        recover(last)  # a crash in the middle of a save leaves last.tmp or last.old
+        truncate_metrics(run.metrics.path, load_trainer_state(last)["step"])  # redo later rows
+    d.barrier()
+    resumed, info = load_model(last, "cpu")  # a CPU copy, loaded into the model below
+    check_resumable(last, info, run.model, run.tok)
+    trainer = load_trainer_state(last)
+    if len(trainer["rng"]) != d.world_size:
+        raise RunError(f"{last} was saved by {len(trainer['rng'])} process(es); resume it "
+                       f"with as many (this run has {d.world_size})")  # fmt: skip
+    load_full_state(run.model, run.optimizer, resumed.state_dict(), trainer["optimizer"], d)
+    run.scaler.load_state_dict(trainer["scaler"])
+    state.load_state_dict(trainer)
+    if run.mixer is not None:
+        if "mixer" not in trainer:
+            raise RunError(f"{last} was trained without mix_tasks_every; resume it without")
+        run.mixer.load_state_dict(trainer["mixer"])
+    set_rng_states(state.rng[d.rank])
+    run.log(f"resumed from {last} at step {state.step}")
+
+
+# ---- the pieces: the run folder, resume checks, random states, Ctrl-C while saving ----------
+
+
+def check_writable(out: Path) -> None:
+    """Create the run folder and write a probe file, or raise RunError saying why not."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".minitune-write-test"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as err:
+        raise RunError(f"cannot write to the output folder {out}: {err.strerror or err}") from None
+
+
+def check_resumable(last: Path, info: dict, model, tok: Tokenizer) -> None:
+    """Refuse to resume a run with another tokenizer or another model shape."""
+    if info.get("tokenizer_sha") and info["tokenizer_sha"] != tok.fingerprint():
+        raise RunError(
+            f"{last} was trained with another tokenizer (sha {info['tokenizer_sha']}, its copy "
+            f"is {last / 'tokenizer.model'}); this run's tokenizer {tok.path} has sha "
+            f"{tok.fingerprint()}. Resume with the same tokenizer, or start a new --out"
+        )
+    saved, current = info["model"], model.config.to_dict()
+    changed = sorted(k for k in current if saved.get(k, current[k]) != current[k])
+    if changed:
+        diffs = ", ".join(f"{k}: {saved[k]!r} -> {current[k]!r}" for k in changed)
+        raise RunError(f"{last} holds a model with other settings ({diffs}); "
+                       "resume with the run's own config, or start a new --out")  # fmt: skip
+
+
+def get_rng_states() -> dict:
+    """Python, NumPy, torch and CUDA random states as plain data (safe to load)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return {
+        "python": random.getstate(), "torch": torch.get_rng_state(),
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }  # fmt: skip
+
+
+def set_rng_states(states: dict) -> None:
+    """Put back the random states that `get_rng_states` returned."""
+    random.setstate(_as_tuples(states["python"]))
+    kind, keys, pos, has_gauss, cached = states["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(states["torch"])
+    if torch.cuda.is_available() and states["cuda"]:
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def _as_tuples(x):
+    """random.setstate wants the nested tuples that a safe load may return as lists."""
+    return tuple(_as_tuples(v) for v in x) if isinstance(x, (list, tuple)) else x
+
+
+@contextlib.contextmanager
+def deferred_interrupts():
+    """Hold Ctrl-C until the block ends (a checkpoint being written), then raise it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
