@@ -24,8 +24,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from minitune.cli import _load, evaluate_files  # noqa: E402
-from minitune.config import load_run_config, parse_override  # noqa: E402
+from minitune.cli.shared import load_checkpoint  # noqa: E402
+from minitune.cli.use import evaluate_files  # noqa: E402
+from minitune.run_config import load_run_config, parse_override  # noqa: E402
 from minitune.train import train  # noqa: E402
 
 
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     train_minutes = (time.time() - start) / 60
     metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     speeds = [m["tokens_per_s"] for m in metrics if "tokens_per_s" in m]
-    model, tok, _ = _load(str(out / "best"), "cpu")
+    model, tok, _ = load_checkpoint(str(out / "best"), "cpu")
     t0 = time.time()
     files = [args.valid, *args.extra_eval]
     result = evaluate_files(model, tok, files, None, cfg.max_source_length, cfg.max_target_length)

@@ -118,8 +118,9 @@ def write_probe(name: str, folder: Path, n_train: int, n_test: int, seed: int) -
 
 
 def main(argv: list[str] | None = None) -> int:
-    from minitune.cli import _load, evaluate_files
-    from minitune.config import load_run_config, parse_override
+    from minitune.cli.shared import load_checkpoint
+    from minitune.cli.use import evaluate_files
+    from minitune.run_config import load_run_config, parse_override
     from minitune.train import train
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -153,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         start = time.time()
         train(model_cfg, cfg, progress=False, log=lambda *a: None)
         minutes = (time.time() - start) / 60
-        model, tok, _ = _load(str(folder / "run/last"), "cpu")
+        model, tok, _ = load_checkpoint(str(folder / "run/last"), "cpu")
         result = evaluate_files(model, tok, [str(folder / "data/test.jsonl")], None,
                                 cfg.max_source_length, 32)  # fmt: skip
         em = 100 * sum(s.exact_match for s in result["scored"]) / len(result["scored"])

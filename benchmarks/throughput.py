@@ -6,15 +6,15 @@
     python benchmarks/throughput.py --compile                 # torch.compile of the model
     python benchmarks/throughput.py --set train.adamw_impl=fused
 
-It runs the training loop's own pieces (`minitune.train`: the batch stream, `next_micro_batches`,
-`train_step` with the run's optimizer and precision) on the shipped training split, encoded as the
-run encodes it, for `--steps` optimizer steps after `--warmup` steps, and prints one JSON line:
-examples/s, real tokens/s (source + target, padding not counted), the share of row positions that
-are real tokens, the seconds per step (median and mean) and, with --compile, the warm-up's
-seconds (what compiling costs a run). The path measured is asked for, as the command line's:
-the run config's `train.impl` ("fast", the production shell, unless `--set train.impl=reference`),
-applied with `model.set_impl`. A benchmark: it asserts nothing; results with their commands are
-in benchmarks/README.md.
+It runs the training loop's own pieces (`minitune.train_data`: the batch stream,
+`next_micro_batches`; `minitune.train`: `train_step` with the run's optimizer and precision) on
+the shipped training split, encoded as the run encodes it, for `--steps` optimizer steps after
+`--warmup` steps, and prints one JSON line: examples/s, real tokens/s (source + target, padding
+not counted), the share of row positions that are real tokens, the seconds per step (median and
+mean) and, with --compile, the warm-up's seconds (what compiling costs a run). The path measured
+is asked for, as the command line's: the run config's `train.impl` ("fast", the production shell,
+unless `--set train.impl=reference`), applied with `model.set_impl`. A benchmark: it asserts
+nothing; results with their commands are in benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench import cpu_flags, cpu_model  # noqa: E402
 
-from minitune.config import load_run_config, parse_override  # noqa: E402
 from minitune.data.batching import IGNORE_INDEX, encode_records  # noqa: E402
 from minitune.data.formats import read_records  # noqa: E402
 from minitune.device import precision_context, resolve_precision  # noqa: E402
@@ -41,6 +40,7 @@ from minitune.distributed import Distributed  # noqa: E402
 from minitune.model import Seq2SeqTransformer  # noqa: E402
 from minitune.optim import build_optimizer  # noqa: E402
 from minitune.paths import find_shipped  # noqa: E402
+from minitune.run_config import load_run_config, parse_override  # noqa: E402
 from minitune.run_state import TrainState  # noqa: E402
 from minitune.tokenizer import Tokenizer  # noqa: E402
 from minitune.train import DEFAULT_TOKENIZER, train_step  # noqa: E402

@@ -9,22 +9,18 @@ here, at construction.
     cfg = ModelConfig.preset("laptop")                 # a named preset
     cfg = ModelConfig.preset("tiny", vocab_size=64)    # a preset with overrides
     cfg = ModelConfig(vocab_size=8000, d_model=256, n_heads=4, d_ff=512)
+
+A run's config read from a TOML run file, with overrides, and logged with where each value came
+from, is minitune/run_config.py's (`load_run_config`, `resolve_run_config`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
-
-from minitune.paths import config_file, resolve_file
+from minitune.paths import resolve_file
 
 # The attention, position, feed-forward and norm variants are named in minitune/layers/registry.py
 # (one line per variant). The other choices are listed here.
@@ -313,11 +309,12 @@ class TrainConfig:
     objective: str = "instruct"  # "instruct" (instruction tuning) or "span" (span corruption)
     data: list[str] = field(default_factory=lambda: ["data/train.jsonl"])  # training files
     valid_data: str | None = "data/valid.jsonl"  # evaluated every eval_every steps; None: skip
-    fresh_per_task: int = 0  # > 0: train on this many fresh examples per task of the shipped
-    # suite, drawn from its generators before training (never an evaluation example), instead of
-    # `data`; written to OUT/fresh_train.jsonl (see minitune/data/tasks.py: write_training_set)
+    fresh_per_task: int = 0  # > 0: the training data is this many fresh examples per task of
+    # the shipped suite, drawn from its generators before training (never an evaluation
+    # example) into OUT/fresh_train.jsonl, and `data` is not read (the log and --print-config
+    # say so; see minitune/data/suite/tasks.py: write_training_set)
     fresh_shared: bool = False  # with fresh_per_task: also the training-only families over the
-    # suite's inputs, told apart by their instruction alone (minitune/data/families_shared.py)
+    # suite's inputs, told apart by their instruction alone (minitune/data/suite/families_shared.py)
     valid_fraction: float = 0.0  # > 0: hold out this seeded share of `data` as validation set
     tokenizer: str | None = None  # SentencePiece model; None: --init's own, else the shipped one
     max_source_length: int = 128  # longer prompts are truncated (and counted)
@@ -367,7 +364,7 @@ class TrainConfig:
     log_every: int = 10  # steps between lines of metrics.jsonl
     precision: str = "fp32"  # "fp32", "bf16" (autocast), "fp16" (CUDA + scaler), "auto" (bf16
     # where it is faster: CUDA with bf16, or a CPU with AVX512-BF16/AMX whose bf16 matmuls time
-    # faster than fp32 at start, train.bf16_speedup; else fp32)
+    # faster than fp32 at start, device.bf16_speedup; else fp32)
     device: str = "auto"  # "auto" (CUDA, then MPS, then CPU), "cpu", "cuda", "mps"
     fsdp: bool = False  # under torchrun: shard weights, gradients, optimizer state (else DDP)
     compile: bool = False  # torch.compile the model (slow start, faster steps; mostly on GPUs)
@@ -484,161 +481,3 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
-
-
-def _check_keys(section: str, values: dict, cls) -> None:
-    known = [f.name for f in dataclasses.fields(cls) if f.init]
-    for key in values:
-        if key not in known:
-            hint = suggest(key, known, cutoff=0.5) or f"; known keys: {', '.join(known)}"
-            if cls is ModelConfig and key in OBSOLETE:
-                hint = "; the path a run takes is train.impl now (the flag --impl)"
-            raise ValueError(f"[{section}] unknown key {key!r}{hint}")
-
-
-# Own data without its own validation file: this share of it (at least train.HOLDOUT_MIN
-# examples, drawn with the run's seed) chooses best/, not the shipped suite's valid split.
-HOLDOUT_FRACTION = 0.05
-
-
-def read_run_file(path: str | Path) -> tuple[Path, dict[str, dict]]:
-    """The [model] and [train] tables of a TOML run file (a path, or a shipped config's name)."""
-    path = config_file(path)  # a path, or a shipped config by name ("laptop", "finetune")
-    try:
-        loaded = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise ValueError(f"{path}: cannot read the config file: {err.strerror}") from None
-    except tomllib.TOMLDecodeError as err:
-        raise ValueError(f"{path}: not valid TOML: {err}") from None
-    for section in loaded:
-        if section not in ("model", "train"):
-            raise ValueError(f"{path}: unknown table [{section}]; allowed: [model], [train]")
-    return path, {"model": dict(loaded.get("model", {})), "train": dict(loaded.get("train", {}))}
-
-
-def _validation_follows_data(layers: list[dict]) -> dict:
-    """The [train] values of `layers` (applied in order), where validation follows the data:
-    when the last layer that names `data` (a file, or --data) names no validation, a held-out
-    share of that data is used, not the shipped suite's valid split (TrainConfig's default);
-    and unless it also names `fresh_per_task`, that data is trained on (no fresh draw)."""
-    merged: dict = {}
-    for layer in layers:
-        merged.update(layer)
-    setters = [i for i, layer in enumerate(layers) if "data" in layer]
-    if setters and merged.get("objective", "instruct") == "instruct":
-        later = layers[setters[-1] :]
-        if not any({"valid_data", "valid_fraction"} & layer.keys() for layer in later):
-            merged.update(valid_data=None, valid_fraction=HOLDOUT_FRACTION)
-        if not any("fresh_per_task" in layer for layer in later):
-            merged["fresh_per_task"] = 0  # the data named last is what trains, not a fresh draw
-    return merged
-
-
-def load_run_config(
-    path: str | Path | None,
-    overrides: dict[str, dict] | None = None,
-    defaults: dict[str, dict] | None = None,
-) -> tuple[ModelConfig, TrainConfig]:
-    """Read a TOML run file ([model] and [train] tables), apply overrides, validate.
-
-    [model] takes `preset` plus any ModelConfig field; [train] any TrainConfig field.
-    `overrides` has the same shape, e.g. {"train": {"lr": 3e-4}, "model": {"dropout": 0.0}};
-    `defaults` too, applied under the file. `path` may name a shipped config ("tiny").
-    Training on other data than the file's (or than the default) without naming a validation
-    set holds out a share of it (`HOLDOUT_FRACTION`).
-    """
-    layers = [defaults or {}]
-    if path is not None:
-        layers.append(read_run_file(path)[1])
-    layers.append(overrides or {})
-    model_values: dict = {}
-    for layer in layers:
-        model_values.update(layer.get("model", {}))
-    train_values = _validation_follows_data([layer.get("train", {}) for layer in layers])
-    preset = model_values.pop("preset", "laptop")
-    _check_keys("model", model_values, ModelConfig)
-    _check_keys("train", train_values, TrainConfig)
-    return ModelConfig.preset(preset, **model_values), TrainConfig(**train_values)
-
-
-# Settings that a resumed run may change without leaving the path of an uninterrupted run:
-# when and how often to stop, log, evaluate and save, and where the work happens.
-RESUME_SAFE = {"max_minutes", "save_every", "log_every", "eval_every", "device", "threads",
-               "compile", "activation_checkpointing", "on_nonfinite", "out", "tf32",
-               "report_to", "adamw_impl", "impl"}  # fmt: skip
-
-
-def saved_run_config(
-    info: dict, overrides: dict[str, dict] | None = None
-) -> tuple[ModelConfig, TrainConfig]:
-    """The config a checkpoint's config.json was trained with, with `overrides` on top (the
-    same shape as load_run_config's; a [model] preset is expanded first)."""
-    overrides = overrides or {}
-    model_values = dict(info["model"])
-    requested = dict(overrides.get("model", {}))
-    if "preset" in requested:
-        requested = {**PRESETS.get(requested.pop("preset"), {}), **requested}
-    _check_keys("model", requested, ModelConfig)
-    model_values.update(requested)
-    train_values = dict(info["train"])
-    known = {f.name for f in dataclasses.fields(TrainConfig) if f.init}
-    train_values = {k: v for k, v in train_values.items() if k in known}  # older versions' keys
-    _check_keys("train", overrides.get("train", {}), TrainConfig)
-    train_values.update(overrides.get("train", {}))
-    return ModelConfig.from_dict(model_values), TrainConfig(**train_values)
-
-
-def config_changes(
-    before: tuple[ModelConfig, TrainConfig], after: tuple[ModelConfig, TrainConfig]
-) -> list[tuple[str, object, object]]:
-    """[(section.key, old, new)] for every setting that differs, model first."""
-    changes = []
-    for section, old, new in (("model", *[c.to_dict() for c in (before[0], after[0])]),
-                              ("train", before[1].to_dict(), after[1].to_dict())):  # fmt: skip
-        changes += [(f"{section}.{k}", old.get(k), v) for k, v in new.items() if old.get(k) != v]
-    return changes
-
-
-def to_toml(model_cfg: ModelConfig, cfg: TrainConfig) -> str:
-    """The resolved run config as a TOML run file (unset values as comments), e.g.
-
-    [model]
-    vocab_size = 3000
-    ...
-    [train]
-    valid_data = "/home/me/minitune/data/valid.jsonl"
-    """
-
-    def value(v) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, str):
-            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        if isinstance(v, list):
-            return "[" + ", ".join(value(x) for x in v) + "]"
-        return repr(v)
-
-    lines = []
-    tables = [("model", model_cfg.to_dict()), ("train", cfg.to_dict())]
-    if cfg.init:  # the model is the checkpoint's own
-        lines += [f"# [model]: the model of {cfg.init} (its config.json)", ""]
-        tables = tables[1:]
-    for name, values in tables:
-        lines.append(f"[{name}]")
-        for k, v in values.items():
-            lines.append(f"# {k} (not set)" if v is None else f"{k} = {value(v)}")
-        lines.append("")
-    return "\n".join(lines)
-
-
-def parse_override(text: str) -> tuple[str, str, object]:
-    """ "train.lr=3e-4" -> ("train", "lr", 0.0003). Values are TOML (strings may omit quotes)."""
-    key, sep, raw = text.partition("=")
-    section, dot, name = key.strip().partition(".")
-    if not sep or not dot or section not in ("model", "train"):
-        raise ValueError(f"override {text!r} must look like model.KEY=VALUE or train.KEY=VALUE")
-    try:
-        value = tomllib.loads(f"v = {raw.strip()}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = raw.strip()  # a bare word: a string
-    return section, name.strip(), value

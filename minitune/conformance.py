@@ -40,7 +40,8 @@ from torch import nn
 from minitune.config import ModelConfig
 from minitune.fast.twins import FAST_TWINS, use_impl
 from minitune.layers import registry
-from minitune.layers.attention import KVCache, make_attention_bias, make_attention_mask
+from minitune.layers.attention import make_attention_bias, make_attention_mask
+from minitune.layers.kv_cache import KVCache
 from minitune.loss import cross_entropy_loss
 from minitune.model import Seq2SeqTransformer, shift_right
 
@@ -221,18 +222,19 @@ def _check_token_independence(module: nn.Module, C: int) -> None:
 
 
 def check_attention(spec, **overrides) -> Report:
-    """Check an attention variant: built as cls(cfg, is_cross) and called as
-    forward(x, memory=None, attn_bias=None, cache=None, rotary=None) -> (B, T, C)
-    (layers/base.py: AttentionLayer)."""
+    """Check an attention variant: built as cls(cfg) and called as
+    forward(x, context, attn_bias=None, cache=None, rotary=None) -> (B, T, C), context being x
+    for self-attention and the encoder output for cross-attention; with keys_values(context)
+    for the decoder cache (layers/base.py: AttentionLayer)."""
     name = _name_for("attention", spec)
     cfg = _config("attention", name, **overrides)
     build = registry.resolve("attention", name)
     report = Report("attention", name + _describe(overrides))
     C = cfg.d_model
 
-    def make(is_cross: bool = False, config: ModelConfig = cfg) -> nn.Module:
+    def make(config: ModelConfig = cfg) -> nn.Module:
         torch.manual_seed(0)
-        module = build(config, is_cross=is_cross).eval()
+        module = build(config).eval()
         for p in module.parameters():  # random, so that every parameter matters
             nn.init.normal_(p, std=0.3)
         return module
@@ -246,20 +248,21 @@ def check_attention(spec, **overrides) -> Report:
 
 
 def _attention_masking_checks(make: Callable[..., nn.Module], C: int) -> list:
-    """Shapes, causal masking and padding invariance; `make(is_cross)` builds the variant."""
+    """Shapes, causal masking and padding invariance; `make()` builds the variant. Self-attention
+    is called with context = x, cross-attention with context = an encoder output."""
 
     def shapes():
-        out = make()(_randn(2, 5, C))
-        _assert_shape(out, (2, 5, C), "self-attention output")
-        out = make(is_cross=True)(_randn(2, 4, C), memory=_randn(2, 6, C, seed=1))
+        x = _randn(2, 5, C)
+        _assert_shape(make()(x, x), (2, 5, C), "self-attention output")
+        out = make()(_randn(2, 4, C), _randn(2, 6, C, seed=1))
         _assert_shape(out, (2, 4, C), "cross-attention output (T_q=4, T_k=6)")
 
     def causal():
         module, x = make(), _randn(2, 6, C)
-        out = module(x, attn_bias=_causal_bias(6, 6))
+        out = module(x, x, attn_bias=_causal_bias(6, 6))
         changed = x.clone()
         changed[:, 3:] = _randn(2, 3, C, seed=5)
-        out2 = module(changed, attn_bias=_causal_bias(6, 6))
+        out2 = module(changed, changed, attn_bias=_causal_bias(6, 6))
         _assert_close(
             out2[:, :3], out[:, :3], "outputs before position 3 after changing tokens 3..5"
         )
@@ -267,19 +270,19 @@ def _attention_masking_checks(make: Callable[..., nn.Module], C: int) -> list:
     def padding_self():
         module, x = make(), _randn(2, 6, C)
         padding = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0]])
-        out = module(x, attn_bias=_padding_bias(padding, 6))
+        out = module(x, x, attn_bias=_padding_bias(padding, 6))
         changed = x.clone()
         changed[1, 4:] = _randn(2, C, seed=7)
-        out2 = module(changed, attn_bias=_padding_bias(padding, 6))
+        out2 = module(changed, changed, attn_bias=_padding_bias(padding, 6))
         _assert_close(out2[1, :4], out[1, :4], "real tokens after changing padded ones")
 
     def padding_cross():
-        module, x, memory = make(is_cross=True), _randn(2, 3, C), _randn(2, 6, C, seed=1)
+        module, x, memory = make(), _randn(2, 3, C), _randn(2, 6, C, seed=1)
         padding = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0]])
-        out = module(x, memory=memory, attn_bias=_padding_bias(padding, 3))
+        out = module(x, memory, attn_bias=_padding_bias(padding, 3))
         changed = memory.clone()
         changed[1, 3:] = _randn(3, C, seed=7)
-        out2 = module(x, memory=changed, attn_bias=_padding_bias(padding, 3))
+        out2 = module(x, changed, attn_bias=_padding_bias(padding, 3))
         _assert_close(out2, out, "outputs after changing padded encoder positions")
 
     return [
@@ -299,24 +302,26 @@ def _attention_cache_checks(
         rotary_cfg = _config("attention", name, **{**overrides, "position": "rotary"})
         module, x, T = make(config=rotary_cfg), _randn(2, 7, C), 7
         position = registry.build("position", rotary_cfg, causal=True)
-        full = module(x, attn_bias=_causal_bias(T, T), rotary=position)
+        full = module(x, x, attn_bias=_causal_bias(T, T), rotary=position)
         cache = KVCache(T)
-        first = module(x[:, :3], attn_bias=_causal_bias(3, 3), cache=cache, rotary=position)
+        first = module(x[:, :3], x[:, :3], attn_bias=_causal_bias(3, 3), cache=cache,
+                       rotary=position)  # fmt: skip
         _assert_close(first, full[:, :3], "first 3 tokens at once, into the cache")
         for t in range(3, T):
-            step = module(x[:, t : t + 1], attn_bias=_causal_bias(1, t + 1, t), cache=cache,
+            new = x[:, t : t + 1]
+            step = module(new, new, attn_bias=_causal_bias(1, t + 1, t), cache=cache,
                           rotary=position)  # fmt: skip
             _assert_close(step, full[:, t : t + 1], f"step {t} with the cache vs without")
         assert cache.length == T, f"cache holds {cache.length} positions after {T} tokens"
 
     def cache_cross():
-        module, x, memory = make(is_cross=True), _randn(2, 5, C), _randn(2, 6, C, seed=1)
+        module, x, memory = make(), _randn(2, 5, C), _randn(2, 6, C, seed=1)
         padding = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0]])
-        full = module(x, memory=memory, attn_bias=_padding_bias(padding, 5))
-        cache = KVCache(6)
-        for t in range(5):
-            step = module(x[:, t : t + 1], memory=memory, attn_bias=_padding_bias(padding, 1),
-                          cache=cache)  # fmt: skip
+        full = module(x, memory, attn_bias=_padding_bias(padding, 5))
+        cache = KVCache(6)  # filled once, as model.DecoderCache.fill_cross_attention does
+        cache.append(*module.keys_values(memory))
+        for t in range(5):  # no context: every key and value is in the cache
+            step = module(x[:, t : t + 1], None, attn_bias=_padding_bias(padding, 1), cache=cache)
             _assert_close(step, full[:, t : t + 1], f"step {t} with the cross cache vs without")
         assert cache.length == 6, f"cross cache holds {cache.length} positions, expected 6"
 
@@ -336,23 +341,23 @@ def _attention_path_and_gradient_checks(
         x, padding = _randn(2, 6, C), torch.tensor([[1] * 6, [1] * 4 + [0] * 2])
         mask = make_attention_mask(padding, 6, 6, causal=True)
         bias = make_attention_bias(mask, _randn(1, cfg.n_heads, 6, 6, seed=3))
-        _reference_vs_fast(make(), lambda m: m(x, attn_bias=bias))
+        _reference_vs_fast(make(), lambda m: m(x, x, attn_bias=bias))
 
     def gradcheck():
         small = _config("attention", name, small=True, **overrides)
         Cs = small.d_model
         torch.manual_seed(0)
         bias = _causal_bias(3, 3).double()
-        _gradcheck(build(small).eval(), lambda m, x: m(x, attn_bias=bias), (_randn(1, 3, Cs),))
-        cross = build(small, is_cross=True).eval()
-        _gradcheck(cross, lambda m, x, mem: m(x, memory=mem), (_randn(1, 2, Cs), _randn(1, 3, Cs)))
+        _gradcheck(build(small).eval(), lambda m, x: m(x, x, attn_bias=bias), (_randn(1, 3, Cs),))
+        cross = build(small).eval()
+        _gradcheck(cross, lambda m, x, mem: m(x, mem), (_randn(1, 2, Cs), _randn(1, 3, Cs)))
 
     def gradients():
-        module = make().train()
-        loss = module(_randn(2, 5, C), attn_bias=_causal_bias(5, 5)).pow(2).sum()
+        module, x = make().train(), _randn(2, 5, C)
+        loss = module(x, x, attn_bias=_causal_bias(5, 5)).pow(2).sum()
         _all_parameters_get_gradients(module, loss)
-        cross = make(is_cross=True).train()
-        loss = cross(_randn(2, 3, C), memory=_randn(2, 4, C, seed=1)).pow(2).sum()
+        cross = make().train()
+        loss = cross(_randn(2, 3, C), _randn(2, 4, C, seed=1)).pow(2).sum()
         _all_parameters_get_gradients(cross, loss)
 
     return [

@@ -4,8 +4,8 @@ Notation: B batch, S source length, K beams, V vocabulary, L new tokens.
 
 The encoder runs once; then the decoder produces one token per step, starting from the start
 token (pad, as in T5). With `use_cache=True` each step feeds only the newest token: the decoder's
-self-attention keys/values of earlier positions live in a `DecoderCache`, and the cross-attention
-keys/values of the encoder output are computed on the first step and reused. With
+self-attention keys/values of earlier positions live in a `DecoderCache`, which also computes the
+cross-attention keys/values of the encoder output once, on the first step, for all steps. With
 `use_cache=False` every step recomputes the whole prefix, which is slower but has no state (for
 teaching and tests; both give the same tokens).
 
@@ -19,21 +19,22 @@ are the same (tests/test_fast_decode.py, tests/test_paths.py).
 
 All functions return only the new tokens, (B, L) with L <= max_new_tokens: each row ends at its
 first EOS (included) and is padded with pad_id after it.
+
+`model` is a `Seq2SeqTransformer` (model.py). model.py imports this file, for `model.generate`,
+so this file does not import model.py back, not even for type hints (no import circle): the
+hints below say `nn.Module`. `attention_mask` is the public name of the source padding mask
+(B, S); below `generate` it is `source_mask`, as inside the model.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 import torch.nn.functional as F
-
-if TYPE_CHECKING:  # for the type hints only: model.py imports this file, not the reverse
-    from minitune.model import DecoderCache, Seq2SeqTransformer
+from torch import nn
 
 
 def generate(
-    model: Seq2SeqTransformer,
+    model: nn.Module,
     input_ids: torch.Tensor,
     attention_mask: torch.Tensor | None = None,
     max_new_tokens: int = 32,
@@ -87,12 +88,13 @@ def generate(
     model.eval()
     try:
         with torch.inference_mode():  # no autograd bookkeeping at all: faster than no_grad
-            memory = model.encode(input_ids, attention_mask)  # (B, S, C), computed once
+            source_mask = attention_mask  # (B, S) 1 = token, 0 = padding, or None
+            memory = model.encode(input_ids, source_mask)  # (B, S, C), computed once
             if num_beams > 1:
                 return beam_search(
                     model,
                     memory,
-                    attention_mask,
+                    source_mask,
                     input_ids,
                     max_new_tokens,
                     num_beams,
@@ -105,7 +107,7 @@ def generate(
             return greedy_or_sample(
                 model,
                 memory,
-                attention_mask,
+                source_mask,
                 input_ids,
                 max_new_tokens,
                 do_sample,
@@ -121,36 +123,23 @@ def generate(
         model.train(was_training)
 
 
-def next_token_logits(
-    model: Seq2SeqTransformer,
-    tokens: torch.Tensor,
-    memory: torch.Tensor,
-    attention_mask: torch.Tensor | None,
-    cache: DecoderCache | None,
-    source_ids: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Logits (B, V), in float32, for the token that follows `tokens` (B, t), start included.
-    (`source_ids` (B, S): the prompt's tokens, which a model with a copy head points at.)"""
-    if cache is not None:  # newest token only
-        logits = model.decode(tokens[:, -1:], memory, attention_mask, cache, source_ids)
-    else:  # the whole prefix, recomputed
-        logits = model.decode(tokens, memory, attention_mask, source_ids=source_ids)
-    return logits[:, -1].float()
-
-
 class ModelStep:
     """The readable decoding step: `model.decode` on the newest token with a `DecoderCache`
     (or, without a cache, on the whole prefix every time)."""
 
-    def __init__(self, model, memory, attention_mask, source_ids, max_length, use_cache):
-        self.model, self.memory, self.mask = model, memory, attention_mask
-        self.source_ids = source_ids
+    def __init__(self, model, memory, source_mask, source_ids, max_length, use_cache):
+        self.model, self.memory, self.source_mask = model, memory, source_mask
+        self.source_ids = source_ids  # (B, S): the prompt's tokens, for a model's copy head
         self.cache = model.new_cache(max_length, memory.shape[1]) if use_cache else None
 
     def __call__(self, tokens: torch.Tensor) -> torch.Tensor:
         """tokens (B, t), start token included -> logits (B, V) of the next token, float32."""
-        args = (self.memory, self.mask, self.cache, self.source_ids)
-        return next_token_logits(self.model, tokens, *args)
+        model, memory, source_mask = self.model, self.memory, self.source_mask
+        if self.cache is not None:  # newest token only: the cache holds the earlier ones
+            logits = model.decode(tokens[:, -1:], memory, source_mask, self.cache, self.source_ids)
+        else:  # the whole prefix, recomputed
+            logits = model.decode(tokens, memory, source_mask, source_ids=self.source_ids)
+        return logits[:, -1].float()
 
     def reorder(self, rows: torch.Tensor) -> None:
         """Row i continues from row rows[i] (beam search)."""
@@ -158,7 +147,7 @@ class ModelStep:
             self.cache.reorder(rows)  # each new beam continues from its parent's keys and values
 
 
-def decode_step(model, memory, attention_mask, source_ids, max_length, use_cache, fast_decode):
+def decode_step(model, memory, source_mask, source_ids, max_length, use_cache, fast_decode):
     """The step a decoding loop calls: the fast one when asked for (fast_decode, or None and the
     model on the fast path) and supported, else ModelStep."""
     if fast_decode is None:
@@ -167,8 +156,8 @@ def decode_step(model, memory, attention_mask, source_ids, max_length, use_cache
         from minitune.fast.decode import FastDecodeStep, unsupported_reason
 
         if unsupported_reason(model) is None:
-            return FastDecodeStep(model, memory, attention_mask, source_ids, max_length)
-    return ModelStep(model, memory, attention_mask, source_ids, max_length, use_cache)
+            return FastDecodeStep(model, memory, source_mask, source_ids, max_length)
+    return ModelStep(model, memory, source_mask, source_ids, max_length, use_cache)
 
 
 def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
@@ -209,9 +198,9 @@ def sample_token(
 
 
 def greedy_or_sample(
-    model: Seq2SeqTransformer,
+    model: nn.Module,
     memory: torch.Tensor,
-    attention_mask: torch.Tensor | None,
+    source_mask: torch.Tensor | None,
     source_ids: torch.Tensor,
     max_new_tokens: int,
     do_sample: bool,
@@ -228,7 +217,7 @@ def greedy_or_sample(
     B = memory.shape[0]
     tokens = torch.full((B, 1), cfg.decoder_start_id, dtype=torch.long, device=memory.device)
     finished = torch.zeros(B, dtype=torch.bool, device=memory.device)
-    step_fn = decode_step(model, memory, attention_mask, source_ids, max_new_tokens, use_cache,
+    step_fn = decode_step(model, memory, source_mask, source_ids, max_new_tokens, use_cache,
                           fast_decode)  # fmt: skip
     for step in range(max_new_tokens):
         logits = step_fn(tokens)  # (B, V)
@@ -247,9 +236,9 @@ def greedy_or_sample(
 
 
 def beam_search(
-    model: Seq2SeqTransformer,
+    model: nn.Module,
     memory: torch.Tensor,
-    attention_mask: torch.Tensor | None,
+    source_mask: torch.Tensor | None,
     source_ids: torch.Tensor,
     max_new_tokens: int,
     num_beams: int,
@@ -275,10 +264,10 @@ def beam_search(
     neg_inf = float("-inf")
     # every example becomes K rows, one per beam: row b·K + k is beam k of example b
     memory = memory.repeat_interleave(K, dim=0)  # (B·K, S, C)
-    if attention_mask is not None:
-        attention_mask = attention_mask.repeat_interleave(K, dim=0)  # (B·K, S)
+    if source_mask is not None:
+        source_mask = source_mask.repeat_interleave(K, dim=0)  # (B·K, S)
     source_ids = source_ids.repeat_interleave(K, dim=0)  # (B·K, S)
-    step_fn = decode_step(model, memory, attention_mask, source_ids, max_new_tokens, use_cache,
+    step_fn = decode_step(model, memory, source_mask, source_ids, max_new_tokens, use_cache,
                           fast_decode)  # fmt: skip
 
     tokens = torch.full((B * K, 1), cfg.decoder_start_id, dtype=torch.long, device=device)

@@ -15,6 +15,11 @@ another, sources in input_ids and targets in the decoder's row, each token label
 example's number (`Segments`). Every attention then stays inside its own example
 (`make_segment_mask`), and positions count from each example's first token, so a packed batch
 gives the same loss and gradients as the same examples padded one per row, with no padding.
+
+Masks: the public `attention_mask` of `model(...)` and `model.generate(...)` (B, S), 1 for real
+source tokens and 0 for padding, is called `source_mask` inside the model (encoder, decoder,
+layers, minitune/fast/): the one padding mask there is, the source's. The decoder's own padding
+comes after its real tokens, where the causal mask already hides it.
 """
 
 from __future__ import annotations
@@ -29,15 +34,20 @@ from minitune.fast import use_impl
 from minitune.generate import generate
 from minitune.layers import registry
 from minitune.layers.attention import (
-    KVCache,
     make_attention_bias,
     make_attention_mask,
     make_segment_mask,
     segment_positions,
 )
-from minitune.layers.base import Layer
-from minitune.layers.blocks import DecoderLayer, EncoderLayer, make_norm, set_recompute
+from minitune.layers.base import Layer, Rotary
+from minitune.layers.blocks import (
+    DecoderLayer,
+    EncoderLayer,
+    make_norm,
+    set_activation_checkpointing,
+)
 from minitune.layers.copy import CopyHead
+from minitune.layers.kv_cache import KVCache
 from minitune.layers.positions import PackedRotation, PositionScheme, RelativePositionBias
 
 
@@ -68,17 +78,19 @@ def shift_right(
 
 
 def source_padding_bias(
-    memory_mask: torch.Tensor | None, S: int, device: torch.device
+    source_mask: torch.Tensor | None, S: int, device: torch.device
 ) -> torch.Tensor | None:
     """attn_bias for cross-attention: 0 for real source tokens, very negative for padding;
     (B, 1, 1, S), one row that serves every target position (None without padding)."""
-    mask = make_attention_mask(memory_mask, 1, S, causal=False, device=device)
+    mask = make_attention_mask(source_mask, 1, S, causal=False, device=device)
     return make_attention_bias(mask, None)
 
 
 class DecoderCache:
     """Everything the decoder keeps between generation steps: per layer, a growing self-attention
-    KV cache (`max_length` positions) and the cross-attention keys/values of the encoder output."""
+    KV cache (`max_length` positions) and the cross-attention keys/values of the encoder output,
+    which it fills itself on the first step (`fill_cross_attention`) and which are only read
+    afterwards: the decoder then gives its cross-attention layers no encoder output at all."""
 
     def __init__(self, n_layers: int, max_length: int, source_length: int):
         self.max_length = max_length
@@ -108,12 +120,19 @@ class DecoderCache:
         return None if table is None else table[:, :, offset : offset + T, : offset + T]
 
     def source_padding_bias(
-        self, memory_mask: torch.Tensor | None, S: int, device: torch.device
+        self, source_mask: torch.Tensor | None, S: int, device: torch.device
     ) -> torch.Tensor | None:
         """Cross-attention's attn_bias (B, 1, 1, S), the same at every step: built once."""
         if self.length == 0:
-            self.cross_attn_bias = source_padding_bias(memory_mask, S, device)
+            self.cross_attn_bias = source_padding_bias(source_mask, S, device)
         return self.cross_attn_bias
+
+    def fill_cross_attention(self, attentions: list[nn.Module], memory: torch.Tensor) -> None:
+        """The keys and values of the encoder output (B, S, C) for every cross-attention layer,
+        (B, H_kv, S, D) each, computed once (on the first step; later calls find them there)."""
+        for attention, cache in zip(attentions, self.cross_attn, strict=True):
+            if cache.length == 0:
+                cache.append(*attention.keys_values(memory))
 
     def reorder(self, index: torch.Tensor) -> None:
         """Keep batch rows `index` of the self-attention caches (beam search).
@@ -145,15 +164,15 @@ class Encoder(nn.Module):
     def forward(
         self,
         x: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
+        source_mask: torch.Tensor | None = None,
         segments: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """x: embedded source (B, S, C); attention_mask: (B, S), 1 = token, 0 = pad; or, for
+        """x: embedded source (B, S, C); source_mask: (B, S), 1 = token, 0 = pad; or, for
         packed rows, segments: (B, S) the example of each token (0 = pad; Segments.source)."""
         S = x.shape[1]
         if segments is None:
             # every query may attend every real source token
-            mask = make_attention_mask(attention_mask, S, S, causal=False, device=x.device)
+            mask = make_attention_mask(source_mask, S, S, causal=False, device=x.device)
             positions = 0  # positions count from the row's first token
         else:  # packed: every query attends the tokens of its own example only
             mask = make_segment_mask(segments, segments, causal=False)
@@ -181,12 +200,13 @@ class Decoder(nn.Module):
         self,
         x: torch.Tensor,
         memory: torch.Tensor,
-        memory_mask: torch.Tensor | None = None,
+        source_mask: torch.Tensor | None = None,
         cache: DecoderCache | None = None,
         segments: Segments | None = None,
     ) -> torch.Tensor:
-        """x: embedded target (B, T, C), the new tokens only when a cache holds the earlier ones.
-        Packed rows (training): `segments` instead of memory_mask (see Segments)."""
+        """x: embedded target (B, T, C), the new tokens only when a cache holds the earlier ones;
+        memory: the encoder output (B, S, C); source_mask: (B, S), 1 = token, 0 = pad.
+        Packed rows (training): `segments` instead of source_mask (see Segments)."""
         T, S = x.shape[1], memory.shape[1]
         offset = cache.length if cache is not None else 0  # position of x's first token
         if segments is None:
@@ -203,24 +223,30 @@ class Decoder(nn.Module):
         if cache is None:
             position_bias = self.position.position_bias(T, T)
             if segments is None:
-                cross_attn_bias = source_padding_bias(memory_mask, S, x.device)  # (B, 1, 1, S)
+                cross_attn_bias = source_padding_bias(source_mask, S, x.device)  # (B, 1, 1, S)
             else:
                 cross_mask = make_segment_mask(segments.target, segments.source, causal=False)
                 cross_attn_bias = make_attention_bias(cross_mask, None)  # (B, 1, T, S)
         else:  # decoding: both built on the first step, kept in the cache
             position_bias = cache.position_bias_rows(self.position, T)
-            cross_attn_bias = cache.source_padding_bias(memory_mask, S, x.device)
+            cross_attn_bias = cache.source_padding_bias(source_mask, S, x.device)
         self_attn_bias = make_attention_bias(self_mask, position_bias)
         rotary = rotation(self.position, positions)  # RoPE turns q and k
+        # cross-attention's keys and values come from the encoder output: every layer projects
+        # it, or, decoding, the cache holds them (filled on the first step) and the layers get
+        # no encoder output at all
+        cross_context = memory
+        if cache is not None:
+            cache.fill_cross_attention([layer.cross_attn.sublayer for layer in self.layers], memory)
+            cross_context = None
         for i, layer in enumerate(self.layers):
             self_cache, cross_cache = cache.layer(i) if cache is not None else (None, None)
-            x = layer(x, memory, self_attn_bias, cross_attn_bias, self_cache, cross_cache, rotary)
+            x = layer(x, cross_context, self_attn_bias, cross_attn_bias, self_cache, cross_cache,
+                      rotary)  # fmt: skip
         return self.dropout(self.final_norm(x))  # (B, T, C)
 
 
-def rotation(
-    position: PositionScheme, positions: int | torch.Tensor
-) -> PositionScheme | PackedRotation | None:
+def rotation(position: PositionScheme, positions: int | torch.Tensor) -> Rotary | None:
     """What a stack hands its attention layers to turn queries and keys: a rotary scheme
     itself (RoPE), the same turning by each token's position within its example when packed
     rows give a (B, T) tensor of positions, or None."""
@@ -265,31 +291,31 @@ class Seq2SeqTransformer(nn.Module):
     def encode(
         self,
         input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
+        source_mask: torch.Tensor | None = None,
         segments: Segments | None = None,
     ) -> torch.Tensor:
-        """Source ids (B, S) -> encoder output "memory" (B, S, C)."""
+        """Source ids (B, S) and their padding mask (B, S) -> encoder output "memory" (B, S, C)."""
         source_segments = None if segments is None else segments.source
-        return self.encoder(self.embed(input_ids), attention_mask, source_segments)
+        return self.encoder(self.embed(input_ids), source_mask, source_segments)
 
     def decode(
         self,
         decoder_input_ids: torch.Tensor,
         memory: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
+        source_mask: torch.Tensor | None = None,
         cache: DecoderCache | None = None,
         source_ids: torch.Tensor | None = None,
         segments: Segments | None = None,
     ) -> torch.Tensor:
         """Target ids (B, T) and memory (B, S, C) -> logits (B, T, V).
 
-        `attention_mask` is the source padding mask (B, S). With a `cache`, pass only the new
+        `source_mask` is the source padding mask (B, S). With a `cache`, pass only the new
         tokens: the cache holds the keys and values of the earlier ones and is updated in place.
         A model with a copy head also needs the source tokens `source_ids` (B, S), and returns
         log-probabilities (which are logits too: their softmax is the distribution itself).
-        Packed rows: `segments` instead of attention_mask (training only, no cache).
+        Packed rows: `segments` instead of source_mask (training only, no cache).
         """
-        h = self.decoder(self.embed(decoder_input_ids), memory, attention_mask, cache, segments)
+        h = self.decoder(self.embed(decoder_input_ids), memory, source_mask, cache, segments)
         out = h * self.config.d_model**-0.5 if self.config.scale_output else h
         # (B, T, V): the output matrix, or the embedding's transpose when they are tied
         logits = self.lm_head(out) if self.lm_head is not None else out @ self.embed.weight.t()
@@ -298,8 +324,8 @@ class Seq2SeqTransformer(nn.Module):
         if source_ids is None:
             raise ValueError("this model has a copy head: decode() needs the source_ids")
         if segments is not None:  # point only into the target's own example: (B, T, S)
-            attention_mask = make_segment_mask(segments.target, segments.source, False)[:, 0]
-        return self.copy_head(h, logits, memory, source_ids, attention_mask)
+            source_mask = make_segment_mask(segments.target, segments.source, False)[:, 0]
+        return self.copy_head(h, logits, memory, source_ids, source_mask)
 
     def forward(
         self,
@@ -310,7 +336,9 @@ class Seq2SeqTransformer(nn.Module):
     ) -> torch.Tensor:
         """input_ids (B, S), decoder_input_ids (B, T), attention_mask (B, S) -> logits (B, T, V).
 
-        Packed rows: `segments` (see Segments) instead of attention_mask."""
+        `attention_mask` (1 = token, 0 = padding) is the source's padding mask, `source_mask`
+        in `encode`, `decode` and everything below them. Packed rows: `segments` (see Segments)
+        instead of attention_mask."""
         if segments is not None and attention_mask is not None:
             raise ValueError("packed rows mark padding in segments (0 = padding): pass "
                              "attention_mask=None with segments")  # fmt: skip
@@ -330,12 +358,13 @@ class Seq2SeqTransformer(nn.Module):
         """New tokens (B, L) for each source sequence, padded after EOS. See `minitune.generate`."""
         return generate(self, input_ids, attention_mask, **kwargs)
 
-    def set_activation_recompute(self, enabled: bool = True) -> None:
-        """Activation recompute (PyTorch's "activation checkpointing"): in training, keep only
-        each layer's input and run the layer again during backward. Saves most activation
-        memory for ~30% more compute. A wrapper of each layer's forward (blocks.set_recompute)."""
+    def set_activation_checkpointing(self, enabled: bool = True) -> None:
+        """Activation checkpointing (`TrainConfig.activation_checkpointing`): in training, keep
+        only each layer's input and run the layer again during backward. Saves most activation
+        memory for ~30% more compute. A wrapper of each layer's forward
+        (blocks.set_activation_checkpointing)."""
         for layer in [*self.encoder.layers, *self.decoder.layers]:
-            set_recompute(layer, enabled)
+            set_activation_checkpointing(layer, enabled)
 
     def set_impl(self, impl: str) -> None:
         """The one switch between the two paths, on a live model, in place:

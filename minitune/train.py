@@ -202,7 +202,7 @@ def train(
     autocast, use_scaler = precision_context(precision, device)
     tok = checked_tokenizer(tokenizer_file, model)  # ids that fit the embedding
     model = model.to(device).train()
-    model.set_activation_recompute(cfg.activation_checkpointing)
+    model.set_activation_checkpointing(cfg.activation_checkpointing)
     model.set_impl(cfg.impl)  # "fast": the production shell (minitune/fast/); or the teaching core
     log(model_line(model, device, precision, why, d))  # "model: 0.91M parameters on cpu, fp32"
     wrapped = wrap(model, d, device)  # DDP/FSDP around the model, or the model itself

@@ -10,7 +10,8 @@ import torch
 
 from minitune import ModelConfig, Seq2SeqTransformer
 from minitune.checkpoint import save_checkpoint
-from minitune.cli import _answer, _load
+from minitune.cli.shared import load_checkpoint
+from minitune.cli.use import answer
 from minitune.data.formats import CHAT_INSTRUCTION
 from minitune.data.templates import format_prompt
 
@@ -38,11 +39,11 @@ def test_a_scripted_session_keeps_the_history_until_reset(checkpoint):
     done = _chat(checkpoint, "Hello there\nWhat did I say?\n/reset\nWhat did I say?\n",
                  "--max-new-tokens", "8")  # fmt: skip
     assert done.returncode == 0, done.stderr
-    model, tok, _ = _load(str(checkpoint), "cpu")
+    model, tok, _ = load_checkpoint(str(checkpoint), "cpu")
     decoding = {"max_new_tokens": 8, "num_beams": 1}
 
     def reply(*history: str) -> str:
-        return _answer(model, tok, format_prompt(CHAT_INSTRUCTION, "\n".join(history)), decoding)
+        return answer(model, tok, format_prompt(CHAT_INSTRUCTION, "\n".join(history)), decoding)
 
     first = reply("User: Hello there")
     second = reply("User: Hello there", f"Assistant: {first}", "User: What did I say?")

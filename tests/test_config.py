@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from minitune import PRESETS, ModelConfig, Seq2SeqTransformer
-from minitune.config import load_run_config
 from minitune.layers import registry
+from minitune.run_config import load_run_config
 
 
 def test_d_model_not_divisible_by_heads_names_both():
@@ -161,3 +161,46 @@ def test_no_import_circle_through_config_even_for_type_checkers():
             todo += imports(module)
     assert "minitune.config" not in reached
     assert not [m for m in reached if m.startswith(("minitune.layers", "minitune.model"))]
+
+
+def test_a_run_config_is_resolved_once_with_each_values_source():
+    """resolve_run_config keeps where every value came from; the rule that own data validates
+    on itself is a layer of its own, named in the log, never a silent rewrite."""
+    from minitune.run_config import Layer, file_layer, resolve_run_config
+
+    laptop = file_layer("laptop")
+    assert laptop.where == "configs/laptop.toml" and "data" not in laptop.train  # not read: none
+    run = resolve_run_config([laptop, Layer("--max-minutes", train={"max_minutes": 3.0})])
+    lines = run.log_lines()
+    assert lines[0] == "model.preset = 'laptop' (configs/laptop.toml)"
+    assert "train.lr = 0.0025 (configs/laptop.toml)" in lines
+    assert "train.max_minutes = 3.0 (--max-minutes)" in lines
+    assert "train.fresh_per_task = 5000 (configs/laptop.toml)" in lines
+    assert not any(line.startswith("train.optimizer") for line in lines)  # at its default
+    own = resolve_run_config([laptop, Layer("--data", train={"data": ["data/valid.jsonl"]})])
+    assert own.train.valid_data is None and own.train.valid_fraction == 0.05
+    assert own.train.fresh_per_task == 0
+    rules = [line for line in own.log_lines() if "(rule: --data names" in line]
+    assert {r.split(" = ")[0] for r in rules} == {
+        "train.valid_data", "train.valid_fraction", "train.fresh_per_task"
+    }  # fmt: skip
+    tiny = resolve_run_config([file_layer("tiny")])  # data and validation named: no rule
+    assert not any("rule:" in line for line in tiny.log_lines())
+    # the command line is one source: a validation setting anywhere in it keeps the rule off
+    with pytest.raises(ValueError, match="either valid_data"):
+        resolve_run_config([laptop, Layer("--set train.valid_fraction=0.1",
+                                          train={"valid_fraction": 0.1}),
+                            Layer("--data", train={"data": ["data/valid.jsonl"]})])  # fmt: skip
+
+
+def test_the_training_datas_source_is_said():
+    from minitune.run_config import load_run_config, to_toml, training_data_line
+
+    model_cfg, cfg = load_run_config("laptop", {"train": {"out": "runs/x"}})
+    assert training_data_line(cfg) == (
+        "training data: 135,000 fresh examples drawn from the suite's generators "
+        "(fresh_per_task = 5000, 27 tasks) into runs/x/fresh_train.jsonl; train.data is not read"
+    )
+    assert "\n# data = [" in to_toml(model_cfg, cfg)  # --print-config: data shown as not read
+    _, tiny = load_run_config("tiny")
+    assert training_data_line(tiny).startswith("training data: ") and "train.jsonl" in tiny.data[0]

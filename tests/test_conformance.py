@@ -77,15 +77,15 @@ def _status(report, fragment):
 class LeakyAttention(Attention):
     """Forgets the mask: reads the future and the padding."""
 
-    def forward(self, x, memory=None, attn_bias=None, cache=None, rotary=None):
-        return super().forward(x, memory, None, cache, rotary)
+    def forward(self, x, context, attn_bias=None, cache=None, rotary=None):
+        return super().forward(x, context, None, cache, rotary)
 
 
 class ForgetfulAttention(Attention):
     """Never stores keys in the cache: each step sees only itself."""
 
-    def forward(self, x, memory=None, attn_bias=None, cache=None, rotary=None):
-        return super().forward(x, memory, attn_bias, None, rotary)
+    def forward(self, x, context, attn_bias=None, cache=None, rotary=None):
+        return super().forward(x, context, attn_bias, None, rotary)
 
 
 def test_the_kit_catches_attention_that_ignores_the_mask():

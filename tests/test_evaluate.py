@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from minitune.cli import evaluate_files
+from minitune.cli.use import evaluate_files
 from minitune.data.formats import Record
 from minitune.evaluate import Scored, format_table, predict, score, summarize
 from minitune.tokenizer import Tokenizer

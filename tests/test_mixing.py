@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from minitune.config import load_run_config
 from minitune.data.batching import EncodedExample
 from minitune.data.mixing import TaskMixer, task_weights
+from minitune.run_config import load_run_config
 from minitune.safetensors_io import load_safetensors
 from minitune.train import train
 

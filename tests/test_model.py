@@ -75,6 +75,27 @@ def test_cache_gives_the_same_logits_at_every_step(position):
     assert cache.length == 7
 
 
+def test_the_cache_fills_cross_attention_once_and_the_layers_then_get_no_memory():
+    """Decoding: the DecoderCache projects the encoder output into every cross-attention
+    layer's keys and values on the first step; later steps read them (W_k runs once) and the
+    cross-attention layers are called with context=None."""
+    model = tiny_model()
+    input_ids, mask, dec = random_batch(T=4)
+    memory = model.encode(input_ids, mask)
+    cross = model.decoder.layers[0].cross_attn.sublayer
+    key_projections, contexts = [], []
+    cross.k.register_forward_hook(lambda module, args, out: key_projections.append(args[0]))
+    cross.register_forward_pre_hook(
+        lambda module, args, kwargs: contexts.append(kwargs["context"]), with_kwargs=True
+    )
+    cache = model.new_cache(max_length=4, source_length=input_ids.shape[1])
+    for t in range(4):
+        model.decode(dec[:, t : t + 1], memory, mask, cache)
+    assert len(key_projections) == 1 and key_projections[0] is memory
+    assert contexts == [None] * 4
+    assert [c.length for c in cache.cross_attn] == [input_ids.shape[1]] * len(cache.cross_attn)
+
+
 @pytest.mark.parametrize(
     "overrides",
     [
@@ -159,11 +180,11 @@ def test_attention_maps_are_distributions_with_masks_respected():
     assert all(m.last_weights is None for m in attentions)  # nothing recorded, nothing kept
 
 
-def test_activation_recompute_gives_the_same_gradients():
+def test_activation_checkpointing_gives_the_same_gradients():
     grads = []
-    for recompute in (False, True):
+    for checkpointing in (False, True):
         model = tiny_model(dropout=0.0).train()
-        model.set_activation_recompute(recompute)
+        model.set_activation_checkpointing(checkpointing)
         input_ids, mask, dec = random_batch()
         cross_entropy_loss(model(input_ids, dec, mask), dec.roll(-1, 1)).backward()
         grads.append({n: p.grad.clone() for n, p in model.named_parameters()})
@@ -171,22 +192,22 @@ def test_activation_recompute_gives_the_same_gradients():
         torch.testing.assert_close(grads[1][name], grads[0][name], atol=1e-6, rtol=1e-5)
 
 
-def test_activation_recompute_runs_each_layer_again_in_backward():
+def test_activation_checkpointing_runs_each_layer_again_in_backward():
     calls = {"n": 0}
 
     def count(module, args):
         calls["n"] += 1
 
-    for recompute, expected in ((False, 1), (True, 2)):
+    for checkpointing, expected in ((False, 1), (True, 2)):
         model = tiny_model(dropout=0.0).train()
-        model.set_activation_recompute(recompute)
+        model.set_activation_checkpointing(checkpointing)
         # a sub-layer inside each first layer: it runs again when its layer is recomputed
-        model.encoder.layers[0].ff.register_forward_pre_hook(count)
-        model.decoder.layers[0].ff.register_forward_pre_hook(count)
+        model.encoder.layers[0].ff.sublayer.register_forward_pre_hook(count)
+        model.decoder.layers[0].ff.sublayer.register_forward_pre_hook(count)
         calls["n"] = 0
         input_ids, mask, dec = random_batch()
         cross_entropy_loss(model(input_ids, dec, mask), dec.roll(-1, 1)).backward()
-        assert calls["n"] == 2 * expected, (recompute, calls)  # the forward, and the recompute
+        assert calls["n"] == 2 * expected, (checkpointing, calls)  # the forward, and the recompute
 
 
 def test_a_t5_model_never_calls_a_rotate_that_does_nothing(monkeypatch):
@@ -213,7 +234,7 @@ def test_a_config_saved_with_a_path_loads_and_the_path_is_not_taken_from_it():
         cfg = ModelConfig.from_dict({**tiny.to_dict(), key: value})
         assert cfg == tiny and key not in cfg.to_dict()
         assert Seq2SeqTransformer(cfg).impl == "reference"
-    from minitune.config import _check_keys
+    from minitune.run_config import _check_keys
 
     with pytest.raises(ValueError, match=r"key 'impl'; the path a run takes is train\.impl"):
         _check_keys("model", {"impl": "fast"}, ModelConfig)  # a run file's [model], or --set

@@ -208,7 +208,7 @@ def test_generate_command_and_fine_tuning_from_a_t5_folder(tmp_path):
     import sys
 
     from minitune import Tokenizer
-    from minitune.config import load_run_config
+    from minitune.run_config import load_run_config
     from minitune.train import train
 
     reference, folder = saved_reference(tmp_path, "v1.1", vocab_size=3000)
@@ -241,7 +241,7 @@ def test_generate_command_and_fine_tuning_from_a_t5_folder(tmp_path):
 
 
 def test_fp16_training_of_t5_is_refused(tmp_path):
-    from minitune.config import load_run_config
+    from minitune.run_config import load_run_config
     from minitune.train import train
 
     _, folder = saved_reference(tmp_path, "v1.0", vocab_size=3000)
@@ -312,7 +312,7 @@ def test_readme_flan_t5_snippet_runs(tmp_path):
 def test_bf16_inference_and_training_from_a_t5_folder(tmp_path):
     import shutil
 
-    from minitune.config import load_run_config
+    from minitune.run_config import load_run_config
     from minitune.train import train
 
     _, folder = saved_reference(tmp_path, "v1.1", vocab_size=3000)

@@ -193,14 +193,16 @@ def test_generate_on_the_command_line_says_its_path_first(flags, said, checkpoin
 def test_the_command_lines_impl_flag():
     """--impl on every job: train/pretrain/pipeline set train.impl (a config may set it too);
     eval/generate/chat load the checkpoint onto that path (default fast)."""
-    from minitune.cli import _overrides, build_parser
+    from minitune.cli import build_parser
+    from minitune.cli.run_setup import flag_layers
 
     parser = build_parser()
     for command in ("train", "pretrain", "pipeline"):
-        assert _overrides(parser.parse_args([command, "--impl", "reference"]))["train"]["impl"] == (
-            "reference"
-        )
-        assert "impl" not in _overrides(parser.parse_args([command]))["train"]  # config's own
+        layers = flag_layers(parser.parse_args([command, "--impl", "reference"]))
+        assert [(layer.where, layer.train) for layer in layers] == [
+            ("--impl", {"impl": "reference"})
+        ]
+        assert flag_layers(parser.parse_args([command])) == []  # the config's own
     for command in ("eval --data x.jsonl", "generate", "chat"):
         args = parser.parse_args([*command.split(), "--checkpoint", "c"])
         assert args.impl == "fast"

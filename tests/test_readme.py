@@ -51,11 +51,12 @@ def test_the_reference_library_is_pinned_to_a_major_version():
 
 def test_main_job_command_names_the_pipeline_and_its_config_exists():
     assert code_blocks("bash")[0].strip() == "pip install -e . && minitune pipeline"
-    from minitune.cli import _config_name, build_parser
+    from minitune.cli import build_parser
+    from minitune.cli.run_setup import config_name
     from minitune.paths import config_file
 
     args = build_parser().parse_args(["pipeline"])
-    assert config_file(_config_name(args, "instruct")) == ROOT / "configs" / "laptop.toml"
+    assert config_file(config_name(args, "instruct")) == ROOT / "configs" / "laptop.toml"
 
 
 def test_data_example_runs():

@@ -24,9 +24,10 @@ from minitune.checkpoint import (
     load_trainer_state,
     save_checkpoint,
 )
-from minitune.config import TrainConfig, load_run_config
+from minitune.config import TrainConfig
 from minitune.data.formats import DataError, read_records
 from minitune.model import Seq2SeqTransformer
+from minitune.run_config import load_run_config
 from minitune.run_errors import DivergenceError, RunError
 from minitune.tokenizer import train_tokenizer
 from minitune.train import train

@@ -14,12 +14,13 @@ from minitune.checkpoint import (
     load_safetensors,
     save_safetensors,
 )
-from minitune.config import TrainConfig, load_run_config, parse_override
+from minitune.config import TrainConfig
 from minitune.data.batching import collate, encode_records
 from minitune.data.formats import read_records
 from minitune.evaluate import exact_match, lcs_length, rouge_l, token_f1
 from minitune.model import Seq2SeqTransformer
 from minitune.optim import Adafactor, lr_factor, parameter_groups
+from minitune.run_config import load_run_config, parse_override
 from minitune.tokenizer import Tokenizer
 from minitune.train import forward_backward, train
 
@@ -57,15 +58,15 @@ def test_tiny_end_to_end_loss_falls_checkpoint_loads_and_evaluates(tmp_path):
     info = json.loads((tmp_path / "run" / "last" / "config.json").read_text())
     assert info["train"]["max_steps"] == 40 and info["step"] == 40 and info["seed"] == 0
     assert info["tokenizer_sha"] == Tokenizer(ROOT / "tokenizer" / "minitune.model").fingerprint()
-    from minitune.cli import evaluate_files
+    from minitune.cli.use import evaluate_files
 
     model, _ = load_model(tmp_path / "run" / "best")
     tok = Tokenizer(tmp_path / "run" / "best" / "tokenizer.model")
     result = evaluate_files(model, tok, [str(ROOT / "data" / "test.jsonl")], 12, 64, 16)
-    from minitune.cli import _answer
+    from minitune.cli.use import answer
 
     for s in result["scored"]:  # batched, sorted by length, mapped back: each to its own prompt
-        assert s.prediction == _answer(model, tok, s.prompt, {"max_new_tokens": 16}, 64)
+        assert s.prediction == answer(model, tok, s.prompt, {"max_new_tokens": 16}, 64)
         assert s.exact_match == float(s.prediction.strip() == s.reference.strip())
     tasks: dict[str, list[float]] = {}
     for s in result["scored"]:
@@ -282,13 +283,14 @@ def test_pipeline_command_end_to_end(tmp_path):
     first = report["examples"][0]
     assert f"  expected: {first['expected']}\n  answer:   {first['answer']}" in done.stdout
     assert (out / "pretrain" / "last" / "model.safetensors").is_file()
-    answer = subprocess.run([*run, "generate", "--checkpoint", str(out / "best"), "--num-beams", "2", "What is 1 + 2?"],
+    generated = subprocess.run([*run, "generate", "--checkpoint", str(out / "best"), "--num-beams", "2", "What is 1 + 2?"],
                             cwd=ROOT, capture_output=True, text=True, check=True)  # fmt: skip
-    from minitune.cli import _answer, _load
+    from minitune.cli.shared import load_checkpoint
+    from minitune.cli.use import answer
 
-    model, tok, _ = _load(str(out / "best"), "cpu")
-    expected = _answer(model, tok, "What is 1 + 2?", {"max_new_tokens": 64, "num_beams": 2})
-    assert expected and answer.stdout == expected + "\n"
+    model, tok, _ = load_checkpoint(str(out / "best"), "cpu")
+    expected = answer(model, tok, "What is 1 + 2?", {"max_new_tokens": 64, "num_beams": 2})
+    assert expected and generated.stdout == expected + "\n"
     as_json = subprocess.run([*run, "eval", "--checkpoint", str(out / "best"), "--data", "data/heldout_tasks.jsonl",
                               "--limit", "3", "--json"], cwd=ROOT, capture_output=True, text=True, check=True)  # fmt: skip
     assert "heldout_tasks" in json.loads(as_json.stdout)

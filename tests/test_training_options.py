@@ -13,7 +13,7 @@ from test_train import read_metrics, tiny_run
 
 from minitune import shift_right
 from minitune.checkpoint import load_safetensors, load_trainer_state
-from minitune.config import load_run_config
+from minitune.run_config import load_run_config
 from minitune.train import train
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from test_train import tiny_run
 
-import minitune.cli as cli
-from minitune.cli import chat_prompt, main
+import minitune.cli.use as use
+from minitune.cli import main
+from minitune.cli.use import chat_prompt
 from minitune.paths import is_shipped
 from minitune.tokenizer import Tokenizer
 from minitune.train import train
@@ -54,15 +55,15 @@ def test_decoding_mistakes_are_one_line_and_status_2(command, flags, message, ch
 
 
 def test_generate_reads_escapes_and_stdin_and_reports_a_cut_prompt(checkpoint, capsys, monkeypatch):
-    assert cli._read_prompt("Reverse the letters of this word.\\nlantern") == (
+    assert use.read_prompt("Reverse the letters of this word.\\nlantern") == (
         "Reverse the letters of this word.\nlantern"
     )
     monkeypatch.setattr("sys.stdin", io.StringIO("What is 2 + 3?\n"))
-    assert cli._read_prompt("-") == "What is 2 + 3?"
+    assert use.read_prompt("-") == "What is 2 + 3?"
     seen = []
-    real = cli._answer
+    real = use.answer
     monkeypatch.setattr(
-        cli, "_answer", lambda m, t, p, d, n: seen.append((p, n)) or real(m, t, p, d, n)
+        use, "answer", lambda m, t, p, d, n: seen.append((p, n)) or real(m, t, p, d, n)
     )
     monkeypatch.setattr("sys.stdin", io.StringIO("What is 2 + 3?\n"))
     assert main(["generate", "--checkpoint", checkpoint, "--max-new-tokens", "3"]) == 0
@@ -72,7 +73,7 @@ def test_generate_reads_escapes_and_stdin_and_reports_a_cut_prompt(checkpoint, c
     assert main(["generate", "--checkpoint", checkpoint, "--max-new-tokens", "3", long_prompt]) == 0
     err = capsys.readouterr().err
     assert "note: the prompt is" in err and "reads only the first 64 (--max-source-length)" in err
-    assert cli._source_length({"source": "t5", "step": 0}, None) == 512
+    assert use.source_length({"source": "t5", "step": 0}, None) == 512
 
 
 def test_chat_keeps_the_newest_turns_and_takes_a_system_prompt(checkpoint, capsys, monkeypatch):
@@ -96,7 +97,7 @@ def test_chat_keeps_the_newest_turns_and_takes_a_system_prompt(checkpoint, capsy
 
     prompts = []
     monkeypatch.setattr("builtins.input", fake_input)
-    monkeypatch.setattr(cli, "_answer", lambda m, t, p, d, n: prompts.append(p) or "ok")
+    monkeypatch.setattr(use, "answer", lambda m, t, p, d, n: prompts.append(p) or "ok")
     assert main(["chat", "--checkpoint", checkpoint, "--system", "Answer in French."]) == 0
     assert prompts == ["Answer in French.\nUser: hello there",
                        "Answer in French.\nUser: hello there\nAssistant: ok\nUser: what is 2 + 3?"]  # fmt: skip

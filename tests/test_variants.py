@@ -195,8 +195,8 @@ def test_check_command_passes_a_good_variant_and_fails_a_broken_one(tmp_path):
     (tmp_path / "my_attention.py").write_text(
         "from minitune.layers.attention import Attention\n\n\n"
         "class NoMaskAttention(Attention):\n"
-        "    def forward(self, x, memory=None, attn_bias=None, cache=None, rotary=None):\n"
-        "        return super().forward(x, memory, None, cache, rotary)\n"
+        "    def forward(self, x, context, attn_bias=None, cache=None, rotary=None):\n"
+        "        return super().forward(x, context, None, cache, rotary)\n"
     )
     good = _minitune("check", "attention=qk-norm", "--set", "n_kv_heads=2", cwd=tmp_path)
     assert good.returncode == 0, good.stdout + good.stderr

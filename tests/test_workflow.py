@@ -11,9 +11,9 @@ from test_train import small_data
 
 import minitune.train as training
 from minitune.cli import main
-from minitune.config import load_run_config, tomllib
 from minitune.metrics_log import plot_losses, steps_by_deadline
 from minitune.paths import config_file, find_shipped
+from minitune.run_config import load_run_config, tomllib
 from minitune.train_data import HOLDOUT_MIN, hold_out
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -277,6 +277,25 @@ def test_own_data_is_validated_on_a_held_out_slice_unless_a_file_is_given(tmp_pa
     )
     shown = tomllib.loads(capsys.readouterr().out)
     assert shown["train"]["valid_data"] == vd and shown["train"]["valid_fraction"] == 0.0
+
+
+def test_the_run_log_says_where_each_setting_came_from(tmp_path, capsys):
+    """The run config is logged once, after the path line: each value not at its default with
+    its source (file, --set, flag, rule), and where the training data comes from."""
+    mine = small_data(tmp_path, 80)
+    assert main(["train", "--config", "tiny", "--max-steps", "1", "--out", str(tmp_path / "run"),
+                 "--no-progress", "--set", "train.lr=0.01", "--data", mine]) == 0  # fmt: skip
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("path: fast") and lines[1].startswith("run config")
+    for line in ("  model.preset = 'tiny' (configs/tiny.toml)", "  train.lr = 0.01 (--set train.lr=0.01)",
+                 "  train.max_steps = 1 (--max-steps)", "  train.batch_size = 8 (configs/tiny.toml)",
+                 f"training data: {mine}"):  # fmt: skip
+        assert line in lines, line
+    rule = "(rule: --data names training data and no validation set, so a held-out 5% of it chooses best/)"
+    assert (
+        f"  train.valid_data = None {rule}" in lines
+        and f"  train.valid_fraction = 0.05 {rule}" in lines
+    )
 
 
 def test_init_uses_the_finetune_config_and_refuses_model_settings(tmp_path, capsys):

@@ -120,7 +120,7 @@ cfg = ModelConfig.preset("tiny")  # d_model 32, 4 heads of 8
 attention = Attention(cfg).eval()
 x = torch.randn(2, 5, cfg.d_model)  # (B, T, C)
 causal = make_attention_bias(make_attention_mask(None, 5, 5, causal=True), None)
-y = attention(x, attn_bias=causal)
+y = attention(x, x, attn_bias=causal)  # self-attention: keys and values from x too
 print(x.shape, "->", y.shape)
 
 # %% [markdown]

@@ -21,8 +21,8 @@ from common import FAST, ROOT
 
 import minitune
 from minitune.checkpoint import load_model
-from minitune.config import load_run_config
 from minitune.lora import add_lora, count_parameters, merge_lora
+from minitune.run_config import load_run_config
 from minitune.train import train
 
 folder = os.environ.get("FLAN_T5")

@@ -6,8 +6,9 @@ Notation: B batch, H heads, D head width, T_q query length, T_k key length.
 `FastAttention` is `Attention` with two of its steps replaced; everything else (the masks, the
 KV cache, grouped-query heads, the output projection) is the teaching code itself:
 
-- `project`: self-attention's q, k and v as one matmul with the stacked weight [W_q; W_k; W_v]
-  (one read of x, one larger matmul; fast/fused.py keeps the stacked weight while decoding);
+- `project`: self-attention's q, k and v (its context is x) as one matmul with the stacked
+  weight [W_q; W_k; W_v] (one read of x, one larger matmul; fast/fused.py keeps the stacked
+  weight while decoding);
 - `attend`: `attention_fast`, PyTorch's `F.scaled_dot_product_attention`, which fuses scores,
   softmax and the weighted sum (on CUDA a flash or memory-efficient kernel) and never stores
   the (T_q, T_k) weights.
@@ -48,13 +49,13 @@ class FastAttention(Attention):
     `project` (one stacked matmul for self-attention) and `attend` (the fused kernel) replaced."""
 
     def project(
-        self, x: torch.Tensor, source: torch.Tensor | None
+        self, x: torch.Tensor, context: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-        if source is not x:  # cross-attention: keys and values come from another tensor
-            return super().project(x, source)
+        if context is not x:  # cross-attention: keys and values come from another tensor
+            return super().project(x, context)
         qkv = stacked_linear(x, [self.q, self.k, self.v])  # (B, T, H·D + 2·H_kv·D)
         if qkv is None:  # a projection is not a plain Linear (LoRA): one by one
-            return super().project(x, source)
+            return super().project(x, context)
         kv_width = self.n_kv_heads * self.d_head
         q, k, v = qkv.split([self.n_heads * self.d_head, kv_width, kv_width], dim=-1)
         q = self.split_heads(q, self.n_heads)  # (B, H, T_q, D)

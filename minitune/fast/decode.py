@@ -31,7 +31,7 @@ pre-norm, no linear biases, any feed-forward (relu, gelu, gated-gelu, swiglu), t
 head, with or without the copy head; float32 weights, no LoRA. Tests (tests/test_fast_decode.py,
 tests/test_paths.py) prove the tokens equal to `model.decode`'s.
 
-    step = FastDecodeStep(model, memory, attention_mask, source_ids, max_length=32)
+    step = FastDecodeStep(model, memory, source_mask, source_ids, max_length=32)
     logits = step(tokens)           # tokens (B, t + 1), start token included -> (B, V) float32
     step.reorder(rows)              # beam search: row i continues from row rows[i]
 """
@@ -187,7 +187,7 @@ class FastDecodeStep:
         self,
         model,
         memory: torch.Tensor,
-        attention_mask: torch.Tensor | None,
+        source_mask: torch.Tensor | None,
         source_ids: torch.Tensor,
         max_length: int,
     ):
@@ -204,8 +204,8 @@ class FastDecodeStep:
         self.cross_kv = kv.permute(2, 3, 0, 4, 1, 5).contiguous()
         # padding: 0 where a source token is real, the most negative float where it is padding
         self.cross_bias = None  # (B, 1, 1, S)
-        if attention_mask is not None and not bool(attention_mask.bool().all()):
-            hidden = attention_mask[:, None, None, :] == 0
+        if source_mask is not None and not bool(source_mask.bool().all()):
+            hidden = source_mask[:, None, None, :] == 0
             self.cross_bias = torch.zeros(hidden.shape, device=memory.device).masked_fill(
                 hidden, torch.finfo(torch.float32).min
             )
@@ -217,7 +217,7 @@ class FastDecodeStep:
         self.copy = None
         if w.copy is not None:  # pointer keys of the source, (B, C, S), and the padding mask
             keys = F.linear(memory, w.copy["k.weight"]).transpose(1, 2)
-            pad = None if attention_mask is None else attention_mask == 0  # (B, S)
+            pad = None if source_mask is None else source_mask == 0  # (B, S)
             self.copy = (keys, pad, source_ids, C**-0.5)
 
     def __call__(self, tokens: torch.Tensor) -> torch.Tensor:

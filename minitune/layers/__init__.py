@@ -6,7 +6,8 @@ registry.py     the names of the variants below (attention, position, ffn, norm)
 positions.py    where a token is: sinusoidal, learned, T5 relative bias (and the base class)
 rotary.py       rotary positions (RoPE)
 alibi.py        ALiBi linear distance penalties
-attention.py    masks, the attention computation written out, the KV cache, GQA/MQA
+attention.py    masks, the attention computation written out, GQA/MQA
+kv_cache.py     the KV cache of one attention layer (keys and values kept while decoding)
 qk_norm.py      QK-norm attention (a variant overriding one hook of attention.py)
 feedforward.py  ReLU, GELU, gated-GELU, SwiGLU feed-forward layers
 norm.py         LayerNorm, RMSNorm

@@ -24,15 +24,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from minitune.layers.base import Layer
+from minitune.layers.base import Layer, Rotary
+from minitune.layers.kv_cache import KVCache
 
 if TYPE_CHECKING:
     from minitune.config import ModelConfig
-    from minitune.layers.positions import PositionScheme
 
 
 def make_attention_mask(
-    key_padding: torch.Tensor | None,
+    source_mask: torch.Tensor | None,
     q_len: int,
     k_len: int,
     causal: bool,
@@ -41,7 +41,10 @@ def make_attention_mask(
 ) -> torch.Tensor | None:
     """Which keys each query may attend: a boolean mask, True = may attend.
 
-    key_padding: (B, T_k), 1 for real tokens and 0 for padding (the usual `attention_mask`).
+    source_mask: (B, T_k), 1 for real source tokens and 0 for padding (the model's public
+    `attention_mask`). Only source tokens are ever padded keys: the encoder's self-attention and
+    cross-attention attend the source; the decoder's own padding comes after its real tokens,
+    where the causal mask already hides it (pass None there).
     causal: query i (at absolute position offset + i) may attend only keys j <= offset + i.
     Returns (B or 1, 1, T_q, T_k), or None when every query may attend every key (as for the
     one new token of a cached decoding step, which comes after all the keys).
@@ -52,8 +55,8 @@ def make_attention_mask(
          [1, 1, 1]]
     """
     mask = None
-    if key_padding is not None:
-        mask = key_padding.bool()[:, None, None, :]  # (B, 1, 1, T_k)
+    if source_mask is not None:
+        mask = source_mask.bool()[:, None, None, :]  # (B, 1, 1, T_k)
     if causal and k_len - 1 > offset:  # else the last key is not after the first query: no-op
         query_pos = torch.arange(offset, offset + q_len, device=device)[:, None]  # (T_q, 1)
         key_pos = torch.arange(k_len, device=device)[None, :]  # (1, T_k)
@@ -70,7 +73,7 @@ def make_segment_mask(
     query_segments (B, T_q), key_segments (B, T_k): the example each token belongs to (1, 2, ...
     along the row; 0 = padding). A query attends only keys of its own example (a block-diagonal
     mask), and with `causal` only those at or before it. Returns (B, 1, T_q, T_k), True = may
-    attend. A padding mask is the case of one example per row: segments = attention_mask.
+    attend. A padding mask is the case of one example per row: segments = source_mask.
 
     Example: segments [1, 1, 2, 0] against themselves, not causal ->
         [[1, 1, 0, 0],
@@ -139,51 +142,14 @@ def attention_reference(
     return dropped @ v, weights  # (B, H, T_q, D)
 
 
-class KVCache:
-    """Keys and values of one attention layer, kept between decoding steps.
-
-    Buffers are allocated once, for `max_length` positions, and filled in place, so a step costs
-    no copy of the past. Decoder self-attention appends one position per step; cross-attention
-    fills its cache once with the encoder's keys and values and then only reads it.
-    """
-
-    def __init__(self, max_length: int):
-        self.max_length = max_length
-        self.length = 0  # positions filled so far
-        self.k: torch.Tensor | None = None  # (B, H, max_length, D)
-        self.v: torch.Tensor | None = None
-
-    def update(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Append k, v (B, H, t, D); return all keys and values so far (B, H, length, D)."""
-        B, H, t, D = k.shape
-        if self.k is None:
-            self.k = k.new_empty(B, H, self.max_length, D)
-            self.v = v.new_empty(B, H, self.max_length, D)
-        if self.length + t > self.max_length:
-            raise ValueError(f"KV cache holds {self.max_length} positions; cannot add {t} more")
-        self.k[:, :, self.length : self.length + t] = k
-        self.v[:, :, self.length : self.length + t] = v
-        self.length += t
-        return self.k[:, :, : self.length], self.v[:, :, : self.length]
-
-    def stored(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """All keys and values stored so far (B, H, length, D)."""
-        return self.k[:, :, : self.length], self.v[:, :, : self.length]
-
-    def reorder(self, index: torch.Tensor) -> None:
-        """Keep batch rows `index` (beam search: each surviving beam takes its parent's past)."""
-        if self.k is not None:
-            self.k = self.k.index_select(0, index)
-            self.v = self.v.index_select(0, index)
-
-
 class Attention(Layer):
     """Multi-head attention with projections W_q, W_k, W_v, W_o (registry name "multi-head").
 
-    Self-attention: queries, keys and values all come from x.
-    Cross-attention (`is_cross=True`): queries from x (decoder), keys and values from `memory`
-    (the encoder output). Causality and padding come in through `attn_bias`; a rotary position
-    scheme through `rotary` (self-attention only).
+    Queries come from x; keys and values from `context`, which the caller chooses: x itself for
+    self-attention (encoder, decoder), the encoder output for cross-attention. The module never
+    asks which kind it is. Causality and padding come in through `attn_bias`; a rotary position
+    scheme through `rotary` (self-attention only); while decoding, earlier keys and values
+    through `cache` (a KVCache, kv_cache.py).
 
     Grouped-query attention (Ainslie et al. 2023): with `n_kv_heads` < `n_heads`, W_k and W_v
     make only n_kv_heads heads, each shared by n_heads / n_kv_heads query heads; n_kv_heads = 1
@@ -195,9 +161,8 @@ class Attention(Layer):
     (minitune/fast/attention.py) is the same module with both steps replaced by fused kernels.
     """
 
-    def __init__(self, cfg: ModelConfig, is_cross: bool = False):
+    def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.is_cross = is_cross
         self.n_heads = cfg.n_heads
         self.n_kv_heads = cfg.n_kv_heads
         self.d_head = cfg.d_head
@@ -224,37 +189,45 @@ class Attention(Layer):
     def forward(
         self,
         x: torch.Tensor,
-        memory: torch.Tensor | None = None,
+        context: torch.Tensor | None,
         attn_bias: torch.Tensor | None = None,
         cache: KVCache | None = None,
-        rotary: PositionScheme | None = None,
+        rotary: Rotary | None = None,
     ) -> torch.Tensor:
-        """x: (B, T_q, C); memory: (B, T_k, C) for cross-attention; returns (B, T_q, C).
+        """x: (B, T_q, C), the queries' tokens; context: (B, T_k, C), the keys' and values'
+        tokens (x itself, or the encoder output), or None when `cache` already holds them all
+        (cross-attention while decoding); returns (B, T_q, C).
 
         attn_bias: the additive mask and position bias, broadcastable to (B, H, T_q, T_k).
         cache: this layer's keys and values of earlier decoding steps (updated in place).
         rotary: the stack's position scheme when it turns queries and keys (RoPE)."""
         B, T, _ = x.shape
-        # cross-attention reads the encoder's keys and values from the cache after the first step
-        memory_cached = self.is_cross and cache is not None and cache.length > 0
-        source = None if memory_cached else memory if self.is_cross else x
-        # 1. project: q = x W_q, k = source W_k, v = source W_v; split into heads
-        q, k, v = self.project(x, source)  # q (B, H, T_q, D); k, v (B, H_kv, T_k, D) or None
-        # 2. rotary positions turn the new queries and keys; the KV cache adds the earlier ones
+        # 1. project: q = x W_q, k = context W_k, v = context W_v; split into heads
+        q, k, v = self.project(x, context)  # q (B, H, T_q, D); k, v (B, H_kv, T_k, D) or None
+        # 2. rotary positions turn the new queries and keys (by their place after the cache's)
         if rotary is not None:
             offset = cache.length if cache is not None else 0  # position of x's first token
             q, k = rotary.rotate(q, offset), rotary.rotate(k, offset)
+        # 3. decoding: the new keys and values (if any) join the cached ones; attend them all
         if cache is not None:
-            k, v = cache.stored() if memory_cached else cache.update(k, v)  # (B, H_kv, T_k, D)
-        # 3. grouped K/V heads: each serves n_heads / n_kv_heads query heads
+            k, v = cache.update(k, v)  # (B, H_kv, T_k, D), T_k = every position cached
+        # 4. grouped K/V heads: each serves n_heads / n_kv_heads query heads
         if self.n_kv_heads != self.n_heads:
             k = k.repeat_interleave(self.n_heads // self.n_kv_heads, dim=1)  # (B, H, T_k, D)
             v = v.repeat_interleave(self.n_heads // self.n_kv_heads, dim=1)
-        # 4. in each head: softmax(s · q kᵀ + attn_bias) v
+        # 5. in each head: softmax(s · q kᵀ + attn_bias) v
         out = self.attend(q, k, v, attn_bias)  # (B, H, T_q, D)
-        # 5. concatenate the heads and project back to the model width
+        # 6. concatenate the heads and project back to the model width
         out = out.transpose(1, 2).reshape(B, T, self.n_heads * self.d_head)  # (B, T_q, H·D)
         return self.o(out)  # (B, T_q, C)
+
+    def keys_values(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The keys and values of `context` (B, T_k, C) alone, (B, H_kv, T_k, D) each, made by
+        `project` itself (so a variant's own projection is kept): the decoder cache fills
+        cross-attention's cache with the encoder output's, once (model.DecoderCache)."""
+        no_queries = context[:, :0]  # (B, 0, C): project's queries are not wanted here
+        _, k, v = self.project(no_queries, context)
+        return k, v
 
     def split_heads(self, x: torch.Tensor, n_heads: int) -> torch.Tensor:
         """(B, T, heads·D) -> (B, heads, T, D)."""
@@ -262,16 +235,16 @@ class Attention(Layer):
         return x.view(B, T, n_heads, self.d_head).transpose(1, 2)  # (B, heads, T, D)
 
     def project(
-        self, x: torch.Tensor, source: torch.Tensor | None
+        self, x: torch.Tensor, context: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-        """Queries from x, keys and values from `source` (None: they come from the cache).
+        """Queries from x, keys and values from `context` (None: they are all in the cache).
 
         Returns q (B, H, T_q, D) and k, v (B, H_kv, T_k, D), or None, None."""
         q = self.split_heads(self.q(x), self.n_heads)  # (B, H, T_q, D)
-        if source is None:
+        if context is None:
             return q, None, None
-        k = self.split_heads(self.k(source), self.n_kv_heads)  # (B, H_kv, T_k, D)
-        v = self.split_heads(self.v(source), self.n_kv_heads)  # (B, H_kv, T_k, D)
+        k = self.split_heads(self.k(context), self.n_kv_heads)  # (B, H_kv, T_k, D)
+        v = self.split_heads(self.v(context), self.n_kv_heads)  # (B, H_kv, T_k, D)
         return q, k, v
 
     def attend(

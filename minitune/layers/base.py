@@ -5,9 +5,9 @@ Every layer of the model derives from `Layer`, which adds one thing to `nn.Modul
 that each layer initialises its own parameters as T5 does. A variant that does not derive from
 `Layer` keeps PyTorch's default initialisation.
 
-Each kind of layer has a contract (the conformance kit, `minitune.testing`, checks it):
+Each kind of layer has a contract (the conformance kit, `minitune.conformance`, checks it):
 
-    attention  AttentionLayer below; built as cls(cfg, is_cross)
+    attention  AttentionLayer below; built as cls(cfg)
     position   positions.PositionScheme (a base class: override embed, position_bias, rotate)
     ffn        built as cls(cfg); forward(x (B, T, C)) -> (B, T, C), each token on its own
     norm       built as cls(cfg); forward(x (..., C)) -> the same shape and dtype
@@ -15,18 +15,19 @@ Each kind of layer has a contract (the conformance kit, `minitune.testing`, chec
 The simplest way to meet the attention contract is to subclass `attention.Attention` and
 override one of its two steps, `project` (queries, keys and values) or `attend` (the per-head
 computation): qk_norm.py and docs/extending.md do that.
+
+This file imports no other layer (the cache it names lives in kv_cache.py, which imports none
+either), so every layer file may import it.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import torch
 from torch import nn
 
-if TYPE_CHECKING:
-    from minitune.layers.attention import KVCache
-    from minitune.layers.positions import PositionScheme
+from minitune.layers.kv_cache import KVCache
 
 
 class Layer(nn.Module):
@@ -36,10 +37,20 @@ class Layer(nn.Module):
         """Set the parameters to their initial values; the default keeps PyTorch's."""
 
 
-class AttentionLayer(Protocol):
-    """The contract of an attention variant (self-attention, or cross-attention with is_cross).
+class Rotary(Protocol):
+    """What a stack hands its self-attention layers as `rotary`: something that turns queries
+    and keys (B, H, T, D) by their positions, offset .. offset + T - 1 (RoPE). A rotary
+    `positions.PositionScheme` is one; `positions.PackedRotation` (packed rows) is another."""
 
-    Shapes: x (B, T_q, C); memory (B, T_k, C), the encoder output, for cross-attention;
+    def rotate(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor: ...
+
+
+class AttentionLayer(Protocol):
+    """The contract of an attention variant. One class serves encoder self-attention, decoder
+    causal self-attention and cross-attention: the caller says where keys and values come from.
+
+    Shapes: x (B, T_q, C), where the queries come from; context (B, T_k, C), where the keys and
+    values come from: x itself for self-attention, the encoder output for cross-attention;
     attn_bias broadcastable to (B, H, T_q, T_k): the mask (0 where a query may attend a key, very
     negative where not) plus any position bias; returns (B, T_q, C).
     """
@@ -50,12 +61,19 @@ class AttentionLayer(Protocol):
     def __call__(
         self,
         x: torch.Tensor,
-        memory: torch.Tensor | None = None,
+        context: torch.Tensor | None,
         attn_bias: torch.Tensor | None = None,
         cache: KVCache | None = None,
-        rotary: PositionScheme | None = None,
+        rotary: Rotary | None = None,
     ) -> torch.Tensor:
-        """cache: this layer's KV cache while decoding (new keys appended, or for
-        cross-attention filled once and then read); rotary: the stack's position scheme when it
-        turns queries and keys (RoPE), with offset = cache.length."""
+        """cache: this layer's KV cache while decoding: the keys and values of `context` join
+        it (`cache.update(k, v)`), and the queries attend all it holds. context is None when the
+        cache already holds every key and value (cross-attention: filled once, by
+        `keys_values`). rotary: the stack's position scheme when it turns queries and keys
+        (RoPE), with offset = cache.length (self-attention only)."""
+        ...
+
+    def keys_values(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The keys and values of `context` (B, T_k, C) alone, each (B, H_kv, T_k, D), exactly
+        as a call computes them: the decoder cache fills cross-attention's cache with them."""
         ...

@@ -31,8 +31,8 @@ if TYPE_CHECKING:
 class QKNormAttention(Attention):
     """`Attention` with RMS-normalised queries and keys (learned gains g_q, g_k of width D)."""
 
-    def __init__(self, cfg: ModelConfig, is_cross: bool = False):
-        super().__init__(cfg, is_cross)
+    def __init__(self, cfg: ModelConfig):
+        super().__init__(cfg)
         self.eps = cfg.norm_eps
         self.q_gain = nn.Parameter(torch.ones(cfg.d_head))  # g_q
         self.k_gain = nn.Parameter(torch.ones(cfg.d_head))  # g_k
@@ -43,12 +43,12 @@ class QKNormAttention(Attention):
         nn.init.ones_(self.k_gain)
 
     def project(
-        self, x: torch.Tensor, source: torch.Tensor | None
+        self, x: torch.Tensor, context: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """The plain projections, then q' = q / rms(q) · g_q and k' = k / rms(k) · g_k per head.
 
         Keys read back from the cache (k None) were normalised when they were stored."""
-        q, k, v = super().project(x, source)  # q (B, H, T_q, D); k, v (B, H_kv, T_k, D) or None
+        q, k, v = super().project(x, context)  # q (B, H, T_q, D); k, v (B, H_kv, T_k, D) or None
         q = rms_normalize(q, self.q_gain, self.eps).to(q.dtype)
         if k is not None:
             k = rms_normalize(k, self.k_gain, self.eps).to(k.dtype)

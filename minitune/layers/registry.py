@@ -10,8 +10,9 @@ Four kinds of layer are chosen by name, one `ModelConfig` field each:
 Each name maps to the class that builds the layer from the config; what each class must provide
 is written down in layers/base.py (`AttentionLayer`, `positions.PositionScheme`):
 
-    attention  cls(cfg, is_cross=False)   forward(x, memory=None, attn_bias=None, cache=None,
-                                                  rotary=None) -> (B, T, C)
+    attention  cls(cfg)                   forward(x, context, attn_bias=None, cache=None,
+                                                  rotary=None) -> (B, T, C);
+                                          keys_values(context) -> k, v (for the decoder cache)
     position   cls(cfg, causal)           embed(x, offset), position_bias(q_len, k_len, offset),
                                           rotate(x, offset)   (see positions.PositionScheme)
     ffn        cls(cfg)                   forward(x) -> (B, T, C)
@@ -22,7 +23,7 @@ model.py: `RelativePositionBias`); the registry is how a config names any other.
 variant is one new file (the class) plus one line in a table below. A config may also name a
 class by its path, "my_module:MyAttention", without touching this file (the module must be
 importable wherever the model is built or loaded). `docs/extending.md` walks through both;
-`minitune.testing` checks a variant against the contract.
+`minitune.conformance` checks a variant against the contract.
 """
 
 from __future__ import annotations

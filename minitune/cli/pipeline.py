@@ -1,0 +1,268 @@
+"""`minitune pipeline`: the laptop pipeline, in phases: (pretrain,) instruction-tune, evaluate
+on the three evaluation splits, show a few answers next to the expected ones.
+
+    minitune pipeline                          random weights, configs/laptop.toml, 11 minutes
+    minitune pipeline --base                   the shipped pretrained base, the same recipe
+    minitune pipeline --pretrain-steps 300     span corruption first, then the tuning
+
+Every phase's run config is resolved once, before anything is written, from the same layers as
+`minitune train` (minitune/cli/run_setup.py) plus what the phase sets itself, named in the log:
+the pretraining's folder (OUT/pretrain) and steps, the tuning's starting weights (the base, or
+the pretraining's last/).
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+from minitune.cli.run_setup import (
+    DEFAULT_CONFIGS,
+    SPAN,
+    SPAN_DEFAULTS,
+    flag_layers,
+    fresh_run,
+    planned_out,
+    resumed_run,
+    run_file,
+    run_log,
+)
+from minitune.cli.shared import UserError, load_checkpoint, sub_parser
+from minitune.cli.training import check_out, speed, training_flags
+from minitune.paths import find_shipped
+from minitune.run_config import Layer, RunConfig
+
+# The shipped pretrained base (configs/base.toml made it): `pipeline --base` tunes it. Not the
+# default: at the laptop budget (11 minutes, 2 cores) tuning it scored below random weights
+# (README, benchmarks/learning.md round 4), and the pipeline starts from what measured best.
+SHIPPED_BASE = "checkpoints/base"
+
+
+def pipeline_base(args: argparse.Namespace) -> Path | None:
+    """The weights `minitune pipeline` tunes: None (random weights, the default and
+    --from-scratch), the shipped base (--base) or --init's folder. A base fixes the model, so
+    --set model.* applies only from scratch."""
+    if args.from_scratch and (args.base or args.init):
+        raise UserError("--from-scratch and --base/--init name two starting points: choose one")
+    if args.base and args.init:
+        raise UserError("--base (the shipped base) and --init DIR: choose one")
+    if not (args.base or args.init):
+        return None
+    models = [s for s in args.set or [] if s.strip().startswith("model.")]
+    if models:
+        raise UserError(f"{', '.join(models)}: a pretrained base fixes the model (its "
+                        "config.json); drop --base/--init (or add --from-scratch) to train a "
+                        "model of your own shape from random weights")  # fmt: skip
+    base = Path(args.init) if args.init else find_shipped(SHIPPED_BASE)
+    if not (base / "config.json").is_file():
+        raise UserError(f"{base}: no checkpoint there (config.json missing)")
+    return base
+
+
+def pick_examples(scored: list, clusters: dict[str, str]) -> list:
+    """A handful of scored answers to show after a run: from the test split, the first example
+    of each cluster; from each held-out split, the first examples of two tasks."""
+    picked, seen = [], set()
+    for s in scored:
+        group = (s.split, clusters.get(s.task, s.task) if s.split == "test" else s.task)
+        limit = 2 if s.split != "test" else None
+        taken = sum(1 for p in picked if p.split == s.split)
+        if group in seen or (limit is not None and taken >= limit):
+            continue
+        seen.add(group)
+        picked.append(s)
+    return picked
+
+
+def show_example(s, clusters: dict[str, str]) -> str:
+    """One answer next to the expected one, e.g. "[ok] strings / uppercase (test)"."""
+    mark = "ok" if s.exact_match else "--"
+    prompt = s.prompt if len(s.prompt) <= 300 else s.prompt[:297] + "..."
+    return (f"[{mark}] {clusters.get(s.task, '?')} / {s.task} ({s.split})\n"
+            f"  prompt:   {prompt.replace(chr(10), chr(10) + '            ')}\n"
+            f"  expected: {s.reference}\n  answer:   {s.prediction}")  # fmt: skip
+
+
+@dataclass
+class Phases:
+    """The pipeline's runs, each config resolved once: the pretraining (None: none, or done)
+    and the tuning, and whether each continues a saved run (--resume)."""
+
+    out: Path
+    notes: list[str]  # what resolving them had to say (a resumed run's changes, ...)
+    pretraining: RunConfig | None
+    resume_pretraining: bool
+    tuning: RunConfig
+    resume_tuning: bool
+
+
+def plan_phases(args: argparse.Namespace, base: Path | None) -> Phases:
+    """The configs of the pipeline's phases. Both use the laptop recipe (or --config), with or
+    without a base (not finetune.toml, as `train --init` does): --init is the pipeline's
+    starting point, which the phases set themselves. A resumed phase starts from its saved
+    config, with what the command line names on top (--config only when given)."""
+    config = args.config or DEFAULT_CONFIGS["instruct"]
+    notes: list[str] = []
+    settings = flag_layers(args, leave_out=("init",))
+    out = Path(args.out or planned_out([run_file(config), *settings]))
+    tuning_started = (out / "last" / "trainer.pt").is_file()
+    pre_last = (out / "pretrain" / "last").resolve()
+    pretraining, resume_pretraining = None, False
+    if args.pretrain_steps and not (args.resume and tuning_started):
+        resume_pretraining = args.resume and (pre_last / "trainer.pt").is_file()
+        pretraining = _pretraining(args, base, config, out, resume_pretraining, notes)
+    resume_tuning = args.resume and tuning_started
+    if resume_tuning:
+        named = [run_file(args.config)] if args.config else []
+        tuning = resumed_run(out, [*named, *settings], args.force, notes.append)
+    else:  # the model (shape, tokenizer) comes from the pretraining or the base, if any
+        start = str(pre_last) if args.pretrain_steps else base and str(base.resolve())
+        phase = Layer("minitune pipeline: the tuning phase", train={"init": start},
+                      kind="command")  # fmt: skip
+        tuning = fresh_run([run_file(config), *settings, phase], notes.append)
+    return Phases(out, notes, pretraining, resume_pretraining, tuning, resume_tuning)
+
+
+def _pretraining(
+    args: argparse.Namespace,
+    base: Path | None,
+    config: str,
+    out: Path,
+    resume: bool,
+    notes: list[str],
+) -> RunConfig:
+    """The pretraining phase's config: span corruption for --pretrain-steps steps in
+    OUT/pretrain, with no time limit of its own; from scratch on data/pretrain.txt with the
+    recipe's file, or from the base with its own recipe (configs/base.toml, the world corpus)."""
+    phase = {"out": str(out / "pretrain"), "max_steps": args.pretrain_steps}
+    if base:
+        phase["init"] = str(base)
+    else:
+        phase["data"] = [str(find_shipped("data/pretrain.txt"))]
+    settings = [*flag_layers(args, leave_out=("init", "data", "out", "max_minutes", "max_steps")),
+                Layer("minitune pipeline: the pretraining phase", train=phase, kind="command"),
+                SPAN]  # fmt: skip
+    recipe = "base" if base else config
+    if resume:
+        named = [run_file(recipe)] if base or args.config else []
+        return resumed_run(out / "pretrain", [*named, *settings], args.force, notes.append)
+    return fresh_run([SPAN_DEFAULTS, run_file(recipe), *settings], notes.append)
+
+
+def cmd_pipeline(args: argparse.Namespace) -> int:
+    """(Pretrain,) instruction-tune, evaluate on the three evaluation splits, show examples."""
+    from minitune.fast import path_note
+    from minitune.train import train
+
+    base = pipeline_base(args)  # before anything is written or removed
+    phases = plan_phases(args, base)  # every phase's config, once, before anything is written
+    out = phases.out
+    if args.print_config:  # each phase's, the tuning last
+        from minitune.run_config import to_toml
+
+        if phases.pretraining is not None:
+            print("# the pretraining phase\n" + to_toml(phases.pretraining.model,
+                                                         phases.pretraining.train))  # fmt: skip
+        print(to_toml(phases.tuning.model, phases.tuning.train), end="")
+        return 0
+    print(path_note(phases.tuning.train.impl))  # the first line: which path the jobs below run
+    if not args.resume:
+        check_out(out, args.overwrite)
+    for note in phases.notes:  # e.g. a resumed phase's changed settings
+        print(note)
+    again = " ".join(a for a in args.argv if a != "--overwrite") + (
+        " --resume" if not args.resume else ""
+    )
+    again = f"minitune {again}" + ("" if args.out else f" --out {out}")
+    if base is None:
+        print(f"== start: random weights (--base tunes the shipped pretrained base {SHIPPED_BASE} "
+              "instead; at 11 minutes on 2 cores it scored lower, README)")  # fmt: skip
+    else:
+        print(f"== start: the pretrained base {base} (without --base/--init: random weights)")
+    if phases.pretraining is not None:
+        corpus = "the world corpus, configs/base.toml" if base else "data/pretrain.txt"
+        print(f"== pretraining (span corruption on {corpus}) for {args.pretrain_steps} steps")
+        pre = phases.pretraining
+        done = train(pre.model, pre.train, resume=phases.resume_pretraining,
+                     progress=not args.no_progress, log=run_log(pre))  # fmt: skip
+        if done["stop_reason"] == "interrupted":
+            print(f"to continue: {again}")
+            return 130
+    print("== instruction tuning")
+    tuning = phases.tuning
+    summary = train(tuning.model, tuning.train, resume=phases.resume_tuning,
+                    progress=not args.no_progress, log=run_log(tuning))  # fmt: skip
+    if summary["stop_reason"] == "interrupted":
+        print(f"to continue: {again}")
+        return 130
+    _evaluate_and_show(args, out, tuning.train, summary)
+    return 0
+
+
+def _evaluate_and_show(args: argparse.Namespace, out: Path, cfg, summary: dict) -> None:
+    """Evaluate out/best on the shipped evaluation splits; print the table, the averages and a
+    few answers; write OUT/report.json and OUT/eval.txt."""
+    import json
+
+    from minitune.checkpoint import read_config
+    from minitune.cli.use import evaluate_files
+    from minitune.data.formats import read_records
+    from minitune.evaluate import SPLIT_NAMES, format_table
+
+    print("== evaluation")
+    model, tok, _ = load_checkpoint(str(out / "best"), cfg.device, cfg.impl)
+    files = [str(find_shipped(f"data/{split}.jsonl")) for split in SPLIT_NAMES]
+    result = evaluate_files(model, tok, files, args.limit, cfg.max_source_length,
+                            cfg.max_target_length)  # fmt: skip
+    table = format_table(result["report"])
+    print(table, end="")
+    best = read_config(out / "best")  # the checkpoint evaluated: how far its training went
+    trained = (f"model of step {best['step']:,} of {summary['step']:,}, "
+               f"{best.get('examples_seen', 0):,} examples seen")  # fmt: skip
+    print(f"training: {summary['step']:,} steps, {summary['examples']:,} examples in "
+          f"{summary['minutes']:.1f} min ({speed(summary)})")  # fmt: skip
+    for split, label in SPLIT_NAMES.items():
+        average = result["report"].get(split, {}).get("average")
+        if average:
+            print(f"{label}: exact match {average['exact_match']:.1f}% (average over tasks; "
+                  f"{trained})")  # fmt: skip
+    print("== examples: the model's answers next to the expected ones ([ok] = exact match)")
+    clusters = {r.meta.get("task"): r.meta.get("cluster", "?") for path in files
+                for r in read_records(path)}  # fmt: skip
+    examples = []
+    for s in pick_examples(result["scored"], clusters):
+        examples.append({"split": s.split, "task": s.task, "prompt": s.prompt,
+                         "expected": s.reference, "answer": s.prediction})  # fmt: skip
+        print(show_example(s, clusters) + "\n")
+    (out / "report.json").write_text(
+        json.dumps({"train": summary, "eval": result["report"], "examples": examples}, indent=2)
+    )
+    (out / "eval.txt").write_text(table)
+    print(f"report: {out / 'report.json'}, table: {out / 'eval.txt'}")
+
+
+def add_parsers(sub) -> None:
+    """The sub-command pipeline."""
+    p = sub_parser(sub, "pipeline", "the laptop pipeline: train, evaluate, show examples",
+                   "Instruction-tune a model (from random weights; --base: the shipped pretrained "
+                   "base checkpoints/base) on fresh examples of the shipped suite with the laptop "
+                   "recipe, evaluate on the test, held-out-phrasing and held-out-task splits, and "
+                   "answer a few example prompts. Writes report.json and eval.txt in the run "
+                   "folder.",
+                   ["minitune pipeline", "minitune pipeline --base --out runs/base-tuned",
+                    "minitune pipeline --set model.preset=laptop-t5 --out runs/t5",
+                    "minitune pipeline --max-steps 50 --limit 20 --out /tmp/quick"])  # fmt: skip
+    training_flags(p, "laptop")
+    p.add_argument("--base", action="store_true",
+                   help=f"tune the shipped pretrained base ({SHIPPED_BASE}) instead of random "
+                   "weights (the same recipe, data and clock)")  # fmt: skip
+    p.add_argument("--from-scratch", action="store_true",
+                   help="random weights (the default; the config's [model] and --set model.* "
+                   "apply)")  # fmt: skip
+    p.add_argument("--pretrain-steps", type=int, default=0,
+                   help="span-corruption steps before tuning: from scratch, on "
+                   "data/pretrain.txt; with --base/--init, more of the base's own pretraining "
+                   "(configs/base.toml, the world corpus)")  # fmt: skip
+    p.add_argument("--limit", type=int, help="evaluate only the first N examples of each split")
+    p.set_defaults(func=cmd_pipeline)
