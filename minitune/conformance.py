@@ -23,8 +23,7 @@ Each kind gets the checks that apply to it, on tiny float32 sizes (float64 for g
 
 and then, for every kind, the same checks on a whole tiny model built with the variant: the
 decoder is causal, source padding changes nothing, cached decoding equals uncached, and the model
-fits one batch. The built-in variants are tested through these same functions
-(tests/test_conformance.py).
+fits one batch. Built-in variants are tested through these functions (tests/test_conformance.py).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Every tutorial runs, in fast mode, as a script (CI runs them so they never rot)."""
+"""Every tutorial runs, in quick mode, as a script (CI runs them so they never rot)."""
 
 import os
 import subprocess
@@ -21,9 +21,9 @@ def test_all_nine_tutorials_are_listed():
 
 
 @pytest.mark.parametrize("path", TUTORIALS, ids=[p.stem for p in TUTORIALS])
-def test_tutorial_runs_in_fast_mode(path, tmp_path):
+def test_tutorial_runs_in_quick_mode(path, tmp_path):
     import_or_skip("matplotlib")
-    env = {**os.environ, "MINITUNE_FAST": "1", "MINITUNE_TUTORIAL_OUT": str(tmp_path),
+    env = {**os.environ, "MINITUNE_QUICK": "1", "MINITUNE_TUTORIAL_OUT": str(tmp_path),
            "MPLBACKEND": "Agg"}  # fmt: skip
     env.pop("FLAN_T5", None)
     result = subprocess.run([sys.executable, str(path)], cwd=tmp_path, env=env,

@@ -9,13 +9,13 @@
 # details that matter for instruction tuning: special ids, byte fallback, and sentinels.
 #
 # Open as a notebook (`jupytext --to notebook 01_tokens.py`, or VS Code's "Run Cell"), or run it:
-# `python tutorials/01_tokens.py`. `MINITUNE_FAST=1` makes every tutorial quick.
+# `python tutorials/01_tokens.py`. `MINITUNE_QUICK=1` makes every tutorial quick.
 
 # %%
 import tempfile
 from pathlib import Path
 
-from common import FAST, ROOT
+from common import QUICK, ROOT
 
 from minitune import Tokenizer
 from minitune.tokenizer import train_tokenizer
@@ -125,9 +125,9 @@ assert reconstruct(inputs, targets, tok.sentinel_ids) == doc
 corpus = (ROOT / "data" / "pretrain.txt").read_text(encoding="utf-8")
 with tempfile.TemporaryDirectory() as folder:
     source = Path(folder) / "text.txt"
-    source.write_text(corpus[: 60_000 if FAST else 400_000], encoding="utf-8")
+    source.write_text(corpus[: 60_000 if QUICK else 400_000], encoding="utf-8")
     counts = []
-    for size in (500, 1000) if FAST else (500, 1000, 2000):
+    for size in (500, 1000) if QUICK else (500, 1000, 2000):
         small = Tokenizer(train_tokenizer([source], Path(folder) / f"tok{size}", vocab_size=size))
         counts.append(len(small.encode(text)))
         print(f"vocabulary {size:5d}: {counts[-1]:3d} tokens for the sentence")

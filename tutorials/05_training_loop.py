@@ -21,7 +21,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
-from common import FAST, ROOT, show
+from common import QUICK, ROOT, show
 
 from minitune import ModelConfig, Seq2SeqTransformer, Tokenizer
 from minitune.config import TrainConfig
@@ -57,7 +57,7 @@ print({k: tuple(v.shape) for k, v in batch.items()})
 # %%
 model = Seq2SeqTransformer(ModelConfig.preset("tiny", vocab_size=tok.vocab_size)).train()
 same_model = copy.deepcopy(model)  # for the library's train_step, below
-cfg = TrainConfig(lr=3e-3, warmup_steps=10, max_steps=60 if FAST else 150, schedule="constant")
+cfg = TrainConfig(lr=3e-3, warmup_steps=10, max_steps=60 if QUICK else 150, schedule="constant")
 optimizer = build_optimizer(model, cfg)  # AdamW, no weight decay on norms and biases
 x, mask, y = batch["input_ids"], batch["attention_mask"], batch["labels"]  # y: -100 on padding
 losses = []
@@ -162,8 +162,8 @@ with tempfile.TemporaryDirectory() as out:
         {
             "train": {
                 "out": out,
-                "max_steps": 20 if FAST else 200,
-                "eval_every": 10 if FAST else 100,
+                "max_steps": 20 if QUICK else 200,
+                "eval_every": 10 if QUICK else 100,
                 "data": [str(ROOT / "data" / "train.jsonl")],
                 "valid_data": str(ROOT / "data" / "valid.jsonl"),
                 "tokenizer": str(ROOT / "tokenizer" / "minitune.model"),

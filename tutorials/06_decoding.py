@@ -17,7 +17,7 @@ import time
 
 import matplotlib.pyplot as plt
 import torch
-from common import FAST, ROOT, show
+from common import QUICK, ROOT, show
 
 from minitune import ModelConfig, Seq2SeqTransformer, Tokenizer
 from minitune.config import TrainConfig
@@ -57,7 +57,7 @@ print(len(tests), "test prompts, e.g.", tests[:3])
 # %%
 cfg = ModelConfig.preset("tiny", vocab_size=tok.vocab_size, d_model=64, d_ff=128, dropout=0.0)
 model = Seq2SeqTransformer(cfg).train()
-steps, peak_lr = (300, 6e-3) if FAST else (500, 5e-3)
+steps, peak_lr = (300, 6e-3) if QUICK else (500, 5e-3)
 optimizer = build_optimizer(model, TrainConfig(lr=peak_lr))
 losses, start = [], time.perf_counter()
 for step in range(steps):
@@ -105,7 +105,7 @@ for prompt, answer in list(zip(tests, greedy, strict=True))[:6]:
     print(f"{prompt:36s} -> {answer:36s} {'right' if answer == prompt else 'WRONG'}")
 print(f"greedy copies {accuracy(greedy):.0%} of the {len(tests)} test prompts exactly")
 assert greedy == decode_all(model.generate(x, mask, max_new_tokens=16)), "greedy is deterministic"
-assert accuracy(greedy) >= (0.7 if FAST else 0.9), "the trained model should copy most prompts"
+assert accuracy(greedy) >= (0.7 if QUICK else 0.9), "the trained model should copy most prompts"
 
 # %% [markdown]
 # ## Sampling: temperature, top-k, top-p
@@ -144,7 +144,7 @@ for temperature in (0.7, 1.3, 2.0):
     print(f"temperature {temperature}: {accuracy(sampled[temperature]):.0%} copied exactly, e.g.")
     for prompt, answer in list(zip(tests, sampled[temperature], strict=True))[:3]:
         print(f"   {prompt:36s} -> {answer}")
-assert accuracy(sampled[0.7]) >= (0.6 if FAST else 0.85), "cool sampling should mostly copy"
+assert accuracy(sampled[0.7]) >= (0.6 if QUICK else 0.85), "cool sampling should mostly copy"
 assert accuracy(sampled[2.0]) < accuracy(sampled[0.7]), "a hot temperature makes more mistakes"
 
 # %% [markdown]
@@ -161,7 +161,7 @@ print(f"beam search (4 beams) copies {accuracy(beam):.0%}; greedy {accuracy(gree
 for prompt, g_answer, b_answer in zip(tests, greedy, beam, strict=True):
     if g_answer != b_answer:
         print(f"   {prompt:36s} greedy: {g_answer:36s} beam: {b_answer}")
-assert accuracy(beam) >= (0.7 if FAST else 0.9)
+assert accuracy(beam) >= (0.7 if QUICK else 0.9)
 
 # %% [markdown]
 # ## How it copies: the cross-attention
@@ -221,7 +221,7 @@ show(fig, "06_cross_attention_mean")
 # processes one token. Both give the same tokens (tested); the time per token differs:
 
 # %%
-lengths = (16, 64) if FAST else (16, 64, 256)
+lengths = (16, 64) if QUICK else (16, 64, 256)
 timings = {True: [], False: []}
 for n in lengths:
     for use_cache in (True, False):

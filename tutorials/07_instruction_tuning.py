@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 import torch
-from common import FAST, ROOT
+from common import QUICK, ROOT
 
 from minitune import Seq2SeqTransformer
 from minitune.checkpoint import load_model
@@ -70,7 +70,7 @@ for i, template in enumerate(family.phrasings):
 # this small learns names value by value and answers "Thank you, Emma." to every booking; with
 # it, it points at the name in the prompt.
 #
-# Fast mode has half a minute, too little for thirty tasks. It tunes a 64-wide tiny model on
+# Quick mode has half a minute, too little for thirty tasks. It tunes a 64-wide tiny model on
 # three of them — sentiment, topic and letter counting — from the same `data/train.jsonl`:
 # enough for answers that visibly turn right, and to ask whether the model reads the
 # instruction at all.
@@ -78,7 +78,7 @@ for i, template in enumerate(family.phrasings):
 # %%
 out = Path(tempfile.mkdtemp(prefix="minitune-tutorial-"))
 paths = {"tokenizer": str(ROOT / "tokenizer" / "minitune.model"), "out": str(out / "run")}
-if FAST:
+if QUICK:
     TASKS = ("classify_sentiment", "classify_topic", "count_letter")
     for split in ("train", "valid"):  # the three tasks' lines of the shipped files
         lines = (ROOT / "data" / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()
@@ -93,7 +93,7 @@ else:
     TASKS = tuple(sorted({r.meta["task"] for r in train_records}))
     paths["valid_data"] = str(ROOT / "data" / "valid.jsonl")
     model_cfg, cfg = load_run_config(ROOT / "configs" / "laptop.toml", {"train": paths})
-summary = train(model_cfg, cfg, progress=not FAST)
+summary = train(model_cfg, cfg, progress=not QUICK)
 rows = [json.loads(line) for line in Path(cfg.out, "metrics.jsonl").read_text().splitlines()]
 losses = [r["loss"] for r in rows if "loss" in r]
 print(f"training loss {losses[0]:.2f} -> {losses[-1]:.2f}")
@@ -111,7 +111,7 @@ tok = Tokenizer(f"{cfg.out}/best/tokenizer.model")
 torch.manual_seed(0)
 untuned = Seq2SeqTransformer(tuned.config).eval()  # the starting point: random weights
 test_records = [r for r in read_records(ROOT / "data" / "test.jsonl") if r.meta["task"] in TASKS]
-SHOW = TASKS if FAST else ("classify_sentiment", "classify_topic", "uppercase", "addition",
+SHOW = TASKS if QUICK else ("classify_sentiment", "classify_topic", "uppercase", "addition",
                            "translate_phrase_en_fr", "dialogue_booking")  # fmt: skip
 shown = [r for t in SHOW for r in [x for x in test_records if x.meta["task"] == t][:2]]
 prompts = [format_prompt(r.instruction, r.input) for r in shown]
@@ -171,7 +171,7 @@ if worst < 0.5:
           "punished. FLAN's remedy: many tasks over the same kinds of input.")  # fmt: skip
 
 # %% [markdown]
-# Measured on a 2-core CPU: fast mode's model, tuned on three tasks whose inputs never mix,
+# Measured on a 2-core CPU: quick mode's model, tuned on three tasks whose inputs never mix,
 # followed the instruction in 38% of the mismatched pairs with the 3,000-piece tokenizer (an
 # earlier round's tokenizer: 58%; a review asked for its topic got "negative" every time, and
 # 400 steps instead of 200 gave 31%: the shortcut only grows); full mode's model, tuned on all
@@ -181,7 +181,7 @@ if worst < 0.5:
 # %% [markdown]
 # ## Evaluate the three questions
 #
-# Exact match, token F1 and ROUGE-L (`minitune/evaluate.py`), averaged over tasks. (Fast mode:
+# Exact match, token F1 and ROUGE-L (`minitune/evaluate.py`), averaged over tasks. (Quick mode:
 # the three tuned tasks, and the held-out extraction tasks, which stay at zero.)
 
 # %%
@@ -190,9 +190,9 @@ for split in ("test", "heldout_phrasings", "heldout_tasks"):
     records = read_records(ROOT / "data" / f"{split}.jsonl")
     if split != "heldout_tasks":
         records = [r for r in records if r.meta["task"] in TASKS]
-    records = records[:: 8 if FAST else 4]
+    records = records[:: 8 if QUICK else 4]
     prompts = [format_prompt(r.instruction, r.input) for r in records]
-    answers = predict(tuned, tok, prompts, max_new_tokens=16 if FAST else 64)
+    answers = predict(tuned, tok, prompts, max_new_tokens=16 if QUICK else 64)
     scored += score(records, answers, split)
 report = summarize(scored)
 print(format_table(report))

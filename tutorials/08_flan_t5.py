@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 import torch
-from common import FAST, ROOT
+from common import QUICK, ROOT
 
 import minitune
 from minitune.checkpoint import load_model
@@ -65,7 +65,7 @@ print(tok.decode(model.generate(batch.input_ids, batch.attention_mask, max_new_t
 # %%
 runs = Path(tempfile.mkdtemp(prefix="minitune-t5-tune-"))
 common = {"data": [str(ROOT / "data" / "train.jsonl")], "valid_data": None, "init": folder,
-          "max_steps": 30 if FAST else 200, "batch_size": 8, "lr": 3e-4, "warmup_steps": 2}  # fmt: skip
+          "max_steps": 30 if QUICK else 200, "batch_size": 8, "lr": 3e-4, "warmup_steps": 2}  # fmt: skip
 model_cfg, cfg = load_run_config(
     ROOT / "configs" / "tiny.toml", {"train": {**common, "out": str(runs / "full")}}
 )

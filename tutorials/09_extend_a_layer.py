@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 import torch
-from common import FAST, ROOT
+from common import QUICK, ROOT
 from torch import nn
 
 from minitune import ModelConfig, Seq2SeqTransformer, conformance
@@ -90,7 +90,7 @@ print(
 
 out = tempfile.mkdtemp(prefix="minitune-alibi-")
 overrides = {"model": {"position": "learned-alibi"}, "train": {
-    "out": out, "max_steps": 20 if FAST else 300, "eval_every": 10 if FAST else 100,
+    "out": out, "max_steps": 20 if QUICK else 300, "eval_every": 10 if QUICK else 100,
     "data": [str(ROOT / "data" / "train.jsonl")], "valid_data": str(ROOT / "data" / "valid.jsonl"),
     "tokenizer": str(ROOT / "tokenizer" / "minitune.model")}}  # fmt: skip
 summary = train(*load_run_config(ROOT / "configs" / "tiny.toml", overrides), progress=False)

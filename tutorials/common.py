@@ -1,10 +1,10 @@
-"""Shared by the tutorials: fast mode, where pictures go, and the repository root.
+"""Shared by the tutorials: quick mode, where pictures go, and the repository root.
 
-MINITUNE_FAST=1 runs each tutorial in under a minute on a 2-core CPU (fewer steps, smaller
+MINITUNE_QUICK=1 runs each tutorial in under a minute on a 2-core CPU (fewer steps, smaller
 models; CI runs them this way). Pictures are saved to tutorials/output/ (or $MINITUNE_TUTORIAL_OUT)
 and, in a notebook, shown under the cell.
 
-Fast mode also runs torch on one thread: its models are too small to gain from a second one,
+Quick mode also runs torch on one thread: its models are too small to gain from a second one,
 and on a busy 2-core machine OpenMP's threads wait for each other (tutorial 06 measured 29 s on
 one thread, 400 s on two, while other jobs ran).
 """
@@ -21,8 +21,8 @@ if "ipykernel" not in sys.modules:
     matplotlib.use("Agg")  # a script: files only, no windows
 import matplotlib.pyplot as plt
 
-FAST = os.environ.get("MINITUNE_FAST", "") not in ("", "0")
-if FAST:
+QUICK = os.environ.get("MINITUNE_QUICK", "") not in ("", "0")
+if QUICK:
     import torch
 
     torch.set_num_threads(1)
