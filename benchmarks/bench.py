@@ -217,9 +217,13 @@ class Ours:
 
     def generate_fn(self, src, num_beams):
         def run():
-            out = self.model.generate(src, max_new_tokens=NEW, min_new_tokens=NEW,
-                                      num_beams=num_beams,
-                                      fast_decode=self.fast_decode)  # fmt: skip
+            out = self.model.generate(
+                src,
+                max_new_tokens=NEW,
+                min_new_tokens=NEW,
+                num_beams=num_beams,
+                fast_decode=self.fast_decode,
+            )
             assert out.shape[1] == NEW
 
         return run
@@ -248,9 +252,14 @@ class Reference(Ours):
     def generate_fn(self, src, num_beams):
         def run():
             with torch.inference_mode():
-                out = self.model.generate(src, max_new_tokens=NEW, min_new_tokens=NEW,
-                                          num_beams=num_beams, do_sample=False,
-                                          early_stopping=True)  # fmt: skip
+                out = self.model.generate(
+                    src,
+                    max_new_tokens=NEW,
+                    min_new_tokens=NEW,
+                    num_beams=num_beams,
+                    do_sample=False,
+                    early_stopping=True,
+                )
             assert out.shape[1] == NEW + 1  # the reference returns the start token too
 
         return run
@@ -262,8 +271,18 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kB
 
 
-def bench_config(name, device, precision, repeats, with_reference, peak, floors=None,
-                 decode_only=False, model_decode=False, train_only=False):  # fmt: skip
+def bench_config(
+    name,
+    device,
+    precision,
+    repeats,
+    with_reference,
+    peak,
+    floors=None,
+    decode_only=False,
+    model_decode=False,
+    train_only=False,
+):
     cfg = model_config(name)
     torch.manual_seed(0)
     model = build(cfg)
@@ -285,19 +304,22 @@ def bench_config(name, device, precision, repeats, with_reference, peak, floors=
     rows = {}
     trained = {n: i for n, i in impls.items() if not isinstance(i, OursModelDecode)}
     if not decode_only:
-        train = alternate({n: i.train_step_fn(x, dec, y, autocast) for n, i in trained.items()},
-                          repeats, device)  # fmt: skip
+        train = alternate(
+            {n: i.train_step_fn(x, dec, y, autocast) for n, i in trained.items()}, repeats, device
+        )
         rows["train tok/s"] = {n: BATCH * (SRC + TGT) / s for n, s in train.items()}
         flops = training_flops(cfg, BATCH, SRC, TGT)
         rows["train MFU"] = {n: flops / s / peak for n, s in train.items()}
-    for label, batch, beams in (("greedy tok/s b=1", 1, 1), ("greedy tok/s b=8", 8, 1),
-                                ("beam-4 tok/s b=1", 1, 4),
-                                ("beam-4 tok/s b=8", 8, 4)):  # fmt: skip
+    for label, batch, beams in (
+        ("greedy tok/s b=1", 1, 1),
+        ("greedy tok/s b=8", 8, 1),
+        ("beam-4 tok/s b=1", 1, 4),
+        ("beam-4 tok/s b=8", 8, 4),
+    ):
         if train_only:
             break
         src = torch.randint(3, V, (batch, SRC), device=device)
-        secs = alternate({n: i.generate_fn(src, beams) for n, i in impls.items()},
-                         repeats, device)  # fmt: skip
+        secs = alternate({n: i.generate_fn(src, beams) for n, i in impls.items()}, repeats, device)
         rows[label] = {n: batch * NEW / s for n, s in secs.items()}
         if floors is not None:  # (bandwidth, peak): measured time as a multiple of the floor
             floor = decode_floor(cfg, batch * beams, *floors)
@@ -316,13 +338,22 @@ def main() -> None:
     parser.add_argument("--cache-scaling", action="store_true", help="also: KV cache speed-up")
     parser.add_argument("--decode-only", action="store_true", help="skip the training figures")
     parser.add_argument("--train-only", action="store_true", help="skip the decoding figures")
-    parser.add_argument("--impl", default="fast", choices=["fast", "reference"],
-                        help="the path measured: fast (the production shell, what the "
-                        "command line runs) or reference (the teaching classes)")  # fmt: skip
-    parser.add_argument("--model-decode", action="store_true",
-                        help="also minitune with fast_decode=False")  # fmt: skip
-    parser.add_argument("--clock", default="wall", choices=["wall", "cpu"],
-                        help="wall clock, or the process's CPU time (shared machines)")  # fmt: skip
+    parser.add_argument(
+        "--impl",
+        default="fast",
+        choices=["fast", "reference"],
+        help="the path measured: fast (the production shell, what the "
+        "command line runs) or reference (the teaching classes)",
+    )
+    parser.add_argument(
+        "--model-decode", action="store_true", help="also minitune with fast_decode=False"
+    )
+    parser.add_argument(
+        "--clock",
+        default="wall",
+        choices=["wall", "cpu"],
+        help="wall clock, or the process's CPU time (shared machines)",
+    )
     args = parser.parse_args()
     global CLOCK, IMPL
     CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
@@ -348,24 +379,45 @@ def main() -> None:
     peak16 = matmul_peak(torch.bfloat16, device) if bf16_ok or args.precision == "bf16" else None
     peak = peak16 if args.precision == "bf16" else peak32
     bandwidth = stream_bandwidth(device)
-    print(f"# minitune benchmark: torch {torch.__version__}, {name}, {args.precision}, "
-          f"{args.clock} clock")  # fmt: skip
+    print(
+        f"# minitune benchmark: torch {torch.__version__}, {name}, {args.precision}, "
+        f"{args.clock} clock"
+    )
     print(f"# CPU: {cpu_model()}; flags: {cpu_flags()}; minitune's path: impl={IMPL!r}")
-    print(f"# matmul peak (2048³): fp32 {peak32 / 1e9:,.1f} GFLOP/s"
-          + (f", bf16 {peak16 / 1e9:,.1f} GFLOP/s" if peak16 else
-             ", bf16 not measured (no bf16 instructions)")
-          + f"; streaming bandwidth (512 MB sum): {bandwidth / 1e9:,.1f} GB/s\n")  # fmt: skip
+    print(
+        f"# matmul peak (2048³): fp32 {peak32 / 1e9:,.1f} GFLOP/s"
+        + (
+            f", bf16 {peak16 / 1e9:,.1f} GFLOP/s"
+            if peak16
+            else ", bf16 not measured (no bf16 instructions)"
+        )
+        + f"; streaming bandwidth (512 MB sum): {bandwidth / 1e9:,.1f} GB/s\n"
+    )
     for config in args.configs:
-        cfg, n_params, rows = bench_config(config, device, args.precision, args.repeats,
-                                           with_reference, peak, (bandwidth, peak),
-                                           args.decode_only, args.model_decode,
-                                           args.train_only)  # fmt: skip
-        print(f"## {config}: {n_params / 1e6:.2f}M parameters, d_model {cfg.d_model}, "
-              f"{cfg.n_encoder_layers}+{cfg.n_decoder_layers} layers, {cfg.ffn}")  # fmt: skip
+        cfg, n_params, rows = bench_config(
+            config,
+            device,
+            args.precision,
+            args.repeats,
+            with_reference,
+            peak,
+            (bandwidth, peak),
+            args.decode_only,
+            args.model_decode,
+            args.train_only,
+        )
+        print(
+            f"## {config}: {n_params / 1e6:.2f}M parameters, d_model {cfg.d_model}, "
+            f"{cfg.n_encoder_layers}+{cfg.n_decoder_layers} layers, {cfg.ffn}"
+        )
         impls = list(next(reversed(rows.values())))  # a decoding row: every implementation
         ratios = [n for n in impls if n != "reference"] if "reference" in impls else []
-        print("| measure | " + " | ".join(impls)
-              + "".join(f" | {n} / reference" for n in ratios) + " |")  # fmt: skip
+        print(
+            "| measure | "
+            + " | ".join(impls)
+            + "".join(f" | {n} / reference" for n in ratios)
+            + " |"
+        )
         print("|---" * (len(impls) + 1 + len(ratios)) + "|")
         for label, values in rows.items():
             fmt = "{:.1%}" if "MFU" in label else "{:.2f}" if "floor" in label else "{:,.0f}"
@@ -386,8 +438,10 @@ def main() -> None:
         y = torch.randint(3, cfg.vocab_size, (BATCH, TGT))
         dec = shift_right(y, cfg.decoder_start_id, cfg.pad_id)
         bf16 = torch.autocast("cpu", dtype=torch.bfloat16)
-        runs = {"fp32": ours.train_step_fn(x, dec, y, contextlib.nullcontext()),
-                "bf16": ours.train_step_fn(x, dec, y, bf16)}  # fmt: skip
+        runs = {
+            "fp32": ours.train_step_fn(x, dec, y, contextlib.nullcontext()),
+            "bf16": ours.train_step_fn(x, dec, y, bf16),
+        }
         secs = alternate(runs, args.repeats, device)
         print(f"bf16 autocast training on CPU: {secs['fp32'] / secs['bf16']:.2f}× fp32")
     elif device.type == "cpu":
@@ -406,10 +460,11 @@ def cache_scaling(configs: list[str], device: torch.device, repeats: int) -> Non
         src = torch.randint(3, model.config.vocab_size, (1, SRC), device=device)
         for n in (32, 256):
             runs = {
-                use_cache: partial(model.generate, src, max_new_tokens=n, min_new_tokens=n,
-                                   use_cache=use_cache)
+                use_cache: partial(
+                    model.generate, src, max_new_tokens=n, min_new_tokens=n, use_cache=use_cache
+                )
                 for use_cache in (True, False)
-            }  # fmt: skip
+            }
             secs = alternate(runs, max(1, repeats // 2) if n == 256 else repeats, device)
             cached, uncached = secs[True] / n * 1e3, secs[False] / n * 1e3
             print(f"| {config} | {n} | {cached:.2f} | {uncached:.2f} | {uncached / cached:.1f}× |")

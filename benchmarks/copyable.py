@@ -36,16 +36,18 @@ def copyable_share(records, tok: Tokenizer) -> tuple[dict[str, float], dict[str,
         hits[task] += all(i in prompt for i in answer)
         tokens[task] += len(prompt) + len(answer)
         count[task] += 1
-    return ({t: 100 * hits[t] / count[t] for t in count},
-            {t: tokens[t] / count[t] for t in count})  # fmt: skip
+    return ({t: 100 * hits[t] / count[t] for t in count}, {t: tokens[t] / count[t] for t in count})
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", nargs="+", default=[str(ROOT / "data/valid.jsonl")])
     p.add_argument("--tokenizer", default=str(ROOT / "tokenizer/minitune.model"))
-    p.add_argument("--before", help="the plain side's model file (default: --tokenizer's), e.g. "
-                   "the tokenizer before it was retrained with the conventions")  # fmt: skip
+    p.add_argument(
+        "--before",
+        help="the plain side's model file (default: --tokenizer's), e.g. "
+        "the tokenizer before it was retrained with the conventions",
+    )
     args = p.parse_args(argv)
     records = [r for path in args.data for r in read_records(path)]
     before = Tokenizer(args.before or args.tokenizer, Segmentation())
@@ -56,11 +58,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     print("|---|---|---|---|")
     for task in plain:
-        print(f"| {task} | {plain[task]:.0f}% | {ours[task]:.0f}% | "
-              f"{plain_len[task]:.1f} → {ours_len[task]:.1f} |")  # fmt: skip
+        print(
+            f"| {task} | {plain[task]:.0f}% | {ours[task]:.0f}% | "
+            f"{plain_len[task]:.1f} → {ours_len[task]:.1f} |"
+        )
     n = len(plain)
-    print(f"| average | {sum(plain.values()) / n:.1f}% | {sum(ours.values()) / n:.1f}% | "
-          f"{sum(plain_len.values()) / n:.1f} → {sum(ours_len.values()) / n:.1f} |")  # fmt: skip
+    print(
+        f"| average | {sum(plain.values()) / n:.1f}% | {sum(ours.values()) / n:.1f}% | "
+        f"{sum(plain_len.values()) / n:.1f} → {sum(ours_len.values()) / n:.1f} |"
+    )
     return 0
 
 

@@ -172,8 +172,10 @@ def eval_path(n: int, clock) -> None:
         for fast in (True, False):
             start = clock()
             predict(model, tok, prompts, batch_size=batch_size, fast_decode=fast)
-            print(f"eval {n} prompts | batch {batch_size:3d} | fast_decode={fast!s:5} | "
-                  f"{clock() - start:6.1f} s")  # fmt: skip
+            print(
+                f"eval {n} prompts | batch {batch_size:3d} | fast_decode={fast!s:5} | "
+                f"{clock() - start:6.1f} s"
+            )
 
 
 def main() -> None:
@@ -184,8 +186,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--clock", default="cpu", choices=["cpu", "wall"])
     parser.add_argument("--compile", action="store_true", help="also torch.compile the step")
-    parser.add_argument("--eval", type=int, default=0, metavar="N",
-                        help="only: time the eval path on N test prompts")  # fmt: skip
+    parser.add_argument(
+        "--eval",
+        type=int,
+        default=0,
+        metavar="N",
+        help="only: time the eval path on N test prompts",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
@@ -194,8 +201,10 @@ def main() -> None:
     torch.manual_seed(0)
     model = Seq2SeqTransformer(model_config(args.config)).eval()
     model.set_impl("fast")  # the path measured: the command line's (a new model runs the core)
-    print(f"# {args.config}, {args.threads} thread(s), {args.clock} clock, ms per decoding step "
-          f"(median of {args.repeats}; {STEPS} steps from a {SRC}-token source)")  # fmt: skip
+    print(
+        f"# {args.config}, {args.threads} thread(s), {args.clock} clock, ms per decoding step "
+        f"(median of {args.repeats}; {STEPS} steps from a {SRC}-token source)"
+    )
     for rows in args.rows:
         with torch.inference_mode():
             times = measure(model, rows, args, clock)

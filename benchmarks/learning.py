@@ -100,8 +100,11 @@ def main(argv: list[str] | None = None) -> int:
 def valid_by_examples(metrics: list[dict]) -> list[list[float]]:
     """[[examples seen, validation loss], ...] from metrics.jsonl's rows."""
     seen = {m["step"]: m["examples"] for m in metrics if "examples" in m}
-    return [[m.get("examples", seen.get(m["step"])), round(m["valid_loss"], 4)] for m in metrics
-            if "valid_loss" in m]  # fmt: skip
+    return [
+        [m.get("examples", seen.get(m["step"])), round(m["valid_loss"], 4)]
+        for m in metrics
+        if "valid_loss" in m
+    ]
 
 
 if __name__ == "__main__":

@@ -20,8 +20,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-SPLITS = {"test": "seen tasks", "heldout_phrasings": "held-out phrasing",
-          "heldout_tasks": "held-out tasks"}  # fmt: skip
+SPLITS = {
+    "test": "seen tasks",
+    "heldout_phrasings": "held-out phrasing",
+    "heldout_tasks": "held-out tasks",
+}
 
 
 def points(runs: Path, pipelines: list[str]) -> dict[str, dict[float, dict[str, float]]]:
@@ -36,8 +39,9 @@ def points(runs: Path, pipelines: list[str]) -> dict[str, dict[float, dict[str, 
         start, path = item.split("=", 1)
         report = json.loads(Path(path).read_text())
         minutes = report["train"]["minutes"]
-        table[start][round(minutes)] = {s: report["eval"][s]["average"]["exact_match"]
-                                        for s in SPLITS}  # fmt: skip
+        table[start][round(minutes)] = {
+            s: report["eval"][s]["average"]["exact_match"] for s in SPLITS
+        }
     return table
 
 
@@ -52,8 +56,12 @@ def main() -> None:
     for ax, (split, label) in zip(axes, SPLITS.items(), strict=True):
         for start, style in (("base", "o-"), ("scratch", "s--")):
             xs = sorted(table[start])
-            ax.plot(xs, [table[start][x][split] for x in xs], style,
-                    label="shipped base" if start == "base" else "from scratch")  # fmt: skip
+            ax.plot(
+                xs,
+                [table[start][x][split] for x in xs],
+                style,
+                label="shipped base" if start == "base" else "from scratch",
+            )
         ax.set_title(label)
         ax.set_xlabel("training minutes (2-core CPU)")
         ax.grid(alpha=0.3)

@@ -58,18 +58,27 @@ def make_probe(name: str, rng: random.Random, test: bool) -> dict:
     train_pseudo, test_pseudo = pseudo_pools()
     if name == "copy_order":
         words = [rng.choice(WORDS) for _ in range(rng.randint(2, 5))]
-        return {"instruction": "Repeat the words.", "input": " ".join(words),
-                "output": " ".join(words)}  # fmt: skip
+        return {
+            "instruction": "Repeat the words.",
+            "input": " ".join(words),
+            "output": " ".join(words),
+        }
     if name == "copy_rare":
         pool = test_pseudo if test else train_pseudo
         words = [rng.choice(pool) for _ in range(rng.randint(2, 5))]
-        return {"instruction": "Repeat the words.", "input": " ".join(words),
-                "output": " ".join(words)}  # fmt: skip
+        return {
+            "instruction": "Repeat the words.",
+            "input": " ".join(words),
+            "output": " ".join(words),
+        }
     if name == "copy_retok":
         pool = test_pseudo if test else train_pseudo
         value = rng.choice(pool).capitalize()
-        return {"instruction": "Write the field as JSON.", "input": f"name: {value}",
-                "output": json.dumps({"name": value})}  # fmt: skip
+        return {
+            "instruction": "Write the field as JSON.",
+            "input": f"name: {value}",
+            "output": json.dumps({"name": value}),
+        }
     if name == "locate":
         keys = rng.sample(KEYS, 6)
         values = {k: rng.choice(WORDS + FIRST_NAMES + CITIES) for k in keys}
@@ -135,8 +144,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--log", default=str(ROOT / "benchmarks/probe_runs.jsonl"))
     args = p.parse_args(argv)
 
-    row = {"name": args.name, "set": args.set, "steps": args.steps,
-           "when": time.strftime("%Y-%m-%d %H:%M")}  # fmt: skip
+    row = {
+        "name": args.name,
+        "set": args.set,
+        "steps": args.steps,
+        "when": time.strftime("%Y-%m-%d %H:%M"),
+    }
     for probe in args.probes:
         folder = Path(args.out) / probe
         shutil.rmtree(folder, ignore_errors=True)
@@ -146,17 +159,23 @@ def main(argv: list[str] | None = None) -> int:
             section, key, value = parse_override(text)
             overrides[section][key] = value
         overrides["train"].update(
-            data=[str(folder / "data/train.jsonl")], valid_data=str(folder / "data/test.jsonl"),
-            out=str(folder / "run"), max_steps=args.steps, eval_every=args.steps,
-            max_minutes=None, warmup_steps=min(100, args.steps // 10), fresh_per_task=0,
-        )  # fmt: skip
+            data=[str(folder / "data/train.jsonl")],
+            valid_data=str(folder / "data/test.jsonl"),
+            out=str(folder / "run"),
+            max_steps=args.steps,
+            eval_every=args.steps,
+            max_minutes=None,
+            warmup_steps=min(100, args.steps // 10),
+            fresh_per_task=0,
+        )
         model_cfg, cfg = load_run_config(args.config, overrides)
         start = time.time()
         train(model_cfg, cfg, progress=False, log=lambda *a: None)
         minutes = (time.time() - start) / 60
         model, tok, _ = load_checkpoint(str(folder / "run/last"), "cpu")
-        result = evaluate_files(model, tok, [str(folder / "data/test.jsonl")], None,
-                                cfg.max_source_length, 32)  # fmt: skip
+        result = evaluate_files(
+            model, tok, [str(folder / "data/test.jsonl")], None, cfg.max_source_length, 32
+        )
         em = 100 * sum(s.exact_match for s in result["scored"]) / len(result["scored"])
         wrong = [s for s in result["scored"] if not s.exact_match][:2]
         row[probe] = round(em, 1)
@@ -167,9 +186,12 @@ def main(argv: list[str] | None = None) -> int:
                 "    by kind: "
                 + ", ".join(f"{t} {r['exact_match']:.1f}%" for t, r in tasks.items())
             )
-        print(f"{probe:12s} EM {em:5.1f}%  ({minutes:.1f} min)"
-              + "".join(f"\n    {s.prompt!r} -> {s.prediction!r} (want {s.reference!r})"
-                        for s in wrong))  # fmt: skip
+        print(
+            f"{probe:12s} EM {em:5.1f}%  ({minutes:.1f} min)"
+            + "".join(
+                f"\n    {s.prompt!r} -> {s.prediction!r} (want {s.reference!r})" for s in wrong
+            )
+        )
     with open(args.log, "a") as f:
         f.write(json.dumps(row) + "\n")
     return 0

@@ -84,11 +84,21 @@ def main() -> None:
     warmup_seconds = 0.0
     for step in range(args.warmup + args.steps):
         before = state.examples
-        micro = next_micro_batches(stream, state, cfg.grad_accum, tok.pad_id, Distributed(),
-                                   device, packed, cfg.batch_size)  # fmt: skip
+        micro = next_micro_batches(
+            stream, state, cfg.grad_accum, tok.pad_id, Distributed(), device, packed, cfg.batch_size
+        )
         t0 = time.perf_counter()
-        result = train_step(wrapped, micro, optimizer, None, cfg.lr * 0.5, tok.pad_id, device,
-                            autocast, cfg.clip_grad)  # fmt: skip
+        result = train_step(
+            wrapped,
+            micro,
+            optimizer,
+            None,
+            cfg.lr * 0.5,
+            tok.pad_id,
+            device,
+            autocast,
+            cfg.clip_grad,
+        )
         t1 = time.perf_counter()
         if step == args.warmup - 1 or (args.warmup == 0 and step == 0):
             warmup_seconds = t1 - started
@@ -100,18 +110,31 @@ def main() -> None:
                 real += int((b["labels"] != IGNORE_INDEX).sum())
                 real += int((b.get("source_segments", b.get("attention_mask")) != 0).sum())
     seconds = sum(times)
-    print(json.dumps({
-        "config": args.config, "set": args.set, "compile": args.compile,
-        "threads": torch.get_num_threads(), "precision": precision, "impl": model.impl,
-        "packing": cfg.packing, "packed": packed, "batch_size": cfg.batch_size,
-        "examples_per_s": round(sum(e for e, _ in counted) / seconds, 1),
-        "tokens_per_s": round(sum(t for _, t in counted) / seconds),
-        "real_share": round(real / positions, 3),
-        "step_ms_median": round(1000 * statistics.median(times), 1),
-        "step_ms_mean": round(1000 * seconds / len(times), 1),
-        "warmup_s": round(warmup_seconds, 1), "steps": args.steps,
-        "cpu": cpu_model(), "flags": cpu_flags(), "torch": torch.__version__,
-    }))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "config": args.config,
+                "set": args.set,
+                "compile": args.compile,
+                "threads": torch.get_num_threads(),
+                "precision": precision,
+                "impl": model.impl,
+                "packing": cfg.packing,
+                "packed": packed,
+                "batch_size": cfg.batch_size,
+                "examples_per_s": round(sum(e for e, _ in counted) / seconds, 1),
+                "tokens_per_s": round(sum(t for _, t in counted) / seconds),
+                "real_share": round(real / positions, 3),
+                "step_ms_median": round(1000 * statistics.median(times), 1),
+                "step_ms_mean": round(1000 * seconds / len(times), 1),
+                "warmup_s": round(warmup_seconds, 1),
+                "steps": args.steps,
+                "cpu": cpu_model(),
+                "flags": cpu_flags(),
+                "torch": torch.__version__,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -104,8 +104,9 @@ def save_checkpoint(
             torch.save(trainer_state, f)
             f.flush()
             os.fsync(f.fileno())
-    files = {p.name: {"size": p.stat().st_size, "sha256": _sha256(p)}
-             for p in sorted(tmp.iterdir())}  # fmt: skip
+    files = {
+        p.name: {"size": p.stat().st_size, "sha256": _sha256(p)} for p in sorted(tmp.iterdir())
+    }
     _write_json(tmp / "config.json", {"model": model.config.to_dict(), **info, "files": files})
     _fsync_dir(tmp)
     old = folder.with_name(folder.name + ".old")
@@ -171,8 +172,14 @@ def read_config(folder: str | Path) -> dict:
 
 
 # config.json's fields that loading reads, and the JSON type each must have
-_CONFIG_FIELDS = {"model": dict, "files": dict, "lora": dict, "base": dict, "step": int,
-                  "tokenizer_sha": str}  # fmt: skip
+_CONFIG_FIELDS = {
+    "model": dict,
+    "files": dict,
+    "lora": dict,
+    "base": dict,
+    "step": int,
+    "tokenizer_sha": str,
+}
 
 
 def _check_config_shape(path: Path, info) -> None:
@@ -191,8 +198,12 @@ def _check_config_shape(path: Path, info) -> None:
             raise damaged(f'field "{key}" is a {type(value).__name__}, not a {kind.__name__}')
     for name, entry in (info.get("files") or {}).items():
         size = entry.get("size") if isinstance(entry, dict) else None
-        if (Path(name).name != name or name in ("", ".", "..") or type(size) is not int
-                or not isinstance(entry.get("sha256"), str)):  # fmt: skip
+        if (
+            Path(name).name != name
+            or name in ("", ".", "..")
+            or type(size) is not int
+            or not isinstance(entry.get("sha256"), str)
+        ):
             raise damaged(f"malformed entry for {name!r} in the file list")
     base = info.get("base") or {}
     if not all(isinstance(base.get(k), (str, type(None))) for k in ("path", "sha")):
@@ -233,8 +244,11 @@ def _check_weights_fit(cfg: ModelConfig, state: dict[str, torch.Tensor], path: P
         expected = {k: v.shape for k, v in Seq2SeqTransformer(cfg).state_dict().items()}
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
-    resized = [f"{k} {list(state[k].shape)} != {list(v)}" for k, v in expected.items()
-               if k in state and state[k].shape != v]  # fmt: skip
+    resized = [
+        f"{k} {list(state[k].shape)} != {list(v)}"
+        for k, v in expected.items()
+        if k in state and state[k].shape != v
+    ]
     if missing or unexpected or resized:
         raise CheckpointError(
             f"{path} does not match config.json: missing {missing[:10]}, "

@@ -62,9 +62,11 @@ _TYPE_CHECKS = {
     "float": ("a number", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)),
     "str": ("a string", lambda v: isinstance(v, str)),
     "bool": ("true or false", lambda v: isinstance(v, bool)),
-    "list[str]": ("a list of strings", lambda v: isinstance(v, list)
-                  and all(isinstance(x, str) for x in v)),
-}  # fmt: skip
+    "list[str]": (
+        "a list of strings",
+        lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+    ),
+}
 
 
 def _check_types(config) -> None:
@@ -216,8 +218,10 @@ class ModelConfig:
             raise ValueError(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}")
         for key in OBSOLETE:  # from_dict leaves them out of saved files; here they are a mistake
             if key in overrides:
-                raise ValueError(f"ModelConfig has no field {key!r}: the path is chosen on the "
-                                 "model, model.set_impl('fast') or 'reference'")  # fmt: skip
+                raise ValueError(
+                    f"ModelConfig has no field {key!r}: the path is chosen on the "
+                    "model, model.set_impl('fast') or 'reference'"
+                )
         return cls.from_dict({**PRESETS[name], **overrides})
 
 
@@ -395,13 +399,27 @@ class TrainConfig:
                     f"TrainConfig.report_to: {target!r} is not one of: "
                     f"{', '.join(map(repr, REPORT_TO))}{suggest(target, REPORT_TO)}"
                 )
-        choices = {"objective": OBJECTIVES, "optimizer": OPTIMIZERS, "schedule": SCHEDULES,
-                   "precision": PRECISIONS, "on_nonfinite": NONFINITE,
-                   "adamw_impl": ADAMW_IMPLS, "impl": IMPLS}  # fmt: skip
+        choices = {
+            "objective": OBJECTIVES,
+            "optimizer": OPTIMIZERS,
+            "schedule": SCHEDULES,
+            "precision": PRECISIONS,
+            "on_nonfinite": NONFINITE,
+            "adamw_impl": ADAMW_IMPLS,
+            "impl": IMPLS,
+        }
         _check_choices(self, choices)
-        for name in ("max_source_length", "max_target_length", "batch_size", "grad_accum",
-                     "max_steps", "eval_every", "log_every", "save_every",
-                     "bucket_batches"):  # fmt: skip
+        for name in (
+            "max_source_length",
+            "max_target_length",
+            "batch_size",
+            "grad_accum",
+            "max_steps",
+            "eval_every",
+            "log_every",
+            "save_every",
+            "bucket_batches",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"TrainConfig.{name} must be a positive integer, got {value!r}")
@@ -419,8 +437,10 @@ class TrainConfig:
                     f"fits in a row; got {value!r}"
                 )
         if self.packing and self.mix_tasks_every:
-            raise ValueError("TrainConfig: packing with mix_tasks_every is not supported (the "
-                             "mixer draws padded batches); set one of them off")  # fmt: skip
+            raise ValueError(
+                "TrainConfig: packing with mix_tasks_every is not supported (the "
+                "mixer draws padded batches); set one of them off"
+            )
         if self.fresh_per_task < 0:
             raise ValueError(
                 f"TrainConfig.fresh_per_task must be >= 0 (0 = train on `data`), "
@@ -437,11 +457,15 @@ class TrainConfig:
         if not self.lr > 0:
             raise ValueError(f"TrainConfig.lr must be > 0, got {self.lr!r}")
         if self.max_minutes is not None and not self.max_minutes > 0:  # a budget: > 0, or none
-            raise ValueError(f"TrainConfig.max_minutes must be > 0 (leave it unset for no time "
-                             f"limit), got {self.max_minutes!r}")  # fmt: skip
+            raise ValueError(
+                f"TrainConfig.max_minutes must be > 0 (leave it unset for no time "
+                f"limit), got {self.max_minutes!r}"
+            )
         if self.threads is not None and self.threads < 1:
-            raise ValueError(f"TrainConfig.threads must be a positive integer (unset: torch's "
-                             f"default), got {self.threads!r}")  # fmt: skip
+            raise ValueError(
+                f"TrainConfig.threads must be a positive integer (unset: torch's "
+                f"default), got {self.threads!r}"
+            )
         if self.warmup_steps < 0:
             raise ValueError(f"TrainConfig.warmup_steps must be >= 0, got {self.warmup_steps!r}")
         if not 0.0 <= self.valid_fraction < 1.0:
@@ -476,8 +500,13 @@ class TrainConfig:
         from minitune.lora import LoRASettings
 
         alpha = self.lora_alpha if self.lora_alpha is not None else 2.0 * self.lora_rank
-        return LoRASettings(rank=self.lora_rank, alpha=alpha, targets=tuple(self.lora_targets),
-                            where=tuple(self.lora_where), dropout=self.lora_dropout)  # fmt: skip
+        return LoRASettings(
+            rank=self.lora_rank,
+            alpha=alpha,
+            targets=tuple(self.lora_targets),
+            where=tuple(self.lora_where),
+            dropout=self.lora_dropout,
+        )
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -139,8 +139,18 @@ def _name_for(kind: str, spec) -> str:
 
 def _config(kind: str, name: str, small: bool = False, **overrides) -> ModelConfig:
     """The tiny preset with the variant; `small` shrinks it further for float64 gradcheck."""
-    sizes = dict(d_model=8, n_heads=2, d_ff=16, vocab_size=16, relative_buckets=4,
-                 relative_max_distance=8) if small else {}  # fmt: skip
+    sizes = (
+        dict(
+            d_model=8,
+            n_heads=2,
+            d_ff=16,
+            vocab_size=16,
+            relative_buckets=4,
+            relative_max_distance=8,
+        )
+        if small
+        else {}
+    )
     return ModelConfig.preset("tiny", **{**sizes, **overrides, kind: name, "dropout": 0.0})
 
 
@@ -172,8 +182,9 @@ def _gradcheck(module: nn.Module, fn: Callable, inputs: tuple[torch.Tensor, ...]
     parameter of `module`: autograd's gradients must match finite differences."""
     wrapper = _Call(module.double(), fn)
     names = [n for n, p in wrapper.named_parameters() if p.requires_grad]
-    params = tuple(dict(wrapper.named_parameters())[n].detach().clone().requires_grad_(True)
-                   for n in names)  # fmt: skip
+    params = tuple(
+        dict(wrapper.named_parameters())[n].detach().clone().requires_grad_(True) for n in names
+    )
     inputs = tuple(x.double().requires_grad_(True) for x in inputs)
 
     def call(*args):
@@ -193,8 +204,11 @@ def _all_parameters_get_gradients(module: nn.Module, loss: torch.Tensor) -> None
     loss.backward()
     missing = [n for n, p in module.named_parameters() if p.requires_grad and p.grad is None]
     assert not missing, f"no gradient reaches {', '.join(missing)}"
-    bad = [n for n, p in module.named_parameters() if p.grad is not None and
-           not torch.isfinite(p.grad).all()]  # fmt: skip
+    bad = [
+        n
+        for n, p in module.named_parameters()
+        if p.grad is not None and not torch.isfinite(p.grad).all()
+    ]
     assert not bad, f"non-finite gradient in {', '.join(bad)}"
 
 
@@ -303,13 +317,15 @@ def _attention_cache_checks(
         position = registry.build("position", rotary_cfg, causal=True)
         full = module(x, x, attn_bias=_causal_bias(T, T), rotary=position)
         cache = KVCache(T)
-        first = module(x[:, :3], x[:, :3], attn_bias=_causal_bias(3, 3), cache=cache,
-                       rotary=position)  # fmt: skip
+        first = module(
+            x[:, :3], x[:, :3], attn_bias=_causal_bias(3, 3), cache=cache, rotary=position
+        )
         _assert_close(first, full[:, :3], "first 3 tokens at once, into the cache")
         for t in range(3, T):
             new = x[:, t : t + 1]
-            step = module(new, new, attn_bias=_causal_bias(1, t + 1, t), cache=cache,
-                          rotary=position)  # fmt: skip
+            step = module(
+                new, new, attn_bias=_causal_bias(1, t + 1, t), cache=cache, rotary=position
+            )
             _assert_close(step, full[:, t : t + 1], f"step {t} with the cache vs without")
         assert cache.length == T, f"cache holds {cache.length} positions after {T} tokens"
 
@@ -396,15 +412,24 @@ def check_position(spec, **overrides) -> Report:
     def offsets():
         for causal in (False, True):
             scheme, x, q = make(causal), _randn(2, 6, C), _randn(2, H, 6, D, seed=1)
-            _assert_close(scheme.embed(x[:, 2:], offset=2), scheme.embed(x)[:, 2:],
-                          "embed(x[:, 2:], offset=2) vs embed(x)[:, 2:]")  # fmt: skip
-            _assert_close(scheme.rotate(q[:, :, 2:], offset=2), scheme.rotate(q)[:, :, 2:],
-                          "rotate(q[..., 2:, :], offset=2) vs rotate(q)[..., 2:, :]")  # fmt: skip
+            _assert_close(
+                scheme.embed(x[:, 2:], offset=2),
+                scheme.embed(x)[:, 2:],
+                "embed(x[:, 2:], offset=2) vs embed(x)[:, 2:]",
+            )
+            _assert_close(
+                scheme.rotate(q[:, :, 2:], offset=2),
+                scheme.rotate(q)[:, :, 2:],
+                "rotate(q[..., 2:, :], offset=2) vs rotate(q)[..., 2:, :]",
+            )
             full = scheme.position_bias(6, 6)
             if full is not None:
                 part = scheme.position_bias(2, 6, offset=4)
-                _assert_close(part.expand(-1, H, -1, -1), full[..., 4:, :].expand(-1, H, -1, -1),
-                              "bias(2, 6, offset=4) vs rows 4..5 of bias(6, 6)")  # fmt: skip
+                _assert_close(
+                    part.expand(-1, H, -1, -1),
+                    full[..., 4:, :].expand(-1, H, -1, -1),
+                    "bias(2, 6, offset=4) vs rows 4..5 of bias(6, 6)",
+                )
 
     def gradcheck():
         small = _config("position", name, small=True, **overrides)
@@ -531,16 +556,22 @@ def _model_checks(report: Report, kind: str, name: str, overrides: dict) -> None
         logits = m(source, target, source_mask)
         changed = target.clone()
         changed[:, 3:] = torch.randint(3, V, (3, 3), generator=g)
-        _assert_close(m(source, changed, source_mask)[:, :3], logits[:, :3],
-                      "logits before position 3 after changing decoder tokens 3..5")  # fmt: skip
+        _assert_close(
+            m(source, changed, source_mask)[:, :3],
+            logits[:, :3],
+            "logits before position 3 after changing decoder tokens 3..5",
+        )
 
     def padding():
         m = model()
         logits = m(source[2:, :5], target[2:])  # row 2 without its padding
         padded = source[2:].clone()
         padded[:, 5:] = torch.randint(3, V, (1, 3), generator=g)  # junk under the mask
-        _assert_close(m(padded, target[2:], source_mask[2:]), logits,
-                      "logits with 3 masked junk tokens vs without them")  # fmt: skip
+        _assert_close(
+            m(padded, target[2:], source_mask[2:]),
+            logits,
+            "logits with 3 masked junk tokens vs without them",
+        )
 
     def cache():
         m = model()
@@ -596,5 +627,12 @@ def check(kind: str, spec, **overrides) -> Report:
     return CHECKS[kind](spec, **overrides)
 
 
-__all__ = ["CheckResult", "Report", "check", "check_attention", "check_feedforward",
-           "check_norm", "check_position"]  # fmt: skip
+__all__ = [
+    "CheckResult",
+    "Report",
+    "check",
+    "check_attention",
+    "check_feedforward",
+    "check_norm",
+    "check_position",
+]

@@ -46,9 +46,11 @@ def cpu_has_bf16() -> bool:
 
 
 def resolve_precision(
-    precision: str, device: torch.device, width: tuple[int, int] = (256, 1024),
+    precision: str,
+    device: torch.device,
+    width: tuple[int, int] = (256, 1024),
     d: Distributed | None = None,
-) -> tuple[str, str]:  # fmt: skip
+) -> tuple[str, str]:
     """ "auto" -> "bf16" where it is faster, else "fp32"; other values are returned unchanged.
     Returns (precision, why) - why says what "auto" found ("" for an explicit choice).
 

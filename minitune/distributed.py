@@ -153,8 +153,9 @@ def full_state(model: nn.Module, optimizer, d: Distributed) -> tuple[dict, dict 
     return model_state, get_optimizer_state_dict(model, optimizer, options=options)
 
 
-def load_full_state(model: nn.Module, optimizer, model_state: dict, optim_state: dict,
-                    d: Distributed) -> None:  # fmt: skip
+def load_full_state(
+    model: nn.Module, optimizer, model_state: dict, optim_state: dict, d: Distributed
+) -> None:
     """Load full state dicts (from a checkpoint) into a possibly sharded model and optimizer."""
     if not d.fsdp or not d.enabled:
         model.load_state_dict(model_state)

@@ -107,10 +107,17 @@ def fetch_file(url: str, target: Path, progress: bool = True) -> str:
         if reading:
             if response.status != 206:  # the server sent the whole file: start over
                 start = 0
-            with open(part, "ab" if start else "wb") as f, tqdm(
-                total=size, initial=start, unit="B", unit_scale=True, desc=target.name,
-                disable=not progress,
-            ) as bar:  # fmt: skip
+            with (
+                open(part, "ab" if start else "wb") as f,
+                tqdm(
+                    total=size,
+                    initial=start,
+                    unit="B",
+                    unit_scale=True,
+                    desc=target.name,
+                    disable=not progress,
+                ) as bar,
+            ):
                 while block := response.read(CHUNK):
                     f.write(block)
                     bar.update(len(block))
@@ -122,8 +129,10 @@ def fetch_file(url: str, target: Path, progress: bool = True) -> str:
         raise DownloadError(f"{url}: got {got} bytes, the published size is {size}{again}")
     if sha is not None and _sha256(part) != sha:
         part.unlink()
-        raise DownloadError(f"{url}: the sha256 of the download differs from the published "
-                            f"{sha}; the file was removed, run the command again")  # fmt: skip
+        raise DownloadError(
+            f"{url}: the sha256 of the download differs from the published "
+            f"{sha}; the file was removed, run the command again"
+        )
     part.replace(target)
     checked = "size and sha256" if sha else "size" if size is not None else "nothing published"
     return f"{target}: {got:,} bytes ({'continued, ' if start else ''}checked: {checked})"
@@ -152,6 +161,7 @@ def download(name: str, out: str | Path, hub: str = HUB, progress: bool = True, 
                 raise DownloadError(f"{base}/{file}: HTTP {err.code} {err.reason}") from None
             except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
                 reason = getattr(err, "reason", err)
-                raise DownloadError(f"{base}/{file}: {reason} (run the command again to "
-                                    "continue where it stopped)") from None  # fmt: skip
+                raise DownloadError(
+                    f"{base}/{file}: {reason} (run the command again to continue where it stopped)"
+                ) from None
     return out

@@ -87,8 +87,15 @@ class Scored:
 
 
 @torch.no_grad()
-def predict(model, tok, prompts: list[str], max_source_length: int = 128,
-            max_new_tokens: int = 64, batch_size: int = 64, **decoding) -> list[str]:  # fmt: skip
+def predict(
+    model,
+    tok,
+    prompts: list[str],
+    max_source_length: int = 128,
+    max_new_tokens: int = 64,
+    batch_size: int = 64,
+    **decoding,
+) -> list[str]:
     """Generate an answer for each prompt (batched, longest prompts first to waste less)."""
     device = next(model.parameters()).device
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
@@ -97,9 +104,11 @@ def predict(model, tok, prompts: list[str], max_source_length: int = 128,
         chunk = order[start : start + batch_size]
         batch = tok.encode_batch([prompts[i] for i in chunk], max_length=max_source_length)
         out = model.generate(
-            batch.input_ids.to(device), batch.attention_mask.to(device),
-            max_new_tokens=max_new_tokens, **decoding,
-        )  # fmt: skip
+            batch.input_ids.to(device),
+            batch.attention_mask.to(device),
+            max_new_tokens=max_new_tokens,
+            **decoding,
+        )
         for i, row in zip(chunk, out.tolist(), strict=True):
             answers[i] = tok.decode(row)
     return answers
@@ -112,16 +121,28 @@ def score(
     subprocess (minitune/data/codecheck.py); without, they get no pass rate."""
     scored = []
     for r, p in zip(records, predictions, strict=True):
-        scored.append(Scored(
-            split=r.meta.get("split", default_split), task=r.meta.get("task", "all"),
-            prompt=format_prompt(r.instruction, r.input), reference=r.output, prediction=p,
-            exact_match=exact_match(p, r.output), token_f1=token_f1(p, r.output),
-            rouge_l=rouge_l(p, r.output),
-        ))  # fmt: skip
+        scored.append(
+            Scored(
+                split=r.meta.get("split", default_split),
+                task=r.meta.get("task", "all"),
+                prompt=format_prompt(r.instruction, r.input),
+                reference=r.output,
+                prediction=p,
+                exact_match=exact_match(p, r.output),
+                token_f1=token_f1(p, r.output),
+                rouge_l=rouge_l(p, r.output),
+            )
+        )
     code = [i for i, r in enumerate(records) if "tests" in r.meta and "entry_point" in r.meta]
     code = code if run_code else []
-    programs = [{"code": predictions[i], "entry_point": records[i].meta["entry_point"],
-                 "tests": records[i].meta["tests"]} for i in code]  # fmt: skip
+    programs = [
+        {
+            "code": predictions[i],
+            "entry_point": records[i].meta["entry_point"],
+            "tests": records[i].meta["tests"],
+        }
+        for i in code
+    ]
     for i, result in zip(code, check_programs(programs, batch_time_limit=300), strict=True):
         scored[i].code_pass = float(result.passed)
     return scored
@@ -150,8 +171,11 @@ def summarize(scored: list[Scored]) -> dict:
     return report
 
 
-SPLIT_NAMES = {"test": "seen tasks, seen phrasings", "heldout_phrasings": "held-out phrasings",
-               "heldout_tasks": "held-out tasks"}  # fmt: skip
+SPLIT_NAMES = {
+    "test": "seen tasks, seen phrasings",
+    "heldout_phrasings": "held-out phrasings",
+    "heldout_tasks": "held-out tasks",
+}
 
 
 def format_table(report: dict) -> str:
@@ -162,12 +186,16 @@ def format_table(report: dict) -> str:
     for split, part in report.items():
         for task, row in part["tasks"].items():
             code = f"{row['code_pass']:6.1f}" if "code_pass" in row else f"{'':6s}"
-            lines.append(f"{split:18s} {task:24s} {row['n']:5d} {row['exact_match']:6.1f} "
-                         f"{row['token_f1']:6.1f} {row['rouge_l']:7.1f} {code}")  # fmt: skip
+            lines.append(
+                f"{split:18s} {task:24s} {row['n']:5d} {row['exact_match']:6.1f} "
+                f"{row['token_f1']:6.1f} {row['rouge_l']:7.1f} {code}"
+            )
         a = part["average"]
         label = f"average of {a['tasks']} tasks"
-        lines.append(f"{split:18s} {label:24s} {a['n']:5d} {a['exact_match']:6.1f} "
-                     f"{a['token_f1']:6.1f} {a['rouge_l']:7.1f}")  # fmt: skip
+        lines.append(
+            f"{split:18s} {label:24s} {a['n']:5d} {a['exact_match']:6.1f} "
+            f"{a['token_f1']:6.1f} {a['rouge_l']:7.1f}"
+        )
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 

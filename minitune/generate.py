@@ -217,8 +217,9 @@ def greedy_or_sample(
     B = memory.shape[0]
     tokens = torch.full((B, 1), cfg.decoder_start_id, dtype=torch.long, device=memory.device)
     finished = torch.zeros(B, dtype=torch.bool, device=memory.device)
-    step_fn = decode_step(model, memory, source_mask, source_ids, max_new_tokens, use_cache,
-                          fast_decode)  # fmt: skip
+    step_fn = decode_step(
+        model, memory, source_mask, source_ids, max_new_tokens, use_cache, fast_decode
+    )
     for step in range(max_new_tokens):
         logits = step_fn(tokens)  # (B, V)
         if step < min_new_tokens:
@@ -267,8 +268,9 @@ def beam_search(
     if source_mask is not None:
         source_mask = source_mask.repeat_interleave(K, dim=0)  # (B·K, S)
     source_ids = source_ids.repeat_interleave(K, dim=0)  # (B·K, S)
-    step_fn = decode_step(model, memory, source_mask, source_ids, max_new_tokens, use_cache,
-                          fast_decode)  # fmt: skip
+    step_fn = decode_step(
+        model, memory, source_mask, source_ids, max_new_tokens, use_cache, fast_decode
+    )
 
     tokens = torch.full((B * K, 1), cfg.decoder_start_id, dtype=torch.long, device=device)
     beam_scores = torch.zeros(B, K, device=device)  # summed log-probs of the running beams

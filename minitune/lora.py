@@ -45,8 +45,10 @@ class LoRASettings:
         self.targets, self.where = tuple(self.targets), tuple(self.where)
         if not isinstance(self.rank, int) or self.rank < 1:
             raise ValueError(f"LoRA rank must be a positive integer, got {self.rank!r}")
-        for name, values, allowed in (("targets", self.targets, TARGETS),
-                                      ("where", self.where, PLACES)):  # fmt: skip
+        for name, values, allowed in (
+            ("targets", self.targets, TARGETS),
+            ("where", self.where, PLACES),
+        ):
             bad = [v for v in values if v not in allowed]
             if bad or not values:
                 raise ValueError(f"LoRA {name}={list(values)}: allowed are {', '.join(allowed)}")
@@ -108,8 +110,11 @@ def add_lora(model, settings: LoRASettings | None = None, **kwargs) -> LoRASetti
                     f"LoRA target {target!r}: the {place} attention ({type(attention).__name__}) "
                     f"has no nn.Linear named {target!r}"
                 )
-            setattr(attention, target, LoRALinear(linear, settings.rank, settings.alpha,
-                                                  settings.dropout))  # fmt: skip
+            setattr(
+                attention,
+                target,
+                LoRALinear(linear, settings.rank, settings.alpha, settings.dropout),
+            )
     model.lora = settings
     return settings
 

@@ -85,8 +85,10 @@ def plot_losses(metrics_file: Path, out_png: Path) -> str:
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     for ax, x, label in ((axes[0], "step", "optimizer step"), (axes[1], "elapsed_s", "minutes")):
         scale = 1 / 60 if x == "elapsed_s" else 1
-        for part, key, style, name in ((train_rows, "loss", "-", "train"),
-                                       (valid_rows, "valid_loss", "o-", "validation")):  # fmt: skip
+        for part, key, style, name in (
+            (train_rows, "loss", "-", "train"),
+            (valid_rows, "valid_loss", "o-", "validation"),
+        ):
             points = [(r[x] * scale, r[key]) for r in part if x in r]
             if points:
                 ax.plot(*zip(*points, strict=True), style, label=name)
@@ -99,8 +101,9 @@ def plot_losses(metrics_file: Path, out_png: Path) -> str:
     return f"wrote {out_png}"
 
 
-def steps_by_deadline(step: int, max_steps: int, steps_done: int, seconds: float,
-                      seconds_left: float) -> int:  # fmt: skip
+def steps_by_deadline(
+    step: int, max_steps: int, steps_done: int, seconds: float, seconds_left: float
+) -> int:
     """Where the run will end: max_steps, or the step the clock (max_minutes) stops it at, at
     the speed so far. Example: step 100, 50 steps in 10 s, 30 s left -> 250 (if below max)."""
     if steps_done <= 0 or seconds <= 0:

@@ -241,8 +241,9 @@ class Decoder(nn.Module):
             cross_context = None
         for i, layer in enumerate(self.layers):
             self_cache, cross_cache = cache.layer(i) if cache is not None else (None, None)
-            x = layer(x, cross_context, self_attn_bias, cross_attn_bias, self_cache, cross_cache,
-                      rotary)  # fmt: skip
+            x = layer(
+                x, cross_context, self_attn_bias, cross_attn_bias, self_cache, cross_cache, rotary
+            )
         return self.dropout(self.final_norm(x))  # (B, T, C)
 
 
@@ -340,11 +341,14 @@ class Seq2SeqTransformer(nn.Module):
         in `encode`, `decode` and everything below them. Packed rows: `segments` (see Segments)
         instead of attention_mask."""
         if segments is not None and attention_mask is not None:
-            raise ValueError("packed rows mark padding in segments (0 = padding): pass "
-                             "attention_mask=None with segments")  # fmt: skip
+            raise ValueError(
+                "packed rows mark padding in segments (0 = padding): pass "
+                "attention_mask=None with segments"
+            )
         memory = self.encode(input_ids, attention_mask, segments)
-        return self.decode(decoder_input_ids, memory, attention_mask, source_ids=input_ids,
-                           segments=segments)  # fmt: skip
+        return self.decode(
+            decoder_input_ids, memory, attention_mask, source_ids=input_ids, segments=segments
+        )
 
     def new_cache(self, max_length: int, source_length: int) -> DecoderCache:
         """An empty KV cache for `max_length` decoder positions and a source of `source_length`.

@@ -82,8 +82,12 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
         return Adafactor(groups, lr=cfg.lr)
     # the same update computed three ways: parameter by parameter, all parameters per operation
     # (foreach: fewer, larger calls), or one fused kernel; "auto" lets PyTorch choose (foreach)
-    kernel = {"auto": {}, "for-loop": {"foreach": False}, "foreach": {"foreach": True},
-              "fused": {"fused": True}}[cfg.adamw_impl]  # fmt: skip
+    kernel = {
+        "auto": {},
+        "for-loop": {"foreach": False},
+        "foreach": {"foreach": True},
+        "fused": {"fused": True},
+    }[cfg.adamw_impl]
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=1e-8, **kernel)
 
 

@@ -86,14 +86,27 @@ def attention_grid_figure(
     # panels, plus the labels on the left and below, the titles above and the colour bar
     width = n_heads * n_k * CELL + _label_room(q_labels) + 0.5 + 1.1
     height = n_layers * n_q * CELL + _label_room(k_labels) + 0.5 + 0.8
-    fig, axes = plt.subplots(n_layers, n_heads, figsize=(width, height), squeeze=False,
-                             sharex=True, sharey=True, layout="constrained")  # fmt: skip
+    fig, axes = plt.subplots(
+        n_layers,
+        n_heads,
+        figsize=(width, height),
+        squeeze=False,
+        sharex=True,
+        sharey=True,
+        layout="constrained",
+    )
     fig.get_layout_engine().set(w_pad=0.02, h_pad=0.02, wspace=0.0, hspace=0.0)
     for layer in range(n_layers):
         for head in range(n_heads):
             ax = axes[layer][head]
-            image = ax.imshow(weights[layer][head].numpy(), cmap="viridis", vmin=0, vmax=vmax,
-                              aspect="auto", interpolation="nearest")  # fmt: skip
+            image = ax.imshow(
+                weights[layer][head].numpy(),
+                cmap="viridis",
+                vmin=0,
+                vmax=vmax,
+                aspect="auto",
+                interpolation="nearest",
+            )
             ax.set_xticks(range(n_k), k_labels, rotation=90, fontsize=FONT)
             ax.set_yticks(range(n_q), q_labels, fontsize=FONT)
             ax.tick_params(length=2, pad=1)
@@ -104,8 +117,13 @@ def attention_grid_figure(
                 ax.set_ylabel(f"layer {layer}\nquery", fontsize=FONT + 1)
             if layer == n_layers - 1:
                 ax.set_xlabel("key", fontsize=FONT + 1)
-    fig.colorbar(image, ax=axes, shrink=min(1.0, max(0.35, 4.0 / height)), aspect=30,
-                 label="attention weight")  # fmt: skip
+    fig.colorbar(
+        image,
+        ax=axes,
+        shrink=min(1.0, max(0.35, 4.0 / height)),
+        aspect=30,
+        label="attention weight",
+    )
     sides = (("rows", n_q, len(query_labels)), ("columns", n_k, len(key_labels)))
     cut = "".join(f"; {side}: first {n} of {total} tokens" for side, n, total in sides if n < total)
     fig.suptitle(f"{title}   (rows: queries, columns: keys{cut})", fontsize=FONT + 2)
@@ -113,9 +131,13 @@ def attention_grid_figure(
 
 
 def plot_attention_grid(
-    maps: list[torch.Tensor], query_labels: list[str], key_labels: list[str], title: str, path,
+    maps: list[torch.Tensor],
+    query_labels: list[str],
+    key_labels: list[str],
+    title: str,
+    path,
     max_tokens: int = MAX_TOKENS,
-) -> None:  # fmt: skip
+) -> None:
     """`attention_grid_figure`, saved as a PNG at `path`."""
     plt = _pyplot()
     fig = attention_grid_figure(maps, query_labels, key_labels, title, max_tokens)
@@ -130,11 +152,19 @@ def plot_masks(source_len: int, n_pad: int, target_len: int, path) -> None:
     padding = torch.tensor([[1] * source_len + [0] * n_pad])
     masks = [  # (title, mask, query length, key length)
         ("encoder self: padding", make_attention_mask(padding, S, S, causal=False), S, S),
-        ("decoder self: causal", make_attention_mask(None, target_len, target_len, causal=True),
-         target_len, target_len),
-        ("cross: padding", make_attention_mask(padding, target_len, S, causal=False),
-         target_len, S),
-    ]  # fmt: skip
+        (
+            "decoder self: causal",
+            make_attention_mask(None, target_len, target_len, causal=True),
+            target_len,
+            target_len,
+        ),
+        (
+            "cross: padding",
+            make_attention_mask(padding, target_len, S, causal=False),
+            target_len,
+            S,
+        ),
+    ]
     fig, axes = plt.subplots(1, 3, figsize=(12, 4))
     for ax, (title, mask, q_len, k_len) in zip(axes, masks, strict=True):
         if mask is None:  # nothing to mask (a one-token answer): every key may be read
@@ -155,8 +185,10 @@ def plot_position_bias(model, length: int, path) -> bool:
     Returns False (and writes nothing) when the model's position scheme adds no bias."""
     plt = _pyplot()
     with torch.no_grad():
-        biases = [("encoder", model.encoder.position.position_bias(length, length)),
-                  ("decoder", model.decoder.position.position_bias(length, length))]  # fmt: skip
+        biases = [
+            ("encoder", model.encoder.position.position_bias(length, length)),
+            ("decoder", model.decoder.position.position_bias(length, length)),
+        ]
     if any(b is None for _, b in biases):
         return False
     n_heads = biases[0][1].shape[1]
@@ -171,8 +203,11 @@ def plot_position_bias(model, length: int, path) -> bool:
             ax.set_xticks([])
             ax.set_yticks([])
             fig.colorbar(image, ax=ax, fraction=0.046)
-    fig.suptitle(f"position bias added to the scores ({model.config.position}); "
-                 "rows: queries, columns: keys", fontsize=9)  # fmt: skip
+    fig.suptitle(
+        f"position bias added to the scores ({model.config.position}); "
+        "rows: queries, columns: keys",
+        fontsize=9,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -204,8 +239,13 @@ def inspect_prompt(model, tokenizer, prompt: str, out: str | Path, max_new_token
         ("cross", target_labels, source_labels),
     ]:
         path = out / f"attention_{name}.png"
-        plot_attention_grid([m[0] for m in maps[name]], q_labels, k_labels,
-                            f"{name.replace('_', ' ')} attention", path)  # fmt: skip
+        plot_attention_grid(
+            [m[0] for m in maps[name]],
+            q_labels,
+            k_labels,
+            f"{name.replace('_', ' ')} attention",
+            path,
+        )
         written.append(path.name)
     plot_masks(len(source_labels), 3, len(target_labels), out / "masks.png")
     written.append("masks.png")

@@ -126,13 +126,22 @@ def own_data_rules(layers: list[Layer]) -> list[Layer]:
     later, where = layers[first:], layers[setters[-1]].where
     rules = []
     if not any({"valid_data", "valid_fraction"} & layer.train.keys() for layer in later):
-        rules.append(Layer(f"rule: {where} names training data and no validation set, so a "
-                           f"held-out {HOLDOUT_FRACTION:.0%} of it chooses best/",
-                           train={"valid_data": None, "valid_fraction": HOLDOUT_FRACTION},
-                           kind="rule"))  # fmt: skip
+        rules.append(
+            Layer(
+                f"rule: {where} names training data and no validation set, so a "
+                f"held-out {HOLDOUT_FRACTION:.0%} of it chooses best/",
+                train={"valid_data": None, "valid_fraction": HOLDOUT_FRACTION},
+                kind="rule",
+            )
+        )
     if train.get("fresh_per_task") and not any("fresh_per_task" in layer.train for layer in later):
-        rules.append(Layer(f"rule: {where} names the training data, so it trains, not a "
-                           "fresh draw", train={"fresh_per_task": 0}, kind="rule"))  # fmt: skip
+        rules.append(
+            Layer(
+                f"rule: {where} names the training data, so it trains, not a fresh draw",
+                train={"fresh_per_task": 0},
+                kind="rule",
+            )
+        )
     return rules
 
 
@@ -154,8 +163,10 @@ def resolve_run_config(layers: list[Layer]) -> RunConfig:
     train_values: dict = {}
     sources: dict[str, Layer] = {}
     for layer in layers:
-        for section, values, merged in (("model", layer.model, model_values),
-                                        ("train", layer.train, train_values)):  # fmt: skip
+        for section, values, merged in (
+            ("model", layer.model, model_values),
+            ("train", layer.train, train_values),
+        ):
             merged.update(values)
             sources.update({f"{section}.{key}": layer for key in values})
     preset = model_values.pop("preset", "laptop")
@@ -199,16 +210,31 @@ def training_data_line(cfg: TrainConfig) -> str:
     n_tasks = len(fresh_families(cfg.fresh_shared))
     shared = ", the training-only families too (fresh_shared)" if cfg.fresh_shared else ""
     where = Path(cfg.out) / "fresh_train.jsonl"
-    return (f"training data: {cfg.fresh_per_task * n_tasks:,} fresh examples drawn from the "
-            f"suite's generators (fresh_per_task = {cfg.fresh_per_task}, {n_tasks} tasks"
-            f"{shared}) into {where}; train.data is not read")  # fmt: skip
+    return (
+        f"training data: {cfg.fresh_per_task * n_tasks:,} fresh examples drawn from the "
+        f"suite's generators (fresh_per_task = {cfg.fresh_per_task}, {n_tasks} tasks"
+        f"{shared}) into {where}; train.data is not read"
+    )
 
 
 # Settings that a resumed run may change without leaving the path of an uninterrupted run:
 # when and how often to stop, log, evaluate and save, and where the work happens.
-RESUME_SAFE = {"max_minutes", "save_every", "log_every", "eval_every", "device", "threads",
-               "compile", "activation_checkpointing", "on_nonfinite", "out", "tf32",
-               "report_to", "adamw_impl", "impl"}  # fmt: skip
+RESUME_SAFE = {
+    "max_minutes",
+    "save_every",
+    "log_every",
+    "eval_every",
+    "device",
+    "threads",
+    "compile",
+    "activation_checkpointing",
+    "on_nonfinite",
+    "out",
+    "tf32",
+    "report_to",
+    "adamw_impl",
+    "impl",
+}
 
 
 def saved_run_config(
@@ -236,8 +262,10 @@ def config_changes(
 ) -> list[tuple[str, object, object]]:
     """[(section.key, old, new)] for every setting that differs, model first."""
     changes = []
-    for section, old, new in (("model", *[c.to_dict() for c in (before[0], after[0])]),
-                              ("train", before[1].to_dict(), after[1].to_dict())):  # fmt: skip
+    for section, old, new in (
+        ("model", *[c.to_dict() for c in (before[0], after[0])]),
+        ("train", before[1].to_dict(), after[1].to_dict()),
+    ):
         changes += [(f"{section}.{k}", old.get(k), v) for k, v in new.items() if old.get(k) != v]
     return changes
 

@@ -62,11 +62,18 @@ class TrainState:
         return self.elapsed + (time.time() if now is None else now) - self.started
 
     def state_dict(self) -> dict:
-        return {"step": self.step, "examples": self.examples, "tokens": self.tokens,
-                "epoch": self.epoch,
-                "index": self.index,
-                "best_valid_loss": self.best_valid_loss, "elapsed": self.seconds(),
-                "losses": list(self.losses), "skipped": self.skipped, "rng": self.rng}  # fmt: skip
+        return {
+            "step": self.step,
+            "examples": self.examples,
+            "tokens": self.tokens,
+            "epoch": self.epoch,
+            "index": self.index,
+            "best_valid_loss": self.best_valid_loss,
+            "elapsed": self.seconds(),
+            "losses": list(self.losses),
+            "skipped": self.skipped,
+            "rng": self.rng,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.step, self.epoch, self.index = state["step"], state["epoch"], state["index"]
@@ -102,24 +109,32 @@ def save(run: Run, state: TrainState, name: str, with_trainer: bool) -> None:
     """Save OUT/name/: the weights and run info, and (with_trainer) the optimizer, GradScaler and
     `state` for an exact --resume. Every process takes part (FSDP gathers the shards)."""
     d, best = run.d, state.best_valid_loss
-    info = {"train": run.cfg.to_dict(), "step": state.step, "examples_seen": state.examples,
-            "tokenizer_sha": run.tok.fingerprint(),
-            "best_valid_loss": best if math.isfinite(best) else None,
-            "seed": run.cfg.seed}  # fmt: skip
+    info = {
+        "train": run.cfg.to_dict(),
+        "step": state.step,
+        "examples_seen": state.examples,
+        "tokenizer_sha": run.tok.fingerprint(),
+        "best_valid_loss": best if math.isfinite(best) else None,
+        "seed": run.cfg.seed,
+    }
     if run.base is not None:
         info["base"] = run.base  # an adapter checkpoint names (and hashes) its base
     model_state, optim_state = full_state(run.model, run.optimizer if with_trainer else None, d)
     state.rng = d.gather(get_rng_states())  # one entry per process
     trainer = None
     if with_trainer:
-        trainer = {"optimizer": optim_state, "scaler": run.scaler.state_dict(),
-                   **state.state_dict()}  # fmt: skip
+        trainer = {
+            "optimizer": optim_state,
+            "scaler": run.scaler.state_dict(),
+            **state.state_dict(),
+        }
         if run.mixer is not None:
             trainer["mixer"] = run.mixer.state_dict()
     if d.is_main:
         with deferred_interrupts():  # Ctrl-C waits until the folder is complete
-            save_checkpoint(run.out / name, run.model, info, run.tokenizer_file, trainer,
-                            model_state)  # fmt: skip
+            save_checkpoint(
+                run.out / name, run.model, info, run.tokenizer_file, trainer, model_state
+            )
     d.barrier()  # nobody runs ahead of (or exits before) the save
     if name == "last":
         state.saved_step = state.step
@@ -137,8 +152,10 @@ def resume_from(last: Path, run: Run, state: TrainState) -> None:
     check_resumable(last, info, run.model, run.tok)
     trainer = load_trainer_state(last)
     if len(trainer["rng"]) != d.world_size:
-        raise RunError(f"{last} was saved by {len(trainer['rng'])} process(es); resume it "
-                       f"with as many (this run has {d.world_size})")  # fmt: skip
+        raise RunError(
+            f"{last} was saved by {len(trainer['rng'])} process(es); resume it "
+            f"with as many (this run has {d.world_size})"
+        )
     load_full_state(run.model, run.optimizer, resumed.state_dict(), trainer["optimizer"], d)
     run.scaler.load_state_dict(trainer["scaler"])
     state.load_state_dict(trainer)
@@ -176,18 +193,21 @@ def check_resumable(last: Path, info: dict, model, tok: Tokenizer) -> None:
     changed = sorted(k for k in current if saved.get(k, current[k]) != current[k])
     if changed:
         diffs = ", ".join(f"{k}: {saved[k]!r} -> {current[k]!r}" for k in changed)
-        raise RunError(f"{last} holds a model with other settings ({diffs}); "
-                       "resume with the run's own config, or start a new --out")  # fmt: skip
+        raise RunError(
+            f"{last} holds a model with other settings ({diffs}); "
+            "resume with the run's own config, or start a new --out"
+        )
 
 
 def get_rng_states() -> dict:
     """Python, NumPy, torch and CUDA random states as plain data (safe to load)."""
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     return {
-        "python": random.getstate(), "torch": torch.get_rng_state(),
+        "python": random.getstate(),
+        "torch": torch.get_rng_state(),
         "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-    }  # fmt: skip
+    }
 
 
 def set_rng_states(states: dict) -> None:

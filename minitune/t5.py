@@ -247,8 +247,10 @@ def t5_problems(cfg: ModelConfig) -> list[str]:
     if cfg.position != "relative":
         wrong.append(f"position={cfg.position!r} (T5: 'relative')")
     if cfg.attention != "multi-head" or cfg.n_kv_heads != cfg.n_heads:
-        wrong.append(f"attention={cfg.attention!r} with n_kv_heads={cfg.n_kv_heads} (T5: "
-                     f"'multi-head', n_kv_heads = n_heads = {cfg.n_heads})")  # fmt: skip
+        wrong.append(
+            f"attention={cfg.attention!r} with n_kv_heads={cfg.n_kv_heads} (T5: "
+            f"'multi-head', n_kv_heads = n_heads = {cfg.n_heads})"
+        )
     if cfg.norm != "rms" or cfg.norm_position != "pre":
         wrong.append(f"norm={cfg.norm!r}, norm_position={cfg.norm_position!r} (T5: 'rms', 'pre')")
     if cfg.bias:
@@ -273,17 +275,27 @@ def hf_config(cfg: ModelConfig) -> dict:
         raise ValueError("this model is not a T5 architecture: " + "; ".join(wrong))
     tied = cfg.tie_embeddings and cfg.scale_output
     return {
-        "architectures": ["T5ForConditionalGeneration"], "model_type": "t5",
-        "is_encoder_decoder": True, "vocab_size": cfg.vocab_size, "d_model": cfg.d_model,
-        "d_kv": cfg.d_head, "d_ff": cfg.d_ff, "num_heads": cfg.n_heads,
-        "num_layers": cfg.n_encoder_layers, "num_decoder_layers": cfg.n_decoder_layers,
+        "architectures": ["T5ForConditionalGeneration"],
+        "model_type": "t5",
+        "is_encoder_decoder": True,
+        "vocab_size": cfg.vocab_size,
+        "d_model": cfg.d_model,
+        "d_kv": cfg.d_head,
+        "d_ff": cfg.d_ff,
+        "num_heads": cfg.n_heads,
+        "num_layers": cfg.n_encoder_layers,
+        "num_decoder_layers": cfg.n_decoder_layers,
         "relative_attention_num_buckets": cfg.relative_buckets,
         "relative_attention_max_distance": cfg.relative_max_distance,
-        "dropout_rate": cfg.dropout, "layer_norm_epsilon": cfg.norm_eps,
-        "feed_forward_proj": cfg.ffn, "tie_word_embeddings": tied,
-        "scale_decoder_outputs": tied, "pad_token_id": cfg.pad_id,
-        "eos_token_id": cfg.eos_id, "decoder_start_token_id": cfg.decoder_start_id,
-    }  # fmt: skip
+        "dropout_rate": cfg.dropout,
+        "layer_norm_epsilon": cfg.norm_eps,
+        "feed_forward_proj": cfg.ffn,
+        "tie_word_embeddings": tied,
+        "scale_decoder_outputs": tied,
+        "pad_token_id": cfg.pad_id,
+        "eos_token_id": cfg.eos_id,
+        "decoder_start_token_id": cfg.decoder_start_id,
+    }
 
 
 def export_t5(model, folder: str | Path, tokenizer_file: str | Path | None = None) -> None:

@@ -189,8 +189,13 @@ class Tokenizer:
         out = []
         for i in ids:
             piece = self.sp.id_to_piece(i)
-            if len(piece) > 1 and not self.sp.is_control(i) and not self.sp.is_byte(i) \
-                    and i not in self.sentinel_ids and rng.random() < rate:  # fmt: skip
+            if (
+                len(piece) > 1
+                and not self.sp.is_control(i)
+                and not self.sp.is_byte(i)
+                and i not in self.sentinel_ids
+                and rng.random() < rate
+            ):
                 out += self.spell(piece.replace("▁", " "))
             else:
                 out.append(i)

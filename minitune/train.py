@@ -74,10 +74,18 @@ class StepResult(NamedTuple):
 
 
 def train_step(
-    model, micro_batches: list[dict], optimizer, scaler, lr: float, pad_id: int, device,
-    autocast=None, clip_grad: float = 1.0, label_smoothing: float = 0.0,
+    model,
+    micro_batches: list[dict],
+    optimizer,
+    scaler,
+    lr: float,
+    pad_id: int,
+    device,
+    autocast=None,
+    clip_grad: float = 1.0,
+    label_smoothing: float = 0.0,
     d: Distributed | None = None,
-) -> StepResult:  # fmt: skip
+) -> StepResult:
     """One optimizer step: forward, loss and backward of each micro-batch, clip, step.
 
     Each micro-batch's summed token loss is divided by N, the number of target tokens of all
@@ -98,13 +106,21 @@ def train_step(
         x, y = (batch[k].to(device, non_blocking=True) for k in ("input_ids", "labels"))
         mask, segments = None, None  # padded rows have a padding mask; packed rows, segments
         if "source_segments" in batch:  # packed rows (minitune/data/packing.py)
-            segments = Segments(*(batch[k].to(device, non_blocking=True)
-                                  for k in ("source_segments", "target_segments")))  # fmt: skip
+            segments = Segments(
+                *(
+                    batch[k].to(device, non_blocking=True)
+                    for k in ("source_segments", "target_segments")
+                )
+            )
             source_tokens = segments.source != 0
         else:
             mask = source_tokens = batch["attention_mask"].to(device, non_blocking=True)
-        decoder_input_ids = shift_right(y, unwrap(model).config.decoder_start_id, pad_id,
-                                        None if segments is None else segments.target)  # fmt: skip
+        decoder_input_ids = shift_right(
+            y,
+            unwrap(model).config.decoder_start_id,
+            pad_id,
+            None if segments is None else segments.target,
+        )
         with no_sync(model, last_micro_batch=i == len(micro_batches) - 1):  # DDP: sync at last
             with autocast:  # the forward in low precision; the backward follows its dtypes
                 # 1. forward: a distribution over the vocabulary at every target position
@@ -140,20 +156,37 @@ def train_step(
 
 
 def forward_backward(
-    model, micro_batches: list[dict], pad_id: int, device, autocast, scaler=None,
-    label_smoothing: float = 0.0, d: Distributed | None = None,
-) -> tuple[float, int]:  # fmt: skip
+    model,
+    micro_batches: list[dict],
+    pad_id: int,
+    device,
+    autocast,
+    scaler=None,
+    label_smoothing: float = 0.0,
+    d: Distributed | None = None,
+) -> tuple[float, int]:
     """The gradient of one step without the update: `train_step`'s forward, loss and backward
     (the gradient is left in each parameter's .grad). Returns the step's loss (mean per target
     token) and the number of tokens processed."""
-    result = train_step(model, micro_batches, None, scaler, 0.0, pad_id, device, autocast,
-                        label_smoothing=label_smoothing, d=d)  # fmt: skip
+    result = train_step(
+        model,
+        micro_batches,
+        None,
+        scaler,
+        0.0,
+        pad_id,
+        device,
+        autocast,
+        label_smoothing=label_smoothing,
+        d=d,
+    )
     return result.loss, result.tokens
 
 
 @torch.no_grad()
-def validation_loss(model, examples, pad_id, batch_size, device, autocast,
-                    d: Distributed | None = None) -> float:  # fmt: skip
+def validation_loss(
+    model, examples, pad_id, batch_size, device, autocast, d: Distributed | None = None
+) -> float:
     """Mean per-token loss over `examples` (teacher forcing), dropout off. Distributed: each
     process takes every world_size-th example and the sums are added up."""
     d = d or Distributed()
@@ -221,8 +254,23 @@ def train(
     optimizer = build_optimizer(model, cfg)  # after FSDP has sharded the parameters
     scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
     metrics = open_metrics_log(out, cfg.report_to, d.is_main)  # OUT/metrics.jsonl
-    run = Run(cfg, out, model, wrapped, optimizer, scaler, tok, tokenizer_file, device,
-              autocast, d, log, metrics, base, mixer)  # fmt: skip
+    run = Run(
+        cfg,
+        out,
+        model,
+        wrapped,
+        optimizer,
+        scaler,
+        tok,
+        tokenizer_file,
+        device,
+        autocast,
+        d,
+        log,
+        metrics,
+        base,
+        mixer,
+    )
     state = TrainState()
     if resume:
         resume_from(out / "last", run, state)
@@ -233,8 +281,16 @@ def train(
     # one stream of global batches (batch_size per process), the same in every process
     window = cfg.bucket_batches if cfg.length_bucketing else 1
     packed = packed_lengths(cfg)  # (S, T) of a packed row, or None: padded batches
-    stream = mixer or batch_stream(make_epoch, cfg.batch_size * d.world_size, cfg.seed,
-                                   state.epoch, state.index, window, packed, log)  # fmt: skip
+    stream = mixer or batch_stream(
+        make_epoch,
+        cfg.batch_size * d.world_size,
+        cfg.seed,
+        state.epoch,
+        state.index,
+        window,
+        packed,
+        log,
+    )
     bar = tqdm(total=cfg.max_steps, initial=state.step, disable=not progress, dynamic_ncols=True)
     state.started, session_start = time.time(), state.step
     last_row = (state.tokens, state.examples, time.time())  # for the speed since the last row
@@ -247,13 +303,25 @@ def train(
             if cfg.max_minutes and state.seconds() > cfg.max_minutes * 60:
                 stop_reason = "max_minutes"
                 break
-            micro = next_micro_batches(stream, state, cfg.grad_accum, tok.pad_id, d, device,
-                                       packed, cfg.batch_size)  # fmt: skip
+            micro = next_micro_batches(
+                stream, state, cfg.grad_accum, tok.pad_id, d, device, packed, cfg.batch_size
+            )
             fraction = state.seconds() / (60 * cfg.max_minutes) if cfg.max_minutes else 0.0
             lr = cfg.lr * lr_factor(state.step, cfg, fraction)  # ends with steps or minutes
             # forward, loss, backward, clip, step (or not, if the loss is not a finite number)
-            result = train_step(wrapped, micro, optimizer, scaler, lr, tok.pad_id, device,
-                                autocast, cfg.clip_grad, cfg.label_smoothing, d)  # fmt: skip
+            result = train_step(
+                wrapped,
+                micro,
+                optimizer,
+                scaler,
+                lr,
+                tok.pad_id,
+                device,
+                autocast,
+                cfg.clip_grad,
+                cfg.label_smoothing,
+                d,
+            )
             state.tokens += result.tokens
             if not result.updated:
                 skip_or_stop(result, run, state)  # raises DivergenceError unless skipping
@@ -335,9 +403,11 @@ def build_model(
     if cfg.lora_rank:  # freeze the model, train low-rank adapters (minitune/lora.py)
         add_lora(model, cfg.lora_settings())
         trainable, total = count_parameters(model)
-        log(f"LoRA rank {cfg.lora_rank} on {'/'.join(cfg.lora_targets)} "
+        log(
+            f"LoRA rank {cfg.lora_rank} on {'/'.join(cfg.lora_targets)} "
             f"({', '.join(cfg.lora_where)}): {trainable:,} trainable of {total:,} parameters "
-            f"({100 * trainable / total:.2f}%)")  # fmt: skip
+            f"({100 * trainable / total:.2f}%)"
+        )
         base = {"path": str(Path(cfg.init).resolve()), "sha": weights_fingerprint(cfg.init)}
     if cfg.precision == "fp16" and not model.config.scale_attention:  # (auto never picks fp16)
         raise RunError(
@@ -347,14 +417,17 @@ def build_model(
     return model, tokenizer_file, base
 
 
-def model_line(model: Seq2SeqTransformer, device: torch.device, precision: str, why: str,
-               d: Distributed) -> str:  # fmt: skip
+def model_line(
+    model: Seq2SeqTransformer, device: torch.device, precision: str, why: str, d: Distributed
+) -> str:
     """The run's first line about the model: its size, where it runs, in which precision (and
     why, when "auto" chose it), and how many processes share it."""
     processes = f", {d.world_size} processes ({'FSDP' if d.fsdp else 'DDP'})" if d.enabled else ""
     why = f" ({why})" if why else ""
-    return (f"model: {model.num_parameters() / 1e6:.2f}M parameters on {device}, {precision}{why}"
-            f"{processes}")  # fmt: skip
+    return (
+        f"model: {model.num_parameters() / 1e6:.2f}M parameters on {device}, {precision}{why}"
+        f"{processes}"
+    )
 
 
 def checked_tokenizer(tokenizer_file: Path, model: Seq2SeqTransformer) -> Tokenizer:
@@ -380,8 +453,11 @@ def skip_or_stop(result: StepResult, run: Run, state: TrainState) -> None:
         run.log(f"step {step}: {what}; skipped ({state.skipped} so far)")
         run.metrics.write({"step": step, "skipped_nonfinite": state.skipped})
         return
-    kept = (f"{run.out / 'last'} holds step {state.saved_step}, the last good checkpoint"
-            if (run.out / "last").exists() else "no checkpoint was saved yet")  # fmt: skip
+    kept = (
+        f"{run.out / 'last'} holds step {state.saved_step}, the last good checkpoint"
+        if (run.out / "last").exists()
+        else "no checkpoint was saved yet"
+    )
     raise DivergenceError(
         f"{what} at step {step}"
         + (f" ({state.in_a_row} steps in a row)" if state.in_a_row > 1 else "")
@@ -391,27 +467,43 @@ def skip_or_stop(result: StepResult, run: Run, state: TrainState) -> None:
 
 
 def log_row(
-    run: Run, state: TrainState, bar, lr: float, grad_norm: torch.Tensor,
-    last_row: tuple[int, int, float], session_start: int,
-) -> tuple[int, int, float]:  # fmt: skip
+    run: Run,
+    state: TrainState,
+    bar,
+    lr: float,
+    grad_norm: torch.Tensor,
+    last_row: tuple[int, int, float],
+    session_start: int,
+) -> tuple[int, int, float]:
     """A metrics row (mean loss since the last row), and the progress bar's numbers. `last_row`:
     (state.tokens, state.examples, time) at the last row, for the speed since then: real tokens
     (source + target, no padding) and examples per second. Returns the same for this row."""
     cfg, now = run.cfg, time.time()
     seconds = max(now - last_row[2], 1e-9)
-    row = {"step": state.step, "loss": sum(state.losses) / len(state.losses), "lr": lr,
-           "grad_norm": round(float(grad_norm), 4),  # this step's, before clipping
-           "tokens_per_s": round((state.tokens - last_row[0]) / seconds),
-           "examples_per_s": round((state.examples - last_row[1]) / seconds, 1),
-           "epoch": state.epoch, "examples": state.examples,
-           "elapsed_s": round(state.seconds(now), 1)}  # fmt: skip
+    row = {
+        "step": state.step,
+        "loss": sum(state.losses) / len(state.losses),
+        "lr": lr,
+        "grad_norm": round(float(grad_norm), 4),  # this step's, before clipping
+        "tokens_per_s": round((state.tokens - last_row[0]) / seconds),
+        "examples_per_s": round((state.examples - last_row[1]) / seconds, 1),
+        "epoch": state.epoch,
+        "examples": state.examples,
+        "elapsed_s": round(state.seconds(now), 1),
+    }
     run.metrics.write(row)
-    bar.set_postfix(loss=f"{row['loss']:.3f}", lr=f"{lr:.2e}", gnorm=f"{row['grad_norm']:.2f}",
-                    ex_s=row["examples_per_s"], tok_s=row["tokens_per_s"])  # fmt: skip
+    bar.set_postfix(
+        loss=f"{row['loss']:.3f}",
+        lr=f"{lr:.2e}",
+        gnorm=f"{row['grad_norm']:.2f}",
+        ex_s=row["examples_per_s"],
+        tok_s=row["tokens_per_s"],
+    )
     if cfg.max_minutes:  # the bar's end (and ETA) is the clock's, if that comes first
         seconds_left = cfg.max_minutes * 60 - row["elapsed_s"]
-        bar.total = steps_by_deadline(state.step, cfg.max_steps, state.step - session_start,
-                                      now - state.started, seconds_left)  # fmt: skip
+        bar.total = steps_by_deadline(
+            state.step, cfg.max_steps, state.step - session_start, now - state.started, seconds_left
+        )
         bar.refresh()
     state.losses = []
     return state.tokens, state.examples, now
@@ -420,22 +512,36 @@ def log_row(
 def remix(run: Run, state: TrainState) -> None:
     """Set the mixer's task weights from each task's loss on its held-out slice, and log them."""
     cfg = run.cfg
-    losses = {task: validation_loss(run.wrapped, part, run.tok.pad_id, cfg.batch_size,
-                                    run.device, run.autocast, run.d)
-              for task, part in run.mixer.probe.items()}  # fmt: skip
+    losses = {
+        task: validation_loss(
+            run.wrapped, part, run.tok.pad_id, cfg.batch_size, run.device, run.autocast, run.d
+        )
+        for task, part in run.mixer.probe.items()
+    }
     weights = run.mixer.weights = task_weights(losses, FLOOR)
-    run.metrics.write({"step": state.step,
-                       "task_loss": {t: round(v, 4) for t, v in losses.items()},
-                       "task_weight": {t: round(w, 4) for t, w in weights.items()}})  # fmt: skip
+    run.metrics.write(
+        {
+            "step": state.step,
+            "task_loss": {t: round(v, 4) for t, v in losses.items()},
+            "task_weight": {t: round(w, 4) for t, w in weights.items()},
+        }
+    )
 
 
 def eval_and_keep_best(run: Run, state: TrainState, valid: list[EncodedExample]) -> None:
     """Validation loss now; keep the checkpoint as best/ if it is the lowest so far."""
     state.last_eval_step = state.step
-    valid_loss = validation_loss(run.wrapped, valid, run.tok.pad_id, run.cfg.batch_size,
-                                 run.device, run.autocast, run.d)  # fmt: skip
-    run.metrics.write({"step": state.step, "valid_loss": valid_loss, "examples": state.examples,
-                       "elapsed_s": round(state.seconds(), 1)})  # fmt: skip
+    valid_loss = validation_loss(
+        run.wrapped, valid, run.tok.pad_id, run.cfg.batch_size, run.device, run.autocast, run.d
+    )
+    run.metrics.write(
+        {
+            "step": state.step,
+            "valid_loss": valid_loss,
+            "examples": state.examples,
+            "elapsed_s": round(state.seconds(), 1),
+        }
+    )
     run.log(f"step {state.step}: validation loss {valid_loss:.4f}")
     if valid_loss < state.best_valid_loss:
         state.best_valid_loss = valid_loss
@@ -445,7 +551,14 @@ def eval_and_keep_best(run: Run, state: TrainState, valid: list[EncodedExample])
 def summary(state: TrainState, stop_reason: str, out: Path, minutes: float) -> dict:
     """What train() returns."""
     seconds = max(state.seconds(), 1e-9)  # training time, every session together
-    return {"step": state.step, "examples": state.examples, "stop_reason": stop_reason,
-            "best_valid_loss": state.best_valid_loss, "skipped": state.skipped,
-            "minutes": minutes, "examples_per_s": state.examples / seconds,
-            "tokens_per_s": state.tokens / seconds, "out": str(out)}  # fmt: skip
+    return {
+        "step": state.step,
+        "examples": state.examples,
+        "stop_reason": stop_reason,
+        "best_valid_loss": state.best_valid_loss,
+        "skipped": state.skipped,
+        "minutes": minutes,
+        "examples_per_s": state.examples / seconds,
+        "tokens_per_s": state.tokens / seconds,
+        "out": str(out),
+    }

@@ -50,21 +50,29 @@ def load_data(cfg: TrainConfig, tok: Tokenizer, out: Path, d: Distributed, log):
         held_out = []
         if cfg.valid_fraction:  # own data without a validation file: a seeded slice of it
             records, held_out = hold_out(records, cfg.valid_fraction, cfg.seed)
-            log(f"validation: {len(held_out)} of {len(records) + len(held_out)} training "
+            log(
+                f"validation: {len(held_out)} of {len(records) + len(held_out)} training "
                 f"examples held out (valid_fraction {cfg.valid_fraction}, at least "
-                f"{HOLDOUT_MIN}, seed {cfg.seed}); they choose best/")  # fmt: skip
+                f"{HOLDOUT_MIN}, seed {cfg.seed}); they choose best/"
+            )
         examples, report = encode_records(
-            records, tok, cfg.max_source_length, cfg.max_target_length, cfg.spell_prompts,
+            records,
+            tok,
+            cfg.max_source_length,
+            cfg.max_target_length,
+            cfg.spell_prompts,
             cfg.seed,
-        )  # fmt: skip
+        )
         spelled = f"; {cfg.spell_prompts:.0%} of prompt pieces spelled" if cfg.spell_prompts else ""
         log(f"train data: {report}{spelled}")
         valid = []
         if held_out or cfg.valid_data:
             valid, report = encode_records(
-                held_out or read_records(cfg.valid_data), tok, cfg.max_source_length,
+                held_out or read_records(cfg.valid_data),
+                tok,
+                cfg.max_source_length,
                 cfg.max_target_length,
-            )  # fmt: skip
+            )
             log(f"validation data: {report}")
         tasks = [records[e.index].meta.get("task", "?") for e in examples]
         return (lambda epoch: examples), valid, tasks
@@ -87,8 +95,10 @@ def fresh_training_file(
     if d.is_main:
         start = time.time()
         counts = write_training_set(path, per_task, seed=0, shared=shared)
-        log(f"fresh training data: {sum(counts.values()):,} examples of {len(counts)} tasks "
-            f"drawn in {time.time() - start:.0f} s into {path}")  # fmt: skip
+        log(
+            f"fresh training data: {sum(counts.values()):,} examples of {len(counts)} tasks "
+            f"drawn in {time.time() - start:.0f} s into {path}"
+        )
     d.barrier()
     return path
 
@@ -130,25 +140,36 @@ def span_examples(
     return examples
 
 
-def task_mixer(examples: list[EncodedExample], tasks: list[str] | None, cfg: TrainConfig,
-               d: Distributed, log) -> TaskMixer:  # fmt: skip
+def task_mixer(
+    examples: list[EncodedExample], tasks: list[str] | None, cfg: TrainConfig, d: Distributed, log
+) -> TaskMixer:
     """The batch stream of mix_tasks_every (minitune/data/mixing.py): tasks drawn by their loss
     on a few held-out training examples each, which are never trained on."""
     if tasks is None:
-        raise RunError("train.mix_tasks_every mixes the tasks of instruction data; span "
-                       "pretraining has none: set it to 0")  # fmt: skip
+        raise RunError(
+            "train.mix_tasks_every mixes the tasks of instruction data; span "
+            "pretraining has none: set it to 0"
+        )
     window = cfg.bucket_batches if cfg.length_bucketing else 1
     mixer = TaskMixer(examples, tasks, cfg.batch_size * d.world_size, window, cfg.seed)
-    log(f"task mixing: every {cfg.mix_tasks_every} steps, {len(mixer.probe)} tasks weighted "
+    log(
+        f"task mixing: every {cfg.mix_tasks_every} steps, {len(mixer.probe)} tasks weighted "
         f"by their loss on {PROBE_SIZE} held-out training examples each (floor {FLOOR} x the "
-        "mean)")  # fmt: skip
+        "mean)"
+    )
     return mixer
 
 
 def batch_stream(
-    make_epoch, batch_size: int, seed: int, epoch: int = 0, index: int = 0, window: int = 50,
-    packed: tuple[int, int] | None = None, log=None,
-):  # fmt: skip
+    make_epoch,
+    batch_size: int,
+    seed: int,
+    epoch: int = 0,
+    index: int = 0,
+    window: int = 50,
+    packed: tuple[int, int] | None = None,
+    log=None,
+):
     """Endless (epoch, index, batch) in a fixed order; resumable at (epoch, index).
 
     The examples are shuffled, then sorted by length within windows of `window` batches and
@@ -177,14 +198,22 @@ def packed_lengths(cfg: TrainConfig) -> tuple[int, int] | None:
     """A packed row's (source, target) positions, or None when the run pads its batches."""
     if not cfg.packing:
         return None
-    return (cfg.packed_source_length or cfg.max_source_length,
-            cfg.packed_target_length or cfg.max_target_length)  # fmt: skip
+    return (
+        cfg.packed_source_length or cfg.max_source_length,
+        cfg.packed_target_length or cfg.max_target_length,
+    )
 
 
 def next_micro_batches(
-    stream, state: TrainState, grad_accum: int, pad_id: int, d: Distributed, device,
-    packed: tuple[int, int] | None = None, rows: int = 0,
-) -> list[dict]:  # fmt: skip
+    stream,
+    state: TrainState,
+    grad_accum: int,
+    pad_id: int,
+    d: Distributed,
+    device,
+    packed: tuple[int, int] | None = None,
+    rows: int = 0,
+) -> list[dict]:
     """The `grad_accum` micro-batches of one step, this process's share of each global batch;
     moves `state` (epoch, index) past them. packed = (S, T): the stream's batches are rows of
     examples, collated to `rows` rows of S and T positions (a fixed shape)."""

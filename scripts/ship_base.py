@@ -58,8 +58,9 @@ def heldout_loss(folder: Path, n_documents: int = 1000) -> dict[str, float]:
         lengths = {k: cfg[k] for k in ("max_source_length", "max_target_length")}
         run = TrainConfig(objective="span", copy_fraction=copy, **lengths)
         examples = span_examples(documents, tok, run, epoch=0)
-        losses[name] = round(validation_loss(model, examples, tok.pad_id, 32, "cpu",
-                                             contextlib.nullcontext()), 4)  # fmt: skip
+        losses[name] = round(
+            validation_loss(model, examples, tok.pad_id, 32, "cpu", contextlib.nullcontext()), 4
+        )
     return losses
 
 
@@ -77,14 +78,17 @@ def main(run: str) -> None:
     valid_rows = [r for r in rows if "valid_loss" in r]
     last = train_rows[-1]
     summary = {
-        "step": config.get("step"), "last_step": last["step"],
-        "elapsed_min": round(last["elapsed_s"] / 60, 1), "examples": last.get("examples"),
+        "step": config.get("step"),
+        "last_step": last["step"],
+        "elapsed_min": round(last["elapsed_s"] / 60, 1),
+        "examples": last.get("examples"),
         "train_loss_last_100_steps": round(
-            sum(r["loss"] for r in train_rows[-10:]) / len(train_rows[-10:]), 4),
+            sum(r["loss"] for r in train_rows[-10:]) / len(train_rows[-10:]), 4
+        ),
         "valid_loss": [(r["step"], round(r["valid_loss"], 4)) for r in valid_rows],
         "machine": f"{_cpu()}, {platform.machine()}, Python {platform.python_version()}",
         "heldout_loss_seed1": heldout_loss(TARGET),
-    }  # fmt: skip
+    }
     print(json.dumps(summary, indent=2))
 
 

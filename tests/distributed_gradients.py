@@ -38,8 +38,11 @@ def main(out: str, mode: str) -> None:
     for start in (0, 8):  # two micro-batches of a global batch of 8, split between processes
         batch = examples[start : start + 8]
         n = len(batch)
-        micro.append(collate(batch[d.rank * n // d.world_size : (d.rank + 1) * n // d.world_size],
-                             tok.pad_id))  # fmt: skip
+        micro.append(
+            collate(
+                batch[d.rank * n // d.world_size : (d.rank + 1) * n // d.world_size], tok.pad_id
+            )
+        )
     loss, _ = forward_backward(model, micro, tok.pad_id, "cpu", contextlib.nullcontext(), d=d)
     grads = {}
     for name, p in net.named_parameters():

@@ -30,14 +30,23 @@ def checkpoint(tmp_path_factory):
 
 
 def _chat(checkpoint: Path, stdin: str, *flags: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "minitune", "chat", "--checkpoint",
-                           str(checkpoint), *flags], input=stdin, capture_output=True, text=True,
-                          cwd=ROOT, timeout=120)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "minitune", "chat", "--checkpoint", str(checkpoint), *flags],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
 
 
 def test_a_scripted_session_keeps_the_history_until_reset(checkpoint):
-    done = _chat(checkpoint, "Hello there\nWhat did I say?\n/reset\nWhat did I say?\n",
-                 "--max-new-tokens", "8")  # fmt: skip
+    done = _chat(
+        checkpoint,
+        "Hello there\nWhat did I say?\n/reset\nWhat did I say?\n",
+        "--max-new-tokens",
+        "8",
+    )
     assert done.returncode == 0, done.stderr
     model, tok, _ = load_checkpoint(str(checkpoint), "cpu")
     decoding = {"max_new_tokens": 8, "num_beams": 1}
@@ -49,8 +58,14 @@ def test_a_scripted_session_keeps_the_history_until_reset(checkpoint):
     second = reply("User: Hello there", f"Assistant: {first}", "User: What did I say?")
     after_reset = reply("User: What did I say?")
     assert second != after_reset  # the history changes the answer: the test can tell
-    expected = (BANNER + f"you> model> {first}\n" + f"you> model> {second}\n" + "you> "
-                + f"you> model> {after_reset}\n" + "you> \n")  # fmt: skip
+    expected = (
+        BANNER
+        + f"you> model> {first}\n"
+        + f"you> model> {second}\n"
+        + "you> "
+        + f"you> model> {after_reset}\n"
+        + "you> \n"
+    )
     assert done.stdout == expected
 
 

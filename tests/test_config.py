@@ -182,15 +182,21 @@ def test_a_run_config_is_resolved_once_with_each_values_source():
     assert own.train.fresh_per_task == 0
     rules = [line for line in own.log_lines() if "(rule: --data names" in line]
     assert {r.split(" = ")[0] for r in rules} == {
-        "train.valid_data", "train.valid_fraction", "train.fresh_per_task"
-    }  # fmt: skip
+        "train.valid_data",
+        "train.valid_fraction",
+        "train.fresh_per_task",
+    }
     tiny = resolve_run_config([file_layer("tiny")])  # data and validation named: no rule
     assert not any("rule:" in line for line in tiny.log_lines())
     # the command line is one source: a validation setting anywhere in it keeps the rule off
     with pytest.raises(ValueError, match="either valid_data"):
-        resolve_run_config([laptop, Layer("--set train.valid_fraction=0.1",
-                                          train={"valid_fraction": 0.1}),
-                            Layer("--data", train={"data": ["data/valid.jsonl"]})])  # fmt: skip
+        resolve_run_config(
+            [
+                laptop,
+                Layer("--set train.valid_fraction=0.1", train={"valid_fraction": 0.1}),
+                Layer("--data", train={"data": ["data/valid.jsonl"]}),
+            ]
+        )
 
 
 def test_the_training_datas_source_is_said():

@@ -90,14 +90,18 @@ def test_the_copy_head_copies_tokens_it_never_saw_in_training():
         opt = torch.optim.Adam(model.parameters(), lr=3e-3)
         g = torch.Generator().manual_seed(0)
         for _ in range(200):
-            source = torch.cat([torch.randint(3, 63, (32, 3), generator=g),
-                                torch.ones(32, 1, dtype=torch.long)], dim=1)  # fmt: skip
+            source = torch.cat(
+                [torch.randint(3, 63, (32, 3), generator=g), torch.ones(32, 1, dtype=torch.long)],
+                dim=1,
+            )
             loss = cross_entropy_loss(model(source, shift_right(source, 0, 0)), source)
             opt.zero_grad()
             loss.backward()
             opt.step()
-        test = torch.cat([torch.randint(63, 128, (64, 3), generator=g),
-                          torch.ones(64, 1, dtype=torch.long)], dim=1)  # fmt: skip
+        test = torch.cat(
+            [torch.randint(63, 128, (64, 3), generator=g), torch.ones(64, 1, dtype=torch.long)],
+            dim=1,
+        )
         out = model.eval().generate(test, max_new_tokens=4)
         results[copy_head] = (out == test).all(-1).float().mean().item()
     assert results[True] >= 0.5, results  # copies unseen tokens (measured: 0.69)

@@ -31,9 +31,23 @@ CONFIG = str(ROOT / "configs" / "tiny.toml")
 
 
 def _train_argv(data: str, out: Path, steps: int, *extra: str) -> list[str]:
-    return ["train", "--config", CONFIG, "--data", data, "--out", str(out), "--max-steps",
-            str(steps), "--no-progress", "--set", "train.valid_data=''", "--set",
-            "train.save_every=1", *extra]  # fmt: skip
+    return [
+        "train",
+        "--config",
+        CONFIG,
+        "--data",
+        data,
+        "--out",
+        str(out),
+        "--max-steps",
+        str(steps),
+        "--no-progress",
+        "--set",
+        "train.valid_data=''",
+        "--set",
+        "train.save_every=1",
+        *extra,
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +56,9 @@ def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     data = small_data(root, 16)
     assert main(_train_argv(data, root / "run", 2)) == 0
-    lora = _train_argv(data, root / "lora", 1, "--init", str(root / "run" / "last"),
-                       "--lora-rank", "2")  # fmt: skip
+    lora = _train_argv(
+        data, root / "lora", 1, "--init", str(root / "run" / "last"), "--lora-rank", "2"
+    )
     assert main(lora) == 0
     assert (root / "lora" / "last" / "adapter.safetensors").is_file()
     return root, data
@@ -174,8 +189,12 @@ def test_the_issue_case_as_a_real_command(runs, tmp_path):
     shutil.copytree(root / "run", tmp_path / "run")
     folder = tmp_path / "run" / "last"
     _damage(folder, "config.json", "truncated")
-    done = subprocess.run([sys.executable, "-m", "minitune", "generate", "--checkpoint",
-                           str(folder), "hi"], capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "minitune", "generate", "--checkpoint", str(folder), "hi"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith(f"minitune: error: {folder / 'config.json'}: not valid JSON")
     assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1
@@ -184,8 +203,20 @@ def test_the_issue_case_as_a_real_command(runs, tmp_path):
 def _mutations():
     """A path into config.json (a top-level field, a model field or a file entry), a value."""
     top = st.sampled_from(["model", "files", "lora", "base", "step", "tokenizer_sha", "train"])
-    model = st.sampled_from(["vocab_size", "d_model", "n_heads", "d_ff", "n_encoder_layers",
-                             "position", "ffn", "norm", "dropout", "tie_embeddings"])  # fmt: skip
+    model = st.sampled_from(
+        [
+            "vocab_size",
+            "d_model",
+            "n_heads",
+            "d_ff",
+            "n_encoder_layers",
+            "position",
+            "ffn",
+            "norm",
+            "dropout",
+            "tie_embeddings",
+        ]
+    )
     entry = st.sampled_from(["model.safetensors", "tokenizer.model", "trainer.pt"])
     path = st.one_of(
         top.map(lambda k: (k,)),

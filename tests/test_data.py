@@ -50,8 +50,19 @@ def test_suite_shape():
     heldout = [f for f in families if f.cluster == HELDOUT_CLUSTER]
     assert len(heldout) >= 3
     clusters = {f.cluster for f in families}
-    for cluster in ("translation", "summarization", "qa", "code", "dialogue", "classification",
-                    "arithmetic", "strings", "lists", "extraction", "format"):  # fmt: skip
+    for cluster in (
+        "translation",
+        "summarization",
+        "qa",
+        "code",
+        "dialogue",
+        "classification",
+        "arithmetic",
+        "strings",
+        "lists",
+        "extraction",
+        "format",
+    ):
         assert cluster in clusters
     assert lexicon.ENTRIES >= 300
 
@@ -70,9 +81,21 @@ def test_the_readers_do_not_import_the_suite_generators():
 
 def test_generator_is_deterministic_and_matches_the_shipped_files(tmp_path):
     out = subprocess.run(
-        [sys.executable, "-m", "minitune", "data", "generate", "--out", str(tmp_path), "--seed", "0"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "minitune",
+            "data",
+            "generate",
+            "--out",
+            str(tmp_path),
+            "--seed",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "train.jsonl: 13500 examples, 27 tasks" in out.stdout
     for name in [*(f"{s}.jsonl" for s in SPLITS), "pretrain.txt"]:
         assert (tmp_path / name).read_bytes() == (DATA / name).read_bytes(), name
@@ -119,8 +142,10 @@ def test_every_family_and_phrasing_is_used(shipped):
 def test_every_shipped_code_answer_passes_its_tests(shipped):
     programs = [
         {"code": r.output, "entry_point": r.meta["entry_point"], "tests": r.meta["tests"]}
-        for split in SPLITS for r in shipped[split] if r.meta["cluster"] == "code"
-    ]  # fmt: skip
+        for split in SPLITS
+        for r in shipped[split]
+        if r.meta["cluster"] == "code"
+    ]
     assert len(programs) > 1000
     results = check_programs(programs, batch_time_limit=120)
     failures = [
@@ -134,10 +159,14 @@ def test_code_check_catches_wrong_slow_and_broken_code():
     programs = [
         {"code": "def double(x):\n    return x * 2\n", "entry_point": "double", "tests": tests},
         {"code": "def double(x):\n    return x + 2\n", "entry_point": "double", "tests": tests},
-        {"code": "def double(x):\n    while True:\n        pass\n", "entry_point": "double", "tests": tests},
+        {
+            "code": "def double(x):\n    while True:\n        pass\n",
+            "entry_point": "double",
+            "tests": tests,
+        },
         {"code": "def double(x) return", "entry_point": "double", "tests": tests},
         {"code": "import os\nos._exit(1)\n", "entry_point": "double", "tests": tests},
-    ]  # fmt: skip
+    ]
     results = check_programs(programs, time_limit=1)
     assert [r.passed for r in results] == [True, False, False, False, False]
     assert results[1].n_passed == 1 and "double(5,) returned 7, expected 10" in results[1].error
@@ -294,8 +323,14 @@ def test_shared_families_worked_examples(monkeypatch):
     make = {f.name: f.make for f in training_only_families()}
     rng = random.Random(0)
     monkeypatch.setattr(shared, "number_list", lambda rng, wide=False: [3, 7, 1])
-    expected = {"list_min": "1", "list_first": "3", "list_last": "1", "list_length": "3",
-                "list_sum": "11", "list_reverse": "1, 7, 3"}  # fmt: skip
+    expected = {
+        "list_min": "1",
+        "list_first": "3",
+        "list_last": "1",
+        "list_length": "3",
+        "list_sum": "11",
+        "list_reverse": "1, 7, 3",
+    }
     for name, answer in expected.items():
         assert make[name](rng) == {"input": "3, 7, 1", "output": answer}, name
 
@@ -305,8 +340,14 @@ def test_shared_families_worked_examples(monkeypatch):
     assert make["count_words"](rng)["output"] == "7"
     assert make["last_word"](rng)["output"] == "park"
     assert make["repeat_sentence"](rng)["output"] == sentence
-    after = {"One": "morning", "morning": "Nora", "Nora": "walked", "walked": "to", "to": "the",
-             "the": "park"}  # fmt: skip
+    after = {
+        "One": "morning",
+        "morning": "Nora",
+        "Nora": "walked",
+        "walked": "to",
+        "to": "the",
+        "the": "park",
+    }
     for _ in range(20):
         sample = make["nth_word"](rng)
         assert sample["output"] == shared.words_of(sentence)[sample["n"] - 1]
@@ -328,9 +369,13 @@ def test_shared_families_answer_right_on_random_inputs():
     rng = random.Random(0)
     for _ in range(300):
         wide = rng.random() < 0.5
-        for name, reference in [("list_min", min), ("list_first", lambda xs: xs[0]),
-                                ("list_last", lambda xs: xs[-1]), ("list_length", len),
-                                ("list_sum", sum)]:  # fmt: skip
+        for name, reference in [
+            ("list_min", min),
+            ("list_first", lambda xs: xs[0]),
+            ("list_last", lambda xs: xs[-1]),
+            ("list_length", len),
+            ("list_sum", sum),
+        ]:
             sample = make[name](rng, wide)
             xs = [int(x) for x in sample["input"].split(", ")]
             assert 3 <= len(xs) <= 8 and sample["output"] == str(reference(xs)), name
@@ -383,8 +428,11 @@ def test_an_impossible_count_is_one_line_per_task(monkeypatch, tmp_path, capsys)
         r"minitune: warning: multiplication: 1,4\d\d distinct examples \(asked 1,500\)\n",
         captured.err,
     )
-    assert re.match(rf"{re.escape(str(path))}: 2,9\d\d examples, 2 tasks, [\d.]+ s; "
-                    r"per task: addition 1,500, multiplication 1,4\d\d\n", captured.out)  # fmt: skip
+    assert re.match(
+        rf"{re.escape(str(path))}: 2,9\d\d examples, 2 tasks, [\d.]+ s; "
+        r"per task: addition 1,500, multiplication 1,4\d\d\n",
+        captured.out,
+    )
 
 
 def test_wide_pools_extend_the_narrow_ones():
@@ -430,8 +478,12 @@ def write(tmp_path, name, content: str | bytes) -> Path:
 
 
 def test_read_the_four_formats(tmp_path):
-    jsonl = write(tmp_path, "a.jsonl", '{"instruction": "Add.", "input": "1 + 1", "output": "2", "task": "x"}\n\n'
-                  '{"instruction": "Say hi.", "output": "hi"}\n')  # fmt: skip
+    jsonl = write(
+        tmp_path,
+        "a.jsonl",
+        '{"instruction": "Add.", "input": "1 + 1", "output": "2", "task": "x"}\n\n'
+        '{"instruction": "Say hi.", "output": "hi"}\n',
+    )
     records = read_records(jsonl)
     assert [(r.instruction, r.input, r.output) for r in records] == [
         ("Add.", "1 + 1", "2"),
@@ -439,8 +491,12 @@ def test_read_the_four_formats(tmp_path):
     ]
     assert records[0].meta == {"task": "x"} and records[1].where.endswith("a.jsonl:3")
 
-    alpaca = write(tmp_path, "b.json", '[\n  {"instruction": "A", "input": "", "output": "B"},\n'
-                   '  {"instruction": "C", "input": "D", "output": "E"}\n]\n')  # fmt: skip
+    alpaca = write(
+        tmp_path,
+        "b.json",
+        '[\n  {"instruction": "A", "input": "", "output": "B"},\n'
+        '  {"instruction": "C", "input": "D", "output": "E"}\n]\n',
+    )
     assert [r.output for r in read_records(alpaca)] == ["B", "E"]
     assert read_records(alpaca)[1].where.endswith("b.json:3")
 
@@ -452,10 +508,22 @@ def test_read_the_four_formats(tmp_path):
     (r,) = read_records(dolly)
     assert (r.instruction, r.input, r.output, r.meta) == ("Q?", "ctx", "R", {"category": "qa"})
 
-    chat = write(tmp_path, "d.jsonl", json.dumps({"messages": [
-        {"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
-        {"role": "assistant", "content": "Hello"}, {"role": "user", "content": "Name?"},
-        {"role": "assistant", "content": "Ada"}]}) + "\n")  # fmt: skip
+    chat = write(
+        tmp_path,
+        "d.jsonl",
+        json.dumps(
+            {
+                "messages": [
+                    {"role": "system", "content": "Be brief."},
+                    {"role": "user", "content": "Hi"},
+                    {"role": "assistant", "content": "Hello"},
+                    {"role": "user", "content": "Name?"},
+                    {"role": "assistant", "content": "Ada"},
+                ]
+            }
+        )
+        + "\n",
+    )
     turns = read_records(chat)
     assert [(r.instruction, r.input, r.output) for r in turns] == [
         ("Be brief.", "User: Hi", "Hello"),
@@ -466,23 +534,60 @@ def test_read_the_four_formats(tmp_path):
 @pytest.mark.parametrize(
     "name,content,expected",
     [
-        ("bad.jsonl", '{"instruction": "a", "output": "b"}\n{"instruction": "a" "output": "b"}\n',
-         r"bad.jsonl:2: malformed JSON: Expecting ',' delimiter"),
-        ("bad.jsonl", '{"instruction": "a", "input": "b"}\n', 'bad.jsonl:1: missing field "output"'),
-        ("bad.jsonl", '\n{"instruction": "a", "input": 3, "output": "b"}\n',
-         'bad.jsonl:2: field "input" must be a string, got int'),
-        ("bad.jsonl", '["instruction", "output"]\n', "bad.jsonl:1: expected a JSON object, got list"),
-        ("bad.json", '[1, {"instruction": "a", "output": "b"}]', "bad.json:1: expected a JSON object, got int"),
-        ("bad.jsonl", '{"instruction": "a", "output": "  "}\n', 'bad.jsonl:1: field "output" is empty'),
+        (
+            "bad.jsonl",
+            '{"instruction": "a", "output": "b"}\n{"instruction": "a" "output": "b"}\n',
+            r"bad.jsonl:2: malformed JSON: Expecting ',' delimiter",
+        ),
+        (
+            "bad.jsonl",
+            '{"instruction": "a", "input": "b"}\n',
+            'bad.jsonl:1: missing field "output"',
+        ),
+        (
+            "bad.jsonl",
+            '\n{"instruction": "a", "input": 3, "output": "b"}\n',
+            'bad.jsonl:2: field "input" must be a string, got int',
+        ),
+        (
+            "bad.jsonl",
+            '["instruction", "output"]\n',
+            "bad.jsonl:1: expected a JSON object, got list",
+        ),
+        (
+            "bad.json",
+            '[1, {"instruction": "a", "output": "b"}]',
+            "bad.json:1: expected a JSON object, got int",
+        ),
+        (
+            "bad.jsonl",
+            '{"instruction": "a", "output": "  "}\n',
+            'bad.jsonl:1: field "output" is empty',
+        ),
         ("bad.jsonl", "  \n\n", "bad.jsonl: the file is empty"),
-        ("bad.jsonl", b'{"instruction": "caf\xe9", "output": "b"}\n', r"bad.jsonl:1: not UTF-8 text \(byte 0xe9"),
-        ("bad.json", '[\n {"instruction": "a", "output": "b"},\n {"instruction": "a"}\n]',
-         'bad.json:3: missing field "output"'),
-        ("bad.json", '[\n {"instruction": "a", "output": "b"}\n {"x": 1}\n]', "bad.json:3: malformed JSON"),
-        ("bad.jsonl", '{"messages": [{"role": "robot", "content": "x"}]}\n', "bad.jsonl:1: message 0: role must be"),
+        (
+            "bad.jsonl",
+            b'{"instruction": "caf\xe9", "output": "b"}\n',
+            r"bad.jsonl:1: not UTF-8 text \(byte 0xe9",
+        ),
+        (
+            "bad.json",
+            '[\n {"instruction": "a", "output": "b"},\n {"instruction": "a"}\n]',
+            'bad.json:3: missing field "output"',
+        ),
+        (
+            "bad.json",
+            '[\n {"instruction": "a", "output": "b"}\n {"x": 1}\n]',
+            "bad.json:3: malformed JSON",
+        ),
+        (
+            "bad.jsonl",
+            '{"messages": [{"role": "robot", "content": "x"}]}\n',
+            "bad.jsonl:1: message 0: role must be",
+        ),
         ("bad.jsonl", '{"messages": "hi"}\n', 'bad.jsonl:1: field "messages" must be a list'),
     ],
-)  # fmt: skip
+)
 def test_bad_files_name_file_and_line(tmp_path, name, content, expected):
     path = write(tmp_path, name, content)
     with pytest.raises(DataError, match=expected):
@@ -525,8 +630,10 @@ def test_prompt_worked_examples():
         == "Translate to French.\nThe cat sleeps."
     )
     assert format_prompt("Say hi.") == "Say hi."
-    assert (format_prompt("Add the numbers.", "2 + 2", exemplars=[("1 + 1", "2")])
-            == "Add the numbers.\nInput: 1 + 1\nOutput: 2\nInput: 2 + 2\nOutput:")  # fmt: skip
+    assert (
+        format_prompt("Add the numbers.", "2 + 2", exemplars=[("1 + 1", "2")])
+        == "Add the numbers.\nInput: 1 + 1\nOutput: 2\nInput: 2 + 2\nOutput:"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -603,9 +710,12 @@ def test_span_corruption_density_and_span_length():
 
 def test_a_training_only_input_is_no_part_of_an_evaluation_input():
     assert tasks.pieces_of("A b. C d.\nE") == {"A b. C d.\nE", "A b. C d.", "A b.", "C d.", "E"}
-    stories = [json.loads(line)["input"] for split in ("valid", "test", "heldout_phrasings")
-               for line in (ROOT / "data" / f"{split}.jsonl").open()
-               if json.loads(line)["task"] == "summarize_story"]  # fmt: skip
+    stories = [
+        json.loads(line)["input"]
+        for split in ("valid", "test", "heldout_phrasings")
+        for line in (ROOT / "data" / f"{split}.jsonl").open()
+        if json.loads(line)["task"] == "summarize_story"
+    ]
     parts = {p for story in stories for p in tasks.pieces_of(story)}
     drawn = draw_training_examples(300, seed=0, shared=True)
     sentences = [e for e in drawn if e.task in ("repeat_sentence", "count_words", "last_word")]

@@ -23,22 +23,52 @@ pytestmark = pytest.mark.skipif(
 def _run(tmp_path: Path, out: str, processes: int, batch_size: int, *extra: str) -> str:
     launcher = [sys.executable, "-m", "minitune"]
     if processes > 1:
-        launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                    f"--nproc_per_node={processes}", "-m", "minitune"]  # fmt: skip
-    args = ["train", "--config", "configs/tiny.toml", "--data", small_data(tmp_path, 96),
-            "--out", str(tmp_path / out), "--no-progress", "--device", "cpu",
-            "--set", f"train.valid_data='{small_data(tmp_path, 16)}'",
-            "--set", f"train.batch_size={batch_size}", "--set", "train.grad_accum=2",
-            "--set", "train.log_every=1", "--set", "train.eval_every=3",
-            "--set", "train.max_steps=6", "--set", "train.warmup_steps=2",
-            # Adam turns float rounding in gradient entries near 0 (sums that cancel, added in
-            # another order across processes) into update differences of up to ~1e-3·lr per
-            # step; a small lr keeps 6 steps of those under the 1e-6 this test asks of the
-            # weights (at 3e-4 the shipped data gave 1.5e-6: 6 × 1e-3 × 3e-4 = 1.8e-6)
-            "--set", "train.lr=1e-4", *extra]  # fmt: skip
+        launcher = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={processes}",
+            "-m",
+            "minitune",
+        ]
+    args = [
+        "train",
+        "--config",
+        "configs/tiny.toml",
+        "--data",
+        small_data(tmp_path, 96),
+        "--out",
+        str(tmp_path / out),
+        "--no-progress",
+        "--device",
+        "cpu",
+        "--set",
+        f"train.valid_data='{small_data(tmp_path, 16)}'",
+        "--set",
+        f"train.batch_size={batch_size}",
+        "--set",
+        "train.grad_accum=2",
+        "--set",
+        "train.log_every=1",
+        "--set",
+        "train.eval_every=3",
+        "--set",
+        "train.max_steps=6",
+        "--set",
+        "train.warmup_steps=2",
+        # Adam turns float rounding in gradient entries near 0 (sums that cancel, added in
+        # another order across processes) into update differences of up to ~1e-3·lr per
+        # step; a small lr keeps 6 steps of those under the 1e-6 this test asks of the
+        # weights (at 3e-4 the shipped data gave 1.5e-6: 6 × 1e-3 × 3e-4 = 1.8e-6)
+        "--set",
+        "train.lr=1e-4",
+        *extra,
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([*launcher, *args], cwd=ROOT, capture_output=True, text=True,
-                            env=env, timeout=600)  # fmt: skip
+    result = subprocess.run(
+        [*launcher, *args], cwd=ROOT, capture_output=True, text=True, env=env, timeout=600
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result.stdout + result.stderr
 
@@ -87,10 +117,19 @@ def _gradients(tmp_path: Path, processes: int, mode: str) -> dict:
         launcher += ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
     script = str(ROOT / "tests" / "distributed_gradients.py")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([*launcher, script, str(out), mode], cwd=ROOT, capture_output=True,
-                          text=True, env=env, timeout=300)  # fmt: skip
-    reasons = [line for line in done.stderr.splitlines() if "terminate" in line or "what()" in line
-               or "Error" in line]  # fmt: skip
+    done = subprocess.run(
+        [*launcher, script, str(out), mode],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    reasons = [
+        line
+        for line in done.stderr.splitlines()
+        if "terminate" in line or "what()" in line or "Error" in line
+    ]
     assert done.returncode == 0, "\n".join(reasons[-20:]) + done.stderr[-3000:]
     ranks = [torch.load(f"{out}.rank{r}", weights_only=True) for r in range(processes)]
     assert all(saved["world_size"] == processes for saved in ranks)

@@ -12,8 +12,9 @@ DOC = (ROOT / "docs" / "extending.md").read_text(encoding="utf-8")
 
 def _minitune(*args, cwd, extra_path):
     env = {"PYTHONPATH": str(extra_path), "PATH": "/usr/bin:/bin"}
-    return subprocess.run([sys.executable, "-m", "minitune", *args], capture_output=True,
-                          text=True, cwd=cwd, env=env)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "minitune", *args], capture_output=True, text=True, cwd=cwd, env=env
+    )
 
 
 def _example() -> str:
@@ -28,10 +29,20 @@ def test_the_worked_example_passes_the_kit_and_trains(tmp_path):
     shown = re.search(r"```\nattention = sigmoid_attention.*?```", DOC, re.S).group(0)
     for line in result.stdout.splitlines()[:14]:  # the page shows the real report
         assert line in shown, line
-    run = _minitune("train", "--config", "configs/tiny.toml", "--max-steps", "3", "--out",
-                    str(tmp_path / "run"), "--no-progress", "--set",
-                    "model.attention=sigmoid_attention:SigmoidAttention",
-                    cwd=ROOT, extra_path=tmp_path)  # fmt: skip
+    run = _minitune(
+        "train",
+        "--config",
+        "configs/tiny.toml",
+        "--max-steps",
+        "3",
+        "--out",
+        str(tmp_path / "run"),
+        "--no-progress",
+        "--set",
+        "model.attention=sigmoid_attention:SigmoidAttention",
+        cwd=ROOT,
+        extra_path=tmp_path,
+    )
     assert run.returncode == 0, run.stderr
     assert (
         '"attention": "sigmoid_attention:SigmoidAttention"'
@@ -46,8 +57,9 @@ def test_the_broken_version_fails_as_the_page_says(tmp_path):
     )
     assert naive != _example()
     (tmp_path / "naive.py").write_text(naive)
-    result = _minitune("check", "attention=naive:SigmoidAttention", cwd=tmp_path,
-                       extra_path=tmp_path)  # fmt: skip
+    result = _minitune(
+        "check", "attention=naive:SigmoidAttention", cwd=tmp_path, extra_path=tmp_path
+    )
     assert result.returncode == 1
     failed = [line.split(":")[0] for line in result.stdout.splitlines() if "FAIL" in line]
     expected = [line.split(":")[0] for line in DOC.splitlines() if line.startswith("  FAIL")]

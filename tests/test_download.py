@@ -75,8 +75,9 @@ class Hub(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def hub(tmp_path):
     torch.manual_seed(0)
-    model = Seq2SeqTransformer(ModelConfig.preset("tiny", vocab_size=3000, tie_embeddings=False,
-                                                  scale_attention=False)).eval()  # fmt: skip
+    model = Seq2SeqTransformer(
+        ModelConfig.preset("tiny", vocab_size=3000, tie_embeddings=False, scale_attention=False)
+    ).eval()
     export_t5(model, tmp_path / "published", tokenizer_file=ROOT / "tokenizer" / "minitune.model")
     (tmp_path / "published" / "spiece.segmentation.json").unlink()  # hubs have plain T5 folders
     Hub.files = {p.name: p.read_bytes() for p in (tmp_path / "published").iterdir()}

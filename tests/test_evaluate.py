@@ -57,8 +57,13 @@ def test_predict_returns_each_answer_to_its_own_prompt():
 
 def _records(per_task: int = 3) -> list[Record]:
     """The first examples of a few tasks of the shipped test split, code tasks included."""
-    wanted = {"addition": "test", "translate_en_fr": "test", "code_numbers": "test",
-              "code_strings": "heldout_tasks", "uppercase": "heldout_tasks"}  # fmt: skip
+    wanted = {
+        "addition": "test",
+        "translate_en_fr": "test",
+        "code_numbers": "test",
+        "code_strings": "heldout_tasks",
+        "uppercase": "heldout_tasks",
+    }
     rows, count = [], dict.fromkeys(wanted, 0)
     for line in (ROOT / "data" / "test.jsonl").read_text(encoding="utf-8").splitlines():
         row = json.loads(line)
@@ -111,8 +116,14 @@ def test_wrong_code_fails_and_macro_averages_are_per_task(tmp_path):
         Record("i", "x5", "def double(x):\n    return 2 * x\n", {"task": "c", **code}),
         Record("i", "x6", "def double(x):\n    return 2 * x\n", {"task": "c", **code}),
     ]
-    predictions = ["the red car", "c b a", "yes", " 42 ", "def double(x):\n    return 2 * x\n",
-                   "def double(x):\n    return x + 2\n"]  # fmt: skip
+    predictions = [
+        "the red car",
+        "c b a",
+        "yes",
+        " 42 ",
+        "def double(x):\n    return 2 * x\n",
+        "def double(x):\n    return x + 2\n",
+    ]
     scored = score(records, predictions, default_split="valid")
     assert [s.code_pass for s in scored] == [None, None, None, None, 1.0, 0.0]
     report = summarize(scored)["valid"]
@@ -131,12 +142,27 @@ def test_wrong_code_fails_and_macro_averages_are_per_task(tmp_path):
     table = format_table({"valid": report}).splitlines()
     assert table[0].split() == ["split", "task", "n", "EM", "F1", "ROUGE-L", "code"]
     rows = {line.split()[1]: line.split() for line in table[1:4]}
-    assert rows["a"] == ["valid", "a", "3", "33.3", f"{a['token_f1']:.1f}",
-                         f"{a['rouge_l']:.1f}"]  # fmt: skip
-    assert rows["c"] == ["valid", "c", "2", "50.0", f"{c['token_f1']:.1f}",
-                         f"{c['rouge_l']:.1f}", "50.0"]  # fmt: skip
-    assert table[4].split() == ["valid", "average", "of", "3", "tasks", "6", "61.1",
-                                f"{average['token_f1']:.1f}", f"{average['rouge_l']:.1f}"]  # fmt: skip
+    assert rows["a"] == ["valid", "a", "3", "33.3", f"{a['token_f1']:.1f}", f"{a['rouge_l']:.1f}"]
+    assert rows["c"] == [
+        "valid",
+        "c",
+        "2",
+        "50.0",
+        f"{c['token_f1']:.1f}",
+        f"{c['rouge_l']:.1f}",
+        "50.0",
+    ]
+    assert table[4].split() == [
+        "valid",
+        "average",
+        "of",
+        "3",
+        "tasks",
+        "6",
+        "61.1",
+        f"{average['token_f1']:.1f}",
+        f"{average['rouge_l']:.1f}",
+    ]
 
 
 def test_splits_are_kept_apart():

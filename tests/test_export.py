@@ -51,9 +51,17 @@ def test_head_tying_and_output_scaling_are_separate_settings():
 def test_transformers_5_tied_head_without_scaling_loads(tmp_path):
     transformers = pytest.importorskip("transformers")
     torch.manual_seed(0)
-    config = transformers.T5Config(vocab_size=64, d_model=32, d_kv=8, d_ff=64, num_layers=2,
-                                   num_heads=4, relative_attention_num_buckets=8,
-                                   feed_forward_proj="gated-gelu", dropout_rate=0.0)  # fmt: skip
+    config = transformers.T5Config(
+        vocab_size=64,
+        d_model=32,
+        d_kv=8,
+        d_ff=64,
+        num_layers=2,
+        num_heads=4,
+        relative_attention_num_buckets=8,
+        feed_forward_proj="gated-gelu",
+        dropout_rate=0.0,
+    )
     config.tie_word_embeddings, config.scale_decoder_outputs = True, False  # what 5.x writes
     reference = transformers.T5ForConditionalGeneration(config).eval()
     reference.tie_weights()

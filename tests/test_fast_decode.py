@@ -82,9 +82,17 @@ def test_seeded_sampling_gives_identical_tokens():
 
     def sample(fast_decode):
         g = torch.Generator().manual_seed(11)
-        return model.generate(input_ids, mask, max_new_tokens=12, do_sample=True, top_k=20,
-                              top_p=0.9, temperature=0.8, generator=g,
-                              fast_decode=fast_decode)  # fmt: skip
+        return model.generate(
+            input_ids,
+            mask,
+            max_new_tokens=12,
+            do_sample=True,
+            top_k=20,
+            top_p=0.9,
+            temperature=0.8,
+            generator=g,
+            fast_decode=fast_decode,
+        )
 
     assert torch.equal(sample(True), sample(False))
 

@@ -314,8 +314,9 @@ def test_generate_samples_its_first_token_from_the_model_distribution(kwargs):
     assert 1 < sum(p > 0 for p in expected) < 8  # the filters matter here
     seed = 99
     g = torch.Generator().manual_seed(seed)
-    out = model.generate(source.expand(6000, -1), max_new_tokens=1, do_sample=True,
-                         generator=g, **kwargs)  # fmt: skip
+    out = model.generate(
+        source.expand(6000, -1), max_new_tokens=1, do_sample=True, generator=g, **kwargs
+    )
     assert_draws_follow(out[:, 0], expected, f"generate with {kwargs}, seed {seed}")
 
 
@@ -325,8 +326,14 @@ def test_sampled_rows_are_padded_after_their_eos():
     rows = 40
     seed = 5
     g = torch.Generator().manual_seed(seed)
-    out = model.generate(input_ids.repeat(rows, 1), mask.repeat(rows, 1), max_new_tokens=12,
-                         do_sample=True, temperature=1.5, generator=g)  # fmt: skip
+    out = model.generate(
+        input_ids.repeat(rows, 1),
+        mask.repeat(rows, 1),
+        max_new_tokens=12,
+        do_sample=True,
+        temperature=1.5,
+        generator=g,
+    )
     eos, pad = model.config.eos_id, model.config.pad_id
     ended_early = 0
     for row in out.tolist():

@@ -26,8 +26,11 @@ def import_graph(type_checking: bool = False) -> dict[str, set[str]]:
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("minitune"):
                 imported.add(node.module)
-                imported |= {f"{node.module}.{a.name}" for a in node.names
-                             if _is_module(f"{node.module}.{a.name}")}  # fmt: skip
+                imported |= {
+                    f"{node.module}.{a.name}"
+                    for a in node.names
+                    if _is_module(f"{node.module}.{a.name}")
+                }
             elif isinstance(node, ast.Import):
                 imported |= {a.name for a in node.names if a.name.startswith("minitune")}
         graph[name] = imported - {name}

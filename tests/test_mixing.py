@@ -69,9 +69,15 @@ def four_tasks(tmp_path: Path) -> str:
 
 def test_mixed_training_resumes_exactly_and_logs_the_weights(tmp_path):
     def run(folder: Path, **kwargs):
-        overrides = {"data": [four_tasks(tmp_path)], "valid_data": None, "max_steps": 12,
-                     "log_every": 1, "mix_tasks_every": 4, "out": str(folder),
-                     "tokenizer": str(ROOT / "tokenizer" / "minitune.model")}  # fmt: skip
+        overrides = {
+            "data": [four_tasks(tmp_path)],
+            "valid_data": None,
+            "max_steps": 12,
+            "log_every": 1,
+            "mix_tasks_every": 4,
+            "out": str(folder),
+            "tokenizer": str(ROOT / "tokenizer" / "minitune.model"),
+        }
         model_cfg, cfg = load_run_config(ROOT / "configs" / "tiny.toml", {"train": overrides})
         return train(model_cfg, cfg, progress=False, log=lambda *a: None, **kwargs)
 

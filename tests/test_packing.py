@@ -49,8 +49,9 @@ def packed_logits(model, rows, **kw):
 
 def tiny_model(position, copy_head, seed=0):
     torch.manual_seed(seed)
-    cfg = ModelConfig.preset("tiny", vocab_size=VOCAB, position=position, copy_head=copy_head,
-                             max_position=64)  # fmt: skip
+    cfg = ModelConfig.preset(
+        "tiny", vocab_size=VOCAB, position=position, copy_head=copy_head, max_position=64
+    )
     return Seq2SeqTransformer(cfg).train()
 
 
@@ -120,7 +121,11 @@ def test_shift_right_restarts_every_packed_example():
 def test_segment_mask_and_positions():
     seg = torch.tensor([[1, 1, 2, 0]])
     assert make_segment_mask(seg, seg, causal=False)[0, 0].int().tolist() == [
-        [1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]  # fmt: skip
+        [1, 1, 0, 0],
+        [1, 1, 0, 0],
+        [0, 0, 1, 0],
+        [0, 0, 0, 1],
+    ]
     causal = make_segment_mask(torch.tensor([[1, 1, 2, 2]]), torch.tensor([[1, 1, 2, 2]]), True)
     assert causal[0, 0].int().tolist() == [[1, 0, 0, 0], [1, 1, 0, 0], [0, 0, 1, 0], [0, 0, 1, 1]]
     positions = segment_positions(torch.tensor([[1, 1, 1, 2, 2, 0], [1, 2, 2, 2, 3, 3]]))
@@ -174,8 +179,11 @@ def test_segments_and_attention_mask_together_are_refused():
 def test_packing_settings_are_checked():
     from minitune.config import TrainConfig
 
-    with pytest.raises(ValueError, match=r"packed_source_length must be 0 .* at least "
-                                         r"max_source_length = 128"):  # fmt: skip
+    with pytest.raises(
+        ValueError,
+        match=r"packed_source_length must be 0 .* at least "
+        r"max_source_length = 128",
+    ):
         TrainConfig(packing=True, packed_source_length=100)
     with pytest.raises(ValueError, match="packing with mix_tasks_every is not supported"):
         TrainConfig(packing=True, mix_tasks_every=100)

@@ -181,8 +181,10 @@ def test_export_round_trip_and_reference_reads_our_files(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(
             theirs(input_ids=input_ids, attention_mask=mask, decoder_input_ids=dec).logits,
-            model(input_ids, dec, mask), atol=1e-5, rtol=1e-5,
-        )  # fmt: skip
+            model(input_ids, dec, mask),
+            atol=1e-5,
+            rtol=1e-5,
+        )
 
 
 def test_export_refuses_non_t5_variants():
@@ -215,24 +217,51 @@ def test_generate_command_and_fine_tuning_from_a_t5_folder(tmp_path):
     shutil.copyfile(ROOT / "tokenizer" / "minitune.model", folder / "spiece.model")
     prompt = "Translate to French: the cat"
     done = subprocess.run(
-        [sys.executable, "-m", "minitune", "generate", "--checkpoint", str(folder),
-         "--max-new-tokens", "5", prompt],
-        capture_output=True, text=True, cwd=ROOT,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "minitune",
+            "generate",
+            "--checkpoint",
+            str(folder),
+            "--max-new-tokens",
+            "5",
+            prompt,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert done.returncode == 0, done.stderr[-1000:]
     tok = Tokenizer(folder / "spiece.model")
     batch = tok.encode_batch([prompt], max_length=512)
     with torch.no_grad():  # the reference's greedy answer, decoded by the same tokenizer
-        theirs = reference.generate(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                                    do_sample=False, num_beams=1, max_new_tokens=5)  # fmt: skip
+        theirs = reference.generate(
+            input_ids=batch.input_ids,
+            attention_mask=batch.attention_mask,
+            do_sample=False,
+            num_beams=1,
+            max_new_tokens=5,
+        )
     expected = tok.decode(theirs[0, 1:])
     assert expected.strip() and done.stdout == expected + "\n"
     lines = (ROOT / "data" / "train.jsonl").read_text(encoding="utf-8").splitlines()[:64]
     data = tmp_path / "small.jsonl"
     data.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    _, cfg = load_run_config(ROOT / "configs" / "tiny.toml", {"train": {
-        "init": str(folder), "data": [str(data)], "valid_data": None, "max_steps": 25,
-        "log_every": 5, "out": str(tmp_path / "tuned"), "lr": 3e-3}})  # fmt: skip
+    _, cfg = load_run_config(
+        ROOT / "configs" / "tiny.toml",
+        {
+            "train": {
+                "init": str(folder),
+                "data": [str(data)],
+                "valid_data": None,
+                "max_steps": 25,
+                "log_every": 5,
+                "out": str(tmp_path / "tuned"),
+                "lr": 3e-3,
+            }
+        },
+    )
     train(None, cfg, progress=False, log=lambda *a: None)
     rows = [json.loads(x) for x in (tmp_path / "tuned" / "metrics.jsonl").read_text().splitlines()]
     assert rows[-1]["loss"] < rows[0]["loss"]
@@ -327,9 +356,21 @@ def test_bf16_inference_and_training_from_a_t5_folder(tmp_path):
     lines = (ROOT / "data" / "train.jsonl").read_text(encoding="utf-8").splitlines()[:32]
     data = tmp_path / "small.jsonl"
     data.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    _, cfg = load_run_config(ROOT / "configs" / "tiny.toml", {"train": {
-        "init": str(folder), "data": [str(data)], "valid_data": None, "max_steps": 12,
-        "log_every": 4, "out": str(tmp_path / "bf16"), "lr": 3e-3, "precision": "bf16"}})  # fmt: skip
+    _, cfg = load_run_config(
+        ROOT / "configs" / "tiny.toml",
+        {
+            "train": {
+                "init": str(folder),
+                "data": [str(data)],
+                "valid_data": None,
+                "max_steps": 12,
+                "log_every": 4,
+                "out": str(tmp_path / "bf16"),
+                "lr": 3e-3,
+                "precision": "bf16",
+            }
+        },
+    )
     train(None, cfg, progress=False, log=lambda *a: None)
     rows = [json.loads(x) for x in (tmp_path / "bf16" / "metrics.jsonl").read_text().splitlines()]
     assert all(math.isfinite(r["loss"]) for r in rows) and rows[-1]["loss"] < rows[0]["loss"]

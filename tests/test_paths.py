@@ -159,8 +159,13 @@ def test_a_training_run_takes_the_path_it_is_given_and_says_so_first(tmp_path):
     for impl in ("fast", "reference"):
         lines = []
         (tmp_path / impl).mkdir()
-        model_cfg, cfg = tiny_run(tmp_path / impl, max_steps=4, log_every=1, valid_data=None,
-                                  **({} if impl == "fast" else {"impl": impl}))  # fmt: skip
+        model_cfg, cfg = tiny_run(
+            tmp_path / impl,
+            max_steps=4,
+            log_every=1,
+            valid_data=None,
+            **({} if impl == "fast" else {"impl": impl}),
+        )
         assert cfg.impl == impl
         train(model_cfg, cfg, progress=False, log=lines.append)
         first[impl] = lines[0]
@@ -180,8 +185,9 @@ def checkpoint(tmp_path_factory) -> str:
     return str(tmp / "run" / "last")
 
 
-@pytest.mark.parametrize("flags, said", [([], "path: fast"), (["--impl", "reference"],
-                                         "path: reference")])  # fmt: skip
+@pytest.mark.parametrize(
+    "flags, said", [([], "path: fast"), (["--impl", "reference"], "path: reference")]
+)
 def test_generate_on_the_command_line_says_its_path_first(flags, said, checkpoint, capsys):
     from minitune.cli import main
 

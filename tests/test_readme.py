@@ -91,8 +91,17 @@ def test_cli_presets_and_errors():
     bad = subprocess.run([*run, "presets", "huge"], capture_output=True, text=True)
     assert bad.returncode == 2
     assert "unknown preset 'huge'" in bad.stderr and "Traceback" not in bad.stderr
-    subcommands = [["pipeline"], ["train"], ["pretrain"], ["eval"], ["generate"], ["chat"],
-                   ["presets"], ["data", "generate"], ["tokenizer", "train"]]  # fmt: skip
+    subcommands = [
+        ["pipeline"],
+        ["train"],
+        ["pretrain"],
+        ["eval"],
+        ["generate"],
+        ["chat"],
+        ["presets"],
+        ["data", "generate"],
+        ["tokenizer", "train"],
+    ]
     for sub in subcommands:
         help_text = subprocess.run([*run, *sub, "--help"], capture_output=True, text=True).stdout
         assert "examples:" in help_text, sub

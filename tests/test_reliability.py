@@ -43,17 +43,42 @@ def _sigint_as_usual() -> None:
 
 
 def _cli(*args, cwd=ROOT, **kwargs):
-    return subprocess.Popen([sys.executable, "-m", "minitune", *args], cwd=cwd,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=_sigint_as_usual, **kwargs)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "minitune", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_sigint_as_usual,
+        **kwargs,
+    )
 
 
 def _train_args(tmp_path: Path, out: Path, steps: int) -> list[str]:
-    return ["train", "--config", "configs/tiny.toml", "--data", small_data(tmp_path, 120),
-            "--out", str(out), "--max-steps", str(steps), "--no-progress",
-            "--set", "train.save_every=3", "--set", "train.log_every=1",
-            "--set", "train.eval_every=5", "--set", f"train.valid_data='{small_data(tmp_path, 20)}'",
-            "--set", "model.dropout=0.1", "--set", "train.batch_size=4"]  # fmt: skip
+    return [
+        "train",
+        "--config",
+        "configs/tiny.toml",
+        "--data",
+        small_data(tmp_path, 120),
+        "--out",
+        str(out),
+        "--max-steps",
+        str(steps),
+        "--no-progress",
+        "--set",
+        "train.save_every=3",
+        "--set",
+        "train.log_every=1",
+        "--set",
+        "train.eval_every=5",
+        "--set",
+        f"train.valid_data='{small_data(tmp_path, 20)}'",
+        "--set",
+        "model.dropout=0.1",
+        "--set",
+        "train.batch_size=4",
+    ]
 
 
 def _losses(folder: Path) -> list:
@@ -138,8 +163,15 @@ def test_nan_loss_stops_before_the_update_and_keeps_the_last_good_checkpoint(tmp
 
 
 def test_nan_through_the_command_line_is_a_message_with_status_1(tmp_path):
-    run = _cli(*_train_args(tmp_path, tmp_path / "run", 5), "--set", "train.lr=1e30",
-               "--set", "train.warmup_steps=1", "--set", "train.clip_grad=0.0")  # fmt: skip
+    run = _cli(
+        *_train_args(tmp_path, tmp_path / "run", 5),
+        "--set",
+        "train.lr=1e30",
+        "--set",
+        "train.warmup_steps=1",
+        "--set",
+        "train.clip_grad=0.0",
+    )
     _, err = run.communicate(timeout=300)
     assert run.returncode == 1, err
     assert "stopped before updating the weights" in err and "Traceback" not in err
@@ -221,8 +253,14 @@ def test_a_different_tokenizer_is_refused_on_resume_and_on_init(tmp_path):
     model_cfg, cfg = tiny_run(tmp_path, max_steps=6, valid_data=None, tokenizer=other)
     with pytest.raises(RunError, match="trained with another tokenizer"):
         train(model_cfg, cfg, resume=True, progress=False, log=lambda *a: None)
-    model_cfg, cfg = tiny_run(tmp_path, max_steps=3, valid_data=None, tokenizer=other,
-                              init=str(tmp_path / "run" / "last"), out=str(tmp_path / "b"))  # fmt: skip
+    model_cfg, cfg = tiny_run(
+        tmp_path,
+        max_steps=3,
+        valid_data=None,
+        tokenizer=other,
+        init=str(tmp_path / "run" / "last"),
+        out=str(tmp_path / "b"),
+    )
     with pytest.raises(RunError, match=r"is not the tokenizer .* was trained with"):
         train(model_cfg, cfg, progress=False, log=lambda *a: None)
     model_cfg, cfg = tiny_run(tmp_path, max_steps=6, valid_data=None)
@@ -248,8 +286,17 @@ def test_user_mistakes_on_the_command_line_are_one_line_and_status_2(tmp_path):
         (["--set", "train.batch_size=-3"], "batch_size must be a positive integer"),
     ]
     for extra, message in cases:
-        run = _cli("train", "--config", "configs/tiny.toml", "--max-steps", "2", "--no-progress",
-                   "--out", str(tmp_path / "ok"), *extra)  # fmt: skip
+        run = _cli(
+            "train",
+            "--config",
+            "configs/tiny.toml",
+            "--max-steps",
+            "2",
+            "--no-progress",
+            "--out",
+            str(tmp_path / "ok"),
+            *extra,
+        )
         _, err = run.communicate(timeout=300)
         assert run.returncode == 2, (extra, err)
         assert message in err and "Traceback" not in err, (extra, err)
@@ -259,8 +306,16 @@ def test_user_mistakes_on_the_command_line_are_one_line_and_status_2(tmp_path):
 
 def test_a_zero_or_negative_budget_is_refused_in_one_line(tmp_path, capsys):
     # the command line: exit status 2 and one line naming the field, no traceback, no step run
-    run = _cli("train", "--config", "configs/tiny.toml", "--max-minutes", "-1", "--no-progress",
-               "--out", str(tmp_path / "run"))  # fmt: skip
+    run = _cli(
+        "train",
+        "--config",
+        "configs/tiny.toml",
+        "--max-minutes",
+        "-1",
+        "--no-progress",
+        "--out",
+        str(tmp_path / "run"),
+    )
     _, err = run.communicate(timeout=300)
     assert run.returncode == 2, err
     assert err.strip().splitlines() == [
@@ -280,8 +335,17 @@ def test_a_zero_or_negative_budget_is_refused_in_one_line(tmp_path, capsys):
         (["--set", "train.warmup_steps=-1"], "TrainConfig.warmup_steps must be >= 0, got -1"),
     ]
     for extra, message in cases:
-        code = main(["train", "--config", "configs/tiny.toml", "--no-progress",
-                     "--out", str(tmp_path / "run"), *extra])  # fmt: skip
+        code = main(
+            [
+                "train",
+                "--config",
+                "configs/tiny.toml",
+                "--no-progress",
+                "--out",
+                str(tmp_path / "run"),
+                *extra,
+            ]
+        )
         err = capsys.readouterr().err
         assert code == 2, (extra, err)
         assert len(err.strip().splitlines()) == 1 and message in err, (extra, err)
@@ -345,8 +409,13 @@ def test_any_json_gives_records_or_a_data_error(tmp_path_factory, values, suffix
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.dictionaries(st.sampled_from([f.name for f in TrainConfig.__dataclass_fields__.values()]),
-                       json_values, max_size=4))  # fmt: skip
+@given(
+    st.dictionaries(
+        st.sampled_from([f.name for f in TrainConfig.__dataclass_fields__.values()]),
+        json_values,
+        max_size=4,
+    )
+)
 def test_any_config_values_give_a_config_or_a_value_error(values):
     try:
         TrainConfig(**values)

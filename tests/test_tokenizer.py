@@ -104,12 +104,15 @@ def test_spelling_shows_the_letters_inside_words(tok):
     assert [tok.piece(i) for i in spelled] == ["▁", *"clever", "▁", *"dogs"]
 
 
-@pytest.mark.parametrize("content, message", [
-    ("{not json", "not a readable segmentation file"),
-    ('{"line_space": true, "spell_caps": true}', "unknown field(s) ['spell_caps']"),
-    ('{"line_space": "yes"}', "field 'line_space' must be true or false"),
-    ("[1]", "unknown field(s)"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("{not json", "not a readable segmentation file"),
+        ('{"line_space": true, "spell_caps": true}', "unknown field(s) ['spell_caps']"),
+        ('{"line_space": "yes"}', "field 'line_space' must be true or false"),
+        ("[1]", "unknown field(s)"),
+    ],
+)
 def test_a_bad_segmentation_file_names_itself(tmp_path, content, message):
     model = tmp_path / "t.model"
     model.write_bytes(SHIPPED.read_bytes())
@@ -172,8 +175,9 @@ def test_shipped_tokenizer_is_reproducible_from_data(tmp_path):
     args = command.split()[1:]
     # same relative paths, run from a copy of the repo's data folder
     (tmp_path / "data").symlink_to(ROOT / "data")
-    subprocess.run([sys.executable, "-m", "minitune", *args], cwd=tmp_path, check=True,
-                   capture_output=True)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "minitune", *args], cwd=tmp_path, check=True, capture_output=True
+    )
     assert filecmp.cmp(tmp_path / "tokenizer" / "minitune.model", SHIPPED, shallow=False)
     side = segmentation_file(tmp_path / "tokenizer" / "minitune.model")
     assert filecmp.cmp(side, segmentation_file(SHIPPED), shallow=False)  # the conventions too
@@ -193,8 +197,11 @@ def test_checkpoints_and_exports_carry_the_conventions(tmp_path):
     from minitune.checkpoint import load_pretrained, save_checkpoint
     from minitune.t5 import export_t5
 
-    model = Seq2SeqTransformer(ModelConfig(vocab_size=3000, d_model=16, n_heads=2, d_ff=32,
-                                           n_encoder_layers=1, n_decoder_layers=1))  # fmt: skip
+    model = Seq2SeqTransformer(
+        ModelConfig(
+            vocab_size=3000, d_model=16, n_heads=2, d_ff=32, n_encoder_layers=1, n_decoder_layers=1
+        )
+    )
     save_checkpoint(tmp_path / "ours", model, {"step": 0}, SHIPPED)
     _, tokenizer_file, _ = load_pretrained(tmp_path / "ours")
     assert Tokenizer(tokenizer_file).segmentation == COPYABLE

@@ -36,9 +36,13 @@ def small_data(tmp_path: Path, n: int = 160) -> str:
 
 
 def tiny_run(tmp_path: Path, **train_overrides):
-    overrides = {"data": [small_data(tmp_path)], "valid_data": small_data(tmp_path, 40),
-                 "tokenizer": str(ROOT / "tokenizer" / "minitune.model"), "out": str(tmp_path / "run"),
-                 **train_overrides}  # fmt: skip
+    overrides = {
+        "data": [small_data(tmp_path)],
+        "valid_data": small_data(tmp_path, 40),
+        "tokenizer": str(ROOT / "tokenizer" / "minitune.model"),
+        "out": str(tmp_path / "run"),
+        **train_overrides,
+    }
     return load_run_config(ROOT / "configs" / "tiny.toml", {"train": overrides})
 
 
@@ -75,8 +79,9 @@ def test_tiny_end_to_end_loss_falls_checkpoint_loads_and_evaluates(tmp_path):
     assert result["report"]["test"]["average"]["exact_match"] == pytest.approx(expected)
 
 
-@pytest.mark.parametrize("spelled", [{}, {"spell_prompts": 0.3}, {"packing": True}],
-                         ids=["plain", "spelled", "packed"])  # fmt: skip
+@pytest.mark.parametrize(
+    "spelled", [{}, {"spell_prompts": 0.3}, {"packing": True}], ids=["plain", "spelled", "packed"]
+)
 def test_resume_equals_an_uninterrupted_run(tmp_path, spelled):
     straight_dir, split_dir = tmp_path / "straight", tmp_path / "split"
     straight_dir.mkdir()
@@ -135,8 +140,9 @@ def test_a_packed_step_has_the_gradient_of_the_padded_step():
     examples, _ = encode_records(read_records(ROOT / "data" / "valid.jsonl")[::90][:8], tok, 64, 32)
     no_autocast = contextlib.nullcontext()
     model.zero_grad()
-    loss, tokens = forward_backward(model, [collate(examples, tok.pad_id)], tok.pad_id, "cpu",
-                                    no_autocast)  # fmt: skip
+    loss, tokens = forward_backward(
+        model, [collate(examples, tok.pad_id)], tok.pad_id, "cpu", no_autocast
+    )
     padded = [p.grad.clone() for p in model.parameters()]
     model.zero_grad()
     rows = pack_rows([len(e.source) for e in examples], [len(e.target) for e in examples], 96, 40)
@@ -235,8 +241,13 @@ def test_adafactor_minimises_a_least_squares_problem():
 
 
 def test_safetensors_round_trip_and_truncation(tmp_path):
-    tensors = {"a": torch.randn(3, 4), "b": torch.arange(5), "c": torch.randn(2).bfloat16(),
-               "d": torch.tensor(True), "e": torch.zeros(0, 3)}  # fmt: skip
+    tensors = {
+        "a": torch.randn(3, 4),
+        "b": torch.arange(5),
+        "c": torch.randn(2).bfloat16(),
+        "d": torch.tensor(True),
+        "e": torch.zeros(0, 3),
+    }
     save_safetensors(tensors, tmp_path / "t.safetensors", metadata={"format": "pt"})
     back = load_safetensors(tmp_path / "t.safetensors")
     for k, v in tensors.items():
@@ -262,10 +273,27 @@ def test_pipeline_command_end_to_end(tmp_path):
     out = tmp_path / "pipe"
     run = [sys.executable, "-m", "minitune"]
     done = subprocess.run(
-        [*run, "pipeline", "--config", "configs/tiny.toml", "--max-steps", "8", "--limit", "4",
-         "--out", str(out), "--no-progress", "--pretrain-steps", "3", "--from-scratch"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            *run,
+            "pipeline",
+            "--config",
+            "configs/tiny.toml",
+            "--max-steps",
+            "8",
+            "--limit",
+            "4",
+            "--out",
+            str(out),
+            "--no-progress",
+            "--pretrain-steps",
+            "3",
+            "--from-scratch",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "seen tasks, seen phrasings: exact match" in done.stdout
     report = json.loads((out / "report.json").read_text())
@@ -283,19 +311,43 @@ def test_pipeline_command_end_to_end(tmp_path):
     first = report["examples"][0]
     assert f"  expected: {first['expected']}\n  answer:   {first['answer']}" in done.stdout
     assert (out / "pretrain" / "last" / "model.safetensors").is_file()
-    generated = subprocess.run([*run, "generate", "--checkpoint", str(out / "best"), "--num-beams", "2", "What is 1 + 2?"],
-                            cwd=ROOT, capture_output=True, text=True, check=True)  # fmt: skip
+    generated = subprocess.run(
+        [*run, "generate", "--checkpoint", str(out / "best"), "--num-beams", "2", "What is 1 + 2?"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     from minitune.cli.shared import load_checkpoint
     from minitune.cli.use import answer
 
     model, tok, _ = load_checkpoint(str(out / "best"), "cpu")
     expected = answer(model, tok, "What is 1 + 2?", {"max_new_tokens": 64, "num_beams": 2})
     assert expected and generated.stdout == expected + "\n"
-    as_json = subprocess.run([*run, "eval", "--checkpoint", str(out / "best"), "--data", "data/heldout_tasks.jsonl",
-                              "--limit", "3", "--json"], cwd=ROOT, capture_output=True, text=True, check=True)  # fmt: skip
+    as_json = subprocess.run(
+        [
+            *run,
+            "eval",
+            "--checkpoint",
+            str(out / "best"),
+            "--data",
+            "data/heldout_tasks.jsonl",
+            "--limit",
+            "3",
+            "--json",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "heldout_tasks" in json.loads(as_json.stdout)
-    missing = subprocess.run([*run, "eval", "--checkpoint", str(tmp_path / "nothing"), "--data", "data/test.jsonl"],
-                             cwd=ROOT, capture_output=True, text=True)  # fmt: skip
+    missing = subprocess.run(
+        [*run, "eval", "--checkpoint", str(tmp_path / "nothing"), "--data", "data/test.jsonl"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert missing.returncode == 2 and "not a checkpoint folder" in missing.stderr
     assert "Traceback" not in missing.stderr
 
@@ -303,12 +355,32 @@ def test_pipeline_command_end_to_end(tmp_path):
 def test_train_state_round_trips_and_keeps_trainer_pt_keys():
     from minitune.run_state import TrainState
 
-    state = TrainState(step=7, examples=56, tokens=900, epoch=1, index=3, best_valid_loss=2.5,
-                       elapsed=10.0, losses=[1.0, 2.0], skipped=1, rng=[{"python": 1}])  # fmt: skip
+    state = TrainState(
+        step=7,
+        examples=56,
+        tokens=900,
+        epoch=1,
+        index=3,
+        best_valid_loss=2.5,
+        elapsed=10.0,
+        losses=[1.0, 2.0],
+        skipped=1,
+        rng=[{"python": 1}],
+    )
     saved = state.state_dict()
     # the keys trainer.pt has always held next to "optimizer" and "scaler", "examples", "tokens"
-    assert list(saved) == ["step", "examples", "tokens", "epoch", "index", "best_valid_loss",
-                           "elapsed", "losses", "skipped", "rng"]  # fmt: skip
+    assert list(saved) == [
+        "step",
+        "examples",
+        "tokens",
+        "epoch",
+        "index",
+        "best_valid_loss",
+        "elapsed",
+        "losses",
+        "skipped",
+        "rng",
+    ]
     older = TrainState()
     older.load_state_dict({k: v for k, v in saved.items() if k not in ("examples", "tokens")})
     assert older.step == 7 and older.examples == 0 and older.tokens == 0

@@ -41,8 +41,9 @@ def test_best_holds_the_weights_of_the_lowest_validation_loss(tmp_path, monkeypa
     assert best["step"] == 2 and best["best_valid_loss"] == 2.0
     assert [r["valid_loss"] for r in read_metrics(run) if "valid_loss" in r] == [5, 2, 3, 4]
     # the weights are those of step 2: the same run stopped at step 2 has them in last/
-    model_cfg, cfg = tiny_run(tmp_path, max_steps=4, valid_data=None, log_every=1,
-                              out=str(tmp_path / "two"))  # fmt: skip
+    model_cfg, cfg = tiny_run(
+        tmp_path, max_steps=4, valid_data=None, log_every=1, out=str(tmp_path / "two")
+    )
     train(model_cfg, cfg, stop_at_step=2, **quiet)
     assert _same(_weights(run / "best"), _weights(tmp_path / "two" / "last"))
     assert not _same(_weights(run / "best"), _weights(run / "last"))
@@ -105,8 +106,9 @@ def test_label_smoothing_reaches_the_loss_that_train_minimises(tmp_path, monkeyp
 
 
 def test_adafactor_through_train_learns_and_keeps_factored_state(tmp_path):
-    model_cfg, cfg = tiny_run(tmp_path, max_steps=30, valid_data=None, optimizer="adafactor",
-                              log_every=5, lr=1e-2)  # fmt: skip
+    model_cfg, cfg = tiny_run(
+        tmp_path, max_steps=30, valid_data=None, optimizer="adafactor", log_every=5, lr=1e-2
+    )
     train(model_cfg, cfg, **quiet)
     losses = [r["loss"] for r in read_metrics(tmp_path / "run") if "loss" in r]
     assert losses[-1] < 0.8 * losses[0], losses
@@ -119,9 +121,16 @@ def _pretrain_run(tmp_path: Path, out: str, **overrides):
     text = (ROOT / "data" / "pretrain.txt").read_text(encoding="utf-8").split("\n\n")[:120]
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n\n".join(text) + "\n", encoding="utf-8")
-    train_cfg = {"objective": "span", "data": [str(corpus)], "valid_data": None,
-                 "tokenizer": str(ROOT / "tokenizer" / "minitune.model"),
-                 "out": str(tmp_path / out), "log_every": 1, "eval_every": 1000, **overrides}  # fmt: skip
+    train_cfg = {
+        "objective": "span",
+        "data": [str(corpus)],
+        "valid_data": None,
+        "tokenizer": str(ROOT / "tokenizer" / "minitune.model"),
+        "out": str(tmp_path / out),
+        "log_every": 1,
+        "eval_every": 1000,
+        **overrides,
+    }
     return load_run_config(ROOT / "configs" / "tiny.toml", {"train": train_cfg})
 
 
@@ -157,8 +166,9 @@ def test_copy_fraction_makes_whole_chunk_targets():
     tok = Tokenizer(ROOT / "tokenizer" / "minitune.model")
     documents = [list(range(200 + i, 600 + i)) for i in range(20)]
     _, plain = load_run_config(ROOT / "configs" / "tiny.toml", {"train": {"objective": "span"}})
-    _, mixed = load_run_config(ROOT / "configs" / "tiny.toml",
-                               {"train": {"objective": "span", "copy_fraction": 0.5}})  # fmt: skip
+    _, mixed = load_run_config(
+        ROOT / "configs" / "tiny.toml", {"train": {"objective": "span", "copy_fraction": 0.5}}
+    )
     before = span_examples(documents, tok, plain, epoch=0)
     assert all(set(tok.sentinel_ids) & set(e.target) for e in before)  # spans only
     examples = span_examples(documents, tok, mixed, epoch=0)

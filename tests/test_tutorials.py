@@ -23,9 +23,19 @@ def test_all_nine_tutorials_are_listed():
 @pytest.mark.parametrize("path", TUTORIALS, ids=[p.stem for p in TUTORIALS])
 def test_tutorial_runs_in_quick_mode(path, tmp_path):
     import_or_skip("matplotlib")
-    env = {**os.environ, "MINITUNE_QUICK": "1", "MINITUNE_TUTORIAL_OUT": str(tmp_path),
-           "MPLBACKEND": "Agg"}  # fmt: skip
+    env = {
+        **os.environ,
+        "MINITUNE_QUICK": "1",
+        "MINITUNE_TUTORIAL_OUT": str(tmp_path),
+        "MPLBACKEND": "Agg",
+    }
     env.pop("FLAN_T5", None)
-    result = subprocess.run([sys.executable, str(path)], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, str(path)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]

@@ -38,8 +38,12 @@ MISTAKES = [
     (["--top-p", "1.5"], "--top-p must be in (0, 1], got 1.5"),
 ]
 # eval decodes greedily or with beams: it has no sampling flags
-CASES = [(c, f, m) for c in ("generate", "chat", "eval") for f, m in MISTAKES
-         if c != "eval" or not {"--top-p", "--temperature"} & set(f)]  # fmt: skip
+CASES = [
+    (c, f, m)
+    for c in ("generate", "chat", "eval")
+    for f, m in MISTAKES
+    if c != "eval" or not {"--top-p", "--temperature"} & set(f)
+]
 
 
 @pytest.mark.parametrize("command,flags,message", CASES)
@@ -99,8 +103,10 @@ def test_chat_keeps_the_newest_turns_and_takes_a_system_prompt(checkpoint, capsy
     monkeypatch.setattr("builtins.input", fake_input)
     monkeypatch.setattr(use, "answer", lambda m, t, p, d, n: prompts.append(p) or "ok")
     assert main(["chat", "--checkpoint", checkpoint, "--system", "Answer in French."]) == 0
-    assert prompts == ["Answer in French.\nUser: hello there",
-                       "Answer in French.\nUser: hello there\nAssistant: ok\nUser: what is 2 + 3?"]  # fmt: skip
+    assert prompts == [
+        "Answer in French.\nUser: hello there",
+        "Answer in French.\nUser: hello there\nAssistant: ok\nUser: what is 2 + 3?",
+    ]
 
 
 def test_generated_code_runs_only_for_the_shipped_suite_or_with_run_code(
@@ -144,6 +150,10 @@ def test_code_checking_runs_under_cpu_and_memory_limits():
 
     limits = "import resource\ndef f():\n    return list(resource.getrlimit(resource.RLIMIT_AS))\n"
     hog = "def g():\n    x = bytearray(3 * 1024**3)\n    return 1\n"
-    a, b = check_programs([{"code": limits, "entry_point": "f", "tests": [[[], [MEMORY_BYTES, MEMORY_BYTES]]]},
-                           {"code": hog, "entry_point": "g", "tests": [[[], 1]]}])  # fmt: skip
+    a, b = check_programs(
+        [
+            {"code": limits, "entry_point": "f", "tests": [[[], [MEMORY_BYTES, MEMORY_BYTES]]]},
+            {"code": hog, "entry_point": "g", "tests": [[[], 1]]},
+        ]
+    )
     assert a.passed and not b.passed and "MemoryError" in b.error

@@ -137,8 +137,14 @@ def test_lora_training_saves_adapters_only_and_loads_back(tmp_path):
     base = tmp_path / "base" / "run" / "last"
     lines = []
     (tmp_path / "lora").mkdir()
-    model_cfg, cfg = tiny_run(tmp_path / "lora", max_steps=8, eval_every=4, init=str(base),
-                              lora_rank=4, out=str(tmp_path / "lora" / "run"))  # fmt: skip
+    model_cfg, cfg = tiny_run(
+        tmp_path / "lora",
+        max_steps=8,
+        eval_every=4,
+        init=str(base),
+        lora_rank=4,
+        out=str(tmp_path / "lora" / "run"),
+    )
     train(model_cfg, cfg, progress=False, log=lines.append)
     assert any("trainable of" in line for line in lines)
     run = tmp_path / "lora" / "run"
@@ -161,16 +167,30 @@ def test_lora_training_saves_adapters_only_and_loads_back(tmp_path):
     model_cfg.max_steps = cfg.max_steps = 10
     train(model_cfg, cfg, resume=True, progress=False, log=lambda *a: None)
     merged_dir = tmp_path / "merged"
-    result = subprocess.run([sys.executable, "-m", "minitune", "lora", "merge", "--checkpoint",
-                             str(run / "last"), "--out", str(merged_dir)],
-                            capture_output=True, text=True, cwd=ROOT)  # fmt: skip
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "minitune",
+            "lora",
+            "merge",
+            "--checkpoint",
+            str(run / "last"),
+            "--out",
+            str(merged_dir),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert result.returncode == 0, result.stderr
     merged, info = load_model(merged_dir)
     assert "lora" not in info and (merged_dir / "model.safetensors").is_file()
     adapted, _ = load_model(run / "last")
     input_ids, mask, dec = random_batch(vocab=3000)
-    torch.testing.assert_close(merged(input_ids, dec, mask), adapted(input_ids, dec, mask),
-                               atol=1e-4, rtol=1e-4)  # fmt: skip
+    torch.testing.assert_close(
+        merged(input_ids, dec, mask), adapted(input_ids, dec, mask), atol=1e-4, rtol=1e-4
+    )
 
     # a changed or missing base is refused by name
     (base / "model.safetensors").write_bytes(
@@ -187,8 +207,9 @@ def test_lora_training_saves_adapters_only_and_loads_back(tmp_path):
 
 
 def _minitune(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "minitune", *args], capture_output=True,
-                          text=True, cwd=cwd)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "minitune", *args], capture_output=True, text=True, cwd=cwd
+    )
 
 
 def test_check_command_passes_a_good_variant_and_fails_a_broken_one(tmp_path):
@@ -214,11 +235,24 @@ def test_inspect_writes_the_pictures(tmp_path):
 
     model = Seq2SeqTransformer(ModelConfig.preset("tiny", vocab_size=3000))
     save_checkpoint(tmp_path / "ckpt", model, {"step": 0}, ROOT / "tokenizer" / "minitune.model")
-    result = _minitune("inspect", "--checkpoint", str(tmp_path / "ckpt"), "--out",
-                       str(tmp_path / "pics"), "--max-new-tokens", "4", "What is 2 + 3?")  # fmt: skip
+    result = _minitune(
+        "inspect",
+        "--checkpoint",
+        str(tmp_path / "ckpt"),
+        "--out",
+        str(tmp_path / "pics"),
+        "--max-new-tokens",
+        "4",
+        "What is 2 + 3?",
+    )
     assert result.returncode == 0, result.stderr
-    for name in ("attention_encoder_self", "attention_decoder_self", "attention_cross", "masks",
-                 "position_bias"):  # fmt: skip
+    for name in (
+        "attention_encoder_self",
+        "attention_decoder_self",
+        "attention_cross",
+        "masks",
+        "position_bias",
+    ):
         data = (tmp_path / "pics" / f"{name}.png").read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
     info = json.loads((tmp_path / "ckpt" / "config.json").read_text())

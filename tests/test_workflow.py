@@ -21,15 +21,37 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def cli(*args, cwd):
     """`minitune ARGS` in another process, from the folder `cwd`."""
-    return subprocess.run([sys.executable, "-m", "minitune", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "minitune", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def tiny_args(tmp_path: Path, out: Path, steps: int = 4) -> list[str]:
-    return ["--config", "tiny", "--data", small_data(tmp_path, 60), "--out", str(out),
-            "--max-steps", str(steps), "--no-progress", "--set", "train.batch_size=4",
-            "--set", "train.eval_every=2", "--set", "train.save_every=2", "--set", "train.log_every=1",
-            "--valid-data", small_data(tmp_path, 10)]  # fmt: skip
+    return [
+        "--config",
+        "tiny",
+        "--data",
+        small_data(tmp_path, 60),
+        "--out",
+        str(out),
+        "--max-steps",
+        str(steps),
+        "--no-progress",
+        "--set",
+        "train.batch_size=4",
+        "--set",
+        "train.eval_every=2",
+        "--set",
+        "train.save_every=2",
+        "--set",
+        "train.log_every=1",
+        "--valid-data",
+        small_data(tmp_path, 10),
+    ]
 
 
 def interrupt_at(monkeypatch, call: int) -> None:
@@ -67,8 +89,19 @@ def test_shipped_files_are_found_from_any_folder(tmp_path, monkeypatch):
 def test_train_runs_from_another_folder_and_a_missing_config_is_one_line(tmp_path):
     work = tmp_path / "elsewhere"
     work.mkdir()
-    done = cli("train", "--config", "configs/tiny.toml", "--max-steps", "2", "--out", "run",
-               "--no-progress", "--set", "train.eval_every=2", cwd=work)  # fmt: skip
+    done = cli(
+        "train",
+        "--config",
+        "configs/tiny.toml",
+        "--max-steps",
+        "2",
+        "--out",
+        "run",
+        "--no-progress",
+        "--set",
+        "train.eval_every=2",
+        cwd=work,
+    )
     assert done.returncode == 0, done.stderr
     assert (work / "run" / "best" / "model.safetensors").is_file()
     assert (work / "run" / "loss.png").stat().st_size > 1000  # matplotlib is a dependency
@@ -80,8 +113,11 @@ def test_train_runs_from_another_folder_and_a_missing_config_is_one_line(tmp_pat
 def test_matplotlib_is_a_runtime_dependency_and_loss_png_has_steps_and_minutes(tmp_path):
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert any(d.startswith("matplotlib") for d in project["dependencies"])
-    rows = [{"step": 10, "loss": 3.0, "elapsed_s": 6.0}, {"step": 20, "loss": 2.0, "elapsed_s": 12.0},
-            {"step": 20, "valid_loss": 2.5, "elapsed_s": 13.0}]  # fmt: skip
+    rows = [
+        {"step": 10, "loss": 3.0, "elapsed_s": 6.0},
+        {"step": 20, "loss": 2.0, "elapsed_s": 12.0},
+        {"step": 20, "valid_loss": 2.5, "elapsed_s": 13.0},
+    ]
     metrics = tmp_path / "metrics.jsonl"
     metrics.write_text("".join(json.dumps(r) + "\n" for r in rows))
     plot_losses(metrics, tmp_path / "loss.png")
@@ -93,13 +129,32 @@ def test_matplotlib_is_a_runtime_dependency_and_loss_png_has_steps_and_minutes(t
 
 @pytest.mark.slow
 def test_a_built_wheel_carries_the_shipped_files(tmp_path):
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-                    "-w", str(tmp_path), str(ROOT)], check=True, timeout=600)  # fmt: skip
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        check=True,
+        timeout=600,
+    )
     import zipfile
 
     names = zipfile.ZipFile(next(tmp_path.glob("*.whl"))).namelist()
-    for shipped in ("configs/laptop.toml", "configs/finetune.toml", "tokenizer/minitune.model",
-                    "data/train.jsonl", "data/valid.jsonl"):  # fmt: skip
+    for shipped in (
+        "configs/laptop.toml",
+        "configs/finetune.toml",
+        "tokenizer/minitune.model",
+        "data/train.jsonl",
+        "data/valid.jsonl",
+    ):
         assert f"minitune/shipped/{shipped}" in names
 
 
@@ -135,8 +190,23 @@ def test_resume_uses_the_saved_config_and_refuses_changes_unless_forced(tmp_path
     # a change that breaks exactness is refused, naming it; a safe one is listed and accepted
     assert main(["train", "--out", str(out), "--resume", "--set", "train.lr=0.1"]) == 2
     assert "train.lr: 0.003 -> 0.1" in capsys.readouterr().err
-    assert main(["train", "--out", str(out), "--resume", "--no-progress", "--max-minutes", "9",
-                 "--set", "train.lr=0.1", "--force"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "train",
+                "--out",
+                str(out),
+                "--resume",
+                "--no-progress",
+                "--max-minutes",
+                "9",
+                "--set",
+                "train.lr=0.1",
+                "--force",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "changed: train.lr: 0.003 -> 0.1; train.max_minutes: None -> 9" in printed
     info = json.loads((out / "last" / "config.json").read_text())
@@ -159,8 +229,23 @@ def test_ctrl_c_prints_the_resume_command_and_it_continues(tmp_path, capsys, mon
 
 def test_the_pipeline_resumes(tmp_path, capsys, monkeypatch):
     out = tmp_path / "pipe"
-    args = ["pipeline", "--config", "tiny", "--max-steps", "4", "--pretrain-steps", "2", "--limit", "2",
-            "--out", str(out), "--no-progress", "--set", "train.batch_size=4", "--from-scratch"]  # fmt: skip
+    args = [
+        "pipeline",
+        "--config",
+        "tiny",
+        "--max-steps",
+        "4",
+        "--pretrain-steps",
+        "2",
+        "--limit",
+        "2",
+        "--out",
+        str(out),
+        "--no-progress",
+        "--set",
+        "train.batch_size=4",
+        "--from-scratch",
+    ]
     interrupt_at(monkeypatch, 4)  # two pretraining steps, then the second tuning step
     assert main(args) == 130
     command = capsys.readouterr().out.strip().splitlines()[-1].removeprefix("to continue: ")
@@ -177,11 +262,36 @@ def test_the_pipeline_tunes_a_base_and_says_which(tmp_path, capsys):
     """With --init (or --base: the shipped checkpoints/base) the pipeline tunes a pretrained
     base with the laptop recipe; without either it starts from random weights."""
     base = tmp_path / "base"
-    assert main(["pretrain", "--config", "tiny", "--max-steps", "2", "--out", str(base),
-                 "--no-progress"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "pretrain",
+                "--config",
+                "tiny",
+                "--max-steps",
+                "2",
+                "--out",
+                str(base),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     out = tmp_path / "tuned"
-    args = ["pipeline", "--config", "tiny", "--init", str(base / "best"), "--max-steps", "2",
-            "--limit", "2", "--out", str(out), "--no-progress"]  # fmt: skip
+    args = [
+        "pipeline",
+        "--config",
+        "tiny",
+        "--init",
+        str(base / "best"),
+        "--max-steps",
+        "2",
+        "--limit",
+        "2",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert f"== start: the pretrained base {base / 'best'}" in printed
@@ -262,8 +372,23 @@ def test_own_data_is_validated_on_a_held_out_slice_unless_a_file_is_given(tmp_pa
     own.write_text(f'[model]\npreset = "tiny"\nvocab_size = 3000\n[train]\ndata = ["{mine}"]\n')
     assert load_run_config(own)[1].valid_fraction == 0.05  # a file's own data too
     out = tmp_path / "run"
-    assert main(["train", "--config", "tiny", "--data", mine, "--out", str(out), "--max-steps", "2",
-                 "--no-progress"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                "tiny",
+                "--data",
+                mine,
+                "--out",
+                str(out),
+                "--max-steps",
+                "2",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert (
         f"validation: {HOLDOUT_MIN} of {len(Path(mine).read_text().splitlines())} training examples held out"
@@ -283,13 +408,34 @@ def test_the_run_log_says_where_each_setting_came_from(tmp_path, capsys):
     """The run config is logged once, after the path line: each value not at its default with
     its source (file, --set, flag, rule), and where the training data comes from."""
     mine = small_data(tmp_path, 80)
-    assert main(["train", "--config", "tiny", "--max-steps", "1", "--out", str(tmp_path / "run"),
-                 "--no-progress", "--set", "train.lr=0.01", "--data", mine]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                "tiny",
+                "--max-steps",
+                "1",
+                "--out",
+                str(tmp_path / "run"),
+                "--no-progress",
+                "--set",
+                "train.lr=0.01",
+                "--data",
+                mine,
+            ]
+        )
+        == 0
+    )
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("path: fast") and lines[1].startswith("run config")
-    for line in ("  model.preset = 'tiny' (configs/tiny.toml)", "  train.lr = 0.01 (--set train.lr=0.01)",
-                 "  train.max_steps = 1 (--max-steps)", "  train.batch_size = 8 (configs/tiny.toml)",
-                 f"training data: {mine}"):  # fmt: skip
+    for line in (
+        "  model.preset = 'tiny' (configs/tiny.toml)",
+        "  train.lr = 0.01 (--set train.lr=0.01)",
+        "  train.max_steps = 1 (--max-steps)",
+        "  train.batch_size = 8 (configs/tiny.toml)",
+        f"training data: {mine}",
+    ):
         assert line in lines, line
     rule = "(rule: --data names training data and no validation set, so a held-out 5% of it chooses best/)"
     assert (
@@ -437,10 +583,16 @@ def test_the_readme_command_lines_parse():
     from minitune.cli import build_parser
 
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    lines = [line.strip() for block in re.findall(r"```text\n(.*?)```", readme, re.S)
-             for line in block.splitlines()]  # fmt: skip
-    commands = [re.split(r"\s{2,}", line)[0] for line in lines if line.startswith("minitune ")
-                and not re.search(r"[\[|]|\.\.\.|\b[A-Z]{2,}\b", line)]  # fmt: skip
+    lines = [
+        line.strip()
+        for block in re.findall(r"```text\n(.*?)```", readme, re.S)
+        for line in block.splitlines()
+    ]
+    commands = [
+        re.split(r"\s{2,}", line)[0]
+        for line in lines
+        if line.startswith("minitune ") and not re.search(r"[\[|]|\.\.\.|\b[A-Z]{2,}\b", line)
+    ]
     assert any(c.startswith("minitune download flan-t5-small") for c in commands)
     assert any(c.startswith("minitune export --checkpoint") for c in commands)
     parser = build_parser()

@@ -137,8 +137,9 @@ print(x.shape, "->", y.shape)
 
 # %%
 qh, kh, vh = (torch.randn(2, 4, 6, 8) for _ in range(3))  # (B, H, T, D)
-bias = make_attention_bias(make_attention_mask(torch.tensor([[1] * 6, [1] * 4 + [0] * 2]), 6, 6,
-                                               causal=True), None)  # fmt: skip
+bias = make_attention_bias(
+    make_attention_mask(torch.tensor([[1] * 6, [1] * 4 + [0] * 2]), 6, 6, causal=True), None
+)
 ref, w = attention_reference(qh, kh, vh, bias, scale=8**-0.5)
 fast = attention_fast(qh, kh, vh, bias, scale=8**-0.5)
 print("largest difference:", (ref - fast).abs().max().item())

@@ -92,12 +92,16 @@ for b in range(2):
     print(f"--- example {b} ({pair[b].meta['task']}): the prompt, read by the encoder")
     print(tok.decode(batch["input_ids"][b]))
     print(f"--- the decoder's {len(labels)} positions")
-    print(aligned({
-        "position": [str(t) for t in range(len(labels))],
-        "decoder reads": ["<start>", *[piece(i) for i in reads[1:]]],
-        "label": [piece(i) for i in labels],
-        "loss counts": ["yes" if i != -100 else "no" for i in labels],
-    }))  # fmt: skip
+    print(
+        aligned(
+            {
+                "position": [str(t) for t in range(len(labels))],
+                "decoder reads": ["<start>", *[piece(i) for i in reads[1:]]],
+                "label": [piece(i) for i in labels],
+                "loss counts": ["yes" if i != -100 else "no" for i in labels],
+            }
+        )
+    )
     print()
 
 labels = batch["labels"]
@@ -124,11 +128,15 @@ joined = prompt_ids + answer_ids
 # the next-token labels of a decoder-only model: position t predicts token t+1
 unmasked = [*joined[1:], -100]
 masked = [*[-100] * (len(prompt_ids) - 1), *answer_ids, -100]
-print(aligned({
-    "sequence": [piece(i) for i in joined],
-    "next (no mask)": [piece(i) for i in unmasked],
-    "next (masked)": [piece(i) for i in masked],
-}))  # fmt: skip
+print(
+    aligned(
+        {
+            "sequence": [piece(i) for i in joined],
+            "next (no mask)": [piece(i) for i in unmasked],
+            "next (masked)": [piece(i) for i in masked],
+        }
+    )
+)
 n_masked = sum(i != -100 for i in masked)
 n_unmasked = sum(i != -100 for i in unmasked)
 print(f"decoder-only: {n_unmasked} loss positions without the prompt mask, {n_masked} with it")

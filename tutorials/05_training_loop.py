@@ -92,8 +92,16 @@ library_losses = []
 for step in range(cfg.max_steps):
     torch.manual_seed(step)
     lr = cfg.lr * lr_factor(step, cfg)
-    result = train_step(same_model, [batch], library_optimizer, no_scaling, lr, tok.pad_id, "cpu",
-                        clip_grad=cfg.clip_grad)  # fmt: skip
+    result = train_step(
+        same_model,
+        [batch],
+        library_optimizer,
+        no_scaling,
+        lr,
+        tok.pad_id,
+        "cpu",
+        clip_grad=cfg.clip_grad,
+    )
     library_losses.append(result.loss)
 gap = max(abs(a - b) / a for a, b in zip(losses, library_losses, strict=True))
 print(f"largest relative difference of the losses, by hand vs train_step: {gap:.1e}")

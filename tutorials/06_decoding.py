@@ -138,8 +138,9 @@ show(fig, "06_temperature")
 sampled = {}
 for temperature in (0.7, 1.3, 2.0):
     g = torch.Generator().manual_seed(1)  # seeded: the same samples every run
-    out = model.generate(x, mask, max_new_tokens=16, do_sample=True, temperature=temperature,
-                         top_p=0.95, generator=g)  # fmt: skip
+    out = model.generate(
+        x, mask, max_new_tokens=16, do_sample=True, temperature=temperature, top_p=0.95, generator=g
+    )
     sampled[temperature] = decode_all(out)
     print(f"temperature {temperature}: {accuracy(sampled[temperature]):.0%} copied exactly, e.g.")
     for prompt, answer in list(zip(tests, sampled[temperature], strict=True))[:3]:
@@ -184,8 +185,12 @@ def cross_attention(text: str) -> torch.Tensor:
 distinct = [t for t in tests if len(set(t.split())) == len(t.split())]  # no word twice
 prompt = max(distinct, key=len)
 pieces = [tok.piece(i) for i in copy_example(prompt).source]
-fig = attention_grid_figure(list(cross_attention(prompt)), ["<start>", *pieces[:-1]], pieces,
-                            f"cross attention while copying '{prompt}'")  # fmt: skip
+fig = attention_grid_figure(
+    list(cross_attention(prompt)),
+    ["<start>", *pieces[:-1]],
+    pieces,
+    f"cross attention while copying '{prompt}'",
+)
 show(fig, "06_cross_attention")
 
 # %% [markdown]
@@ -204,12 +209,15 @@ for text in distinct:
 print(
     f"strongest prompt token = the word to copy at {hits / positions:.0%} of {positions} positions"
 )
-print(f"weight on the diagonal: {sum(diagonal_weight) / len(distinct):.2f} on average "
-      f"(uniform attention: about {len(distinct) / positions:.2f})")  # fmt: skip
+print(
+    f"weight on the diagonal: {sum(diagonal_weight) / len(distinct):.2f} on average "
+    f"(uniform attention: about {len(distinct) / positions:.2f})"
+)
 assert hits / positions >= 0.7, "the attention should follow the copy diagonal"
 mean = cross_attention(prompt).mean((0, 1))  # (T, S): all heads of all layers together
-fig = attention_grid_figure([mean[None]], ["<start>", *pieces[:-1]], pieces,
-                            "averaged over layers and heads")  # fmt: skip
+fig = attention_grid_figure(
+    [mean[None]], ["<start>", *pieces[:-1]], pieces, "averaged over layers and heads"
+)
 fig.axes[0].set(title="", ylabel="query")  # one panel: no layer or head to name
 show(fig, "06_cross_attention_mean")
 
@@ -236,8 +244,10 @@ ax.legend()
 show(fig, "06_kv_cache")
 print({("cache" if k else "no cache"): [round(t, 2) for t in v] for k, v in timings.items()})
 # faster, and the same tokens: the cache changes the cost, never the answer
-assert torch.equal(model.generate(x, mask, max_new_tokens=16, num_beams=4),
-                   model.generate(x, mask, max_new_tokens=16, num_beams=4, use_cache=False))  # fmt: skip
+assert torch.equal(
+    model.generate(x, mask, max_new_tokens=16, num_beams=4),
+    model.generate(x, mask, max_new_tokens=16, num_beams=4, use_cache=False),
+)
 
 # %% [markdown]
 # `benchmarks/bench.py --cache-scaling` measures the same on bigger models (4.9× at 256 tokens for a

@@ -84,10 +84,18 @@ if QUICK:
         lines = (ROOT / "data" / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()
         keep = [line for line in lines if json.loads(line)["task"] in TASKS]
         (out / f"{split}.jsonl").write_text("\n".join(keep) + "\n", encoding="utf-8")
-    overrides = {"model": {"d_model": 64, "d_ff": 128},
-                 "train": {**paths, "data": [str(out / "train.jsonl")], "max_steps": 200,
-                           "valid_data": str(out / "valid.jsonl"), "eval_every": 100,
-                           "batch_size": 16, "warmup_steps": 20}}  # fmt: skip
+    overrides = {
+        "model": {"d_model": 64, "d_ff": 128},
+        "train": {
+            **paths,
+            "data": [str(out / "train.jsonl")],
+            "max_steps": 200,
+            "valid_data": str(out / "valid.jsonl"),
+            "eval_every": 100,
+            "batch_size": 16,
+            "warmup_steps": 20,
+        },
+    }
     model_cfg, cfg = load_run_config(ROOT / "configs" / "tiny.toml", overrides)
 else:
     TASKS = tuple(sorted({r.meta["task"] for r in train_records}))
@@ -111,8 +119,18 @@ tok = Tokenizer(f"{cfg.out}/best/tokenizer.model")
 torch.manual_seed(0)
 untuned = Seq2SeqTransformer(tuned.config).eval()  # the starting point: random weights
 test_records = [r for r in read_records(ROOT / "data" / "test.jsonl") if r.meta["task"] in TASKS]
-SHOW = TASKS if QUICK else ("classify_sentiment", "classify_topic", "uppercase", "addition",
-                           "translate_phrase_en_fr", "dialogue_booking")  # fmt: skip
+SHOW = (
+    TASKS
+    if QUICK
+    else (
+        "classify_sentiment",
+        "classify_topic",
+        "uppercase",
+        "addition",
+        "translate_phrase_en_fr",
+        "dialogue_booking",
+    )
+)
 shown = [r for t in SHOW for r in [x for x in test_records if x.meta["task"] == t][:2]]
 prompts = [format_prompt(r.instruction, r.input) for r in shown]
 before = predict(untuned, tok, prompts, max_new_tokens=12)
@@ -142,14 +160,16 @@ KINDS = {  # what an answer to each instruction must look like
 }
 SHORT = {"classify_sentiment": "sentiment", "classify_topic": "topic", "count_letter": "count"}
 # one trained phrasing per task that takes the input in its own field (not written inline)
-phrasing = {t: next(r.instruction for r in train_records if r.meta["task"] == t and r.input)
-            for t in KINDS}  # fmt: skip
+phrasing = {
+    t: next(r.instruction for r in train_records if r.meta["task"] == t and r.input) for t in KINDS
+}
 follows = {}  # (the input's own task, the task asked) -> share of answers of the asked kind
 for source_task in ("classify_topic", "classify_sentiment"):
     texts = [r.input for r in test_records if r.meta["task"] == source_task and r.input][:30]
     for asked in KINDS:
-        answers = predict(tuned, tok, [format_prompt(phrasing[asked], t) for t in texts],
-                          max_new_tokens=8)  # fmt: skip
+        answers = predict(
+            tuned, tok, [format_prompt(phrasing[asked], t) for t in texts], max_new_tokens=8
+        )
         follows[source_task, asked] = sum(map(KINDS[asked], answers)) / len(texts)
         if asked != source_task:
             print(f"a {SHORT[source_task]} input, asked: {phrasing[asked]}")
@@ -160,15 +180,19 @@ for source_task in ("classify_topic", "classify_sentiment"):
     print(f"{SHORT[source_task]:>10}" + "".join(f"{follows[source_task, a]:12.0%}" for a in KINDS))
 mismatched = {pair: share for pair, share in follows.items() if pair[0] != pair[1]}
 rate = sum(mismatched.values()) / len(mismatched)
-print(f"\non the mismatched pairs the answer follows the instruction {rate:.0%} of the time; a "
-      "model that only looks at the input would score 0%, one that always reads it 100%")  # fmt: skip
+print(
+    f"\non the mismatched pairs the answer follows the instruction {rate:.0%} of the time; a "
+    "model that only looks at the input would score 0%, one that always reads it 100%"
+)
 assert rate >= 0.25, "the instruction, not only the input's look, should choose the answer"
 (source_task, asked), worst = min(mismatched.items(), key=lambda item: item[1])
 if worst < 0.5:
-    print(f"The weak spot: a {SHORT[source_task]} input asked for a {SHORT[asked]} gets one only "
-          f"{worst:.0%} of the time. Every {SHORT[source_task]} input in training came with a "
-          f"{SHORT[source_task]} instruction, so the input's look is a shortcut that nothing "
-          "punished. FLAN's remedy: many tasks over the same kinds of input.")  # fmt: skip
+    print(
+        f"The weak spot: a {SHORT[source_task]} input asked for a {SHORT[asked]} gets one only "
+        f"{worst:.0%} of the time. Every {SHORT[source_task]} input in training came with a "
+        f"{SHORT[source_task]} instruction, so the input's look is a shortcut that nothing "
+        "punished. FLAN's remedy: many tasks over the same kinds of input."
+    )
 
 # %% [markdown]
 # Measured on a 2-core CPU: quick mode's model, tuned on three tasks whose inputs never mix,

@@ -31,10 +31,21 @@ if folder and (Path(folder) / "config.json").is_file():
 else:
     folder = tempfile.mkdtemp(prefix="random-t5-")
     torch.manual_seed(0)
-    cfg = minitune.ModelConfig.preset("t5-v1_1-small", vocab_size=3000, d_model=64, n_heads=4,
-                                      d_head=16, d_ff=128, n_encoder_layers=2, n_decoder_layers=2)  # fmt: skip
-    minitune.export_t5(minitune.Seq2SeqTransformer(cfg), folder,
-                       tokenizer_file=ROOT / "tokenizer" / "minitune.model")  # fmt: skip
+    cfg = minitune.ModelConfig.preset(
+        "t5-v1_1-small",
+        vocab_size=3000,
+        d_model=64,
+        n_heads=4,
+        d_head=16,
+        d_ff=128,
+        n_encoder_layers=2,
+        n_decoder_layers=2,
+    )
+    minitune.export_t5(
+        minitune.Seq2SeqTransformer(cfg),
+        folder,
+        tokenizer_file=ROOT / "tokenizer" / "minitune.model",
+    )
     print(f"no FLAN_T5 folder: built a small RANDOM T5 (v1.1 layout) in {folder}")
 print(sorted(p.name for p in Path(folder).iterdir()))
 print(json.loads((Path(folder) / "config.json").read_text())["feed_forward_proj"])
@@ -64,8 +75,15 @@ print(tok.decode(model.generate(batch.input_ids, batch.attention_mask, max_new_t
 
 # %%
 runs = Path(tempfile.mkdtemp(prefix="minitune-t5-tune-"))
-common = {"data": [str(ROOT / "data" / "train.jsonl")], "valid_data": None, "init": folder,
-          "max_steps": 30 if QUICK else 200, "batch_size": 8, "lr": 3e-4, "warmup_steps": 2}  # fmt: skip
+common = {
+    "data": [str(ROOT / "data" / "train.jsonl")],
+    "valid_data": None,
+    "init": folder,
+    "max_steps": 30 if QUICK else 200,
+    "batch_size": 8,
+    "lr": 3e-4,
+    "warmup_steps": 2,
+}
 model_cfg, cfg = load_run_config(
     ROOT / "configs" / "tiny.toml", {"train": {**common, "out": str(runs / "full")}}
 )
@@ -80,8 +98,10 @@ def losses_of(run: Path) -> list[float]:
 
 
 full_losses = losses_of(runs / "full")
-print(f"fine-tuned for {info['step']} steps, all {tuned.num_parameters():,} parameters trained: "
-      f"loss {full_losses[0]:.2f} -> {full_losses[-1]:.2f}")  # fmt: skip
+print(
+    f"fine-tuned for {info['step']} steps, all {tuned.num_parameters():,} parameters trained: "
+    f"loss {full_losses[0]:.2f} -> {full_losses[-1]:.2f}"
+)
 assert full_losses[-1] < full_losses[0], "further tuning should lower the loss"
 assert info["step"] == cfg.max_steps
 
@@ -99,8 +119,10 @@ trainable, total = count_parameters(probe)
 print(f"LoRA rank 4: {trainable:,} trainable of {total:,} ({100 * trainable / total:.1f}%)")
 assert 0 < trainable < 0.1 * total  # a few adapters, the rest frozen
 
-model_cfg, cfg = load_run_config(ROOT / "configs" / "tiny.toml", {"train": {
-    **common, "out": str(runs / "lora"), "lora_rank": 4, "lr": 1e-3}})  # fmt: skip
+model_cfg, cfg = load_run_config(
+    ROOT / "configs" / "tiny.toml",
+    {"train": {**common, "out": str(runs / "lora"), "lora_rank": 4, "lr": 1e-3}},
+)
 train(model_cfg, cfg, progress=False)
 print(sorted(p.name for p in (runs / "lora" / "last").iterdir()))  # adapter.safetensors, no model
 lora_losses = losses_of(runs / "lora")

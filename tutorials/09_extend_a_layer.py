@@ -89,10 +89,17 @@ print(
 )
 
 out = tempfile.mkdtemp(prefix="minitune-alibi-")
-overrides = {"model": {"position": "learned-alibi"}, "train": {
-    "out": out, "max_steps": 20 if QUICK else 300, "eval_every": 10 if QUICK else 100,
-    "data": [str(ROOT / "data" / "train.jsonl")], "valid_data": str(ROOT / "data" / "valid.jsonl"),
-    "tokenizer": str(ROOT / "tokenizer" / "minitune.model")}}  # fmt: skip
+overrides = {
+    "model": {"position": "learned-alibi"},
+    "train": {
+        "out": out,
+        "max_steps": 20 if QUICK else 300,
+        "eval_every": 10 if QUICK else 100,
+        "data": [str(ROOT / "data" / "train.jsonl")],
+        "valid_data": str(ROOT / "data" / "valid.jsonl"),
+        "tokenizer": str(ROOT / "tokenizer" / "minitune.model"),
+    },
+}
 summary = train(*load_run_config(ROOT / "configs" / "tiny.toml", overrides), progress=False)
 rows = [json.loads(line) for line in Path(out, "metrics.jsonl").read_text().splitlines()]
 valid = [r["valid_loss"] for r in rows if "valid_loss" in r]

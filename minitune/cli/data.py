@@ -55,8 +55,9 @@ def cmd_data_fresh(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     try:
-        counts = write_training_set(args.out, args.per_task, seed=args.seed, wide=not args.narrow,
-                                    shared=args.shared)  # fmt: skip
+        counts = write_training_set(
+            args.out, args.per_task, seed=args.seed, wide=not args.narrow, shared=args.shared
+        )
     except GenerationError as err:  # the suite of this seed (to avoid) cannot be made
         raise UserError(str(err)) from None
     seconds = time.perf_counter() - start
@@ -110,15 +111,18 @@ def cmd_tokenizer_train(args: argparse.Namespace) -> int:
     try:
         _tokenizer_training_text(args.data, text)
         segmentation = COPYABLE if args.segmentation == "copyable" else Segmentation()
-        model = train_tokenizer([text], args.out, args.vocab_size, args.model_type,
-                                segmentation=segmentation)  # fmt: skip
+        model = train_tokenizer(
+            [text], args.out, args.vocab_size, args.model_type, segmentation=segmentation
+        )
     except ValueError as err:
         raise UserError(str(err)) from None
     finally:
         text.unlink(missing_ok=True)
     tok = Tokenizer(model)
-    print(f"{model}: {tok.vocab_size} pieces ({args.model_type}, {args.segmentation} "
-          f"segmentation), sha256 {tok.fingerprint()}")  # fmt: skip
+    print(
+        f"{model}: {tok.vocab_size} pieces ({args.model_type}, {args.segmentation} "
+        f"segmentation), sha256 {tok.fingerprint()}"
+    )
     return 0
 
 
@@ -138,10 +142,15 @@ def add_parsers(sub) -> None:
     )
     p.add_argument("--out", default="data", help="output folder (default: data)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    p.add_argument("--train-per-task", type=positive_int, default=None,
-                   help="train examples per task (default: 500; changes the other splits too)")  # fmt: skip
-    p.add_argument("--documents", type=positive_int, default=4000,
-                   help="pretraining corpus documents")  # fmt: skip
+    p.add_argument(
+        "--train-per-task",
+        type=positive_int,
+        default=None,
+        help="train examples per task (default: 500; changes the other splits too)",
+    )
+    p.add_argument(
+        "--documents", type=positive_int, default=4000, help="pretraining corpus documents"
+    )
     p.set_defaults(func=cmd_data_generate)
 
     p = data.add_parser(
@@ -159,8 +168,12 @@ def add_parsers(sub) -> None:
     )
     p.add_argument("--out", default="data/world.txt.gz", help="output file (.txt or .txt.gz)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    p.add_argument("--documents", type=positive_int, default=60000,
-                   help="documents before the usage sentences (default: 60000)")  # fmt: skip
+    p.add_argument(
+        "--documents",
+        type=positive_int,
+        default=60000,
+        help="documents before the usage sentences (default: 60000)",
+    )
     p.set_defaults(func=cmd_data_corpus)
     _fresh_parser(data)
     _tokenizer_parser(sub)
@@ -183,13 +196,23 @@ def _fresh_parser(data) -> None:
     )
     p.add_argument("--out", required=True, help="the JSONL file to write")
     p.add_argument("--per-task", type=positive_int, required=True, help="examples per task")
-    p.add_argument("--seed", type=int, default=0,
-                   help="the suite whose evaluation splits to avoid, and the draw (default: 0)")  # fmt: skip
-    p.add_argument("--narrow", action="store_true",
-                   help="draw values from the shipped suite's small pools, not the wide ones")  # fmt: skip
-    p.add_argument("--shared", action="store_true",
-                   help="also the training-only families over the suite's inputs, told apart "
-                   "by their instruction alone (minitune/data/suite/families_shared.py)")  # fmt: skip
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="the suite whose evaluation splits to avoid, and the draw (default: 0)",
+    )
+    p.add_argument(
+        "--narrow",
+        action="store_true",
+        help="draw values from the shipped suite's small pools, not the wide ones",
+    )
+    p.add_argument(
+        "--shared",
+        action="store_true",
+        help="also the training-only families over the suite's inputs, told apart "
+        "by their instruction alone (minitune/data/suite/families_shared.py)",
+    )
     p.set_defaults(func=cmd_data_fresh)
 
 
@@ -212,7 +235,11 @@ def _tokenizer_parser(sub) -> None:
     p.add_argument("--out", required=True, help="model prefix: writes PREFIX.model/.vocab")
     p.add_argument("--vocab-size", type=int, default=4000, help="pieces (default: 4000)")
     p.add_argument("--model-type", choices=["unigram", "bpe"], default="unigram")
-    p.add_argument("--segmentation", choices=["copyable", "plain"], default="copyable",
-                   help="copyable (default): a space before every line and capital runs one "
-                   "letter per token, stored beside the model; plain: SentencePiece as it is")  # fmt: skip
+    p.add_argument(
+        "--segmentation",
+        choices=["copyable", "plain"],
+        default="copyable",
+        help="copyable (default): a space before every line and capital runs one "
+        "letter per token, stored beside the model; plain: SentencePiece as it is",
+    )
     p.set_defaults(func=cmd_tokenizer_train)

@@ -45,15 +45,18 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
     model, tok, _ = load_checkpoint(args.checkpoint, args.device)
     try:
-        answer, written = inspect_prompt(model, tok, args.prompt.replace("\\n", "\n"), args.out,
-                                         args.max_new_tokens)  # fmt: skip
+        answer, written = inspect_prompt(
+            model, tok, args.prompt.replace("\\n", "\n"), args.out, args.max_new_tokens
+        )
     except ImportError as err:
         raise UserError(str(err)) from None
     print(f"answer: {answer}")
     print(f"wrote {', '.join(written)} to {args.out}")
     if "position_bias.png" not in written:
-        print(f"(position scheme {model.config.position!r} adds no attention bias: "
-              "no position_bias.png)")  # fmt: skip
+        print(
+            f"(position scheme {model.config.position!r} adds no attention bias: "
+            "no position_bias.png)"
+        )
     return 0
 
 
@@ -69,8 +72,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     for item in args.variants:
         kind, sep, spec = item.partition("=")
         if not sep or kind not in conformance.CHECKS:
-            raise UserError(f"{item!r}: expected KIND=VARIANT with KIND one of "
-                            f"{', '.join(conformance.CHECKS)}, e.g. attention=my_module:MyAttention")  # fmt: skip
+            raise UserError(
+                f"{item!r}: expected KIND=VARIANT with KIND one of "
+                f"{', '.join(conformance.CHECKS)}, e.g. attention=my_module:MyAttention"
+            )
         targets.append((kind, spec))
     if not targets:
         raise UserError("name a variant (e.g. attention=qk-norm) or pass --all")
@@ -104,8 +109,7 @@ def cmd_lora_merge(args: argparse.Namespace) -> int:
     model, tokenizer_file, _ = load_pretrained(args.checkpoint)
     merge_lora(model)
     kept = {k: v for k, v in info.items() if k not in ("model", "lora")}
-    save_checkpoint(args.out, model, {**kept, "merged_from": str(args.checkpoint)},
-                    tokenizer_file)  # fmt: skip
+    save_checkpoint(args.out, model, {**kept, "merged_from": str(args.checkpoint)}, tokenizer_file)
     print(
         f"merged the rank-{info['lora']['rank']} adapters into {info['base']['path']}: {args.out}"
     )
@@ -123,9 +127,11 @@ def cmd_download(args: argparse.Namespace) -> int:
     except DownloadError as err:
         raise UserError(str(err)) from None
     model = load_t5(out)  # a complete folder: it loads
-    print(f"{out}: {model.num_parameters() / 1e6:.1f}M parameters; try it:\n"
-          f'  minitune generate --checkpoint {out} "Translate to German: How old are you?"\n'
-          f"  minitune train --init {out} --data my.jsonl --out runs/{args.name}-tuned")  # fmt: skip
+    print(
+        f"{out}: {model.num_parameters() / 1e6:.1f}M parameters; try it:\n"
+        f'  minitune generate --checkpoint {out} "Translate to German: How old are you?"\n'
+        f"  minitune train --init {out} --data my.jsonl --out runs/{args.name}-tuned"
+    )
     return 0
 
 
@@ -145,41 +151,66 @@ def cmd_export(args: argparse.Namespace) -> int:
     if out.is_dir() and any(out.iterdir()) and not args.overwrite:
         raise UserError(f"{out} is not empty; choose another --out or pass --overwrite")
     export_t5(model, out, tokenizer_file=tok.path)
-    print(f"wrote {out}/config.json, model.safetensors, spiece.model: a T5 folder for "
-          "transformers (T5ForConditionalGeneration.from_pretrained) or --checkpoint/--init")  # fmt: skip
+    print(
+        f"wrote {out}/config.json, model.safetensors, spiece.model: a T5 folder for "
+        "transformers (T5ForConditionalGeneration.from_pretrained) or --checkpoint/--init"
+    )
     if not tok.segmentation.plain:
-        print(f"note: this tokenizer has segmentation conventions ({tok.segmentation}), kept in "
-              f"{out}/spiece.segmentation.json; minitune applies them, other T5 tools do not: "
-              "encode text for them with minitune.Tokenizer")  # fmt: skip
+        print(
+            f"note: this tokenizer has segmentation conventions ({tok.segmentation}), kept in "
+            f"{out}/spiece.segmentation.json; minitune applies them, other T5 tools do not: "
+            "encode text for them with minitune.Tokenizer"
+        )
     return 0
 
 
 def add_parsers(sub) -> None:
     """The sub-commands check, inspect, download, export, lora merge and presets."""
-    p = sub_parser(sub, "check", "check a layer variant with the conformance kit",
-                   "Run minitune.conformance's checks (shapes, causal masking, padding invariance, "
-                   "cache == no cache, reference == fast path, float64 gradcheck, and a tiny model "
-                   "that uses the variant) on a registered variant or on your own class given as "
-                   "module:Class (module importable from the current folder). Exit status 1 when "
-                   "a check fails.",
-                   ["minitune check attention=qk-norm",
-                    "minitune check attention=my_attention:MyAttention",
-                    "minitune check attention=multi-head --set n_kv_heads=1",
-                    "minitune check position=rotary norm=layer",
-                    "minitune check --all"])  # fmt: skip
-    p.add_argument("variants", nargs="*", metavar="KIND=VARIANT",
-                   help="KIND is attention, position, ffn or norm")  # fmt: skip
+    p = sub_parser(
+        sub,
+        "check",
+        "check a layer variant with the conformance kit",
+        "Run minitune.conformance's checks (shapes, causal masking, padding invariance, "
+        "cache == no cache, reference == fast path, float64 gradcheck, and a tiny model "
+        "that uses the variant) on a registered variant or on your own class given as "
+        "module:Class (module importable from the current folder). Exit status 1 when "
+        "a check fails.",
+        [
+            "minitune check attention=qk-norm",
+            "minitune check attention=my_attention:MyAttention",
+            "minitune check attention=multi-head --set n_kv_heads=1",
+            "minitune check position=rotary norm=layer",
+            "minitune check --all",
+        ],
+    )
+    p.add_argument(
+        "variants",
+        nargs="*",
+        metavar="KIND=VARIANT",
+        help="KIND is attention, position, ffn or norm",
+    )
     p.add_argument("--all", action="store_true", help="check every registered variant")
-    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                   help="a ModelConfig field for the checks' tiny model, e.g. n_kv_heads=1")  # fmt: skip
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="a ModelConfig field for the checks' tiny model, e.g. n_kv_heads=1",
+    )
     p.set_defaults(func=cmd_check)
 
-    p = sub_parser(sub, "inspect", "attention pictures for a prompt",
-                   "Draw the attention weights of every layer and head (encoder self, decoder "
-                   "self, cross; reference path) for a prompt and the model's greedy answer, the "
-                   "masks, and the position bias per head, as PNG files. Needs matplotlib.",
-                   ['minitune inspect --checkpoint runs/laptop/best "Translate to French:\\nthe red cat"',
-                    'minitune inspect --checkpoint runs/laptop/best --out pictures/ "What is 12 + 30?"'])  # fmt: skip
+    p = sub_parser(
+        sub,
+        "inspect",
+        "attention pictures for a prompt",
+        "Draw the attention weights of every layer and head (encoder self, decoder "
+        "self, cross; reference path) for a prompt and the model's greedy answer, the "
+        "masks, and the position bias per head, as PNG files. Needs matplotlib.",
+        [
+            'minitune inspect --checkpoint runs/laptop/best "Translate to French:\\nthe red cat"',
+            'minitune inspect --checkpoint runs/laptop/best --out pictures/ "What is 12 + 30?"',
+        ],
+    )
     p.add_argument("--checkpoint", required=True, help="checkpoint folder")
     p.add_argument("prompt", help="the prompt; \\n stands for a newline")
     p.add_argument("--out", default="inspect", help="folder for the PNG files (default: inspect)")
@@ -191,10 +222,14 @@ def add_parsers(sub) -> None:
     lora = sub.add_parser("lora", help="LoRA adapter checkpoints").add_subparsers(
         dest="lora_command", metavar="COMMAND", required=True
     )
-    p = sub_parser(lora, "merge", "fold adapters into the base model",
-                   "Write a plain checkpoint whose weights are W + (α/r)·B·A: as fast as the "
-                   "base, no adapters, no reference to the base folder.",
-                   ["minitune lora merge --checkpoint runs/lora/best --out runs/lora-merged"])  # fmt: skip
+    p = sub_parser(
+        lora,
+        "merge",
+        "fold adapters into the base model",
+        "Write a plain checkpoint whose weights are W + (α/r)·B·A: as fast as the "
+        "base, no adapters, no reference to the base folder.",
+        ["minitune lora merge --checkpoint runs/lora/best --out runs/lora-merged"],
+    )
     p.add_argument("--checkpoint", required=True, help="a LoRA checkpoint folder")
     p.add_argument("--out", required=True, help="folder for the merged checkpoint")
     p.set_defaults(func=cmd_lora_merge)
@@ -213,31 +248,49 @@ def add_parsers(sub) -> None:
 
 def _download_and_export_parsers(sub) -> None:
     """The sub-commands download and export: to and from Hugging Face's T5 layout."""
-    p = sub_parser(sub, "download", "fetch a published T5 / Flan-T5 checkpoint",
-                   "Download config.json, the weights and spiece.model of a published checkpoint "
-                   "from the Hugging Face hub by plain HTTPS (https://huggingface.co/<repo>/"
-                   "resolve/main/<file>; no Hugging Face library), with a progress bar. An "
-                   "interrupted download continues where it stopped when run again; every file "
-                   "is checked against the published size (and sha256, for the weights) before "
-                   "it is kept.",
-                   ["minitune download flan-t5-small",
-                    "minitune download flan-t5-base --out models/flan-t5-base"])  # fmt: skip
-    p.add_argument("name", choices=["flan-t5-small", "flan-t5-base", "t5-small"],
-                   help="google/flan-t5-small, google/flan-t5-base or google-t5/t5-small")  # fmt: skip
+    p = sub_parser(
+        sub,
+        "download",
+        "fetch a published T5 / Flan-T5 checkpoint",
+        "Download config.json, the weights and spiece.model of a published checkpoint "
+        "from the Hugging Face hub by plain HTTPS (https://huggingface.co/<repo>/"
+        "resolve/main/<file>; no Hugging Face library), with a progress bar. An "
+        "interrupted download continues where it stopped when run again; every file "
+        "is checked against the published size (and sha256, for the weights) before "
+        "it is kept.",
+        [
+            "minitune download flan-t5-small",
+            "minitune download flan-t5-base --out models/flan-t5-base",
+        ],
+    )
+    p.add_argument(
+        "name",
+        choices=["flan-t5-small", "flan-t5-base", "t5-small"],
+        help="google/flan-t5-small, google/flan-t5-base or google-t5/t5-small",
+    )
     p.add_argument("--out", help="folder (default: models/NAME)")
-    p.add_argument("--hub", default="https://huggingface.co",
-                   help="the hub's address, e.g. a mirror (default: https://huggingface.co)")  # fmt: skip
+    p.add_argument(
+        "--hub",
+        default="https://huggingface.co",
+        help="the hub's address, e.g. a mirror (default: https://huggingface.co)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_download)
 
-    p = sub_parser(sub, "export", "write a checkpoint as a Hugging Face T5 folder",
-                   "Write config.json, model.safetensors and spiece.model in the layout of "
-                   "Hugging Face's T5 (transformers loads it, with the same logits). Any model "
-                   "with a T5 architecture exports (relative positions, RMSNorm pre-norm, ReLU or "
-                   "gated-GELU, no biases, multi-head attention), the laptop and tiny presets "
-                   "included: their 1/sqrt(D) attention scaling is folded into W_q.",
-                   ["minitune export --checkpoint runs/laptop/best --out exported/laptop-t5",
-                    "minitune export --checkpoint runs/flan-tuned/best --out exported/flan-tuned"])  # fmt: skip
+    p = sub_parser(
+        sub,
+        "export",
+        "write a checkpoint as a Hugging Face T5 folder",
+        "Write config.json, model.safetensors and spiece.model in the layout of "
+        "Hugging Face's T5 (transformers loads it, with the same logits). Any model "
+        "with a T5 architecture exports (relative positions, RMSNorm pre-norm, ReLU or "
+        "gated-GELU, no biases, multi-head attention), the laptop and tiny presets "
+        "included: their 1/sqrt(D) attention scaling is folded into W_q.",
+        [
+            "minitune export --checkpoint runs/laptop/best --out exported/laptop-t5",
+            "minitune export --checkpoint runs/flan-tuned/best --out exported/flan-tuned",
+        ],
+    )
     p.add_argument("--checkpoint", required=True, help="checkpoint folder (LoRA: merged first)")
     p.add_argument("--out", required=True, help="folder for the T5 files")
     p.add_argument("--overwrite", action="store_true", help="write into a non-empty --out")

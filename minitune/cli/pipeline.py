@@ -51,9 +51,11 @@ def pipeline_base(args: argparse.Namespace) -> Path | None:
         return None
     models = [s for s in args.set or [] if s.strip().startswith("model.")]
     if models:
-        raise UserError(f"{', '.join(models)}: a pretrained base fixes the model (its "
-                        "config.json); drop --base/--init (or add --from-scratch) to train a "
-                        "model of your own shape from random weights")  # fmt: skip
+        raise UserError(
+            f"{', '.join(models)}: a pretrained base fixes the model (its "
+            "config.json); drop --base/--init (or add --from-scratch) to train a "
+            "model of your own shape from random weights"
+        )
     base = Path(args.init) if args.init else find_shipped(SHIPPED_BASE)
     if not (base / "config.json").is_file():
         raise UserError(f"{base}: no checkpoint there (config.json missing)")
@@ -79,9 +81,11 @@ def show_example(s, clusters: dict[str, str]) -> str:
     """One answer next to the expected one, e.g. "[ok] strings / uppercase (test)"."""
     mark = "ok" if s.exact_match else "--"
     prompt = s.prompt if len(s.prompt) <= 300 else s.prompt[:297] + "..."
-    return (f"[{mark}] {clusters.get(s.task, '?')} / {s.task} ({s.split})\n"
-            f"  prompt:   {prompt.replace(chr(10), chr(10) + '            ')}\n"
-            f"  expected: {s.reference}\n  answer:   {s.prediction}")  # fmt: skip
+    return (
+        f"[{mark}] {clusters.get(s.task, '?')} / {s.task} ({s.split})\n"
+        f"  prompt:   {prompt.replace(chr(10), chr(10) + '            ')}\n"
+        f"  expected: {s.reference}\n  answer:   {s.prediction}"
+    )
 
 
 @dataclass
@@ -118,8 +122,7 @@ def plan_phases(args: argparse.Namespace, base: Path | None) -> Phases:
         tuning = resumed_run(out, [*named, *settings], args.force, notes.append)
     else:  # the model (shape, tokenizer) comes from the pretraining or the base, if any
         start = str(pre_last) if args.pretrain_steps else base and str(base.resolve())
-        phase = Layer("minitune pipeline: the tuning phase", train={"init": start},
-                      kind="command")  # fmt: skip
+        phase = Layer("minitune pipeline: the tuning phase", train={"init": start}, kind="command")
         tuning = fresh_run([run_file(config), *settings, phase], notes.append)
     return Phases(out, notes, pretraining, resume_pretraining, tuning, resume_tuning)
 
@@ -140,9 +143,11 @@ def _pretraining(
         phase["init"] = str(base)
     else:
         phase["data"] = [str(find_shipped("data/pretrain.txt"))]
-    settings = [*flag_layers(args, leave_out=("init", "data", "out", "max_minutes", "max_steps")),
-                Layer("minitune pipeline: the pretraining phase", train=phase, kind="command"),
-                SPAN]  # fmt: skip
+    settings = [
+        *flag_layers(args, leave_out=("init", "data", "out", "max_minutes", "max_steps")),
+        Layer("minitune pipeline: the pretraining phase", train=phase, kind="command"),
+        SPAN,
+    ]
     recipe = "base" if base else config
     if resume:
         named = [run_file(recipe)] if base or args.config else []
@@ -162,8 +167,10 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         from minitune.run_config import to_toml
 
         if phases.pretraining is not None:
-            print("# the pretraining phase\n" + to_toml(phases.pretraining.model,
-                                                         phases.pretraining.train))  # fmt: skip
+            print(
+                "# the pretraining phase\n"
+                + to_toml(phases.pretraining.model, phases.pretraining.train)
+            )
         print(to_toml(phases.tuning.model, phases.tuning.train), end="")
         return 0
     print(path_note(phases.tuning.train.impl))  # the first line: which path the jobs below run
@@ -176,23 +183,35 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     )
     again = f"minitune {again}" + ("" if args.out else f" --out {out}")
     if base is None:
-        print(f"== start: random weights (--base tunes the shipped pretrained base {SHIPPED_BASE} "
-              "instead; at 11 minutes on 2 cores it scored lower, README)")  # fmt: skip
+        print(
+            f"== start: random weights (--base tunes the shipped pretrained base {SHIPPED_BASE} "
+            "instead; at 11 minutes on 2 cores it scored lower, README)"
+        )
     else:
         print(f"== start: the pretrained base {base} (without --base/--init: random weights)")
     if phases.pretraining is not None:
         corpus = "the world corpus, configs/base.toml" if base else "data/pretrain.txt"
         print(f"== pretraining (span corruption on {corpus}) for {args.pretrain_steps} steps")
         pre = phases.pretraining
-        done = train(pre.model, pre.train, resume=phases.resume_pretraining,
-                     progress=not args.no_progress, log=run_log(pre))  # fmt: skip
+        done = train(
+            pre.model,
+            pre.train,
+            resume=phases.resume_pretraining,
+            progress=not args.no_progress,
+            log=run_log(pre),
+        )
         if done["stop_reason"] == "interrupted":
             print(f"to continue: {again}")
             return 130
     print("== instruction tuning")
     tuning = phases.tuning
-    summary = train(tuning.model, tuning.train, resume=phases.resume_tuning,
-                    progress=not args.no_progress, log=run_log(tuning))  # fmt: skip
+    summary = train(
+        tuning.model,
+        tuning.train,
+        resume=phases.resume_tuning,
+        progress=not args.no_progress,
+        log=run_log(tuning),
+    )
     if summary["stop_reason"] == "interrupted":
         print(f"to continue: {again}")
         return 130
@@ -213,27 +232,42 @@ def _evaluate_and_show(args: argparse.Namespace, out: Path, cfg, summary: dict) 
     print("== evaluation")
     model, tok, _ = load_checkpoint(str(out / "best"), cfg.device, cfg.impl)
     files = [str(find_shipped(f"data/{split}.jsonl")) for split in SPLIT_NAMES]
-    result = evaluate_files(model, tok, files, args.limit, cfg.max_source_length,
-                            cfg.max_target_length)  # fmt: skip
+    result = evaluate_files(
+        model, tok, files, args.limit, cfg.max_source_length, cfg.max_target_length
+    )
     table = format_table(result["report"])
     print(table, end="")
     best = read_config(out / "best")  # the checkpoint evaluated: how far its training went
-    trained = (f"model of step {best['step']:,} of {summary['step']:,}, "
-               f"{best.get('examples_seen', 0):,} examples seen")  # fmt: skip
-    print(f"training: {summary['step']:,} steps, {summary['examples']:,} examples in "
-          f"{summary['minutes']:.1f} min ({speed(summary)})")  # fmt: skip
+    trained = (
+        f"model of step {best['step']:,} of {summary['step']:,}, "
+        f"{best.get('examples_seen', 0):,} examples seen"
+    )
+    print(
+        f"training: {summary['step']:,} steps, {summary['examples']:,} examples in "
+        f"{summary['minutes']:.1f} min ({speed(summary)})"
+    )
     for split, label in SPLIT_NAMES.items():
         average = result["report"].get(split, {}).get("average")
         if average:
-            print(f"{label}: exact match {average['exact_match']:.1f}% (average over tasks; "
-                  f"{trained})")  # fmt: skip
+            print(
+                f"{label}: exact match {average['exact_match']:.1f}% (average over tasks; "
+                f"{trained})"
+            )
     print("== examples: the model's answers next to the expected ones ([ok] = exact match)")
-    clusters = {r.meta.get("task"): r.meta.get("cluster", "?") for path in files
-                for r in read_records(path)}  # fmt: skip
+    clusters = {
+        r.meta.get("task"): r.meta.get("cluster", "?") for path in files for r in read_records(path)
+    }
     examples = []
     for s in pick_examples(result["scored"], clusters):
-        examples.append({"split": s.split, "task": s.task, "prompt": s.prompt,
-                         "expected": s.reference, "answer": s.prediction})  # fmt: skip
+        examples.append(
+            {
+                "split": s.split,
+                "task": s.task,
+                "prompt": s.prompt,
+                "expected": s.reference,
+                "answer": s.prediction,
+            }
+        )
         print(show_example(s, clusters) + "\n")
     (out / "report.json").write_text(
         json.dumps({"train": summary, "eval": result["report"], "examples": examples}, indent=2)
@@ -244,25 +278,41 @@ def _evaluate_and_show(args: argparse.Namespace, out: Path, cfg, summary: dict) 
 
 def add_parsers(sub) -> None:
     """The sub-command pipeline."""
-    p = sub_parser(sub, "pipeline", "the laptop pipeline: train, evaluate, show examples",
-                   "Instruction-tune a model (from random weights; --base: the shipped pretrained "
-                   "base checkpoints/base) on fresh examples of the shipped suite with the laptop "
-                   "recipe, evaluate on the test, held-out-phrasing and held-out-task splits, and "
-                   "answer a few example prompts. Writes report.json and eval.txt in the run "
-                   "folder.",
-                   ["minitune pipeline", "minitune pipeline --base --out runs/base-tuned",
-                    "minitune pipeline --set model.preset=laptop-t5 --out runs/t5",
-                    "minitune pipeline --max-steps 50 --limit 20 --out /tmp/quick"])  # fmt: skip
+    p = sub_parser(
+        sub,
+        "pipeline",
+        "the laptop pipeline: train, evaluate, show examples",
+        "Instruction-tune a model (from random weights; --base: the shipped pretrained "
+        "base checkpoints/base) on fresh examples of the shipped suite with the laptop "
+        "recipe, evaluate on the test, held-out-phrasing and held-out-task splits, and "
+        "answer a few example prompts. Writes report.json and eval.txt in the run "
+        "folder.",
+        [
+            "minitune pipeline",
+            "minitune pipeline --base --out runs/base-tuned",
+            "minitune pipeline --set model.preset=laptop-t5 --out runs/t5",
+            "minitune pipeline --max-steps 50 --limit 20 --out /tmp/quick",
+        ],
+    )
     training_flags(p, "laptop")
-    p.add_argument("--base", action="store_true",
-                   help=f"tune the shipped pretrained base ({SHIPPED_BASE}) instead of random "
-                   "weights (the same recipe, data and clock)")  # fmt: skip
-    p.add_argument("--from-scratch", action="store_true",
-                   help="random weights (the default; the config's [model] and --set model.* "
-                   "apply)")  # fmt: skip
-    p.add_argument("--pretrain-steps", type=int, default=0,
-                   help="span-corruption steps before tuning: from scratch, on "
-                   "data/pretrain.txt; with --base/--init, more of the base's own pretraining "
-                   "(configs/base.toml, the world corpus)")  # fmt: skip
+    p.add_argument(
+        "--base",
+        action="store_true",
+        help=f"tune the shipped pretrained base ({SHIPPED_BASE}) instead of random "
+        "weights (the same recipe, data and clock)",
+    )
+    p.add_argument(
+        "--from-scratch",
+        action="store_true",
+        help="random weights (the default; the config's [model] and --set model.* apply)",
+    )
+    p.add_argument(
+        "--pretrain-steps",
+        type=int,
+        default=0,
+        help="span-corruption steps before tuning: from scratch, on "
+        "data/pretrain.txt; with --base/--init, more of the base's own pretraining "
+        "(configs/base.toml, the world corpus)",
+    )
     p.add_argument("--limit", type=int, help="evaluate only the first N examples of each split")
     p.set_defaults(func=cmd_pipeline)

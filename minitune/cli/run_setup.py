@@ -37,27 +37,40 @@ from minitune.run_config import (
 # --config. `train --init DIR` fine-tunes a trained model: T5-style learning rate, no time guard.
 DEFAULT_CONFIGS = {"instruct": "laptop", "init": "finetune", "span": "pretrain"}
 # `minitune pretrain`'s own defaults, under its config file, and what it sets on top of all.
-SPAN_DEFAULTS = Layer("minitune pretrain's defaults", kind="default",
-                      train={"data": ["data/pretrain.txt"], "valid_data": None,
-                             "out": "runs/pretrain"})  # fmt: skip
+SPAN_DEFAULTS = Layer(
+    "minitune pretrain's defaults",
+    kind="default",
+    train={"data": ["data/pretrain.txt"], "valid_data": None, "out": "runs/pretrain"},
+)
 SPAN = Layer("minitune pretrain", train={"objective": "span"}, kind="command")
 
 
 def _dedicated_flags(args: argparse.Namespace) -> list[tuple[str, str, object]]:
     """(flag, train field, value) for each dedicated training flag; None: not given."""
-    return [("--data", "data", args.data), ("--valid-data", "valid_data", args.valid_data),
-            ("--out", "out", args.out), ("--max-steps", "max_steps", args.max_steps),
-            ("--max-minutes", "max_minutes", args.max_minutes), ("--device", "device", args.device),
-            ("--init", "init", args.init), ("--precision", "precision", args.precision),
-            ("--lora-rank", "lora_rank", args.lora_rank), ("--lora-alpha", "lora_alpha", args.lora_alpha),
-            ("--lora-targets", "lora_targets", args.lora_targets and args.lora_targets.split(",")),
-            ("--lora-where", "lora_where", args.lora_where and args.lora_where.split(",")),
-            ("--skip-nonfinite", "on_nonfinite", "skip" if args.skip_nonfinite else None),
-            ("--fsdp", "fsdp", args.fsdp or None), ("--compile", "compile", args.compile or None),
-            ("--activation-checkpointing", "activation_checkpointing",
-             args.activation_checkpointing or None),
-            ("--impl", "impl", args.impl),
-            ("--report-to", "report_to", args.report_to and [args.report_to])]  # fmt: skip
+    return [
+        ("--data", "data", args.data),
+        ("--valid-data", "valid_data", args.valid_data),
+        ("--out", "out", args.out),
+        ("--max-steps", "max_steps", args.max_steps),
+        ("--max-minutes", "max_minutes", args.max_minutes),
+        ("--device", "device", args.device),
+        ("--init", "init", args.init),
+        ("--precision", "precision", args.precision),
+        ("--lora-rank", "lora_rank", args.lora_rank),
+        ("--lora-alpha", "lora_alpha", args.lora_alpha),
+        ("--lora-targets", "lora_targets", args.lora_targets and args.lora_targets.split(",")),
+        ("--lora-where", "lora_where", args.lora_where and args.lora_where.split(",")),
+        ("--skip-nonfinite", "on_nonfinite", "skip" if args.skip_nonfinite else None),
+        ("--fsdp", "fsdp", args.fsdp or None),
+        ("--compile", "compile", args.compile or None),
+        (
+            "--activation-checkpointing",
+            "activation_checkpointing",
+            args.activation_checkpointing or None,
+        ),
+        ("--impl", "impl", args.impl),
+        ("--report-to", "report_to", args.report_to and [args.report_to]),
+    ]
 
 
 def flag_layers(args: argparse.Namespace, leave_out: tuple[str, ...] = ()) -> list[Layer]:
@@ -117,12 +130,16 @@ def fresh_run(layers: list[Layer], say=print) -> RunConfig:
             f"model.{key}" for layer in layers if layer.kind == "flag" for key in layer.model
         ]
         if flagged:
-            raise UserError(f"the model comes from --init {init} (its own config.json); these "
-                            f"settings cannot apply to it: {', '.join(flagged)}")  # fmt: skip
+            raise UserError(
+                f"the model comes from --init {init} (its own config.json); these "
+                f"settings cannot apply to it: {', '.join(flagged)}"
+            )
         for layer in layers:
             if layer.kind == "file" and layer.model:
-                say(f"note: {layer.where}'s [model] table ({', '.join(layer.model)}) is not "
-                      f"used: the model comes from --init {init}")  # fmt: skip
+                say(
+                    f"note: {layer.where}'s [model] table ({', '.join(layer.model)}) is not "
+                    f"used: the model comes from --init {init}"
+                )
     try:
         run = resolve_run_config(layers)
         registry.check(run.model)  # the variant names (config.py, a leaf, cannot check them)
@@ -140,8 +157,9 @@ def resumed_run(out: Path, named: list[Layer], force: bool, say=print) -> RunCon
     last = out / "last"
     recover(last)
     if not (last / "trainer.pt").is_file():
-        raise UserError(f"nothing to resume in {out}: no {last}/trainer.pt (start the run "
-                        "without --resume)")  # fmt: skip
+        raise UserError(
+            f"nothing to resume in {out}: no {last}/trainer.pt (start the run without --resume)"
+        )
     info = read_config(last)
     named = [*named, Layer("the run folder", train={"out": str(out)}, kind="command")]
     wanted = {"model": {}, "train": {}}
@@ -166,10 +184,16 @@ def resumed_run(out: Path, named: list[Layer], force: bool, say=print) -> RunCon
             "--force to accept that, or start a new --out"
         )
     if os.environ.get("RANK", "0") == "0":  # under torchrun, one process speaks
-        say(f"resuming {out} from its saved config ({last / 'config.json'})"
-              + (f", changed: {listed}" if changes else ""))  # fmt: skip
-    sources = {f"{section}.{key}": layer for layer in named
-               for section in ("model", "train") for key in getattr(layer, section)}  # fmt: skip
+        say(
+            f"resuming {out} from its saved config ({last / 'config.json'})"
+            + (f", changed: {listed}" if changes else "")
+        )
+    sources = {
+        f"{section}.{key}": layer
+        for layer in named
+        for section in ("model", "train")
+        for key in getattr(layer, section)
+    }
     return RunConfig(model_cfg, cfg, sources, preset=None)
 
 
@@ -182,8 +206,9 @@ def training_run(args: argparse.Namespace, objective: str) -> RunConfig:
     if not args.resume:
         return fresh_run(layers)
     out = Path(args.out or planned_out(layers))
-    return resumed_run(out, [*([run_file(args.config)] if args.config else []), *settings],
-                       args.force)  # fmt: skip
+    return resumed_run(
+        out, [*([run_file(args.config)] if args.config else []), *settings], args.force
+    )
 
 
 def run_log(run: RunConfig):
@@ -194,8 +219,10 @@ def run_log(run: RunConfig):
 
     pending = []
     if run.preset is not None:
-        pending = ["run config (values not at their defaults, and where each came from):",
-                   *(f"  {line}" for line in run.log_lines())]  # fmt: skip
+        pending = [
+            "run config (values not at their defaults, and where each came from):",
+            *(f"  {line}" for line in run.log_lines()),
+        ]
     pending.append(training_data_line(run.train))
 
     def log(text: str) -> None:

@@ -31,10 +31,12 @@ def positive_int(text: str) -> int:
 def sub_parser(sub, name: str, help: str, description: str, examples: list[str]):
     """A sub-command's parser with its description and an "examples:" epilog, as written."""
     return sub.add_parser(
-        name, help=help, description=description,
+        name,
+        help=help,
+        description=description,
         epilog="examples:\n" + "\n".join(f"  {e}" for e in examples),
         formatter_class=argparse.RawDescriptionHelpFormatter,
-    )  # fmt: skip
+    )
 
 
 def load_checkpoint(checkpoint: str, device: str, impl: str | None = None):

@@ -17,8 +17,16 @@ import sys
 from minitune.cli.shared import DEVICES, UserError, load_checkpoint, sub_parser
 
 
-def evaluate_files(model, tok, files: list[str], limit: int | None, max_source_length: int,
-                   max_new_tokens: int, run_code: bool | None = None, **decoding) -> dict:  # fmt: skip
+def evaluate_files(
+    model,
+    tok,
+    files: list[str],
+    limit: int | None,
+    max_source_length: int,
+    max_new_tokens: int,
+    run_code: bool | None = None,
+    **decoding,
+) -> dict:
     """Predict and score every example of the files; returns the report (see evaluate.py) and
     notes for the user (prompts cut to max_source_length, generated code run or not).
 
@@ -35,8 +43,10 @@ def evaluate_files(model, tok, files: list[str], limit: int | None, max_source_l
         prompts = [format_prompt(r.instruction, r.input) for r in records]
         cut = sum(len(tok.encode(p)) + 1 > max_source_length for p in prompts)
         if cut:
-            notes.append(f"{path}: {cut} of {len(prompts)} prompts are longer than "
-                         f"{max_source_length} tokens and were cut (--max-source-length)")  # fmt: skip
+            notes.append(
+                f"{path}: {cut} of {len(prompts)} prompts are longer than "
+                f"{max_source_length} tokens and were cut (--max-source-length)"
+            )
         predictions = predict(model, tok, prompts, max_source_length, max_new_tokens, **decoding)
         runs = run_code if run_code is not None else is_shipped(path)
         scored += score(records, predictions, split_name(path), run_code=runs)
@@ -44,11 +54,15 @@ def evaluate_files(model, tok, files: list[str], limit: int | None, max_source_l
         if n_code and runs:
             ran += n_code
         elif n_code:
-            notes.append(f"{path}: {n_code} code answers were not run (it is not the shipped "
-                         "suite); --run-code runs them in a limited subprocess")  # fmt: skip
+            notes.append(
+                f"{path}: {n_code} code answers were not run (it is not the shipped "
+                "suite); --run-code runs them in a limited subprocess"
+            )
     if ran:
-        notes.append(f"ran {ran} generated programs against their tests, each in a separate "
-                     "Python process with CPU-time and memory limits")  # fmt: skip
+        notes.append(
+            f"ran {ran} generated programs against their tests, each in a separate "
+            "Python process with CPU-time and memory limits"
+        )
     return {"report": summarize(scored), "scored": scored, "notes": notes}
 
 
@@ -60,8 +74,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     decoding = decoding_settings(args)
     model, tok, info = load_checkpoint(args.checkpoint, args.device, args.impl)
     max_source_length = source_length(info, args.max_source_length)
-    result = evaluate_files(model, tok, args.data, args.limit, max_source_length,
-                            run_code=args.run_code or None, **decoding)  # fmt: skip
+    result = evaluate_files(
+        model,
+        tok,
+        args.data,
+        args.limit,
+        max_source_length,
+        run_code=args.run_code or None,
+        **decoding,
+    )
     if args.predictions:
         with open(args.predictions, "w", encoding="utf-8") as f:
             for s in result["scored"]:
@@ -81,27 +102,45 @@ def decoding_settings(args: argparse.Namespace) -> dict:
     import torch
 
     sample = args.sample or args.temperature is not None or args.top_k or args.top_p is not None
-    named = [f"{flag} {value}" for flag, value in (("--temperature", args.temperature),
-             ("--top-k", args.top_k), ("--top-p", args.top_p)) if value is not None]  # fmt: skip
+    named = [
+        f"{flag} {value}"
+        for flag, value in (
+            ("--temperature", args.temperature),
+            ("--top-k", args.top_k),
+            ("--top-p", args.top_p),
+        )
+        if value is not None
+    ]
     if sample and args.num_beams > 1:
         raise UserError(
             f"--num-beams {args.num_beams} with sampling ({', '.join(named) or '--sample'}): beam "
             "search keeps the most likely sequences, sampling draws at random; use one of them"
         )
-    checks = [(args.max_new_tokens >= 1, f"--max-new-tokens must be >= 1, got {args.max_new_tokens}"),
-              (args.num_beams >= 1, f"--num-beams must be >= 1, got {args.num_beams}"),
-              (args.temperature is None or args.temperature > 0,
-               f"--temperature must be > 0, got {args.temperature} (for greedy: leave it out)"),
-              (args.top_k is None or args.top_k >= 0, f"--top-k must be >= 0 (0 = all), got {args.top_k}"),
-              (args.top_p is None or 0 < args.top_p <= 1, f"--top-p must be in (0, 1], got {args.top_p}")]  # fmt: skip
+    checks = [
+        (args.max_new_tokens >= 1, f"--max-new-tokens must be >= 1, got {args.max_new_tokens}"),
+        (args.num_beams >= 1, f"--num-beams must be >= 1, got {args.num_beams}"),
+        (
+            args.temperature is None or args.temperature > 0,
+            f"--temperature must be > 0, got {args.temperature} (for greedy: leave it out)",
+        ),
+        (
+            args.top_k is None or args.top_k >= 0,
+            f"--top-k must be >= 0 (0 = all), got {args.top_k}",
+        ),
+        (args.top_p is None or 0 < args.top_p <= 1, f"--top-p must be in (0, 1], got {args.top_p}"),
+    ]
     for ok, message in checks:
         if not ok:
             raise UserError(message)
     kwargs = {"max_new_tokens": args.max_new_tokens, "num_beams": args.num_beams}
     if sample:
-        kwargs.update(do_sample=True, temperature=args.temperature or 1.0, top_k=args.top_k or 0,
-                      top_p=args.top_p or 1.0,
-                      generator=torch.Generator().manual_seed(args.seed))  # fmt: skip
+        kwargs.update(
+            do_sample=True,
+            temperature=args.temperature or 1.0,
+            top_k=args.top_k or 0,
+            top_p=args.top_p or 1.0,
+            generator=torch.Generator().manual_seed(args.seed),
+        )
     return kwargs
 
 
@@ -119,8 +158,11 @@ def answer(model, tok, prompt: str, decoding: dict, max_source_length: int = 512
     (on stderr, so that stdout stays the answer)."""
     batch = tok.encode_batch([prompt], max_length=max_source_length)
     if batch.truncated:
-        print(f"note: the prompt is {len(tok.encode(prompt)) + 1} tokens; the model reads only the "
-              f"first {max_source_length} (--max-source-length)", file=sys.stderr)  # fmt: skip
+        print(
+            f"note: the prompt is {len(tok.encode(prompt)) + 1} tokens; the model reads only the "
+            f"first {max_source_length} (--max-source-length)",
+            file=sys.stderr,
+        )
     device = next(model.parameters()).device
     out = model.generate(batch.input_ids.to(device), batch.attention_mask.to(device), **decoding)
     return tok.decode(out[0])
@@ -191,77 +233,126 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
 def length_and_beam_flags(p: argparse.ArgumentParser) -> None:
     """The decoding flags `eval` shares with `generate` and `chat`."""
-    p.add_argument("--max-new-tokens", type=int, default=64,
-                   help="longest answer in tokens (default: 64)")  # fmt: skip
-    p.add_argument("--max-source-length", type=int, metavar="N",
-                   help="prompt tokens read; longer prompts are cut, with a note (default: the "
-                   "checkpoint's training setting; 512 for T5 folders)")  # fmt: skip
-    p.add_argument("--num-beams", type=int, default=1,
-                   help="beam search with this many beams (default: 1, greedy)")  # fmt: skip
-    p.add_argument("--impl", choices=["fast", "reference"], default="fast",
-                   help="the model's path: fast, the production shell (minitune/fast/, the fast "
-                   "decoder; the default), or reference, the teaching classes and "
-                   "model.decode; the same answers")  # fmt: skip
+    p.add_argument(
+        "--max-new-tokens", type=int, default=64, help="longest answer in tokens (default: 64)"
+    )
+    p.add_argument(
+        "--max-source-length",
+        type=int,
+        metavar="N",
+        help="prompt tokens read; longer prompts are cut, with a note (default: the "
+        "checkpoint's training setting; 512 for T5 folders)",
+    )
+    p.add_argument(
+        "--num-beams",
+        type=int,
+        default=1,
+        help="beam search with this many beams (default: 1, greedy)",
+    )
+    p.add_argument(
+        "--impl",
+        choices=["fast", "reference"],
+        default="fast",
+        help="the model's path: fast, the production shell (minitune/fast/, the fast "
+        "decoder; the default), or reference, the teaching classes and "
+        "model.decode; the same answers",
+    )
 
 
 def decoding_flags(p: argparse.ArgumentParser) -> None:
     length_and_beam_flags(p)
     p.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
-    p.add_argument("--temperature", type=float,
-                   help="sampling temperature (switches sampling on; default 1.0 when sampling)")  # fmt: skip
-    p.add_argument("--top-k", type=int,
-                   help="sample among the k most likely tokens (switches sampling on)")  # fmt: skip
-    p.add_argument("--top-p", type=float,
-                   help="sample from the smallest set with probability p (switches sampling on)")  # fmt: skip
+    p.add_argument(
+        "--temperature",
+        type=float,
+        help="sampling temperature (switches sampling on; default 1.0 when sampling)",
+    )
+    p.add_argument(
+        "--top-k", type=int, help="sample among the k most likely tokens (switches sampling on)"
+    )
+    p.add_argument(
+        "--top-p",
+        type=float,
+        help="sample from the smallest set with probability p (switches sampling on)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed for sampling (default: 0)")
-    p.add_argument("--device", default="auto", choices=DEVICES,
-                   help="default: auto (CUDA, then MPS, then CPU)")  # fmt: skip
+    p.add_argument(
+        "--device", default="auto", choices=DEVICES, help="default: auto (CUDA, then MPS, then CPU)"
+    )
 
 
 def add_parsers(sub) -> None:
     """The sub-commands eval, generate and chat."""
-    p = sub_parser(sub, "eval", "score a checkpoint on data files",
-                   "Generate an answer for every example and report exact match, token F1, "
-                   "ROUGE-L and (code tasks) the pass rate, per task and split.",
-                   ["minitune eval --checkpoint runs/laptop/best --data data/test.jsonl",
-                    "minitune eval --checkpoint runs/laptop/best --data data/heldout_tasks.jsonl --json"])  # fmt: skip
+    p = sub_parser(
+        sub,
+        "eval",
+        "score a checkpoint on data files",
+        "Generate an answer for every example and report exact match, token F1, "
+        "ROUGE-L and (code tasks) the pass rate, per task and split.",
+        [
+            "minitune eval --checkpoint runs/laptop/best --data data/test.jsonl",
+            "minitune eval --checkpoint runs/laptop/best --data data/heldout_tasks.jsonl --json",
+        ],
+    )
     p.add_argument("--checkpoint", required=True, help="checkpoint folder")
     p.add_argument("--data", nargs="+", required=True, help="instruction files")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--limit", type=int, help="only the first N examples of each file")
     p.add_argument("--predictions", help="write every prediction to this JSONL file")
-    p.add_argument("--run-code", action="store_true",
-                   help="run the model's answers to code tasks against their tests for your "
-                   "files too (the shipped suite's always run), in a subprocess with CPU-time "
-                   "and memory limits")  # fmt: skip
+    p.add_argument(
+        "--run-code",
+        action="store_true",
+        help="run the model's answers to code tasks against their tests for your "
+        "files too (the shipped suite's always run), in a subprocess with CPU-time "
+        "and memory limits",
+    )
     length_and_beam_flags(p)
-    p.add_argument("--device", default="auto", choices=DEVICES,
-                   help="default: auto (CUDA, then MPS, then CPU)")  # fmt: skip
+    p.add_argument(
+        "--device", default="auto", choices=DEVICES, help="default: auto (CUDA, then MPS, then CPU)"
+    )
     p.set_defaults(func=cmd_eval, sample=False, temperature=None, top_k=None, top_p=None, seed=0)
 
-    p = sub_parser(sub, "generate", "answer one prompt",
-                   "Generate the model's answer to a prompt (greedy by default).",
-                   ['minitune generate --checkpoint runs/laptop/best "What is 12 + 30?"',
-                    'minitune generate --checkpoint runs/laptop/best --num-beams 4 "Translate this sentence into French.\\nThe small dog sees the red ball."',
-                    'minitune generate --checkpoint runs/laptop/best --temperature 0.8 --top-p 0.9 "Reverse the letters of this word.\\nlantern"',
-                    "cat prompt.txt | minitune generate --checkpoint runs/laptop/best -"])  # fmt: skip
+    p = sub_parser(
+        sub,
+        "generate",
+        "answer one prompt",
+        "Generate the model's answer to a prompt (greedy by default).",
+        [
+            'minitune generate --checkpoint runs/laptop/best "What is 12 + 30?"',
+            'minitune generate --checkpoint runs/laptop/best --num-beams 4 "Translate this sentence into French.\\nThe small dog sees the red ball."',
+            'minitune generate --checkpoint runs/laptop/best --temperature 0.8 --top-p 0.9 "Reverse the letters of this word.\\nlantern"',
+            "cat prompt.txt | minitune generate --checkpoint runs/laptop/best -",
+        ],
+    )
     p.add_argument("--checkpoint", required=True, help="checkpoint folder")
-    p.add_argument("prompt", nargs="?",
-                   help="the prompt: the instruction, \\n (a newline), the input; - or left out: "
-                   "read it from stdin")  # fmt: skip
+    p.add_argument(
+        "prompt",
+        nargs="?",
+        help="the prompt: the instruction, \\n (a newline), the input; - or left out: "
+        "read it from stdin",
+    )
     decoding_flags(p)
     p.set_defaults(func=cmd_generate)
 
-    p = sub_parser(sub, "chat", "talk with a checkpoint",
-                   "An interactive conversation, in the template of the chat data: the "
-                   "instruction (--system, or the default) and the turns as 'User: ...' / "
-                   "'Assistant: ...' lines. When the conversation no longer fits, the oldest "
-                   "turns are left out first.",
-                   ["minitune chat --checkpoint runs/laptop/best",
-                    'minitune chat --checkpoint runs/laptop/best --system "Answer in French."'])  # fmt: skip
+    p = sub_parser(
+        sub,
+        "chat",
+        "talk with a checkpoint",
+        "An interactive conversation, in the template of the chat data: the "
+        "instruction (--system, or the default) and the turns as 'User: ...' / "
+        "'Assistant: ...' lines. When the conversation no longer fits, the oldest "
+        "turns are left out first.",
+        [
+            "minitune chat --checkpoint runs/laptop/best",
+            'minitune chat --checkpoint runs/laptop/best --system "Answer in French."',
+        ],
+    )
     p.add_argument("--checkpoint", required=True, help="checkpoint folder")
-    p.add_argument("--system", metavar="TEXT",
-                   help="the instruction above the conversation (default: 'Continue the "
-                   "conversation as the assistant.', as in the training data)")  # fmt: skip
+    p.add_argument(
+        "--system",
+        metavar="TEXT",
+        help="the instruction above the conversation (default: 'Continue the "
+        "conversation as the assistant.', as in the training data)",
+    )
     decoding_flags(p)
     p.set_defaults(func=cmd_chat)

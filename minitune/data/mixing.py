@@ -42,8 +42,15 @@ class TaskMixer:
     The first `probe_size` examples of each task are not trained on: `probe[task]` holds them,
     for the loop to measure the task's loss with (`task_weights` turns losses into weights)."""
 
-    def __init__(self, examples: list[EncodedExample], tasks: list[str], batch_size: int,
-                 window: int, seed: int, probe_size: int = PROBE_SIZE) -> None:  # fmt: skip
+    def __init__(
+        self,
+        examples: list[EncodedExample],
+        tasks: list[str],
+        batch_size: int,
+        window: int,
+        seed: int,
+        probe_size: int = PROBE_SIZE,
+    ) -> None:
         self.examples, self.batch_size, self.window = examples, batch_size, window
         self.probe: dict[str, list[EncodedExample]] = {}
         self.pools: dict[str, list[int]] = {}  # task -> its examples' positions, shuffled
@@ -53,8 +60,10 @@ class TaskMixer:
             else:
                 self.pools.setdefault(task, []).append(i)
         if not self.pools:
-            raise ValueError(f"task mixing: no task has more than {probe_size} examples (they "
-                             "are held out to measure its loss); give more data")  # fmt: skip
+            raise ValueError(
+                f"task mixing: no task has more than {probe_size} examples (they "
+                "are held out to measure its loss); give more data"
+            )
         self.probe = {task: part for task, part in self.probe.items() if task in self.pools}
         self.rng = random.Random(f"task-mixer-{seed}")
         for pool in self.pools.values():
@@ -85,8 +94,9 @@ class TaskMixer:
     def _window(self) -> list[list[int]]:
         """`window` batches: tasks drawn by weight, sorted by length, cut, shuffled."""
         names = list(self.weights)
-        drawn = self.rng.choices(names, [self.weights[t] for t in names],
-                                 k=self.batch_size * self.window)  # fmt: skip
+        drawn = self.rng.choices(
+            names, [self.weights[t] for t in names], k=self.batch_size * self.window
+        )
         chosen = sorted((self._take(t) for t in drawn), key=self._length)
         batches = [chosen[i : i + self.batch_size] for i in range(0, len(chosen), self.batch_size)]
         self.rng.shuffle(batches)
@@ -97,9 +107,14 @@ class TaskMixer:
 
     def state_dict(self) -> dict:
         version, internal, gauss = self.rng.getstate()
-        return {"pools": self.pools, "next_of": self.next_of, "weights": self.weights,
-                "pending": self.pending, "count": self.count,
-                "rng": [version, list(internal), gauss]}  # fmt: skip
+        return {
+            "pools": self.pools,
+            "next_of": self.next_of,
+            "weights": self.weights,
+            "pending": self.pending,
+            "count": self.count,
+            "rng": [version, list(internal), gauss],
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.pools = {task: list(pool) for task, pool in state["pools"].items()}

@@ -95,9 +95,12 @@ def packed_batches(
     all_rows = []
     for start in range(0, len(order), chunk):
         part = order[start : start + chunk]
-        packed = pack_rows([len(examples[i].source) for i in part],
-                           [len(examples[i].target) for i in part], source_length,
-                           target_length)  # fmt: skip
+        packed = pack_rows(
+            [len(examples[i].source) for i in part],
+            [len(examples[i].target) for i in part],
+            source_length,
+            target_length,
+        )
         all_rows.extend([part[j] for j in row] for row in packed)
     rng.shuffle(all_rows)
     batches = [all_rows[i : i + rows] for i in range(0, len(all_rows), rows)]
@@ -130,8 +133,10 @@ def collate_packed(
     for r, row in enumerate(rows):
         sizes = (sum(len(e.source) for e in row), sum(len(e.target) for e in row))
         if sizes[0] > source_length or sizes[1] > target_length:
-            raise ValueError(f"row {r} holds {sizes[0]}+{sizes[1]} tokens, more than a packed "
-                             f"row's {source_length}+{target_length}")  # fmt: skip
+            raise ValueError(
+                f"row {r} holds {sizes[0]}+{sizes[1]} tokens, more than a packed "
+                f"row's {source_length}+{target_length}"
+            )
         s = t = 0  # where the next example starts in this row
         for number, e in enumerate(row, start=1):
             input_ids[r, s : s + len(e.source)] = torch.tensor(e.source)
@@ -139,5 +144,9 @@ def collate_packed(
             labels[r, t : t + len(e.target)] = torch.tensor(e.target)
             target_segments[r, t : t + len(e.target)] = number
             s, t = s + len(e.source), t + len(e.target)
-    return {"input_ids": input_ids, "source_segments": source_segments, "labels": labels,
-            "target_segments": target_segments}  # fmt: skip
+    return {
+        "input_ids": input_ids,
+        "source_segments": source_segments,
+        "labels": labels,
+        "target_segments": target_segments,
+    }

@@ -36,8 +36,12 @@ __all__ = [
 def path_note(impl: str) -> str:
     """The line a command-line job starts with: which path runs, and how to choose the other."""
     if impl == "fast":
-        return ("path: fast, the production shell (minitune/fast/: fused attention and "
-                "feed-forward, the fast decoding step); --impl reference runs the teaching "
-                "classes and model.decode (the same numbers)")  # fmt: skip
-    return ("path: reference, the teaching classes (minitune/layers/) and model.decode; "
-            "--impl fast runs the production shell (the same numbers, faster)")  # fmt: skip
+        return (
+            "path: fast, the production shell (minitune/fast/: fused attention and "
+            "feed-forward, the fast decoding step); --impl reference runs the teaching "
+            "classes and model.decode (the same numbers)"
+        )
+    return (
+        "path: reference, the teaching classes (minitune/layers/) and model.decode; "
+        "--impl fast runs the production shell (the same numbers, faster)"
+    )

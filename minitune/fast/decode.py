@@ -135,8 +135,10 @@ class DecoderWeights:
         self.bias_table = s.get("decoder.position.bias_table.weight")  # (buckets, H) or None
         self.copy = None
         if cfg.copy_head:
-            self.copy = {name: s[f"copy_head.{name}"] for name in
-                         ("q.weight", "k.weight", "gate.weight", "gate.bias")}  # fmt: skip
+            self.copy = {
+                name: s[f"copy_head.{name}"]
+                for name in ("q.weight", "k.weight", "gate.weight", "gate.bias")
+            }
 
     def position_bias(self, M: int) -> torch.Tensor | None:
         """T5's decoder position bias for M positions: (H, M, M), row t for the query at t.

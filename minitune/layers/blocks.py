@@ -146,13 +146,15 @@ class DecoderLayer(nn.Module):
         # 1. causal self-attention: queries, keys and values from the target tokens (and, while
         # decoding, the keys and values of the earlier ones, in self_cache)
         h = self.self_attn.sublayer_input(x)  # (B, T, C)
-        attended = self.self_attn.sublayer(h, context=h, attn_bias=self_attn_bias,
-                                           cache=self_cache, rotary=rotary)  # fmt: skip
+        attended = self.self_attn.sublayer(
+            h, context=h, attn_bias=self_attn_bias, cache=self_cache, rotary=rotary
+        )
         x = self.self_attn.add(x, attended)
         # 2. cross-attention: queries from the target, keys and values from the encoder output
         h = self.cross_attn.sublayer_input(x)  # (B, T, C)
-        attended = self.cross_attn.sublayer(h, context=memory, attn_bias=cross_attn_bias,
-                                            cache=cross_cache)  # fmt: skip
+        attended = self.cross_attn.sublayer(
+            h, context=memory, attn_bias=cross_attn_bias, cache=cross_cache
+        )
         x = self.cross_attn.add(x, attended)
         # 3. feed-forward, each token on its own
         h = self.ff.sublayer_input(x)

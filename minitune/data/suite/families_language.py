@@ -61,9 +61,11 @@ def render_noun_phrase(noun: Noun, adj: Adjective | None, plural: bool, definite
     words = [fr_noun]
     if adj:
         forms = {
-            ("m", False): adj.fr_m, ("f", False): adj.fr_f,
-            ("m", True): adj.fr_m_plural, ("f", True): adj.fr_f_plural,
-        }  # fmt: skip
+            ("m", False): adj.fr_m,
+            ("f", False): adj.fr_f,
+            ("m", True): adj.fr_m_plural,
+            ("f", True): adj.fr_f_plural,
+        }
         form = forms[(noun.gender, plural)]
         words = [form, fr_noun] if adj.before_noun else [fr_noun, form]
     if plural:
@@ -124,10 +126,27 @@ def make_phrase_en_fr(rng, wide=False):
 
 _PROJECTS = ["bridge", "school", "hospital", "library", "museum", "park", "station", "stadium"]
 _ORGS = ["The city council", "A local company", "The regional government", "A charity"]
-_PROJECTS_WIDE = [*_PROJECTS, "theatre", "airport", "harbour", "market", "swimming pool",
-                  "concert hall", "tram line", "town hall", "car park"]  # fmt: skip
-_ORGS_WIDE = [*_ORGS, "The national government", "A group of parents", "The university",
-              "A football club", "The port authority", "A bank"]  # fmt: skip
+_PROJECTS_WIDE = [
+    *_PROJECTS,
+    "theatre",
+    "airport",
+    "harbour",
+    "market",
+    "swimming pool",
+    "concert hall",
+    "tram line",
+    "town hall",
+    "car park",
+]
+_ORGS_WIDE = [
+    *_ORGS,
+    "The national government",
+    "A group of parents",
+    "The university",
+    "A football club",
+    "The port authority",
+    "A bank",
+]
 
 
 def make_news(rng, wide=False):
@@ -205,9 +224,27 @@ _JOBS = ["teacher", "doctor", "baker", "farmer", "painter", "pilot", "nurse", "s
 _PETS = ["cats", "dogs", "rabbits", "birds", "fish", "horses"]
 _SPORTS = ["tennis", "football", "chess", "golf", "cards"]
 # (jobs follow "a": no vowel sounds)
-_JOBS_WIDE = [*_JOBS, "builder", "dentist", "driver", "gardener", "lawyer", "mechanic", "plumber",
-              "tailor", "writer", "waiter", "carpenter", "librarian", "potter", "sailor", "judge",
-              "journalist", "pharmacist", "vet"]  # fmt: skip
+_JOBS_WIDE = [
+    *_JOBS,
+    "builder",
+    "dentist",
+    "driver",
+    "gardener",
+    "lawyer",
+    "mechanic",
+    "plumber",
+    "tailor",
+    "writer",
+    "waiter",
+    "carpenter",
+    "librarian",
+    "potter",
+    "sailor",
+    "judge",
+    "journalist",
+    "pharmacist",
+    "vet",
+]
 _PETS_WIDE = [*_PETS, "hamsters", "goats", "ducks", "turtles", "parrots", "chickens", "ponies"]
 _SPORTS_WIDE = [*_SPORTS, "basketball", "volleyball", "rugby", "hockey", "badminton", "cricket"]
 
@@ -318,17 +355,53 @@ def make_dialogue_booking(rng, wide=False):
 # ---------------------------------------------------------------------------------------------
 
 _PRODUCTS = ["phone", "lamp", "coat", "bicycle", "book", "film", "restaurant", "hotel", "game"]
-_GOOD = ["works perfectly", "is excellent", "made me very happy", "is worth every euro",
-         "exceeded my hopes", "is a joy to use"]  # fmt: skip
-_BAD = ["broke after two days", "is terrible", "was a waste of money", "made me angry",
-        "stopped working at once", "is a big disappointment"]  # fmt: skip
+_GOOD = [
+    "works perfectly",
+    "is excellent",
+    "made me very happy",
+    "is worth every euro",
+    "exceeded my hopes",
+    "is a joy to use",
+]
+_BAD = [
+    "broke after two days",
+    "is terrible",
+    "was a waste of money",
+    "made me angry",
+    "stopped working at once",
+    "is a big disappointment",
+]
 _NEUTRAL = ["I bought it last {month}.", "It arrived on a {day}.", "My friend {name} chose it."]
-_PRODUCTS_WIDE = [*_PRODUCTS, "camera", "kettle", "chair", "watch", "printer", "jacket", "sofa",
-                  "laptop", "tent", "blender", "album", "backpack", "toaster"]  # fmt: skip
-_GOOD_WIDE = [*_GOOD, "is simply wonderful", "works better than I expected", "is great value",
-              "is the best I have owned"]  # fmt: skip
-_BAD_WIDE = [*_BAD, "fell apart within a week", "is not worth the price", "let me down badly",
-             "is the worst I have owned"]  # fmt: skip
+_PRODUCTS_WIDE = [
+    *_PRODUCTS,
+    "camera",
+    "kettle",
+    "chair",
+    "watch",
+    "printer",
+    "jacket",
+    "sofa",
+    "laptop",
+    "tent",
+    "blender",
+    "album",
+    "backpack",
+    "toaster",
+]
+_GOOD_WIDE = [
+    *_GOOD,
+    "is simply wonderful",
+    "works better than I expected",
+    "is great value",
+    "is the best I have owned",
+]
+_BAD_WIDE = [
+    *_BAD,
+    "fell apart within a week",
+    "is not worth the price",
+    "let me down badly",
+    "is the worst I have owned",
+]
 
 
 def make_sentiment(rng, wide=False):
@@ -341,31 +414,61 @@ def make_sentiment(rng, wide=False):
     )
     parts = [f"This {product} {opinion}.", filler]
     rng.shuffle(parts)
-    return {"input": " ".join(parts), "output": "positive" if positive else "negative",
-            "options": "positive, negative"}  # fmt: skip
+    return {
+        "input": " ".join(parts),
+        "output": "positive" if positive else "negative",
+        "options": "positive, negative",
+    }
 
 
 _ANIMALS = ["frog", "bird", "fish", "snake", "bee", "ant", "butterfly", "mouse", "owl", "wolf"]
 _TOPICS = {
-    "sports": ["{team} won the match {a} to {b} on {day}.",
-               "{name} won the {city} marathon in {a} hours and {b} minutes.",
-               "The {team} coach was happy with the {a} to {b} score."],
-    "weather": ["Heavy rain is expected in {city} on {day}.",
-                "Snow fell for {a} hours in {city} on {day}.",
-                "Temperatures in {city} will reach {a}{b} degrees this week."],
-    "business": ["Shares of {company} rose {a} percent on {day}.",
-                 "{company} will hire {a}00 people in {city}.",
-                 "{company} sold its {city} office for {a} million euros."],
-    "science": ["Researchers in {city} found a new kind of {animal}.",
-                "A telescope in {city} saw {a} new comets on {day}.",
-                "Scientists counted {a}{b} species of {animal} near {city}."],
-}  # fmt: skip
+    "sports": [
+        "{team} won the match {a} to {b} on {day}.",
+        "{name} won the {city} marathon in {a} hours and {b} minutes.",
+        "The {team} coach was happy with the {a} to {b} score.",
+    ],
+    "weather": [
+        "Heavy rain is expected in {city} on {day}.",
+        "Snow fell for {a} hours in {city} on {day}.",
+        "Temperatures in {city} will reach {a}{b} degrees this week.",
+    ],
+    "business": [
+        "Shares of {company} rose {a} percent on {day}.",
+        "{company} will hire {a}00 people in {city}.",
+        "{company} sold its {city} office for {a} million euros.",
+    ],
+    "science": [
+        "Researchers in {city} found a new kind of {animal}.",
+        "A telescope in {city} saw {a} new comets on {day}.",
+        "Scientists counted {a}{b} species of {animal} near {city}.",
+    ],
+}
 _TEAMS = ["The Lions", "The Rovers", "United", "The Eagles", "City"]
 _COMPANIES = ["Novatek", "BluePine", "Orbis", "Fermo", "Calderon"]
-_TEAMS_WIDE = [*_TEAMS, "The Tigers", "The Wanderers", "Athletic", "The Falcons", "The Sharks",
-               "Rangers", "The Bears"]  # fmt: skip
-_COMPANIES_WIDE = [*_COMPANIES, "Altavia", "Brightwell", "Corvex", "Duneline", "Everpath",
-                   "Galvano", "Helix Foods", "Kestrel", "Lumora", "Quantis"]  # fmt: skip
+_TEAMS_WIDE = [
+    *_TEAMS,
+    "The Tigers",
+    "The Wanderers",
+    "Athletic",
+    "The Falcons",
+    "The Sharks",
+    "Rangers",
+    "The Bears",
+]
+_COMPANIES_WIDE = [
+    *_COMPANIES,
+    "Altavia",
+    "Brightwell",
+    "Corvex",
+    "Duneline",
+    "Everpath",
+    "Galvano",
+    "Helix Foods",
+    "Kestrel",
+    "Lumora",
+    "Quantis",
+]
 _ANIMALS_WIDE = [*_ANIMALS, "beetle", "spider", "lizard", "bat", "crab", "turtle", "eel"]
 
 
@@ -374,102 +477,162 @@ def make_topic(rng, wide=False):
     teams, companies = (_TEAMS_WIDE, _COMPANIES_WIDE) if wide else (_TEAMS, _COMPANIES)
     topic = rng.choice(sorted(_TOPICS))
     text = rng.choice(_TOPICS[topic]).format(
-        team=rng.choice(teams), a=rng.randint(2, 9), b=rng.randint(0, 9), day=rng.choice(WEEKDAYS),
-        name=rng.choice(p.first_names), city=rng.choice(p.cities),
-        company=rng.choice(companies), animal=rng.choice(_ANIMALS_WIDE if wide else _ANIMALS),
-    )  # fmt: skip
+        team=rng.choice(teams),
+        a=rng.randint(2, 9),
+        b=rng.randint(0, 9),
+        day=rng.choice(WEEKDAYS),
+        name=rng.choice(p.first_names),
+        city=rng.choice(p.cities),
+        company=rng.choice(companies),
+        animal=rng.choice(_ANIMALS_WIDE if wide else _ANIMALS),
+    )
     options = sorted(_TOPICS)
     rng.shuffle(options)
     return {"input": text, "output": topic, "options": ", ".join(options)}
 
 
 FAMILIES = [
-    dict(name="translate_en_fr", cluster="translation", make=make_en_fr, phrasings=(
-        "Translate this sentence into French.",
-        "Translate from English to French.",
-        "What is the French translation of the following sentence?",
-        "Translate to French: {input}",
-        "Render this English sentence in French.",
-        "How would you say this in French?",
-    )),
-    dict(name="translate_fr_en", cluster="translation", make=make_fr_en, phrasings=(
-        "Translate this sentence into English.",
-        "Translate from French to English.",
-        "What does this French sentence mean in English?",
-        "Translate to English: {input}",
-        "Give the English version of this French sentence.",
-        "Turn this French sentence into English.",
-    )),
-    dict(name="translate_phrase_en_fr", cluster="translation", make=make_phrase_en_fr, phrasings=(
-        "Translate this phrase into French.",
-        "Give the French for: {input}",
-        "What is \"{input}\" in French?",
-        "Translate the following words from English to French.",
-        "French translation of this phrase, please.",
-        "Say this phrase in French.",
-    )),
-    dict(name="summarize_news", cluster="summarization", make=make_news, phrasings=(
-        "Summarize this news story in one sentence.",
-        "Write a one-line summary of the article.",
-        "What is the main point of this report? Answer in one sentence.",
-        "Give a short summary: {input}",
-        "Condense this paragraph into a single sentence.",
-        "Tell me in one sentence what happened in {city}.",
-    )),
-    dict(name="summarize_story", cluster="summarization", make=make_story, phrasings=(
-        "Summarize the story in one sentence.",
-        "Write a one-sentence summary of this short story.",
-        "What happens in this story? Answer in one sentence.",
-        "Sum up: {input}",
-        "Give a brief summary of the text below.",
-        "Retell this story in a single sentence.",
-    )),
-    dict(name="qa_extractive", cluster="qa", make=make_extractive_qa, phrasings=(
-        "Answer the question using the context.",
-        "Read the text and answer the question with a word or number from it.",
-        "Use the passage to answer the question.",
-        "{input}\nAnswer:",
-        "Find the answer in the context.",
-        "Based only on the context, what is the answer to the question?",
-    )),
-    dict(name="qa_yes_no", cluster="qa", make=make_yes_no_qa, phrasings=(
-        "Answer yes or no using the context.",
-        "Is the statement in the question true according to the text? Reply yes or no.",
-        "Read the context and answer the question with yes or no.",
-        "{input}\nAnswer with yes or no:",
-        "According to the passage, yes or no?",
-        "Check the passage and say yes or no.",
-    )),
-    dict(name="dialogue_recall", cluster="dialogue", make=make_dialogue_recall, phrasings=(
-        "Continue the conversation as the assistant.",
-        "You are the assistant. Reply to the user's last message.",
-        "Write the assistant's next reply.",
-        "{input}\nAssistant:",
-        "Respond to the user, using what they said earlier.",
-        "Give the assistant's answer to the final question.",
-    )),
-    dict(name="dialogue_booking", cluster="dialogue", make=make_dialogue_booking, phrasings=(
-        "Continue the conversation as the restaurant's assistant.",
-        "You take bookings for a restaurant. Write your next reply.",
-        "Write the assistant's reply that confirms the booking.",
-        "{input}\nAssistant:",
-        "Reply to the customer and confirm the table.",
-        "Finish the booking conversation with the assistant's confirmation.",
-    )),
-    dict(name="classify_sentiment", cluster="classification", make=make_sentiment, phrasings=(
-        "Is this review positive or negative?",
-        "Classify the sentiment of the review. Options: {options}.",
-        "What is the sentiment of this text? Choose from: {options}.",
-        "Review: {input}\nSentiment ({options}):",
-        "Decide whether the customer liked the product. Answer positive or negative.",
-        "Label this review as one of: {options}.",
-    )),
-    dict(name="classify_topic", cluster="classification", make=make_topic, phrasings=(
-        "What is the topic of this sentence? Options: {options}.",
-        "Classify the news sentence into one of these topics: {options}.",
-        "Choose the best topic ({options}) for the text.",
-        "Text: {input}\nTopic, one of {options}:",
-        "Which section of a newspaper would this go in? Pick from {options}.",
-        "Assign one label from [{options}] to this sentence.",
-    )),
-]  # fmt: skip
+    dict(
+        name="translate_en_fr",
+        cluster="translation",
+        make=make_en_fr,
+        phrasings=(
+            "Translate this sentence into French.",
+            "Translate from English to French.",
+            "What is the French translation of the following sentence?",
+            "Translate to French: {input}",
+            "Render this English sentence in French.",
+            "How would you say this in French?",
+        ),
+    ),
+    dict(
+        name="translate_fr_en",
+        cluster="translation",
+        make=make_fr_en,
+        phrasings=(
+            "Translate this sentence into English.",
+            "Translate from French to English.",
+            "What does this French sentence mean in English?",
+            "Translate to English: {input}",
+            "Give the English version of this French sentence.",
+            "Turn this French sentence into English.",
+        ),
+    ),
+    dict(
+        name="translate_phrase_en_fr",
+        cluster="translation",
+        make=make_phrase_en_fr,
+        phrasings=(
+            "Translate this phrase into French.",
+            "Give the French for: {input}",
+            'What is "{input}" in French?',
+            "Translate the following words from English to French.",
+            "French translation of this phrase, please.",
+            "Say this phrase in French.",
+        ),
+    ),
+    dict(
+        name="summarize_news",
+        cluster="summarization",
+        make=make_news,
+        phrasings=(
+            "Summarize this news story in one sentence.",
+            "Write a one-line summary of the article.",
+            "What is the main point of this report? Answer in one sentence.",
+            "Give a short summary: {input}",
+            "Condense this paragraph into a single sentence.",
+            "Tell me in one sentence what happened in {city}.",
+        ),
+    ),
+    dict(
+        name="summarize_story",
+        cluster="summarization",
+        make=make_story,
+        phrasings=(
+            "Summarize the story in one sentence.",
+            "Write a one-sentence summary of this short story.",
+            "What happens in this story? Answer in one sentence.",
+            "Sum up: {input}",
+            "Give a brief summary of the text below.",
+            "Retell this story in a single sentence.",
+        ),
+    ),
+    dict(
+        name="qa_extractive",
+        cluster="qa",
+        make=make_extractive_qa,
+        phrasings=(
+            "Answer the question using the context.",
+            "Read the text and answer the question with a word or number from it.",
+            "Use the passage to answer the question.",
+            "{input}\nAnswer:",
+            "Find the answer in the context.",
+            "Based only on the context, what is the answer to the question?",
+        ),
+    ),
+    dict(
+        name="qa_yes_no",
+        cluster="qa",
+        make=make_yes_no_qa,
+        phrasings=(
+            "Answer yes or no using the context.",
+            "Is the statement in the question true according to the text? Reply yes or no.",
+            "Read the context and answer the question with yes or no.",
+            "{input}\nAnswer with yes or no:",
+            "According to the passage, yes or no?",
+            "Check the passage and say yes or no.",
+        ),
+    ),
+    dict(
+        name="dialogue_recall",
+        cluster="dialogue",
+        make=make_dialogue_recall,
+        phrasings=(
+            "Continue the conversation as the assistant.",
+            "You are the assistant. Reply to the user's last message.",
+            "Write the assistant's next reply.",
+            "{input}\nAssistant:",
+            "Respond to the user, using what they said earlier.",
+            "Give the assistant's answer to the final question.",
+        ),
+    ),
+    dict(
+        name="dialogue_booking",
+        cluster="dialogue",
+        make=make_dialogue_booking,
+        phrasings=(
+            "Continue the conversation as the restaurant's assistant.",
+            "You take bookings for a restaurant. Write your next reply.",
+            "Write the assistant's reply that confirms the booking.",
+            "{input}\nAssistant:",
+            "Reply to the customer and confirm the table.",
+            "Finish the booking conversation with the assistant's confirmation.",
+        ),
+    ),
+    dict(
+        name="classify_sentiment",
+        cluster="classification",
+        make=make_sentiment,
+        phrasings=(
+            "Is this review positive or negative?",
+            "Classify the sentiment of the review. Options: {options}.",
+            "What is the sentiment of this text? Choose from: {options}.",
+            "Review: {input}\nSentiment ({options}):",
+            "Decide whether the customer liked the product. Answer positive or negative.",
+            "Label this review as one of: {options}.",
+        ),
+    ),
+    dict(
+        name="classify_topic",
+        cluster="classification",
+        make=make_topic,
+        phrasings=(
+            "What is the topic of this sentence? Options: {options}.",
+            "Classify the news sentence into one of these topics: {options}.",
+            "Choose the best topic ({options}) for the text.",
+            "Text: {input}\nTopic, one of {options}:",
+            "Which section of a newspaper would this go in? Pick from {options}.",
+            "Assign one label from [{options}] to this sentence.",
+        ),
+    ),
+]

@@ -114,8 +114,10 @@ def make_list_reverse(rng, wide=False):
 # sentences
 # ---------------------------------------------------------------------------------------------
 
-ORDINALS = ("first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth "
-            "thirteenth fourteenth fifteenth sixteenth").split()  # fmt: skip
+ORDINALS = (
+    "first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth "
+    "thirteenth fourteenth fifteenth sixteenth"
+).split()
 
 
 def make_nth_word(rng, wide=False):
@@ -174,89 +176,148 @@ SHARED_INPUTS = {
 }
 
 FAMILIES = [
-    dict(name="list_min", cluster="list_reading", make=make_list_min, phrasings=(
-        "What is the smallest number in the list?",
-        "Find the minimum of these numbers.",
-        "Which number is the lowest?",
-        "Smallest of: {input}",
-        "Give the least value in the list.",
-    )),
-    dict(name="list_first", cluster="list_reading", make=make_list_first, phrasings=(
-        "What is the first number in the list?",
-        "Which number comes first?",
-        "Give the number at the start of the list.",
-        "First number of: {input}",
-        "Read the list and say its first number.",
-    )),
-    dict(name="list_last", cluster="list_reading", make=make_list_last, phrasings=(
-        "What is the last number in the list?",
-        "Which number comes at the end of the list?",
-        "Give the final number of the list.",
-        "Last number of: {input}",
-        "Read the list and say its last number.",
-    )),
-    dict(name="list_length", cluster="list_reading", make=make_list_length, phrasings=(
-        "How many numbers are in the list?",
-        "Count the numbers in the list.",
-        "Give the length of the list.",
-        "How many numbers are there in {input}?",
-        "Say how many values the list holds.",
-    )),
-    dict(name="list_sum", cluster="list_reading", make=make_list_sum, phrasings=(
-        "What is the sum of the numbers in the list?",
-        "Add up all the numbers in the list.",
-        "Give the total of these numbers.",
-        "Sum of: {input}",
-        "Compute the sum of the list.",
-    )),
-    dict(name="list_reverse", cluster="list_reading", make=make_list_reverse, phrasings=(
-        "Write the list in reverse order.",
-        "Reverse the order of the numbers.",
-        "List the numbers from last to first.",
-        "Reverse the list: {input}",
-        "Give the numbers backwards, the last one first.",
-    )),
-    dict(name="nth_word", cluster="sentence_reading", make=make_nth_word, phrasings=(
-        "What is word number {n} of the sentence?",
-        "Give the {ordinal} word of the sentence.",
-        "Which word is in position {n}?",
-        "Sentence: {input}\nWord number {n}:",
-        "Counting from the start, what is the {ordinal} word?",
-    )),
-    dict(name="word_after", cluster="sentence_reading", make=make_word_after, phrasings=(
-        "Which word comes right after \"{word}\" in the sentence?",
-        "What is the word that follows \"{word}\"?",
-        "Give the next word after \"{word}\".",
-        "Sentence: {input}\nThe word after \"{word}\":",
-        "Find \"{word}\" in the sentence and say the word that comes after it.",
-    )),
-    dict(name="repeat_sentence", cluster="sentence_reading", make=make_repeat_sentence,
-         phrasings=(
-        "Repeat the sentence exactly.",
-        "Copy this sentence word for word.",
-        "Write the sentence again, unchanged.",
-        "Repeat after me: {input}",
-        "Say the same sentence back.",
-    )),
-    dict(name="count_words", cluster="sentence_reading", make=make_count_words, phrasings=(
-        "How many words are in the sentence?",
-        "Count the words in this sentence.",
-        "Give the number of words in the text.",
-        "How many words are there in \"{input}\"?",
-        "Say how many words the sentence has.",
-    )),
-    dict(name="last_word", cluster="sentence_reading", make=make_last_word, phrasings=(
-        "What is the last word of the sentence?",
-        "Which word ends the sentence?",
-        "Give the final word of the sentence, without the full stop.",
-        "Last word of: {input}",
-        "Read the sentence and say its last word.",
-    )),
-    dict(name="value_of_key", cluster="record_reading", make=make_value_of_key, phrasings=(
-        "What is the {key}?",
-        "Give the value of the field \"{key}\".",
-        "Read the record and say its {key}.",
-        "{input}\nWhat is the {key}?",
-        "Which {key} does the record give?",
-    )),
-]  # fmt: skip
+    dict(
+        name="list_min",
+        cluster="list_reading",
+        make=make_list_min,
+        phrasings=(
+            "What is the smallest number in the list?",
+            "Find the minimum of these numbers.",
+            "Which number is the lowest?",
+            "Smallest of: {input}",
+            "Give the least value in the list.",
+        ),
+    ),
+    dict(
+        name="list_first",
+        cluster="list_reading",
+        make=make_list_first,
+        phrasings=(
+            "What is the first number in the list?",
+            "Which number comes first?",
+            "Give the number at the start of the list.",
+            "First number of: {input}",
+            "Read the list and say its first number.",
+        ),
+    ),
+    dict(
+        name="list_last",
+        cluster="list_reading",
+        make=make_list_last,
+        phrasings=(
+            "What is the last number in the list?",
+            "Which number comes at the end of the list?",
+            "Give the final number of the list.",
+            "Last number of: {input}",
+            "Read the list and say its last number.",
+        ),
+    ),
+    dict(
+        name="list_length",
+        cluster="list_reading",
+        make=make_list_length,
+        phrasings=(
+            "How many numbers are in the list?",
+            "Count the numbers in the list.",
+            "Give the length of the list.",
+            "How many numbers are there in {input}?",
+            "Say how many values the list holds.",
+        ),
+    ),
+    dict(
+        name="list_sum",
+        cluster="list_reading",
+        make=make_list_sum,
+        phrasings=(
+            "What is the sum of the numbers in the list?",
+            "Add up all the numbers in the list.",
+            "Give the total of these numbers.",
+            "Sum of: {input}",
+            "Compute the sum of the list.",
+        ),
+    ),
+    dict(
+        name="list_reverse",
+        cluster="list_reading",
+        make=make_list_reverse,
+        phrasings=(
+            "Write the list in reverse order.",
+            "Reverse the order of the numbers.",
+            "List the numbers from last to first.",
+            "Reverse the list: {input}",
+            "Give the numbers backwards, the last one first.",
+        ),
+    ),
+    dict(
+        name="nth_word",
+        cluster="sentence_reading",
+        make=make_nth_word,
+        phrasings=(
+            "What is word number {n} of the sentence?",
+            "Give the {ordinal} word of the sentence.",
+            "Which word is in position {n}?",
+            "Sentence: {input}\nWord number {n}:",
+            "Counting from the start, what is the {ordinal} word?",
+        ),
+    ),
+    dict(
+        name="word_after",
+        cluster="sentence_reading",
+        make=make_word_after,
+        phrasings=(
+            'Which word comes right after "{word}" in the sentence?',
+            'What is the word that follows "{word}"?',
+            'Give the next word after "{word}".',
+            'Sentence: {input}\nThe word after "{word}":',
+            'Find "{word}" in the sentence and say the word that comes after it.',
+        ),
+    ),
+    dict(
+        name="repeat_sentence",
+        cluster="sentence_reading",
+        make=make_repeat_sentence,
+        phrasings=(
+            "Repeat the sentence exactly.",
+            "Copy this sentence word for word.",
+            "Write the sentence again, unchanged.",
+            "Repeat after me: {input}",
+            "Say the same sentence back.",
+        ),
+    ),
+    dict(
+        name="count_words",
+        cluster="sentence_reading",
+        make=make_count_words,
+        phrasings=(
+            "How many words are in the sentence?",
+            "Count the words in this sentence.",
+            "Give the number of words in the text.",
+            'How many words are there in "{input}"?',
+            "Say how many words the sentence has.",
+        ),
+    ),
+    dict(
+        name="last_word",
+        cluster="sentence_reading",
+        make=make_last_word,
+        phrasings=(
+            "What is the last word of the sentence?",
+            "Which word ends the sentence?",
+            "Give the final word of the sentence, without the full stop.",
+            "Last word of: {input}",
+            "Read the sentence and say its last word.",
+        ),
+    ),
+    dict(
+        name="value_of_key",
+        cluster="record_reading",
+        make=make_value_of_key,
+        phrasings=(
+            "What is the {key}?",
+            'Give the value of the field "{key}".',
+            "Read the record and say its {key}.",
+            "{input}\nWhat is the {key}?",
+            "Which {key} does the record give?",
+        ),
+    ),
+]

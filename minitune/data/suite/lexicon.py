@@ -358,8 +358,16 @@ NUMBERS_FR = (
     "zéro un deux trois quatre cinq six sept huit neuf dix onze douze treize quatorze quinze "
     "seize dix-sept dix-huit dix-neuf vingt"
 ).split()
-TENS_EN = {20: "twenty", 30: "thirty", 40: "forty", 50: "fifty", 60: "sixty", 70: "seventy",
-           80: "eighty", 90: "ninety"}  # fmt: skip
+TENS_EN = {
+    20: "twenty",
+    30: "thirty",
+    40: "forty",
+    50: "fifty",
+    60: "sixty",
+    70: "seventy",
+    80: "eighty",
+    90: "ninety",
+}
 
 
 def _rows(table: str) -> list[list[str]]:

@@ -345,8 +345,9 @@ def draw_training_examples(
         else:  # the held-out phrasing stays out
             phrasings = list(range(len(family.phrasings) - 1))
             allowed = partial(exclusions.allows, family.name)
-        drawn = _draw(family, rng, per_task, "train", phrasings, set(), wide, allowed,
-                      patience=FRESH_PATIENCE)  # fmt: skip
+        drawn = _draw(
+            family, rng, per_task, "train", phrasings, set(), wide, allowed, patience=FRESH_PATIENCE
+        )
         examples += [example for _, example in drawn]
     return examples
 

@@ -119,18 +119,90 @@ def _a(word: str) -> str:
 
 # ---- phrases --------------------------------------------------------------------------------
 
-_SINGULAR_DET = ["the", "the", "the", "a", "this", "that", "my", "your", "our", "their", "his",
-                 "her", "every", "one"]  # fmt: skip
-_PLURAL_DET = ["the", "the", "some", "many", "these", "those", "my", "our", "their", "two",
-               "three", "a few", "several", "all the"]  # fmt: skip
-_PREPS = ["in", "on", "near", "behind", "under", "beside", "after", "before", "with",
-          "without", "across", "around", "inside", "outside", "above", "below", "from", "for",
-          "about"]  # fmt: skip
-_TIMES = ["yesterday", "today", "last week", "last night", "this morning", "this year",
-          "on {day}", "in {month}", "every {day}", "at {hour} o'clock", "two days ago",
-          "a long time ago", "since {month}", "next week", "tomorrow", "soon", "later"]  # fmt: skip
-_CONNECT = ["because", "although", "while", "after", "before", "when", "since", "until",
-            "as soon as", "even though"]  # fmt: skip
+_SINGULAR_DET = [
+    "the",
+    "the",
+    "the",
+    "a",
+    "this",
+    "that",
+    "my",
+    "your",
+    "our",
+    "their",
+    "his",
+    "her",
+    "every",
+    "one",
+]
+_PLURAL_DET = [
+    "the",
+    "the",
+    "some",
+    "many",
+    "these",
+    "those",
+    "my",
+    "our",
+    "their",
+    "two",
+    "three",
+    "a few",
+    "several",
+    "all the",
+]
+_PREPS = [
+    "in",
+    "on",
+    "near",
+    "behind",
+    "under",
+    "beside",
+    "after",
+    "before",
+    "with",
+    "without",
+    "across",
+    "around",
+    "inside",
+    "outside",
+    "above",
+    "below",
+    "from",
+    "for",
+    "about",
+]
+_TIMES = [
+    "yesterday",
+    "today",
+    "last week",
+    "last night",
+    "this morning",
+    "this year",
+    "on {day}",
+    "in {month}",
+    "every {day}",
+    "at {hour} o'clock",
+    "two days ago",
+    "a long time ago",
+    "since {month}",
+    "next week",
+    "tomorrow",
+    "soon",
+    "later",
+]
+_CONNECT = [
+    "because",
+    "although",
+    "while",
+    "after",
+    "before",
+    "when",
+    "since",
+    "until",
+    "as soon as",
+    "even though",
+]
 _MODALS = ["could", "would", "should", "might", "must", "can", "will", "may"]
 
 
@@ -151,8 +223,9 @@ def _np(rng, plural=None) -> str:
 
 
 def _time(rng) -> str:
-    return rng.choice(_TIMES).format(day=rng.choice(WEEKDAYS), month=rng.choice(MONTHS),
-                                     hour=rng.choice(NUMBERS_EN[1:12]))  # fmt: skip
+    return rng.choice(_TIMES).format(
+        day=rng.choice(WEEKDAYS), month=rng.choice(MONTHS), hour=rng.choice(NUMBERS_EN[1:12])
+    )
 
 
 def _name(rng) -> str:
@@ -197,15 +270,21 @@ def clause(rng) -> str:
         lambda: f"{subj} {be_then} {_verb(rng, 3)} {_np(rng)}",
         lambda: f"{subj} {'has' if singular else 'have'} {_verb(rng, 2)} {_np(rng)}",
         lambda: f"{subj} just {_verb(rng, 1)} {_np(rng)}",
-        lambda: f"{subj} {rng.choice(['wanted', 'tried', 'decided', 'needed', 'forgot'])} to "
-                f"{_verb(rng)} {_np(rng)}",
+        lambda: (
+            f"{subj} {rng.choice(['wanted', 'tried', 'decided', 'needed', 'forgot'])} to "
+            f"{_verb(rng)} {_np(rng)}"
+        ),
         lambda: f"{subj} {'likes' if singular else 'like'} {_verb(rng, 3)}",
         lambda: f"{subj} will {_verb(rng)} {_np(rng)} {_time(rng)}",
-        lambda: f"there {'is' if rng.random() < 0.5 else 'was'} {_np(rng, False)} "
-                f"{rng.choice(_PREPS)} {_np(rng)}",
-        lambda: f"there are {rng.choice(NUMBERS_EN[2:20])} {_noun(rng, True)} "
-                f"{rng.choice(_PREPS)} {_np(rng)}",
-    ]  # fmt: skip
+        lambda: (
+            f"there {'is' if rng.random() < 0.5 else 'was'} {_np(rng, False)} "
+            f"{rng.choice(_PREPS)} {_np(rng)}"
+        ),
+        lambda: (
+            f"there are {rng.choice(NUMBERS_EN[2:20])} {_noun(rng, True)} "
+            f"{rng.choice(_PREPS)} {_np(rng)}"
+        ),
+    ]
     return rng.choice(shapes)()
 
 
@@ -253,10 +332,30 @@ def _date(rng) -> str:
 def _address(rng) -> str:
     p = pools(True)
     first, last = _name(rng).lower(), rng.choice(p.last_names).lower()
-    host = rng.choice(["example.com", "mail.org", "post.net", "school.edu", "company.fr", "web.de",
-                       "library.org", "town.gov", "shop.co", "inbox.net"])  # fmt: skip
-    user = rng.choice([f"{first}.{last}", first, f"{last}{rng.randint(1, 99)}", f"{first[0]}{last}",
-                       f"{first}_{last}", f"info.{last}"])  # fmt: skip
+    host = rng.choice(
+        [
+            "example.com",
+            "mail.org",
+            "post.net",
+            "school.edu",
+            "company.fr",
+            "web.de",
+            "library.org",
+            "town.gov",
+            "shop.co",
+            "inbox.net",
+        ]
+    )
+    user = rng.choice(
+        [
+            f"{first}.{last}",
+            first,
+            f"{last}{rng.randint(1, 99)}",
+            f"{first[0]}{last}",
+            f"{first}_{last}",
+            f"info.{last}",
+        ]
+    )
     return f"{user}@{host}"
 
 
@@ -282,19 +381,32 @@ def story(rng) -> str:
         return lang.make_story(rng, wide=True)["input"]
     name = _name(rng)
     moment = rng.choice(["morning", "evening", "night", "winter"])
-    opening = rng.choice([f"One {moment}", "Long ago", f"Last {rng.choice(MONTHS)}",
-                          "Once upon a time"])  # fmt: skip
+    opening = rng.choice(
+        [f"One {moment}", "Long ago", f"Last {rng.choice(MONTHS)}", "Once upon a time"]
+    )
     lines = [f"{opening}, {name} {_verb(rng, 1)} {_np(rng)} {rng.choice(_PREPS)} {_np(rng)}."]
     for _ in range(rng.randint(2, 6)):
         pronoun = rng.choice(["He", "She", "They", name])
-        lines.append(rng.choice([
-            f"{pronoun} {_verb(rng, 1)} {_np(rng)} and {_verb(rng, 1)} {_np(rng)}.",
-            f"Then {pronoun.lower() if pronoun != name else name} {_verb(rng, 1)} {_adv(rng)}.",
-            f"{_cap(clause(rng))}.",
-            f'"{_cap(clause(rng))}," {pronoun.lower() if pronoun != name else name} said.',
-        ]))  # fmt: skip
-    lines.append(rng.choice([f"In the end, {clause(rng)}.", f"After that, {clause(rng)}.",
-                             f"{name} never forgot {_np(rng)}."]))  # fmt: skip
+        subject = pronoun.lower() if pronoun != name else name  # mid-sentence
+        lines.append(
+            rng.choice(
+                [
+                    f"{pronoun} {_verb(rng, 1)} {_np(rng)} and {_verb(rng, 1)} {_np(rng)}.",
+                    f"Then {subject} {_verb(rng, 1)} {_adv(rng)}.",
+                    f"{_cap(clause(rng))}.",
+                    f'"{_cap(clause(rng))}," {subject} said.',
+                ]
+            )
+        )
+    lines.append(
+        rng.choice(
+            [
+                f"In the end, {clause(rng)}.",
+                f"After that, {clause(rng)}.",
+                f"{name} never forgot {_np(rng)}.",
+            ]
+        )
+    )
     return " ".join(lines)
 
 
@@ -319,17 +431,30 @@ def news(rng) -> str:
 
 
 def notice(rng) -> str:
-    place = rng.choice(["library", "museum", "swimming pool", "post office", "town hall",
-                        "bakery", "pharmacy", "sports centre", "school", "station"])  # fmt: skip
-    lines = [rng.choice(["NOTICE", "Please note", "Important", "Opening hours"]),
-             f"The {place} at {_street(rng)} will be closed from {_date(rng)} until "
-             f"{_date(rng)}.",
-             f"Opening hours: {rng.choice(WEEKDAYS)} to {rng.choice(WEEKDAYS)}, "
-             f"{rng.randint(7, 10)}:{rng.choice(['00', '30'])} to {rng.randint(16, 21)}:00.",
-             f"Tickets cost {_price(rng)} for adults and {_price(rng)} for children under "
-             f"{rng.randint(6, 16)}.",
-             f"For questions call {_phone(rng)} or write to {_address(rng)}.",
-             f"{_cap(clause(rng))}."]  # fmt: skip
+    place = rng.choice(
+        [
+            "library",
+            "museum",
+            "swimming pool",
+            "post office",
+            "town hall",
+            "bakery",
+            "pharmacy",
+            "sports centre",
+            "school",
+            "station",
+        ]
+    )
+    lines = [
+        rng.choice(["NOTICE", "Please note", "Important", "Opening hours"]),
+        f"The {place} at {_street(rng)} will be closed from {_date(rng)} until {_date(rng)}.",
+        f"Opening hours: {rng.choice(WEEKDAYS)} to {rng.choice(WEEKDAYS)}, "
+        f"{rng.randint(7, 10)}:{rng.choice(['00', '30'])} to {rng.randint(16, 21)}:00.",
+        f"Tickets cost {_price(rng)} for adults and {_price(rng)} for children under "
+        f"{rng.randint(6, 16)}.",
+        f"For questions call {_phone(rng)} or write to {_address(rng)}.",
+        f"{_cap(clause(rng))}.",
+    ]
     return "\n".join([lines[0], *rng.sample(lines[1:], rng.randint(3, 5))])
 
 
@@ -339,12 +464,20 @@ def email(rng) -> str:
     cc = f"\nCc: {_address(rng)}" if rng.random() < 0.3 else ""
     body = [f"{rng.choice(['Hi', 'Dear', 'Hello'])} {name},", _paragraph(rng, 2, 5)]
     if rng.random() < 0.5:
-        body.append(rng.choice([f"My new address is {_address(rng)}.",
-                                f"You can also reach {_name(rng)} at {_address(rng)}.",
-                                f"Please reply to {_address(rng)}, not to this address.",
-                                f"The meeting is on {_date(rng)}."]))  # fmt: skip
-    body.append(f"{rng.choice(['Best wishes', 'Thanks', 'Regards', 'See you soon'])},\n"
-                f"{_cap(sender.split('@')[0].split('.')[0].rstrip('0123456789'))}")  # fmt: skip
+        body.append(
+            rng.choice(
+                [
+                    f"My new address is {_address(rng)}.",
+                    f"You can also reach {_name(rng)} at {_address(rng)}.",
+                    f"Please reply to {_address(rng)}, not to this address.",
+                    f"The meeting is on {_date(rng)}.",
+                ]
+            )
+        )
+    body.append(
+        f"{rng.choice(['Best wishes', 'Thanks', 'Regards', 'See you soon'])},\n"
+        f"{_cap(sender.split('@')[0].split('.')[0].rstrip('0123456789'))}"
+    )
     return f"From: {sender}\nTo: {to}{cc}\nSubject: {_cap(_np(rng))}\n" + "\n".join(body)
 
 
@@ -361,18 +494,25 @@ def dialogue(rng) -> str:
     turns = []
     for _ in range(rng.randint(2, 4)):
         noun = _noun(rng)
-        pair = rng.choice([
-            (f"Could you tell me when the {noun} opens?",
-             f"It opens at {rng.randint(7, 11)} on {rng.choice(WEEKDAYS)}."),
-            (f"Where did you {_verb(rng)} {_np(rng)}?", f"I {_verb(rng, 1)} it {_time(rng)}."),
-            (f"Do you know {a if rng.random() < 0.5 else 'anyone'} who {_verb(rng, 0)} "
-             f"{_np(rng)}?", f"Yes, {_name(rng)} does."),
-            ("What is your email address?", f"It is {_address(rng)}."),
-            (f"How much is {_np(rng, False)}?", f"It costs {_price(rng)}."),
-            (f"Are you {_adj(rng)}?", f"No, just a little {_adj(rng)}."),
-            (f"{_cap(sentence(rng))}", f"{_cap(sentence(rng))}"),
-            (f"Why did you {_verb(rng)} {_np(rng)}?", f"Because {clause(rng)}."),
-        ])  # fmt: skip
+        pair = rng.choice(
+            [
+                (
+                    f"Could you tell me when the {noun} opens?",
+                    f"It opens at {rng.randint(7, 11)} on {rng.choice(WEEKDAYS)}.",
+                ),
+                (f"Where did you {_verb(rng)} {_np(rng)}?", f"I {_verb(rng, 1)} it {_time(rng)}."),
+                (
+                    f"Do you know {a if rng.random() < 0.5 else 'anyone'} who {_verb(rng, 0)} "
+                    f"{_np(rng)}?",
+                    f"Yes, {_name(rng)} does.",
+                ),
+                ("What is your email address?", f"It is {_address(rng)}."),
+                (f"How much is {_np(rng, False)}?", f"It costs {_price(rng)}."),
+                (f"Are you {_adj(rng)}?", f"No, just a little {_adj(rng)}."),
+                (f"{_cap(sentence(rng))}", f"{_cap(sentence(rng))}"),
+                (f"Why did you {_verb(rng)} {_np(rng)}?", f"Because {clause(rng)}."),
+            ]
+        )
         turns += [f"{a}: {pair[0]}", f"{b}: {pair[1]}"]
     return "\n".join(turns)
 
@@ -384,14 +524,18 @@ def encyclopedia(rng) -> str:
         return lang.biography(rng, wide=True)["context"]
     if r < 0.6:
         city, country = rng.choice(p.cities), rng.choice(p.countries)
-        return (f"{city} is a city in {country}. About {rng.randint(2, 990) * 1000} people live "
-                f"there. It is known for its {_adj(rng)} {_noun(rng, True)} and its "
-                f"{_noun(rng, True)}. {_cap(clause(rng))}. The city was founded in "
-                f"{rng.randint(800, 1900)}.")  # fmt: skip
+        return (
+            f"{city} is a city in {country}. About {rng.randint(2, 990) * 1000} people live "
+            f"there. It is known for its {_adj(rng)} {_noun(rng, True)} and its "
+            f"{_noun(rng, True)}. {_cap(clause(rng))}. The city was founded in "
+            f"{rng.randint(800, 1900)}."
+        )
     noun, plural = _noun_forms(rng)
-    return (f"{_cap(_a(noun))} is a kind of {_noun(rng)}. Most {plural} "
-            f"are {_adj(rng)} and {_adj(rng)}. People often {_verb(rng)} them {rng.choice(_PREPS)} "
-            f"{_np(rng)}. {_cap(clause(rng))}.")  # fmt: skip
+    return (
+        f"{_cap(_a(noun))} is a kind of {_noun(rng)}. Most {plural} "
+        f"are {_adj(rng)} and {_adj(rng)}. People often {_verb(rng)} them {rng.choice(_PREPS)} "
+        f"{_np(rng)}. {_cap(clause(rng))}."
+    )
 
 
 def bilingual(rng) -> str:
@@ -405,7 +549,9 @@ def bilingual(rng) -> str:
 
 
 # groups of words with about the same meaning (written by hand for minitune)
-SYNONYMS = [group.split() for group in """
+SYNONYMS = [
+    group.split()
+    for group in """
 big large huge great|small little tiny|quick fast rapid swift|slow unhurried|happy glad cheerful
 joyful|sad unhappy gloomy|angry cross furious|easy simple|hard difficult tough|begin start
 commence|end finish stop|say tell state|ask inquire|answer reply respond|give provide hand
@@ -422,7 +568,8 @@ thought notion|mistake error fault|rule law|list series|copy duplicate|repeat re
 delete drop|add include|count number|total sum|mention name cite|pull extract|address
 location|message note letter|text passage|word term|sentence line|correct right|wrong
 incorrect|reverse backwards|capital uppercase|lowercase small|initials first letters
-""".replace("\n", " ").split("|")]  # fmt: skip
+""".replace("\n", " ").split("|")
+]
 
 
 def synonyms(rng) -> str:
@@ -432,13 +579,18 @@ def synonyms(rng) -> str:
         if len(group) < 2:
             continue
         a, b = rng.sample(group, 2)
-        lines.append(rng.choice([
-            f"{_cap(a)} and {b} mean about the same thing.",
-            f"Another word for {a} is {b}.",
-            f"{_name(rng)} did not say {a}; {_name(rng)} said {b}, which is nearly the same.",
-            f"It was {a}, or rather {b}.",
-            f"Some people say {a}, others say {b}.",
-        ]))  # fmt: skip
+        lines.append(
+            rng.choice(
+                [
+                    f"{_cap(a)} and {b} mean about the same thing.",
+                    f"Another word for {a} is {b}.",
+                    f"{_name(rng)} did not say {a}; {_name(rng)} said {b}, which is nearly "
+                    "the same.",
+                    f"It was {a}, or rather {b}.",
+                    f"Some people say {a}, others say {b}.",
+                ]
+            )
+        )
         lines.append(sentence(rng))
     return " ".join(lines)
 
@@ -450,9 +602,18 @@ def code(rng) -> str:
 
 
 KINDS = {  # kind: weight
-    prose: 20, story: 12, news: 9, notice: 6, email: 9, letter: 4, dialogue: 10,
-    encyclopedia: 9, bilingual: 8, synonyms: 6, code: 3,
-}  # fmt: skip
+    prose: 20,
+    story: 12,
+    news: 9,
+    notice: 6,
+    email: 9,
+    letter: 4,
+    dialogue: 10,
+    encyclopedia: 9,
+    bilingual: 8,
+    synonyms: 6,
+    code: 3,
+}
 
 
 # ---- the lexicon the corpus must cover ------------------------------------------------------
@@ -467,8 +628,11 @@ def lexicon_words() -> frozenset[str]:
     texts = []
     for module in (lexicon, lang, sym, code_families, shared):
         tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
-        texts += [node.value for node in ast.walk(tree)
-                  if isinstance(node, ast.Constant) and isinstance(node.value, str)]  # fmt: skip
+        texts += [
+            node.value
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)
+        ]
     letters = string.ascii_lowercase  # the letters the string tasks ask about, one by one
     return frozenset([*letters, *(w.lower() for text in texts for w in WORD.findall(text))])
 
@@ -487,9 +651,13 @@ def usage(rng, word: str) -> str:
         return f"{name} {_verb(rng, 1)} {_np(rng)} {word}."
     if word in classes["noun"].lemmas:
         return f"{name} {_verb(rng, 1)} the {word} {rng.choice(_PREPS)} {_np(rng)}."
-    return rng.choice([f'{name} wrote "{word}" in the notes {_time(rng)}.',
-                       f"The {word} part was the one {name} liked.",
-                       f"We talked about {word} and about {_np(rng)}."])  # fmt: skip
+    return rng.choice(
+        [
+            f'{name} wrote "{word}" in the notes {_time(rng)}.',
+            f"The {word} part was the one {name} liked.",
+            f"We talked about {word} and about {_np(rng)}.",
+        ]
+    )
 
 
 # ---- leaks ----------------------------------------------------------------------------------
@@ -559,8 +727,10 @@ def generate_world(seed: int = 0, n_documents: int = 60000, log=None) -> list[st
         if not leaks.leaks(document):
             documents.append(document)
     if log:
-        log(f"{len(documents)} documents ({dropped} dropped for holding an evaluation string, "
-            f"{len(missing)} lexicon words added by usage sentences)")  # fmt: skip
+        log(
+            f"{len(documents)} documents ({dropped} dropped for holding an evaluation string, "
+            f"{len(missing)} lexicon words added by usage sentences)"
+        )
     return documents
 
 
