@@ -5,7 +5,7 @@ machine's own matmul peak.
     python benchmarks/bench.py --configs bench-tiny --repeats 3
     python benchmarks/bench.py --device cuda --precision bf16 --configs t5-small t5-base
     taskset -c 1 python benchmarks/bench.py --configs bench-tiny --threads 1 --decode-only \
-        --model-decode --clock cpu --repeats 5     # decoding: fast decoder, model.decode, reference
+        --explicit --clock cpu --repeats 5     # decoding: fused, explicit arithmetic, reference
 
 Configs: `bench-tiny` (d_model 256, 4+4 layers, vocabulary 8000, gated-GELU: T5 v1.1 style) and
 the presets `t5-small`, `t5-base`, `laptop`, `tiny`. For each, with random weights:
@@ -15,11 +15,8 @@ the presets `t5-small`, `t5-base`, `laptop`, `tiny`. For each, with random weigh
   peak (MFU: model FLOPs, 3 × the forward's matmul FLOPs, not counting recomputation);
 - greedy decoding tokens/s at batch 1 and 8, and 4-beam search tokens/s at batch 1 and 8 (64 new
   tokens from a 128-token source; EOS suppressed so every row runs the full length);
-- `--impl fast|reference`: the path minitune runs (default fast, what the command line runs: the
-  production shell, minitune/fast/, with the fast decoder; reference: the teaching classes and
-  `model.decode`), asked for on each model with `set_impl`;
-- `--model-decode`: also minitune with `fast_decode=False` (the model's own `decode` every step),
-  so the fast decoder (minitune/fast/decode.py) is A/B-tested against it in the same run;
+- minitune runs as every command does (fused kernels on); `--explicit` also runs a copy with
+  `model.use_fused_kernels(False)` (the explicit arithmetic), A/B in the same run;
 - the floor of each decoding figure: the time no implementation can beat on this machine, from
   the measured streaming bandwidth (a large tensor summed) and matmul peak: per step the larger
   of (decoder + head weights + KV caches read) / bandwidth and the step's matmul FLOPs / peak,
@@ -42,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import platform
 import resource
 import statistics
@@ -70,9 +68,6 @@ CONFIGS = {
 BATCH, SRC, TGT, NEW = 16, 128, 32, 64
 
 
-IMPL = "fast"  # the path measured (--impl): "fast" (the command line's) or "reference"
-
-
 def model_config(name: str) -> ModelConfig:
     if name in CONFIGS:
         return ModelConfig(**CONFIGS[name], dropout=0.0)
@@ -80,11 +75,8 @@ def model_config(name: str) -> ModelConfig:
 
 
 def build(cfg: ModelConfig) -> Seq2SeqTransformer:
-    """A model with random weights on the path measured: a new model runs the teaching classes,
-    so the benchmark asks for its path (`set_impl`; with "fast", generate's fast decoder too)."""
-    model = Seq2SeqTransformer(cfg)
-    model.set_impl(IMPL)
-    return model
+    """A model with random weights, as every command builds it (fused kernels on)."""
+    return Seq2SeqTransformer(cfg)
 
 
 def sync(device: torch.device) -> None:
@@ -213,8 +205,6 @@ class Ours:
     def loss(self, x, dec, y):
         return cross_entropy_loss(self.model(x, dec), y)
 
-    fast_decode = None  # the model's path: minitune/fast/decode.py on "fast", when supported
-
     def generate_fn(self, src, num_beams):
         def run():
             out = self.model.generate(
@@ -222,17 +212,19 @@ class Ours:
                 max_new_tokens=NEW,
                 min_new_tokens=NEW,
                 num_beams=num_beams,
-                fast_decode=self.fast_decode,
             )
             assert out.shape[1] == NEW
 
         return run
 
 
-class OursModelDecode(Ours):
-    """minitune with fast_decode=False: the model's own `decode` at every step."""
+class OursExplicit(Ours):
+    """minitune with the fused kernels off (a copy of the same weights): the explicit arithmetic."""
 
-    fast_decode = False
+    def __init__(self, model, device):
+        explicit = copy.deepcopy(model)
+        explicit.use_fused_kernels(False)
+        super().__init__(explicit, device)
 
 
 class Reference(Ours):
@@ -280,15 +272,15 @@ def bench_config(
     peak,
     floors=None,
     decode_only=False,
-    model_decode=False,
+    explicit=False,
     train_only=False,
 ):
     cfg = model_config(name)
     torch.manual_seed(0)
     model = build(cfg)
     impls = {"minitune": Ours(model, device)}
-    if model_decode:
-        impls["minitune (model.decode)"] = OursModelDecode(model, device)
+    if explicit:
+        impls["minitune (explicit)"] = OursExplicit(model, device)
     if with_reference:
         try:
             impls["reference"] = Reference(model, device)
@@ -302,10 +294,9 @@ def bench_config(
     if precision == "bf16":
         autocast = torch.autocast(device.type, dtype=torch.bfloat16)
     rows = {}
-    trained = {n: i for n, i in impls.items() if not isinstance(i, OursModelDecode)}
     if not decode_only:
         train = alternate(
-            {n: i.train_step_fn(x, dec, y, autocast) for n, i in trained.items()}, repeats, device
+            {n: i.train_step_fn(x, dec, y, autocast) for n, i in impls.items()}, repeats, device
         )
         rows["train tok/s"] = {n: BATCH * (SRC + TGT) / s for n, s in train.items()}
         flops = training_flops(cfg, BATCH, SRC, TGT)
@@ -339,14 +330,7 @@ def main() -> None:
     parser.add_argument("--decode-only", action="store_true", help="skip the training figures")
     parser.add_argument("--train-only", action="store_true", help="skip the decoding figures")
     parser.add_argument(
-        "--impl",
-        default="fast",
-        choices=["fast", "reference"],
-        help="the path measured: fast (the production shell, what the "
-        "command line runs) or reference (the teaching classes)",
-    )
-    parser.add_argument(
-        "--model-decode", action="store_true", help="also minitune with fast_decode=False"
+        "--explicit", action="store_true", help="also minitune with the fused kernels off"
     )
     parser.add_argument(
         "--clock",
@@ -355,9 +339,8 @@ def main() -> None:
         help="wall clock, or the process's CPU time (shared machines)",
     )
     args = parser.parse_args()
-    global CLOCK, IMPL
+    global CLOCK
     CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
-    IMPL = args.impl
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -383,7 +366,7 @@ def main() -> None:
         f"# minitune benchmark: torch {torch.__version__}, {name}, {args.precision}, "
         f"{args.clock} clock"
     )
-    print(f"# CPU: {cpu_model()}; flags: {cpu_flags()}; minitune's path: impl={IMPL!r}")
+    print(f"# CPU: {cpu_model()}; flags: {cpu_flags()}")
     print(
         f"# matmul peak (2048³): fp32 {peak32 / 1e9:,.1f} GFLOP/s"
         + (
@@ -403,7 +386,7 @@ def main() -> None:
             peak,
             (bandwidth, peak),
             args.decode_only,
-            args.model_decode,
+            args.explicit,
             args.train_only,
         )
         print(

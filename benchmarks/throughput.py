@@ -11,10 +11,9 @@ It runs the training loop's own pieces (`minitune.train_data`: the batch stream,
 the shipped training split, encoded as the run encodes it, for `--steps` optimizer steps after
 `--warmup` steps, and prints one JSON line: examples/s, real tokens/s (source + target, padding
 not counted), the share of row positions that are real tokens, the seconds per step (median and
-mean) and, with --compile, the warm-up's seconds (what compiling costs a run). The path measured
-is asked for, as the command line's: the run config's `train.impl` ("fast", the production shell,
-unless `--set train.impl=reference`), applied with `model.set_impl`. A benchmark: it asserts
-nothing; results with their commands are in benchmarks/README.md.
+mean) and, with --compile, the warm-up's seconds (what compiling costs a run). The fused kernels
+are on, as in every command (`--set train.fused_kernels=false`: the explicit arithmetic). A
+benchmark: it asserts nothing; results with their commands are in benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -43,7 +42,7 @@ from minitune.paths import find_shipped  # noqa: E402
 from minitune.run_config import load_run_config, parse_override  # noqa: E402
 from minitune.run_state import TrainState  # noqa: E402
 from minitune.tokenizer import Tokenizer  # noqa: E402
-from minitune.train import DEFAULT_TOKENIZER, train_step  # noqa: E402
+from minitune.train import DEFAULT_TOKENIZER, StepSetup, train_step  # noqa: E402
 from minitune.train_data import batch_stream, next_micro_batches, packed_lengths  # noqa: E402
 
 
@@ -69,7 +68,7 @@ def main() -> None:
     records = read_records(find_shipped(args.data))
     examples, _ = encode_records(records, tok, cfg.max_source_length, cfg.max_target_length)
     model = Seq2SeqTransformer(model_cfg).train()
-    model.set_impl(cfg.impl)  # the path measured: the run config's (fast unless train.impl says)
+    model.use_fused_kernels(cfg.fused_kernels)  # as train() does
     wrapped = torch.compile(model) if args.compile else model
     optimizer = build_optimizer(model, cfg)
     device = torch.device("cpu")
@@ -79,6 +78,7 @@ def main() -> None:
     window = cfg.bucket_batches if cfg.length_bucketing else 1
     stream = batch_stream(lambda epoch: examples, cfg.batch_size, cfg.seed, 0, 0, window, packed)
     state = TrainState()
+    setup = StepSetup(device, tok.pad_id, autocast, clip_grad=cfg.clip_grad)
     times, counted, positions, real = [], [], 0, 0
     started = time.perf_counter()
     warmup_seconds = 0.0
@@ -88,17 +88,7 @@ def main() -> None:
             stream, state, cfg.grad_accum, tok.pad_id, Distributed(), device, packed, cfg.batch_size
         )
         t0 = time.perf_counter()
-        result = train_step(
-            wrapped,
-            micro,
-            optimizer,
-            None,
-            cfg.lr * 0.5,
-            tok.pad_id,
-            device,
-            autocast,
-            cfg.clip_grad,
-        )
+        result = train_step(wrapped, optimizer, micro, cfg.lr * 0.5, setup)
         t1 = time.perf_counter()
         if step == args.warmup - 1 or (args.warmup == 0 and step == 0):
             warmup_seconds = t1 - started
@@ -118,7 +108,7 @@ def main() -> None:
                 "compile": args.compile,
                 "threads": torch.get_num_threads(),
                 "precision": precision,
-                "impl": model.impl,
+                "fused_kernels": cfg.fused_kernels,
                 "packing": cfg.packing,
                 "packed": packed,
                 "batch_size": cfg.batch_size,

@@ -9,9 +9,10 @@ Run it once per tree, alternating, with the tree first on the path (one pinned t
 
 Prints one JSON line of seconds: a training step (forward, loss, backward, AdamW) on
 8 × (128 + 32) tokens, and 32 greedy tokens at batch 1 and 8 (EOS suppressed). The model is the
-bench-tiny shape (d_model 256, 4+4 layers, vocabulary 8000, gated-GELU), seed 0, on the fast
-path (IMPL=reference: the teaching classes). NOFAST=1 passes fast_decode=False (the model's own
-decode; for trees that have the fast decoder).
+bench-tiny shape (d_model 256, 4+4 layers, vocabulary 8000, gated-GELU), seed 0, with the fused
+kernels on (FUSED=0: off). Trees from before the one-path change (d2193bc and older) had two
+paths: IMPL=reference|fast picks one there (default fast), and NOFAST=1 passes
+fast_decode=False (their `model.decode` instead of their separate fast decoder).
 """
 
 import json
@@ -28,7 +29,9 @@ KW = {"fast_decode": False} if os.environ.get("NOFAST") else {}
 torch.manual_seed(0)
 cfg = minitune.ModelConfig(**CONFIGS["bench-tiny"], dropout=0.0)
 model = minitune.Seq2SeqTransformer(cfg)
-if hasattr(model, "set_impl"):  # the path measured: IMPL=reference, else the command line's
+if hasattr(model, "use_fused_kernels"):  # this tree: one path, the fused switch
+    model.use_fused_kernels(os.environ.get("FUSED", "1") != "0")
+else:  # an older tree: two paths
     model.set_impl(os.environ.get("IMPL", "fast"))
 optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
 x, y = torch.randint(3, 8000, (8, 128)), torch.randint(3, 8000, (8, 32))

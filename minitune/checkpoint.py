@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -157,6 +158,22 @@ def _clean_names(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k.replace("_orig_mod.", "").removeprefix("module."): v for k, v in state.items()}
 
 
+# Checkpoints and adapters written by minitune 0.1 before its blocks held their layers as plain
+# attributes name a block's sub-layer `<name>.sublayer.` and its norm `<name>.norm.`:
+# `decoder.layers.0.self_attn.sublayer.q.weight` is `decoder.layers.0.self_attn.q.weight` now,
+# `decoder.layers.0.ff.norm.weight` is `decoder.layers.0.ff_norm.weight`.
+_EARLIER_NAME = re.compile(r"(layers\.\d+\.(?:self_attn|cross_attn|ff))\.(sublayer|norm)\.")
+
+
+def current_names(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A loaded state dict with every tensor name as the model names it now (see above)."""
+
+    def rename(match: re.Match) -> str:
+        return match[1] + ("." if match[2] == "sublayer" else "_norm.")
+
+    return {_EARLIER_NAME.sub(rename, name): tensor for name, tensor in state.items()}
+
+
 def read_config(folder: str | Path) -> dict:
     """A checkpoint's config.json, checked for the shape that loading relies on; a damaged file
     (not JSON, not UTF-8, or JSON of the wrong shape) raises CheckpointError naming it."""
@@ -211,10 +228,7 @@ def _check_config_shape(path: Path, info) -> None:
 
 
 def load_model(folder: str | Path, device: str | torch.device = "cpu"):
-    """The model of a checkpoint folder, in eval mode, and the folder's config.json.
-
-    The model runs the teaching classes, whatever path the run that saved it took
-    (`model.set_impl("fast")` switches it; the command line does)."""
+    """The model of a checkpoint folder, in eval mode, and the folder's config.json."""
     from minitune.layers import registry
     from minitune.model import Seq2SeqTransformer
 
@@ -228,7 +242,7 @@ def load_model(folder: str | Path, device: str | torch.device = "cpu"):
         registry.check(cfg)  # its variant names
     except (TypeError, ValueError, ArithmeticError) as err:
         raise CheckpointError(f"{folder}/config.json: bad model config: {err}") from None
-    state = _clean_names(load_safetensors(Path(folder) / "model.safetensors"))
+    state = current_names(_clean_names(load_safetensors(Path(folder) / "model.safetensors")))
     _check_weights_fit(cfg, state, Path(folder) / "model.safetensors")
     model = Seq2SeqTransformer(cfg)
     model.load_state_dict(state)
@@ -293,7 +307,7 @@ def _load_lora(folder: Path, info: dict, device):
         add_lora(model, LoRASettings(**info["lora"]))
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"{folder}/config.json: bad LoRA settings: {err}") from None
-    state = load_safetensors(folder / "adapter.safetensors")
+    state = current_names(load_safetensors(folder / "adapter.safetensors"))
     adapters = model.state_dict()
     missing = [k for k in adapters if ".lora_" in k and k not in state]
     unexpected = [k for k in state if k not in adapters or state[k].shape != adapters[k].shape]

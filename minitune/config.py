@@ -25,12 +25,8 @@ from minitune.paths import resolve_file
 # The attention, position, feed-forward and norm variants are named in minitune/layers/registry.py
 # (one line per variant). The other choices are listed here.
 NORM_POSITIONS = ("pre", "post")
-# The two paths a model can run (Seq2SeqTransformer.set_impl; TrainConfig.impl, --impl):
-# "reference", the teaching classes, and "fast", the production shell (minitune/fast/).
-IMPLS = ("reference", "fast")
-# ModelConfig fields that older checkpoints saved and that are no part of a model any more:
-# ignored when a config.json is read. The path (impl, once attention_impl) is chosen on the live
-# model, so a checkpoint's saved path never decides the one a user gets.
+# Fields that checkpoints of earlier versions saved in config.json and that no longer describe
+# a model: ignored when a config.json is read (which kernels run is chosen on the live model).
 OBSOLETE = ("impl", "attention_impl")
 
 
@@ -219,8 +215,8 @@ class ModelConfig:
         for key in OBSOLETE:  # from_dict leaves them out of saved files; here they are a mistake
             if key in overrides:
                 raise ValueError(
-                    f"ModelConfig has no field {key!r}: the path is chosen on the "
-                    "model, model.set_impl('fast') or 'reference'"
+                    f"ModelConfig has no field {key!r}: the fused kernels are switched on the "
+                    "model, model.use_fused_kernels(False)"
                 )
         return cls.from_dict({**PRESETS[name], **overrides})
 
@@ -373,9 +369,8 @@ class TrainConfig:
     fsdp: bool = False  # under torchrun: shard weights, gradients, optimizer state (else DDP)
     compile: bool = False  # torch.compile the model (slow start, faster steps; mostly on GPUs)
     activation_checkpointing: bool = False  # recompute each layer in backward: less memory
-    impl: str = "fast"  # the path the model runs: "fast", the production shell (minitune/fast/,
-    # fused kernels), or "reference", the teaching classes (--impl reference); the same numbers.
-    # train() applies it with model.set_impl; a saved model does not keep it
+    fused_kernels: bool = True  # attention and feed-forward take their fused branches (SDPA,
+    # stacked projections); False: the explicit arithmetic (--no-fused-kernels; same numbers)
     tf32: bool = True  # CUDA: TensorFloat-32 matmuls for float32 (much faster, 10-bit mantissa)
     threads: int | None = None  # CPU threads for torch (None: torch's default)
     report_to: list[str] = field(default_factory=list)  # also log to: "tensorboard" (optional)
@@ -406,7 +401,6 @@ class TrainConfig:
             "precision": PRECISIONS,
             "on_nonfinite": NONFINITE,
             "adamw_impl": ADAMW_IMPLS,
-            "impl": IMPLS,
         }
         _check_choices(self, choices)
         for name in (

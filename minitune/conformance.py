@@ -12,8 +12,8 @@ or from the command line: `minitune check attention=my_module:MyAttention`.
 Each kind gets the checks that apply to it, on tiny float32 sizes (float64 for gradcheck):
 
     attention   shapes (self, cross); causal masking; padding invariance (self, cross);
-                cache == no cache (self with rotary positions, cross); reference == fast path;
-                gradcheck; every parameter gets a gradient
+                cache == no cache (self with rotary positions, cross); fused branch == explicit
+                arithmetic; gradcheck; every parameter gets a gradient
     position    shapes; offset consistency of embed / bias / rotate (what the KV cache needs);
                 gradcheck
     ffn         shapes; position-wise (tokens do not mix); gradcheck; every parameter gets a
@@ -37,7 +37,6 @@ import torch
 from torch import nn
 
 from minitune.config import ModelConfig
-from minitune.fast.twins import FAST_TWINS, use_impl
 from minitune.layers import registry
 from minitune.layers.attention import make_attention_bias, make_attention_mask
 from minitune.layers.kv_cache import KVCache
@@ -212,15 +211,14 @@ def _all_parameters_get_gradients(module: nn.Module, loss: torch.Tensor) -> None
     assert not bad, f"non-finite gradient in {', '.join(bad)}"
 
 
-def _reference_vs_fast(module: nn.Module, call: Callable[[nn.Module], torch.Tensor]) -> None:
-    """A layer with a production twin (`fast/twins.py`: FAST_TWINS) gives the same output on
-    both paths."""
-    if not any(type(module) in pair for pair in FAST_TWINS.items()):
-        raise SkipCheck(f"{type(module).__name__} has one path (no fast twin in fast/twins.py)")
-    reference, fast = module, copy.deepcopy(module)
-    use_impl(reference, "reference")
-    use_impl(fast, "fast")
-    _assert_close(call(fast), call(reference), "fast path vs reference path")
+def _fused_vs_explicit(module: nn.Module, call: Callable[[nn.Module], torch.Tensor]) -> None:
+    """A layer with fused branches (a `fused` switch, as Attention and FeedForward have) gives
+    the same output with them and with its explicit arithmetic."""
+    if not isinstance(getattr(module, "fused", None), bool):
+        raise SkipCheck(f"{type(module).__name__} has no fused branch (no `fused` switch)")
+    fused, explicit = copy.deepcopy(module), copy.deepcopy(module)
+    fused.fused, explicit.fused = True, False
+    _assert_close(call(fused), call(explicit), "fused branch vs explicit arithmetic")
 
 
 def _check_token_independence(module: nn.Module, C: int) -> None:
@@ -349,14 +347,15 @@ def _attention_cache_checks(
 def _attention_path_and_gradient_checks(
     make: Callable[..., nn.Module], build: Callable, cfg: ModelConfig, name: str, overrides: dict
 ) -> list:
-    """The reference path equals the fast one; gradients are right and reach every parameter."""
+    """The fused branch equals the explicit arithmetic; gradients are right and reach every
+    parameter."""
     C = cfg.d_model
 
-    def reference_vs_fast():
+    def fused_vs_explicit():
         x, padding = _randn(2, 6, C), torch.tensor([[1] * 6, [1] * 4 + [0] * 2])
         mask = make_attention_mask(padding, 6, 6, causal=True)
         bias = make_attention_bias(mask, _randn(1, cfg.n_heads, 6, 6, seed=3))
-        _reference_vs_fast(make(), lambda m: m(x, x, attn_bias=bias))
+        _fused_vs_explicit(make(), lambda m: m(x, x, attn_bias=bias))
 
     def gradcheck():
         small = _config("attention", name, small=True, **overrides)
@@ -376,7 +375,7 @@ def _attention_path_and_gradient_checks(
         _all_parameters_get_gradients(cross, loss)
 
     return [
-        ("reference path == fast path", reference_vs_fast),
+        ("fused branch == explicit arithmetic", fused_vs_explicit),
         ("gradcheck in float64 (inputs and parameters)", gradcheck),
         ("every parameter receives a finite gradient", gradients),
     ]
@@ -505,16 +504,16 @@ def _check_positionwise(kind: str, name: str, overrides: dict) -> Report:
     def positionwise():
         _check_token_independence(make(), C)
 
-    def reference_vs_fast():
+    def fused_vs_explicit():
         x = _randn(2, 5, C)
-        _reference_vs_fast(make(), lambda m: m(x))
+        _fused_vs_explicit(make(), lambda m: m(x))
 
     checks = [
         ("output shape" + (" and dtype" if kind == "norm" else ""), shapes),
         ("position-wise: tokens and batch rows do not mix", positionwise),
     ]
     if kind == "ffn":
-        checks.append(("reference path == fast path", reference_vs_fast))
+        checks.append(("fused branch == explicit arithmetic", fused_vs_explicit))
     if kind == "norm":
         checks.append(("bounded output for huge inputs (×10⁴)", bounded))
     checks += [
@@ -579,7 +578,7 @@ def _model_checks(report: Report, kind: str, name: str, overrides: dict) -> None
         full = m.decode(target, memory, source_mask)
         decoder_cache = m.new_cache(max_length=6, source_length=8)
         for t in range(6):
-            step = m.decode(target[:, t : t + 1], memory, source_mask, decoder_cache)
+            step = m.decode(target[:, t : t + 1], memory, source_mask, cache=decoder_cache)
             _assert_close(step, full[:, t : t + 1], f"decoder step {t} with cache vs without")
 
     def fits():

@@ -9,13 +9,10 @@ cross-attention keys/values of the encoder output once, on the first step, for a
 `use_cache=False` every step recomputes the whole prefix, which is slower but has no state (for
 teaching and tests; both give the same tokens).
 
-A decoding loop sees the decoder through one seam, a *step*: `step(tokens)` gives the next-token
-logits (B, V) and `step.reorder(rows)` lets beam rows continue from other rows. `ModelStep` is
-the readable one, `model.decode` with a `DecoderCache`, and what a model built in Python uses;
-`minitune.fast.decode.FastDecodeStep` computes the same logits with far fewer operations (stacked
-weights, one cache tensor for all layers) and is used for a model on the fast path
-(`model.set_impl("fast")`, as the command line's jobs do) when it supports the model; the tokens
-are the same (tests/test_fast_decode.py, tests/test_paths.py).
+A decoding loop sees the decoder through one object, a `DecodeStep`: `step(tokens)` gives the
+next-token logits (B, V) from `model.decode` (with the cache: on the newest token only) and
+`step.reorder(rows)` lets beam rows continue from other rows. It holds everything decoding keeps
+between steps: the encoder output, the source, and the `DecoderCache`.
 
 All functions return only the new tokens, (B, L) with L <= max_new_tokens: each row ends at its
 first EOS (included) and is padded with pad_id after it.
@@ -48,7 +45,6 @@ def generate(
     early_stopping: bool | str = True,
     min_new_tokens: int = 0,
     generator: torch.Generator | None = None,
-    fast_decode: bool | None = None,
 ) -> torch.Tensor:
     """Generate up to `max_new_tokens` tokens for each source row of `input_ids` (B, S).
 
@@ -60,10 +56,6 @@ def generate(
       tokens (0 = all) and to the smallest set whose probability reaches `top_p` (1.0 = all);
       pass a seeded `torch.Generator` for reproducible samples. Otherwise greedy (argmax).
     min_new_tokens: EOS is forbidden before this many tokens (benchmarks use it to force length).
-    fast_decode: with the cache, decode with minitune/fast/decode.py (same tokens, fewer
-      operations) when it supports the model; None (the default): when the model is on the fast
-      path (`model.impl == "fast"`, see set_impl), else the model's own `decode`; True: whenever
-      supported; False: always the model's own `decode`, step by step.
 
     The model is put in eval mode (no dropout) for the call and restored afterwards.
     """
@@ -96,68 +88,58 @@ def generate(
                     memory,
                     source_mask,
                     input_ids,
-                    max_new_tokens,
-                    num_beams,
-                    length_penalty,
-                    early_stopping,
-                    use_cache,
-                    min_new_tokens,
-                    fast_decode,
+                    max_new_tokens=max_new_tokens,
+                    num_beams=num_beams,
+                    length_penalty=length_penalty,
+                    early_stopping=early_stopping,
+                    use_cache=use_cache,
+                    min_new_tokens=min_new_tokens,
                 )
             return greedy_or_sample(
                 model,
                 memory,
                 source_mask,
                 input_ids,
-                max_new_tokens,
-                do_sample,
-                temperature,
-                top_k,
-                top_p,
-                use_cache,
-                min_new_tokens,
-                generator,
-                fast_decode,
+                max_new_tokens=max_new_tokens,
+                do_sample=do_sample,
+                temperature=temperature,
+                top_k=top_k,
+                top_p=top_p,
+                use_cache=use_cache,
+                min_new_tokens=min_new_tokens,
+                generator=generator,
             )
     finally:
         model.train(was_training)
 
 
-class ModelStep:
-    """The readable decoding step: `model.decode` on the newest token with a `DecoderCache`
-    (or, without a cache, on the whole prefix every time)."""
+class DecodeStep:
+    """One decoding step, `model.decode` on the newest token with a `DecoderCache` (or, without
+    a cache, on the whole prefix every time), and everything kept between steps: the encoder
+    output `memory` (B, S, C), the source padding mask and tokens (B, S), the cache."""
 
-    def __init__(self, model, memory, source_mask, source_ids, max_length, use_cache):
+    def __init__(self, model, memory, source_mask, source_ids, *, max_length, use_cache):
         self.model, self.memory, self.source_mask = model, memory, source_mask
         self.source_ids = source_ids  # (B, S): the prompt's tokens, for a model's copy head
         self.cache = model.new_cache(max_length, memory.shape[1]) if use_cache else None
 
     def __call__(self, tokens: torch.Tensor) -> torch.Tensor:
         """tokens (B, t), start token included -> logits (B, V) of the next token, float32."""
-        model, memory, source_mask = self.model, self.memory, self.source_mask
         if self.cache is not None:  # newest token only: the cache holds the earlier ones
-            logits = model.decode(tokens[:, -1:], memory, source_mask, self.cache, self.source_ids)
-        else:  # the whole prefix, recomputed
-            logits = model.decode(tokens, memory, source_mask, source_ids=self.source_ids)
+            tokens = tokens[:, -1:]
+        logits = self.model.decode(
+            tokens,
+            self.memory,
+            source_mask=self.source_mask,
+            cache=self.cache,
+            source_ids=self.source_ids,
+        )
         return logits[:, -1].float()
 
     def reorder(self, rows: torch.Tensor) -> None:
         """Row i continues from row rows[i] (beam search)."""
         if self.cache is not None:
             self.cache.reorder(rows)  # each new beam continues from its parent's keys and values
-
-
-def decode_step(model, memory, source_mask, source_ids, max_length, use_cache, fast_decode):
-    """The step a decoding loop calls: the fast one when asked for (fast_decode, or None and the
-    model on the fast path) and supported, else ModelStep."""
-    if fast_decode is None:
-        fast_decode = model.impl == "fast"
-    if use_cache and fast_decode:
-        from minitune.fast.decode import FastDecodeStep, unsupported_reason
-
-        if unsupported_reason(model) is None:
-            return FastDecodeStep(model, memory, source_mask, source_ids, max_length)
-    return ModelStep(model, memory, source_mask, source_ids, max_length, use_cache)
 
 
 def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
@@ -202,23 +184,23 @@ def greedy_or_sample(
     memory: torch.Tensor,
     source_mask: torch.Tensor | None,
     source_ids: torch.Tensor,
+    *,
     max_new_tokens: int,
-    do_sample: bool,
-    temperature: float,
-    top_k: int,
-    top_p: float,
-    use_cache: bool,
-    min_new_tokens: int,
-    generator: torch.Generator | None,
-    fast_decode: bool | None = None,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    use_cache: bool = True,
+    min_new_tokens: int = 0,
+    generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """One token per step per row: the argmax, or a sample. Returns (B, L) new tokens."""
     cfg = model.config
     B = memory.shape[0]
     tokens = torch.full((B, 1), cfg.decoder_start_id, dtype=torch.long, device=memory.device)
     finished = torch.zeros(B, dtype=torch.bool, device=memory.device)
-    step_fn = decode_step(
-        model, memory, source_mask, source_ids, max_new_tokens, use_cache, fast_decode
+    step_fn = DecodeStep(
+        model, memory, source_mask, source_ids, max_length=max_new_tokens, use_cache=use_cache
     )
     for step in range(max_new_tokens):
         logits = step_fn(tokens)  # (B, V)
@@ -241,13 +223,13 @@ def beam_search(
     memory: torch.Tensor,
     source_mask: torch.Tensor | None,
     source_ids: torch.Tensor,
+    *,
     max_new_tokens: int,
     num_beams: int,
     length_penalty: float = 1.0,
     early_stopping: bool | str = True,
     use_cache: bool = True,
     min_new_tokens: int = 0,
-    fast_decode: bool | None = None,
 ) -> torch.Tensor:
     """Beam search: keep the K best partial sequences; return each example's best finished one.
 
@@ -268,8 +250,8 @@ def beam_search(
     if source_mask is not None:
         source_mask = source_mask.repeat_interleave(K, dim=0)  # (B·K, S)
     source_ids = source_ids.repeat_interleave(K, dim=0)  # (B·K, S)
-    step_fn = decode_step(
-        model, memory, source_mask, source_ids, max_new_tokens, use_cache, fast_decode
+    step_fn = DecodeStep(
+        model, memory, source_mask, source_ids, max_length=max_new_tokens, use_cache=use_cache
     )
 
     tokens = torch.full((B * K, 1), cfg.decoder_start_id, dtype=torch.long, device=device)

@@ -87,12 +87,12 @@ def _attention_layers(model, where: tuple[str, ...]):
     """(place, attention module) for each attention layer selected by `where`."""
     if "encoder" in where:
         for layer in model.encoder.layers:
-            yield "encoder", layer.self_attn.sublayer
+            yield "encoder", layer.self_attn
     for layer in model.decoder.layers:
         if "decoder" in where:
-            yield "decoder", layer.self_attn.sublayer
+            yield "decoder", layer.self_attn
         if "cross" in where:
-            yield "cross", layer.cross_attn.sublayer
+            yield "cross", layer.cross_attn
 
 
 def add_lora(model, settings: LoRASettings | None = None, **kwargs) -> LoRASettings:

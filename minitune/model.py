@@ -18,7 +18,7 @@ gives the same loss and gradients as the same examples padded one per row, with 
 
 Masks: the public `attention_mask` of `model(...)` and `model.generate(...)` (B, S), 1 for real
 source tokens and 0 for padding, is called `source_mask` inside the model (encoder, decoder,
-layers, minitune/fast/): the one padding mask there is, the source's. The decoder's own padding
+layers): the one padding mask there is, the source's. The decoder's own padding
 comes after its real tokens, where the causal mask already hides it.
 """
 
@@ -30,10 +30,10 @@ import torch
 from torch import nn
 
 from minitune.config import ModelConfig
-from minitune.fast import use_impl
 from minitune.generate import generate
 from minitune.layers import registry
 from minitune.layers.attention import (
+    Attention,
     make_attention_bias,
     make_attention_mask,
     make_segment_mask,
@@ -43,12 +43,12 @@ from minitune.layers.base import Layer, Rotary
 from minitune.layers.blocks import (
     DecoderLayer,
     EncoderLayer,
-    make_norm,
     set_activation_checkpointing,
 )
 from minitune.layers.copy import CopyHead
+from minitune.layers.feedforward import FeedForward
 from minitune.layers.kv_cache import KVCache
-from minitune.layers.positions import PackedRotation, PositionScheme, RelativePositionBias
+from minitune.layers.positions import PackedRotation, PositionScheme
 
 
 class Segments(NamedTuple):
@@ -144,22 +144,17 @@ class DecoderCache:
             cache.reorder(index)
 
 
-def make_position(cfg: ModelConfig, causal: bool) -> PositionScheme:
-    """T5's relative position bias, or the scheme `cfg.position` names (layers/registry.py)."""
-    if cfg.position == "relative":
-        return RelativePositionBias(cfg, causal)
-    return registry.build("position", cfg, causal=causal)
-
-
 class Encoder(nn.Module):
     """A stack of encoder layers over embedded source tokens."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.position = make_position(cfg, causal=False)
+        self.position = registry.build("position", cfg, causal=False)
         self.dropout = nn.Dropout(cfg.dropout)
         self.layers = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.n_encoder_layers))
-        self.final_norm = make_norm(cfg) if cfg.norm_position == "pre" else nn.Identity()
+        self.final_norm = (
+            registry.build("norm", cfg) if cfg.norm_position == "pre" else nn.Identity()
+        )
 
     def forward(
         self,
@@ -191,16 +186,19 @@ class Decoder(nn.Module):
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.position = make_position(cfg, causal=True)
+        self.position = registry.build("position", cfg, causal=True)
         self.dropout = nn.Dropout(cfg.dropout)
         self.layers = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.n_decoder_layers))
-        self.final_norm = make_norm(cfg) if cfg.norm_position == "pre" else nn.Identity()
+        self.final_norm = (
+            registry.build("norm", cfg) if cfg.norm_position == "pre" else nn.Identity()
+        )
 
     def forward(
         self,
         x: torch.Tensor,
         memory: torch.Tensor,
         source_mask: torch.Tensor | None = None,
+        *,
         cache: DecoderCache | None = None,
         segments: Segments | None = None,
     ) -> torch.Tensor:
@@ -237,12 +235,18 @@ class Decoder(nn.Module):
         # no encoder output at all
         cross_context = memory
         if cache is not None:
-            cache.fill_cross_attention([layer.cross_attn.sublayer for layer in self.layers], memory)
+            cache.fill_cross_attention([layer.cross_attn for layer in self.layers], memory)
             cross_context = None
         for i, layer in enumerate(self.layers):
             self_cache, cross_cache = cache.layer(i) if cache is not None else (None, None)
             x = layer(
-                x, cross_context, self_attn_bias, cross_attn_bias, self_cache, cross_cache, rotary
+                x,
+                cross_context,
+                self_attn_bias=self_attn_bias,
+                cross_attn_bias=cross_attn_bias,
+                self_cache=self_cache,
+                cross_cache=cross_cache,
+                rotary=rotary,
             )
         return self.dropout(self.final_norm(x))  # (B, T, C)
 
@@ -263,16 +267,13 @@ class Seq2SeqTransformer(nn.Module):
     model = Seq2SeqTransformer(ModelConfig.preset("tiny"))
     logits = model(input_ids, decoder_input_ids, attention_mask)   # (B, T, V)
     new_tokens = model.generate(input_ids, attention_mask, max_new_tokens=20)
-    model.set_impl("fast")   # the production shell (minitune/fast/): the same numbers, faster
-
-    A new model runs the teaching classes and its own `decode` (impl "reference").
+    model.use_fused_kernels(False)   # the explicit arithmetic everywhere (same numbers)
     """
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         registry.check(cfg)  # every variant name resolves (ValueError naming what is allowed)
         self.config = cfg
-        self.impl = "reference"  # the path it runs: "reference" or "fast" (set_impl switches)
         self.lora = None  # minitune.lora.LoRASettings once adapters are added (add_lora)
         self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)  # shared by encoder and decoder
         self.encoder = Encoder(cfg)
@@ -304,6 +305,7 @@ class Seq2SeqTransformer(nn.Module):
         decoder_input_ids: torch.Tensor,
         memory: torch.Tensor,
         source_mask: torch.Tensor | None = None,
+        *,
         cache: DecoderCache | None = None,
         source_ids: torch.Tensor | None = None,
         segments: Segments | None = None,
@@ -316,7 +318,9 @@ class Seq2SeqTransformer(nn.Module):
         log-probabilities (which are logits too: their softmax is the distribution itself).
         Packed rows: `segments` instead of source_mask (training only, no cache).
         """
-        h = self.decoder(self.embed(decoder_input_ids), memory, source_mask, cache, segments)
+        h = self.decoder(
+            self.embed(decoder_input_ids), memory, source_mask, cache=cache, segments=segments
+        )
         out = h * self.config.d_model**-0.5 if self.config.scale_output else h
         # (B, T, V): the output matrix, or the embedding's transpose when they are tied
         logits = self.lm_head(out) if self.lm_head is not None else out @ self.embed.weight.t()
@@ -370,20 +374,15 @@ class Seq2SeqTransformer(nn.Module):
         for layer in [*self.encoder.layers, *self.decoder.layers]:
             set_activation_checkpointing(layer, enabled)
 
-    def set_impl(self, impl: str) -> None:
-        """The one switch between the two paths, on a live model, in place:
-
-        "reference" (where every model starts): the teaching classes of minitune/layers/, and
-          `generate` steps through `decode`;
-        "fast" (what the command line's jobs run): attention and feed-forward become their
-          production twins (minitune/fast/, fused kernels), and `generate` uses the fast
-          decoding step (minitune/fast/decode.py) when it supports the model.
-
-        The twins hold the same parameters and no state of their own, so the weights, LoRA
-        adapters and device stay; the numbers are the same (tests/test_paths.py). Not saved
-        with a checkpoint: a loaded model starts on "reference" too."""
-        use_impl(self, impl)  # each layer with a twin changes class (minitune/fast/twins.py)
-        self.impl = impl
+    def use_fused_kernels(self, enabled: bool = True) -> None:
+        """The one switch of the fused branches (on in a new model): every layer with a `fused`
+        attribute (attention: one stacked q/k/v matmul and PyTorch's
+        scaled_dot_product_attention; a gated feed-forward: one matmul for both input
+        projections) takes them, or, with False, runs its explicit arithmetic. The same numbers
+        either way (tests/test_layers.py); off, an edit to the explicit code runs everywhere."""
+        for module in self.modules():
+            if isinstance(module, (Attention, FeedForward)):  # their variants too
+                module.fused = enabled
 
     # ---- inspection ------------------------------------------------------------------------
 
@@ -394,15 +393,15 @@ class Seq2SeqTransformer(nn.Module):
         decoder_input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
     ) -> dict[str, list[torch.Tensor]]:
-        """Attention weights of every layer, computed on the reference path.
+        """Attention weights of every layer (computed with the explicit softmax, which keeps them).
 
         Returns {"encoder_self": [(B, H, S, S)] per layer, "decoder_self": [(B, H, T, T)],
         "cross": [(B, H, T, S)]}; each row of a map sums to 1.
         """
         places = {  # every attention layer (base.AttentionLayer: record_weights, last_weights)
-            "encoder_self": [layer.self_attn.sublayer for layer in self.encoder.layers],
-            "decoder_self": [layer.self_attn.sublayer for layer in self.decoder.layers],
-            "cross": [layer.cross_attn.sublayer for layer in self.decoder.layers],
+            "encoder_self": [layer.self_attn for layer in self.encoder.layers],
+            "decoder_self": [layer.self_attn for layer in self.decoder.layers],
+            "cross": [layer.cross_attn for layer in self.decoder.layers],
         }
         attentions = [m for layers in places.values() for m in layers]
         for m in attentions:

@@ -151,7 +151,7 @@ def _check_keys(section: str, values: dict, cls) -> None:
         if key not in known:
             hint = suggest(key, known, cutoff=0.5) or f"; known keys: {', '.join(known)}"
             if cls is ModelConfig and key in OBSOLETE:
-                hint = "; the path a run takes is train.impl now (the flag --impl)"
+                hint = "; fused kernels are train.fused_kernels (the flag --no-fused-kernels)"
             raise ValueError(f"[{section}] unknown key {key!r}{hint}")
 
 
@@ -233,7 +233,7 @@ RESUME_SAFE = {
     "tf32",
     "report_to",
     "adamw_impl",
-    "impl",
+    "fused_kernels",
 }
 
 

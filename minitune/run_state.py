@@ -77,7 +77,7 @@ class TrainState:
 
     def load_state_dict(self, state: dict) -> None:
         self.step, self.epoch, self.index = state["step"], state["epoch"], state["index"]
-        self.examples = state.get("examples", 0)  # runs saved before it was counted: 0
+        self.examples = state.get("examples", 0)  # 0 when the saved state has no count
         self.tokens = state.get("tokens", 0)
         self.best_valid_loss, self.elapsed = state["best_valid_loss"], state["elapsed"]
         self.losses, self.skipped, self.rng = list(state["losses"]), state["skipped"], state["rng"]

@@ -28,10 +28,9 @@ Tensor names (i = layer, X = SelfAttention / EncDecAttention, w = q, k, v, o):
     lm_head.weight                                       lm_head.weight (untied only)
     encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight
                                                          encoder.position.bias_table.weight
-    encoder.block.i.layer.0.SelfAttention.w.weight
-                                                         encoder.layers.i.self_attn.sublayer.w.weight
-    encoder.block.i.layer.0.layer_norm.weight            encoder.layers.i.self_attn.norm.weight
-    encoder.block.i.layer.1.DenseReluDense.wi.weight     encoder.layers.i.ff.sublayer.wi.weight
+    encoder.block.i.layer.0.SelfAttention.w.weight       encoder.layers.i.self_attn.w.weight
+    encoder.block.i.layer.0.layer_norm.weight            encoder.layers.i.self_attn_norm.weight
+    encoder.block.i.layer.1.DenseReluDense.wi.weight     encoder.layers.i.ff.wi.weight
       (gated: wi_0 -> wi, wi_1 -> wi_gate)
     encoder.final_layer_norm.weight                      encoder.final_norm.weight
     decoder.block.i.layer.{0,1,2}: self-attention, cross-attention (EncDecAttention), feed-forward
@@ -124,20 +123,18 @@ def hf_tensor_names(cfg: ModelConfig) -> dict[str, str]:
         for i in range(n_layers):
             for j, sub in enumerate(sublayers):
                 ours, theirs = f"{stack}.layers.{i}.{sub}", f"{stack}.block.{i}.layer.{j}"
-                names[f"{ours}.norm.weight"] = f"{theirs}.layer_norm.weight"
+                names[f"{ours}_norm.weight"] = f"{theirs}.layer_norm.weight"
                 if sub == "ff":
                     ff = f"{theirs}.DenseReluDense"
                     if cfg.ffn == "gated-gelu":
-                        names[f"{ours}.sublayer.wi.weight"] = f"{ff}.wi_0.weight"
-                        names[f"{ours}.sublayer.wi_gate.weight"] = f"{ff}.wi_1.weight"
+                        names[f"{ours}.wi.weight"] = f"{ff}.wi_0.weight"
+                        names[f"{ours}.wi_gate.weight"] = f"{ff}.wi_1.weight"
                     else:
-                        names[f"{ours}.sublayer.wi.weight"] = f"{ff}.wi.weight"
-                    names[f"{ours}.sublayer.wo.weight"] = f"{ff}.wo.weight"
+                        names[f"{ours}.wi.weight"] = f"{ff}.wi.weight"
+                    names[f"{ours}.wo.weight"] = f"{ff}.wo.weight"
                 else:
                     for w in "qkvo":
-                        names[f"{ours}.sublayer.{w}.weight"] = (
-                            f"{theirs}.{hf_attention[sub]}.{w}.weight"
-                        )
+                        names[f"{ours}.{w}.weight"] = f"{theirs}.{hf_attention[sub]}.{w}.weight"
     return names
 
 
@@ -217,8 +214,7 @@ def is_t5_folder(folder: str | Path) -> bool:
 
 
 def load_t5(folder: str | Path, dtype: torch.dtype = torch.float32):
-    """A `Seq2SeqTransformer` with the weights of a Hugging Face T5 / Flan-T5 folder (eval mode,
-    on the teaching path: `model.set_impl("fast")` switches it to the production shell)."""
+    """A `Seq2SeqTransformer` with the weights of a Hugging Face T5 / Flan-T5 folder (eval mode)."""
     from minitune.model import Seq2SeqTransformer
     from minitune.safetensors_io import CheckpointError
 
@@ -314,7 +310,7 @@ def export_t5(model, folder: str | Path, tokenizer_file: str | Path | None = Non
     state = {k: v.detach().to("cpu", torch.float32) for k, v in model.state_dict().items()}
     if cfg.scale_attention:
         for name in state:
-            if name.endswith(("self_attn.sublayer.q.weight", "cross_attn.sublayer.q.weight")):
+            if name.endswith(("self_attn.q.weight", "cross_attn.q.weight")):
                 state[name] = state[name] * cfg.d_head**-0.5
     tied = config["tie_word_embeddings"]
     export_cfg = ModelConfig.from_dict(

@@ -3,11 +3,13 @@
     model_cfg, cfg = load_run_config("configs/laptop.toml")
     summary = train(model_cfg, cfg)           # writes cfg.out/{best,last}/, metrics.jsonl, loss.png
 
-One optimizer step (`train_step`):
+One optimizer step (`train_step(model, optimizer, micro_batches, lr, setup)`):
   1. take `grad_accum` micro-batches and count their target tokens N (padding excluded);
   2. for each micro-batch: logits = model(x, shift_right(y)); loss = Σ -log p(y_t) / N; backward
      (so the accumulated gradient is that of the mean over all N tokens, as one big batch);
   3. clip the gradient norm, set the learning rate from the schedule, step, zero the gradients.
+What every step shares (device, precision and fp16's scaler, clipping, processes) is one
+`StepSetup`, made once before the loop.
 
 Every `eval_every` steps the validation loss is measured and the best checkpoint kept; every
 `save_every` steps last/ is saved (what --resume continues from, exactly: weights, optimizer,
@@ -28,6 +30,7 @@ import contextlib
 import math
 import random
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
@@ -40,8 +43,8 @@ from minitune.config import ModelConfig, TrainConfig
 from minitune.data.batching import EncodedExample, collate
 from minitune.data.mixing import FLOOR, task_weights
 from minitune.device import pick_device, precision_context, resolve_precision
-from minitune.distributed import Distributed, no_sync, setup, teardown, unwrap, wrap
-from minitune.fast import path_note
+from minitune.distributed import Distributed, no_sync, teardown, unwrap, wrap
+from minitune.distributed import setup as join_processes
 from minitune.lora import add_lora, count_parameters
 from minitune.loss import IGNORE_INDEX, token_nll_sum
 from minitune.metrics_log import open_metrics_log, plot_losses, steps_by_deadline
@@ -68,119 +71,100 @@ class StepResult(NamedTuple):
     before clipping, the tokens processed, and whether the weights were updated."""
 
     loss: float
-    grad_norm: torch.Tensor | None  # None when no optimizer was given (gradients only)
+    grad_norm: torch.Tensor | None
     tokens: int
     updated: bool
 
 
+@dataclass
+class StepSetup:
+    """What every step of a run uses and no step changes: where the batches go, the precision
+    (an autocast context, and fp16's gradient scaler), the loss's settings, the processes."""
+
+    device: torch.device | str
+    pad_id: int
+    autocast: contextlib.AbstractContextManager = field(default_factory=contextlib.nullcontext)
+    scaler: torch.amp.GradScaler = field(
+        default_factory=lambda: torch.amp.GradScaler("cpu", enabled=False)  # scale(x) is x
+    )
+    clip_grad: float = 1.0  # 0: no clipping
+    label_smoothing: float = 0.0
+    d: Distributed = field(default_factory=Distributed)  # one process unless torchrun
+
+
 def train_step(
-    model,
-    micro_batches: list[dict],
-    optimizer,
-    scaler,
-    lr: float,
-    pad_id: int,
-    device,
-    autocast=None,
-    clip_grad: float = 1.0,
-    label_smoothing: float = 0.0,
-    d: Distributed | None = None,
+    model, optimizer, micro_batches: list[dict], lr: float, setup: StepSetup
 ) -> StepResult:
     """One optimizer step: forward, loss and backward of each micro-batch, clip, step.
 
+    If the loss or the gradient norm is not a finite number, the gradient is thrown away and the
+    weights are left as they were (`updated` is False); the caller decides to stop or go on."""
+    # 1.-3. forward, loss, backward (accumulated over the micro-batches)
+    loss, tokens = forward_backward(model, micro_batches, setup)
+    # 4. clip: g <- g · min(1, clip_grad / ||g||)  (unscaled first, if fp16 scaled the loss)
+    setup.scaler.unscale_(optimizer)
+    max_norm = setup.clip_grad or math.inf
+    grad_norm = torch.nn.utils.clip_grad_norm_(unwrap(model).parameters(), max_norm)
+    if hasattr(grad_norm, "full_tensor"):  # FSDP: a DTensor (PyTorch's sharded tensor)
+        grad_norm = grad_norm.full_tensor()
+    # the NaN guard (fp16's scaler skips a step with an inf gradient itself, and lowers its scale)
+    if not math.isfinite(loss) or (not setup.scaler.is_enabled() and not grad_norm.isfinite()):
+        optimizer.zero_grad(set_to_none=True)
+        return StepResult(loss, grad_norm, tokens, updated=False)
+    # 5. step with the schedule's learning rate, then forget the gradient
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    setup.scaler.step(optimizer)  # optimizer.step(), unless fp16 found an inf
+    setup.scaler.update()
+    optimizer.zero_grad(set_to_none=True)
+    return StepResult(loss, grad_norm, tokens, updated=True)
+
+
+def forward_backward(model, micro_batches: list[dict], setup: StepSetup) -> tuple[float, int]:
+    """Steps 1-3 of `train_step`: the forward, loss and backward of each micro-batch, the
+    gradient left in each parameter's .grad. Returns the loss (mean per target token, over
+    every micro-batch and process) and the number of tokens processed (source and target).
+
     Each micro-batch's summed token loss is divided by N, the number of target tokens of all
     micro-batches together (of all processes, when distributed), so the gradient equals that of
-    one big batch, whatever the padding and however the batch is split.
-    If the loss or the gradient norm is not a finite number, the gradient is thrown away and the
-    weights are left as they were (`updated` is False); the caller decides to stop or go on.
-    `scaler`: a torch.amp.GradScaler (disabled unless fp16), or None; `autocast`: the
-    precision's context (None: float32); `optimizer` None: stop after the backward, leaving the
-    gradient in each parameter's .grad (what `forward_backward` returns).
-    """
-    d, autocast = d or Distributed(), autocast or contextlib.nullcontext()
-    scaler = scaler or torch.amp.GradScaler("cpu", enabled=False)  # scale(loss) is then loss
+    one big batch, whatever the padding and however the batch is split."""
+    d, device = setup.d, setup.device
     n_tokens = sum(int((b["labels"] != IGNORE_INDEX).sum()) for b in micro_batches)
     (n_tokens,) = d.sum([n_tokens])  # N, over every process
     loss, processed = 0.0, 0
     for i, batch in enumerate(micro_batches):
-        x, y = (batch[k].to(device, non_blocking=True) for k in ("input_ids", "labels"))
-        mask, segments = None, None  # padded rows have a padding mask; packed rows, segments
-        if "source_segments" in batch:  # packed rows (minitune/data/packing.py)
-            segments = Segments(
-                *(
-                    batch[k].to(device, non_blocking=True)
-                    for k in ("source_segments", "target_segments")
-                )
-            )
-            source_tokens = segments.source != 0
-        else:
-            mask = source_tokens = batch["attention_mask"].to(device, non_blocking=True)
-        decoder_input_ids = shift_right(
-            y,
-            unwrap(model).config.decoder_start_id,
-            pad_id,
-            None if segments is None else segments.target,
-        )
+        x, y, mask, segments = to_device(batch, device)
+        start = unwrap(model).config.decoder_start_id
+        targets = None if segments is None else segments.target  # packed: restart each example
+        decoder_input_ids = shift_right(y, start, setup.pad_id, targets)
         with no_sync(model, last_micro_batch=i == len(micro_batches) - 1):  # DDP: sync at last
-            with autocast:  # the forward in low precision; the backward follows its dtypes
+            with setup.autocast:  # the forward in low precision; the backward follows its dtypes
                 # 1. forward: a distribution over the vocabulary at every target position
                 logits = model(x, decoder_input_ids, mask, segments)  # (B, T, V)
                 # 2. loss: Σ_t -log p(y_t) over this micro-batch's target tokens
-                loss_sum, _ = token_nll_sum(logits, y, label_smoothing)
+                loss_sum, _ = token_nll_sum(logits, y, setup.label_smoothing)
             # 3. backward, of loss_sum / N (DDP/FSDP average the gradients over the processes;
             #    × world_size makes that a sum)
-            scaler.scale(loss_sum / n_tokens * d.world_size).backward()
+            setup.scaler.scale(loss_sum / n_tokens * d.world_size).backward()
         loss += loss_sum.item() / n_tokens
+        source_tokens = mask if segments is None else segments.source != 0
         processed += int(source_tokens.sum()) + int((y != IGNORE_INDEX).sum())
     loss, processed = d.sum([loss, processed])
-    if optimizer is None:
-        return StepResult(loss, None, int(processed), updated=False)
-    # 4. clip: g <- g · min(1, clip_grad / ||g||)  (unscaled first, if fp16 scaled the loss)
-    scaler.unscale_(optimizer)
-    grad_norm = torch.nn.utils.clip_grad_norm_(
-        unwrap(model).parameters(), clip_grad if clip_grad else math.inf
-    )
-    if hasattr(grad_norm, "full_tensor"):  # FSDP: a DTensor (PyTorch's sharded tensor)
-        grad_norm = grad_norm.full_tensor()
-    # (fp16's GradScaler skips a step with an inf gradient itself, and lowers its scale)
-    if not math.isfinite(loss) or (not scaler.is_enabled() and not grad_norm.isfinite()):
-        optimizer.zero_grad(set_to_none=True)
-        return StepResult(loss, grad_norm, int(processed), updated=False)
-    # 5. step with the schedule's learning rate, then forget the gradient
-    for group in optimizer.param_groups:
-        group["lr"] = lr
-    scaler.step(optimizer)  # optimizer.step(), unless fp16 found an inf
-    scaler.update()
-    optimizer.zero_grad(set_to_none=True)
-    return StepResult(loss, grad_norm, int(processed), updated=True)
+    return loss, int(processed)
 
 
-def forward_backward(
-    model,
-    micro_batches: list[dict],
-    pad_id: int,
-    device,
-    autocast,
-    scaler=None,
-    label_smoothing: float = 0.0,
-    d: Distributed | None = None,
-) -> tuple[float, int]:
-    """The gradient of one step without the update: `train_step`'s forward, loss and backward
-    (the gradient is left in each parameter's .grad). Returns the step's loss (mean per target
-    token) and the number of tokens processed."""
-    result = train_step(
-        model,
-        micro_batches,
-        None,
-        scaler,
-        0.0,
-        pad_id,
-        device,
-        autocast,
-        label_smoothing=label_smoothing,
-        d=d,
+def to_device(
+    batch: dict, device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, Segments | None]:
+    """A micro-batch's source ids x (B, S), labels y (B, T) and either its source padding mask
+    (padded rows) or its Segments (packed rows, minitune/data/packing.py), on `device`."""
+    x, y = (batch[k].to(device, non_blocking=True) for k in ("input_ids", "labels"))
+    if "source_segments" not in batch:
+        return x, y, batch["attention_mask"].to(device, non_blocking=True), None
+    source, target = (
+        batch[k].to(device, non_blocking=True) for k in ("source_segments", "target_segments")
     )
-    return result.loss, result.tokens
+    return x, y, None, Segments(source, target)
 
 
 @torch.no_grad()
@@ -214,7 +198,6 @@ def train(
     model_cfg: ModelConfig,
     cfg: TrainConfig,
     resume: bool = False,
-    stop_at_step: int | None = None,
     log=tqdm.write,
     progress: bool = True,
 ) -> dict:
@@ -224,7 +207,6 @@ def train(
     if not d.is_main:
         log, progress = (lambda *a: None), False  # rank 0 speaks for all
     out = Path(cfg.out)
-    log(path_note(cfg.impl))  # the first line: which path runs (TrainConfig.impl, --impl)
     if d.is_main:
         check_writable(out)  # before any work: a run that cannot save is a run lost
 
@@ -236,7 +218,7 @@ def train(
     tok = checked_tokenizer(tokenizer_file, model)  # ids that fit the embedding
     model = model.to(device).train()
     model.set_activation_checkpointing(cfg.activation_checkpointing)
-    model.set_impl(cfg.impl)  # "fast": the production shell (minitune/fast/); or the teaching core
+    model.use_fused_kernels(cfg.fused_kernels)  # SDPA, stacked projections; or explicit
     log(model_line(model, device, precision, why, d))  # "model: 0.91M parameters on cpu, fp32"
     wrapped = wrap(model, d, device)  # DDP/FSDP around the model, or the model itself
     if cfg.compile:
@@ -253,6 +235,7 @@ def train(
     # ---- 4. optimizer, metrics log, and the state to resume ----------------------------------
     optimizer = build_optimizer(model, cfg)  # after FSDP has sharded the parameters
     scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
+    setup = StepSetup(device, tok.pad_id, autocast, scaler, cfg.clip_grad, cfg.label_smoothing, d)
     metrics = open_metrics_log(out, cfg.report_to, d.is_main)  # OUT/metrics.jsonl
     run = Run(
         cfg,
@@ -297,9 +280,6 @@ def train(
     stop_reason = "max_steps"
     try:
         while state.step < cfg.max_steps:
-            if stop_at_step is not None and state.step >= stop_at_step:
-                stop_reason = "stop_at_step"
-                break
             if cfg.max_minutes and state.seconds() > cfg.max_minutes * 60:
                 stop_reason = "max_minutes"
                 break
@@ -309,19 +289,7 @@ def train(
             fraction = state.seconds() / (60 * cfg.max_minutes) if cfg.max_minutes else 0.0
             lr = cfg.lr * lr_factor(state.step, cfg, fraction)  # ends with steps or minutes
             # forward, loss, backward, clip, step (or not, if the loss is not a finite number)
-            result = train_step(
-                wrapped,
-                micro,
-                optimizer,
-                scaler,
-                lr,
-                tok.pad_id,
-                device,
-                autocast,
-                cfg.clip_grad,
-                cfg.label_smoothing,
-                d,
-            )
+            result = train_step(wrapped, optimizer, micro, lr, setup)
             state.tokens += result.tokens
             if not result.updated:
                 skip_or_stop(result, run, state)  # raises DivergenceError unless skipping
@@ -368,7 +336,7 @@ def train(
 
 def start(cfg: TrainConfig) -> tuple[Distributed, torch.device]:
     """Join torchrun's processes (if any), pick the device, seed every random generator."""
-    d, device_name = setup(cfg.device, cfg.fsdp)  # one process, or one of torchrun's
+    d, device_name = join_processes(cfg.device, cfg.fsdp)  # one process, or one of torchrun's
     device = pick_device(device_name)
     if device.type == "cuda":  # TensorFloat-32 matmuls: ~8x the fp32 speed, 10-bit mantissa
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = cfg.tf32

@@ -21,12 +21,12 @@ settings.load_profile("minitune")
 POSITIONS = ["relative", "relative+sinusoidal", "sinusoidal", "learned", "rotary", "alibi", "none"]
 
 
-def tiny_model(seed: int = 0, impl: str = "reference", **overrides) -> Seq2SeqTransformer:
-    """A tiny float32 model in eval mode (no dropout), deterministic for a seed, on the path
-    `impl` ("reference", where a new model starts, or "fast": model.set_impl)."""
+def tiny_model(seed: int = 0, fused: bool = True, **overrides) -> Seq2SeqTransformer:
+    """A tiny float32 model in eval mode (no dropout), deterministic for a seed; `fused` False:
+    the explicit arithmetic instead of the fused branches (model.use_fused_kernels)."""
     torch.manual_seed(seed)
     model = Seq2SeqTransformer(ModelConfig.preset("tiny", **overrides))
-    model.set_impl(impl)
+    model.use_fused_kernels(fused)
     return model.eval()
 
 
@@ -70,3 +70,20 @@ def pytest_runtest_makereport(item, call):
     report = outcome.get_result()
     if report.failed:
         report.sections.append(("minitune test seed", f"MINITUNE_TEST_SEED={TEST_SEED}"))
+
+
+def interrupt_at(monkeypatch, call: int) -> None:
+    """Ctrl-C as the `call`-th optimizer step of the process begins, before it draws its
+    batches (a Python-level callback standing in for the user): one process saves last/ at the
+    step it reached, `call` - 1."""
+    import minitune.train as training
+
+    real, calls = training.next_micro_batches, []
+
+    def next_micro_batches(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == call:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(training, "next_micro_batches", next_micro_batches)

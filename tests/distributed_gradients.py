@@ -8,7 +8,6 @@ or optimizer step: a gradient off by a constant factor shows here, where Adam's 
 update would hide it.
 """
 
-import contextlib
 import sys
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from minitune.distributed import setup, teardown, wrap
 from minitune.model import Seq2SeqTransformer
 from minitune.run_config import load_run_config
 from minitune.tokenizer import Tokenizer
-from minitune.train import forward_backward
+from minitune.train import StepSetup, forward_backward
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,7 +42,7 @@ def main(out: str, mode: str) -> None:
                 batch[d.rank * n // d.world_size : (d.rank + 1) * n // d.world_size], tok.pad_id
             )
         )
-    loss, _ = forward_backward(model, micro, tok.pad_id, "cpu", contextlib.nullcontext(), d=d)
+    loss, _ = forward_backward(model, micro, StepSetup("cpu", tok.pad_id, d=d))
     grads = {}
     for name, p in net.named_parameters():
         grad = p.grad.to_local() if hasattr(p.grad, "to_local") else p.grad  # FSDP: this shard

@@ -33,7 +33,7 @@ def test_cache_gives_the_same_output_at_every_step():
     full = model.decode(dec, memory, mask, source_ids=input_ids)
     cache = model.new_cache(max_length=7, source_length=input_ids.shape[1])
     for t in range(dec.shape[1]):
-        step = model.decode(dec[:, t : t + 1], memory, mask, cache, input_ids)
+        step = model.decode(dec[:, t : t + 1], memory, mask, cache=cache, source_ids=input_ids)
         torch.testing.assert_close(step[:, 0], full[:, t], atol=1e-5, rtol=1e-5)
 
 

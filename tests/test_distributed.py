@@ -20,8 +20,16 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _run(tmp_path: Path, out: str, processes: int, batch_size: int, *extra: str) -> str:
-    launcher = [sys.executable, "-m", "minitune"]
+def _run(
+    tmp_path: Path, out: str, processes: int, batch_size: int, *extra: str, stop_at: int = 0
+) -> str:
+    """The tiny run on `processes` processes; `stop_at`: stop it right after it saves last/ at
+    that step (tests/stop_after_first_save.py, a periodic save every `stop_at` steps)."""
+    program = ["-m", "minitune"]
+    if stop_at:
+        program = [str(ROOT / "tests" / "stop_after_first_save.py")]
+        extra = (*extra, "--set", f"train.save_every={stop_at}")
+    launcher = [sys.executable, *program]
     if processes > 1:
         launcher = [
             sys.executable,
@@ -29,8 +37,7 @@ def _run(tmp_path: Path, out: str, processes: int, batch_size: int, *extra: str)
             "torch.distributed.run",
             "--standalone",
             f"--nproc_per_node={processes}",
-            "-m",
-            "minitune",
+            *program,
         ]
     args = [
         "train",
@@ -163,7 +170,7 @@ def test_two_processes_compute_the_gradient_of_one_process(tmp_path, mode):
 @pytest.mark.parametrize("packing", [(), PACKED], ids=["padded", "packed"])
 def test_ddp_resume_continues_exactly(tmp_path, packing):
     _run(tmp_path, "straight", 2, 2, *packing)
-    _run(tmp_path, "split", 2, 2, "--stop-at-step", "4", *packing)
+    _run(tmp_path, "split", 2, 2, *packing, stop_at=4)
     assert json.loads((tmp_path / "split" / "last" / "config.json").read_text())["step"] == 4
     log = _run(tmp_path, "split", 2, 2, "--resume", *packing)
     assert "resumed from" in log
@@ -179,7 +186,7 @@ def test_fsdp_matches_one_process_and_its_checkpoint_loads_on_one_device(tmp_pat
     model, info = load_model(tmp_path / "fsdp" / "best")  # full weights, plain names
     assert model.num_parameters() > 0 and info["step"] in (3, 6)
     # and an FSDP run resumes from its (full) checkpoint exactly
-    _run(tmp_path, "fsdp-split", 2, 2, "--fsdp", "--stop-at-step", "4")
+    _run(tmp_path, "fsdp-split", 2, 2, "--fsdp", stop_at=4)
     _run(tmp_path, "fsdp-split", 2, 2, "--fsdp", "--resume")
     _close(tmp_path / "fsdp-split", tmp_path / "fsdp", atol=0.0)
 

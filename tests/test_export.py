@@ -2,6 +2,7 @@
 of every T5-architecture model (transformers, the `parity` extra, reads it with equal logits)."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -135,3 +136,26 @@ def test_t5_problems_names_each_difference():
     assert t5_problems(ModelConfig.preset("t5-v1_1-small")) == []
     problems = t5_problems(ModelConfig.preset("tiny", n_kv_heads=1, bias=True, ffn="swiglu"))
     assert [p.split("=")[0] for p in problems] == ["attention", "bias", "ffn"]
+
+
+def test_every_preset_the_export_help_names_exports(tmp_path, capsys):
+    from minitune.cli.models import EXPORTABLE_PRESETS
+    from minitune.config import PRESETS
+
+    with pytest.raises(SystemExit):
+        main(["export", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    named = [n for n in PRESETS if re.search(rf"(?<![\w-]){re.escape(n)}(?![\w-])", help_text)]
+    assert sorted(named) == sorted(EXPORTABLE_PRESETS)  # names them all, and only those
+    t5_presets = [n for n in PRESETS if not t5_problems(ModelConfig.preset(n))]
+    assert sorted(t5_presets) == sorted(EXPORTABLE_PRESETS)
+    small = dict(vocab_size=128, d_model=32, n_heads=4, d_head=8, d_ff=64)
+    for name in named:  # each preset's architecture, at a small shape, exports and loads back
+        torch.manual_seed(0)
+        cfg = ModelConfig.preset(name, **small, n_encoder_layers=1, n_decoder_layers=1)
+        model = Seq2SeqTransformer(cfg).eval()
+        export_t5(model, tmp_path / name, tokenizer_file=TOKENIZER)
+        input_ids, mask, dec = batch(128)
+        with torch.no_grad():
+            back = load_t5(tmp_path / name)(input_ids, dec, mask)
+            torch.testing.assert_close(back, model(input_ids, dec, mask), rtol=1e-5, atol=1e-5)

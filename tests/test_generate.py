@@ -347,8 +347,8 @@ def test_sampled_rows_are_padded_after_their_eos():
 
 
 def test_fused_weights_follow_an_optimizer_step_and_load_state_dict():
-    """The fast path caches stacked weights while decoding; they must not go stale."""
-    model = tiny_model(seed=7, impl="fast", ffn="gated-gelu")  # stacked q/k/v and gate weights
+    """The fused branches stack weights (q/k/v, the gate's two projections): never stale."""
+    model = tiny_model(seed=7, ffn="gated-gelu")  # stacked q/k/v and gate weights
     input_ids, mask, dec = random_batch()
 
     def logits(m):
@@ -370,7 +370,7 @@ def test_fused_weights_follow_an_optimizer_step_and_load_state_dict():
     assert (after_step - before).abs().max() > 1e-2  # the step really changed the output
     torch.testing.assert_close(after_step, logits(fresh_copy(model)), atol=1e-5, rtol=1e-5)
     # 2. load_state_dict copies other weights in
-    other = tiny_model(seed=8, impl="fast", ffn="gated-gelu")
+    other = tiny_model(seed=8, ffn="gated-gelu")
     model.generate(input_ids, mask, max_new_tokens=4)
     model.load_state_dict(other.state_dict())
     torch.testing.assert_close(logits(model), logits(other), atol=1e-5, rtol=1e-5)

@@ -5,7 +5,6 @@ import torch
 import torch.nn.functional as F
 
 from minitune import ModelConfig
-from minitune.fast.attention import attention_fast
 from minitune.layers.attention import (
     attention_reference,
     make_attention_bias,
@@ -55,15 +54,20 @@ def _random_qkv(B=2, H=3, Tq=5, Tk=7, D=8, seed=0):
 @pytest.mark.parametrize("with_padding", [False, True])
 @pytest.mark.parametrize("with_position_bias", [False, True])
 @pytest.mark.parametrize("causal", [False, True])
-def test_reference_equals_fast(with_padding, with_position_bias, causal):
+def test_the_fused_attend_equals_the_explicit_steps(with_padding, with_position_bias, causal):
+    from minitune.layers.attention import Attention
+
     q, k, v = _random_qkv(Tq=7, Tk=7)
     padding = torch.tensor([[1] * 7, [1] * 4 + [0] * 3]) if with_padding else None
     position_bias = torch.randn(1, 3, 7, 7) if with_position_bias else None
     bias = make_attention_bias(make_attention_mask(padding, 7, 7, causal), position_bias)
-    for scale in (1.0, 8**-0.5):
-        ref, weights = attention_reference(q, k, v, bias, scale)
-        fast = attention_fast(q, k, v, bias, scale)
-        torch.testing.assert_close(fast, ref, atol=1e-5, rtol=1e-5)
+    for scale_attention in (False, True):  # T5's scale 1, and 1/sqrt(D)
+        attention = Attention(_cfg(n_heads=3, d_head=8, scale_attention=scale_attention)).eval()
+        ref, weights = attention_reference(q, k, v, bias, attention.scale)
+        assert attention.fused  # the default: scaled_dot_product_attention
+        torch.testing.assert_close(attention.attend(q, k, v, bias), ref, atol=1e-5, rtol=1e-5)
+        attention.fused = False
+        torch.testing.assert_close(attention.attend(q, k, v, bias), ref)  # the four steps
         torch.testing.assert_close(weights.sum(-1), torch.ones(2, 3, 7))
 
 
@@ -173,15 +177,15 @@ def test_feed_forward_formulas(kind, act, gated):
 
 
 @pytest.mark.parametrize("n_kv_heads", [None, 1])
-def test_fast_attention_seams_equal_the_reference_with_and_without_the_cache(n_kv_heads):
-    from minitune.fast.attention import FastAttention
+def test_fused_attention_equals_the_explicit_with_and_without_the_cache(n_kv_heads):
     from minitune.layers.attention import Attention
 
     torch.manual_seed(0)
     cfg = _cfg(n_kv_heads=n_kv_heads, dropout=0.0)
     teaching = Attention(cfg).eval()
-    attn = FastAttention(cfg).eval()
-    attn.load_state_dict(teaching.state_dict())  # the same parameters, nothing else
+    teaching.fused = False  # the explicit arithmetic
+    attn = Attention(cfg).eval()
+    attn.load_state_dict(teaching.state_dict())  # the same parameters, fused branches on
     x = torch.randn(2, 6, cfg.d_model)
     # the fused projection gives the projections one by one
     for a, b in zip(attn.project(x, x), teaching.project(x, x), strict=True):
@@ -189,7 +193,7 @@ def test_fast_attention_seams_equal_the_reference_with_and_without_the_cache(n_k
     bias = make_attention_bias(make_attention_mask(None, 6, 6, causal=True), None)
     reference = teaching(x, x, attn_bias=bias)
     torch.testing.assert_close(attn(x, x, attn_bias=bias), reference, atol=1e-5, rtol=1e-4)
-    with torch.inference_mode():  # decoding: one token at a time, cached stacked weights
+    with torch.inference_mode():  # decoding: one token at a time
         cache = KVCache(6)
         steps = [attn(x[:, t : t + 1], x[:, t : t + 1], cache=cache) for t in range(6)]
     torch.testing.assert_close(torch.cat(steps, 1), reference, atol=1e-5, rtol=1e-4)
@@ -198,18 +202,16 @@ def test_fast_attention_seams_equal_the_reference_with_and_without_the_cache(n_k
 
 @pytest.mark.parametrize("kind", ["gated-gelu", "swiglu", "relu"])
 def test_fused_gate_equals_two_projections(kind):
-    from minitune.fast.feedforward import FastFeedForward
-
     torch.manual_seed(0)
     teaching = FeedForward(_cfg(ffn=kind, dropout=0.0)).eval()
+    teaching.fused = False  # the two projections one by one
     x = torch.randn(2, 5, teaching.wi.in_features)
     reference = teaching(x)
     manual = teaching.wo(
         teaching.activation(teaching.wi(x)) * (teaching.wi_gate(x) if teaching.gated else 1.0)
     )
     torch.testing.assert_close(reference, manual)  # the formula in the docstring
-    ff = FastFeedForward(_cfg(ffn=kind, dropout=0.0)).eval()
+    ff = FeedForward(_cfg(ffn=kind, dropout=0.0)).eval()
     ff.load_state_dict(teaching.state_dict())
+    assert ff.fused  # the default: [W_i0; W_i1] x as one matmul
     torch.testing.assert_close(ff(x), reference, atol=1e-6, rtol=1e-5)
-    with torch.inference_mode():  # decoding: the stacked weight is cached
-        torch.testing.assert_close(ff(x), reference, atol=1e-6, rtol=1e-5)

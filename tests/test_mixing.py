@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import interrupt_at
 
 from minitune.data.batching import EncodedExample
 from minitune.data.mixing import TaskMixer, task_weights
@@ -67,7 +68,7 @@ def four_tasks(tmp_path: Path) -> str:
     return str(path)
 
 
-def test_mixed_training_resumes_exactly_and_logs_the_weights(tmp_path):
+def test_mixed_training_resumes_exactly_and_logs_the_weights(tmp_path, monkeypatch):
     def run(folder: Path, **kwargs):
         overrides = {
             "data": [four_tasks(tmp_path)],
@@ -82,7 +83,9 @@ def test_mixed_training_resumes_exactly_and_logs_the_weights(tmp_path):
         return train(model_cfg, cfg, progress=False, log=lambda *a: None, **kwargs)
 
     run(tmp_path / "straight")
-    run(tmp_path / "split", stop_at_step=6)
+    interrupt_at(monkeypatch, 7)  # Ctrl-C during step 7: last/ holds step 6
+    assert run(tmp_path / "split")["step"] == 6
+    monkeypatch.undo()
     run(tmp_path / "split", resume=True)
     rows = [json.loads(x) for x in (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()]
     straight = (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()

@@ -4,7 +4,6 @@ from conftest import POSITIONS, random_batch, tiny_model
 
 from minitune import Seq2SeqTransformer, cross_entropy_loss, shift_right
 from minitune.config import ModelConfig
-from minitune.fast import FastAttention, FastFeedForward
 from minitune.layers.attention import Attention
 from minitune.layers.feedforward import FeedForward
 from minitune.layers.positions import PositionScheme
@@ -33,9 +32,9 @@ def test_causality_future_tokens_do_not_change_past_logits(position, norm_positi
 
 
 @pytest.mark.parametrize("position", POSITIONS)
-@pytest.mark.parametrize("impl", ["fast", "reference"])
-def test_source_padding_changes_nothing(position, impl):
-    model = tiny_model(position=position, impl=impl)
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "explicit"])
+def test_source_padding_changes_nothing(position, fused):
+    model = tiny_model(position=position, fused=fused)
     input_ids, _, dec = random_batch(B=2, S=6)
     logits = model(input_ids, dec)  # no padding at all
     padded = torch.cat([input_ids, torch.zeros(2, 5, dtype=torch.long)], dim=1)
@@ -46,20 +45,18 @@ def test_source_padding_changes_nothing(position, impl):
 
 
 @pytest.mark.parametrize("position", POSITIONS)
-def test_reference_and_fast_paths_agree_in_the_model(position):
-    model = tiny_model(position=position)
+def test_fused_branches_and_explicit_arithmetic_agree_in_the_model(position):
+    model = tiny_model(position=position, ffn="gated-gelu")  # a gate: its fused branch too
     input_ids, mask, dec = random_batch()
-    assert model.impl == "reference"  # a model built in Python runs the teaching classes
-    assert type(model.decoder.layers[0].self_attn.sublayer) is Attention
-    assert type(model.decoder.layers[0].ff.sublayer) is FeedForward
-    reference = model(input_ids, dec, mask)
-    model.set_impl("fast")
-    assert model.impl == "fast"
-    assert type(model.decoder.layers[0].self_attn.sublayer) is FastAttention
-    assert type(model.decoder.layers[0].ff.sublayer) is FastFeedForward
-    torch.testing.assert_close(model(input_ids, dec, mask), reference, atol=1e-5, rtol=1e-5)
-    fast = tiny_model(position=position, impl="fast")  # the same weights, switched when built
-    torch.testing.assert_close(fast(input_ids, dec, mask), reference, atol=1e-5, rtol=1e-5)
+    assert type(model.decoder.layers[0].self_attn) is Attention
+    assert type(model.decoder.layers[0].ff) is FeedForward
+    fused = model(input_ids, dec, mask)
+    model.use_fused_kernels(False)
+    assert not any(m.fused for m in model.modules() if isinstance(m, (Attention, FeedForward)))
+    explicit = model(input_ids, dec, mask)
+    torch.testing.assert_close(fused, explicit, atol=1e-5, rtol=1e-5)
+    model.use_fused_kernels(True)
+    torch.testing.assert_close(model(input_ids, dec, mask), fused)
 
 
 @pytest.mark.parametrize("position", POSITIONS)
@@ -70,7 +67,7 @@ def test_cache_gives_the_same_logits_at_every_step(position):
     full = model.decode(dec, memory, mask)  # (B, T, V), no cache
     cache = model.new_cache(max_length=7, source_length=input_ids.shape[1])
     for t in range(dec.shape[1]):
-        step = model.decode(dec[:, t : t + 1], memory, mask, cache)  # one token at a time
+        step = model.decode(dec[:, t : t + 1], memory, mask, cache=cache)  # one token at a time
         torch.testing.assert_close(step[:, 0], full[:, t], atol=1e-5, rtol=1e-5)
     assert cache.length == 7
 
@@ -82,7 +79,7 @@ def test_the_cache_fills_cross_attention_once_and_the_layers_then_get_no_memory(
     model = tiny_model()
     input_ids, mask, dec = random_batch(T=4)
     memory = model.encode(input_ids, mask)
-    cross = model.decoder.layers[0].cross_attn.sublayer
+    cross = model.decoder.layers[0].cross_attn
     key_projections, contexts = [], []
     cross.k.register_forward_hook(lambda module, args, out: key_projections.append(args[0]))
     cross.register_forward_pre_hook(
@@ -90,7 +87,7 @@ def test_the_cache_fills_cross_attention_once_and_the_layers_then_get_no_memory(
     )
     cache = model.new_cache(max_length=4, source_length=input_ids.shape[1])
     for t in range(4):
-        model.decode(dec[:, t : t + 1], memory, mask, cache)
+        model.decode(dec[:, t : t + 1], memory, mask, cache=cache)
     assert len(key_projections) == 1 and key_projections[0] is memory
     assert contexts == [None] * 4
     assert [c.length for c in cache.cross_attn] == [input_ids.shape[1]] * len(cache.cross_attn)
@@ -160,7 +157,7 @@ def test_tiny_model_overfits_one_batch():
 
 
 def test_attention_maps_are_distributions_with_masks_respected():
-    model = tiny_model(impl="fast")  # maps come from the reference computation on either path
+    model = tiny_model()  # fused kernels on: maps come from the explicit softmax all the same
     input_ids, mask, dec = random_batch()
     maps = model.attention_maps(input_ids, dec, mask)
     assert len(maps["encoder_self"]) == 2 and len(maps["cross"]) == 2
@@ -172,10 +169,10 @@ def test_attention_maps_are_distributions_with_masks_respected():
         torch.testing.assert_close(weights.sum(-1), torch.ones(weights.shape[:-1]))
     assert torch.all(dec_self.triu(diagonal=1) == 0)  # causal
     assert torch.all(cross[2, :, :, 7:] == 0)  # row 2 has 2 padding tokens
-    # the fast path is back afterwards: no module keeps recording (and paying for) weights
+    # the fused kernel is back afterwards: no module keeps recording (and paying for) weights
     attentions = [m for m in model.modules() if isinstance(m, Attention)]
     assert attentions and not any(m.record_weights for m in attentions)
-    assert all(type(m) is FastAttention for m in attentions)
+    assert all(m.fused for m in attentions)
     model(input_ids, dec, mask)
     assert all(m.last_weights is None for m in attentions)  # nothing recorded, nothing kept
 
@@ -202,8 +199,8 @@ def test_activation_checkpointing_runs_each_layer_again_in_backward():
         model = tiny_model(dropout=0.0).train()
         model.set_activation_checkpointing(checkpointing)
         # a sub-layer inside each first layer: it runs again when its layer is recomputed
-        model.encoder.layers[0].ff.sublayer.register_forward_pre_hook(count)
-        model.decoder.layers[0].ff.sublayer.register_forward_pre_hook(count)
+        model.encoder.layers[0].ff.register_forward_pre_hook(count)
+        model.decoder.layers[0].ff.register_forward_pre_hook(count)
         calls["n"] = 0
         input_ids, mask, dec = random_batch()
         cross_entropy_loss(model(input_ids, dec, mask), dec.roll(-1, 1)).backward()
@@ -227,14 +224,15 @@ def test_a_t5_model_never_calls_a_rotate_that_does_nothing(monkeypatch):
 
 
 def test_a_config_saved_with_a_path_loads_and_the_path_is_not_taken_from_it():
-    """Older config.json files saved the path (impl, earlier attention_impl) in the model's
-    config; they load, and the model runs the teaching classes all the same."""
+    """Older config.json files saved a path (impl, earlier attention_impl) in the model's
+    config; they load, into the one path there is."""
     tiny = ModelConfig.preset("tiny")
     for key, value in (("impl", "fast"), ("attention_impl", "fast")):
         cfg = ModelConfig.from_dict({**tiny.to_dict(), key: value})
         assert cfg == tiny and key not in cfg.to_dict()
-        assert Seq2SeqTransformer(cfg).impl == "reference"
+        model = Seq2SeqTransformer(cfg)
+        assert {type(m) for m in model.modules() if isinstance(m, Attention)} == {Attention}
     from minitune.run_config import _check_keys
 
-    with pytest.raises(ValueError, match=r"key 'impl'; the path a run takes is train\.impl"):
+    with pytest.raises(ValueError, match=r"key 'impl'; fused kernels are train\.fused_kernels"):
         _check_keys("model", {"impl": "fast"}, ModelConfig)  # a run file's [model], or --set

@@ -81,10 +81,10 @@ def test_packed_equals_padded_loss_and_gradients(position, copy_head):
 
 
 @pytest.mark.parametrize("position", ["relative", "rotary", "learned"])
-@pytest.mark.parametrize("impl", ["reference", "fast"])
-def test_a_packed_example_cannot_see_its_neighbours(position, impl):
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "explicit"])
+def test_a_packed_example_cannot_see_its_neighbours(position, fused):
     model = tiny_model(position, copy_head=True).eval()
-    model.set_impl(impl)
+    model.use_fused_kernels(fused)
     examples = random_examples(3, seed=2)
     changed = [examples[0], EncodedExample([5, 6, 7, 8, 9, 1], [9, 9, 1], 1), examples[2]]
     with torch.no_grad():

@@ -304,7 +304,7 @@ def test_half_precision_inference_stays_finite(tmp_path, monkeypatch):
         assert not torch.isfinite(model(input_ids, dec, mask)).all()
 
 
-def test_readme_flan_t5_snippet_runs(tmp_path):
+def test_flan_t5_page_snippet_runs(tmp_path):
     import re
     import shutil
 
@@ -312,15 +312,13 @@ def test_readme_flan_t5_snippet_runs(tmp_path):
 
     _, folder = saved_reference(tmp_path, "v1.1", vocab_size=3000)
     shutil.copyfile(ROOT / "tokenizer" / "minitune.model", folder / "spiece.model")
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    snippet = next(
-        b for b in re.findall(r"```python\n(.*?)```", readme, re.DOTALL) if "load_t5" in b
-    )
+    page = (ROOT / "docs" / "flan_t5.md").read_text(encoding="utf-8")
+    snippet = next(b for b in re.findall(r"```python\n(.*?)```", page, re.DOTALL) if "load_t5" in b)
     snippet = snippet.replace("path/to/flan-t5-small", str(folder)).replace(
         "path/to/copy", str(tmp_path / "copy")
     )
     namespace = {"minitune": minitune}
-    exec(compile(snippet, "README.md", "exec"), namespace)
+    exec(compile(snippet, "docs/flan_t5.md", "exec"), namespace)
     # the exported folder loads back as the same model with the same tokenizer...
     again = load_t5(tmp_path / "copy")
     original = namespace["model"].state_dict()

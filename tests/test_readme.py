@@ -59,19 +59,39 @@ def test_main_job_command_names_the_pipeline_and_its_config_exists():
     assert config_file(config_name(args, "instruct")) == ROOT / "configs" / "laptop.toml"
 
 
-def test_data_example_runs():
-    import os
+def sub_commands(parser) -> dict:
+    """A parser's sub-command parsers by name ({} for a command that has none)."""
+    import argparse
 
-    example = code_blocks("python")[1]
-    namespace: dict = {}
-    cwd = os.getcwd()
-    os.chdir(ROOT)
-    try:
-        exec(compile(example, "README.md", "exec"), namespace)
-    finally:
-        os.chdir(cwd)
-    assert namespace["batch"]["input_ids"].shape[0] == 8
-    assert namespace["report"].n_examples == 13500
+    actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return actions[0].choices if actions else {}
+
+
+def test_the_command_list_names_every_sub_command_and_no_other():
+    """The README's command list (the first text block under "The command line") names each
+    sub-command the parser has, nested ones (`minitune data fresh`) included, and no other."""
+    from minitune.cli import build_parser
+
+    def leaves(parser, path=()):
+        if not sub_commands(parser):
+            yield " ".join(path)
+        for name, sub in sub_commands(parser).items():
+            yield from leaves(sub, (*path, name))
+
+    section = README.split("## The command line", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```text\n(.*?)```", section, flags=re.DOTALL).group(1)
+    listed = []
+    for line in block.splitlines():
+        if not line.startswith("minitune "):
+            continue  # a continuation line: more flags, or what the command does
+        path, parser = [], build_parser()
+        for word in line.split()[1:]:  # "minitune data fresh --out FILE" -> "data fresh"
+            if word not in sub_commands(parser):
+                break
+            path.append(word)
+            parser = sub_commands(parser)[word]
+        listed.append(" ".join(path))
+    assert sorted(listed) == sorted(leaves(build_parser()))
 
 
 def test_python_example_runs():

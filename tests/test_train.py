@@ -1,4 +1,3 @@
-import contextlib
 import json
 import subprocess
 import sys
@@ -6,7 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import import_or_skip
+from conftest import import_or_skip, interrupt_at
 
 from minitune.checkpoint import (
     CheckpointError,
@@ -22,7 +21,7 @@ from minitune.model import Seq2SeqTransformer
 from minitune.optim import Adafactor, lr_factor, parameter_groups
 from minitune.run_config import load_run_config, parse_override
 from minitune.tokenizer import Tokenizer
-from minitune.train import forward_backward, train
+from minitune.train import StepSetup, forward_backward, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -82,7 +81,7 @@ def test_tiny_end_to_end_loss_falls_checkpoint_loads_and_evaluates(tmp_path):
 @pytest.mark.parametrize(
     "spelled", [{}, {"spell_prompts": 0.3}, {"packing": True}], ids=["plain", "spelled", "packed"]
 )
-def test_resume_equals_an_uninterrupted_run(tmp_path, spelled):
+def test_resume_equals_an_uninterrupted_run(tmp_path, spelled, monkeypatch):
     straight_dir, split_dir = tmp_path / "straight", tmp_path / "split"
     straight_dir.mkdir()
     split_dir.mkdir()
@@ -93,8 +92,10 @@ def test_resume_equals_an_uninterrupted_run(tmp_path, spelled):
 
     model_cfg, cfg = tiny_run(split_dir, **common)
     model_cfg.dropout = 0.1
-    first = train(model_cfg, cfg, stop_at_step=5, progress=False, log=lambda *a: None)
-    assert first["step"] == 5
+    interrupt_at(monkeypatch, 6)  # Ctrl-C during step 6: last/ holds step 5
+    first = train(model_cfg, cfg, progress=False, log=lambda *a: None)
+    assert first["step"] == 5 and first["stop_reason"] == "interrupted"
+    monkeypatch.undo()
     second = train(model_cfg, cfg, resume=True, progress=False, log=lambda *a: None)
     if cfg.packing:  # a batch is batch_size rows of several examples each
         assert second["examples"] > 10 * cfg.batch_size
@@ -115,15 +116,15 @@ def test_accumulation_4x2_equals_1x8_despite_different_padding():
     tok = Tokenizer(ROOT / "tokenizer" / "minitune.model")
     records = read_records(ROOT / "data" / "valid.jsonl")[::90][:8]
     examples, _ = encode_records(records, tok, 64, 32)
-    no_autocast = contextlib.nullcontext()
+    setup = StepSetup("cpu", tok.pad_id)  # float32, one process
 
     model.zero_grad()
-    forward_backward(model, [collate(examples, tok.pad_id)], tok.pad_id, "cpu", no_autocast)
+    forward_backward(model, [collate(examples, tok.pad_id)], setup)
     big = [p.grad.clone() for p in model.parameters()]
     model.zero_grad()
     micro = [collate(examples[i : i + 2], tok.pad_id) for i in range(0, 8, 2)]
     assert len({m["input_ids"].shape[1] for m in micro}) > 1  # the padding really differs
-    forward_backward(model, micro, tok.pad_id, "cpu", no_autocast)
+    forward_backward(model, micro, setup)
     for g, p in zip(big, model.parameters(), strict=True):
         torch.testing.assert_close(p.grad, g, atol=1e-6, rtol=1e-5)
 
@@ -138,17 +139,15 @@ def test_a_packed_step_has_the_gradient_of_the_padded_step():
     model = Seq2SeqTransformer(model_cfg)
     tok = Tokenizer(ROOT / "tokenizer" / "minitune.model")
     examples, _ = encode_records(read_records(ROOT / "data" / "valid.jsonl")[::90][:8], tok, 64, 32)
-    no_autocast = contextlib.nullcontext()
+    setup = StepSetup("cpu", tok.pad_id)  # float32, one process
     model.zero_grad()
-    loss, tokens = forward_backward(
-        model, [collate(examples, tok.pad_id)], tok.pad_id, "cpu", no_autocast
-    )
+    loss, tokens = forward_backward(model, [collate(examples, tok.pad_id)], setup)
     padded = [p.grad.clone() for p in model.parameters()]
     model.zero_grad()
     rows = pack_rows([len(e.source) for e in examples], [len(e.target) for e in examples], 96, 40)
     assert len(rows) < len(examples)  # several examples share a row
     batch = collate_packed([[examples[i] for i in row] for row in rows], tok.pad_id, 96, 40, 5)
-    packed_loss, packed_tokens = forward_backward(model, [batch], tok.pad_id, "cpu", no_autocast)
+    packed_loss, packed_tokens = forward_backward(model, [batch], setup)
     assert packed_tokens == tokens and abs(packed_loss - loss) <= 1e-5 * loss
     for g, p in zip(padded, model.parameters(), strict=True):
         torch.testing.assert_close(p.grad, g, atol=1e-6, rtol=1e-5)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import interrupt_at
 from test_train import read_metrics, tiny_run
 
 from minitune import shift_right
@@ -44,7 +45,8 @@ def test_best_holds_the_weights_of_the_lowest_validation_loss(tmp_path, monkeypa
     model_cfg, cfg = tiny_run(
         tmp_path, max_steps=4, valid_data=None, log_every=1, out=str(tmp_path / "two")
     )
-    train(model_cfg, cfg, stop_at_step=2, **quiet)
+    interrupt_at(monkeypatch, 3)  # Ctrl-C during step 3: last/ holds step 2
+    assert train(model_cfg, cfg, **quiet)["step"] == 2
     assert _same(_weights(run / "best"), _weights(tmp_path / "two" / "last"))
     assert not _same(_weights(run / "best"), _weights(run / "last"))
 
@@ -83,13 +85,13 @@ def test_label_smoothing_reaches_the_loss_that_train_minimises(tmp_path, monkeyp
 
     real, seen = training.train_step, []
 
-    def spy(model, micro, optimizer, scaler, lr, pad_id, *args):
+    def spy(model, optimizer, micro, lr, setup):
         with torch.no_grad():  # before the step changes the weights (dropout is 0 in tiny)
             expected = (
-                _smoothed_loss(model, micro, pad_id, 0.1),
-                _smoothed_loss(model, micro, pad_id, 0.0),
+                _smoothed_loss(model, micro, setup.pad_id, 0.1),
+                _smoothed_loss(model, micro, setup.pad_id, 0.0),
             )
-        result = real(model, micro, optimizer, scaler, lr, pad_id, *args)
+        result = real(model, optimizer, micro, lr, setup)
         seen.append((result.loss, *expected))
         return result
 
@@ -143,13 +145,15 @@ def test_span_corruption_loss_falls(tmp_path):
     assert "valid_loss" in rows[-1]  # span runs validate on held-back corrupted documents
 
 
-def test_span_corruption_resumes_exactly(tmp_path):
+def test_span_corruption_resumes_exactly(tmp_path, monkeypatch):
     model_cfg, cfg = _pretrain_run(tmp_path, "straight", max_steps=6)
     model_cfg.dropout = 0.1  # the random states must be restored too
     train(model_cfg, cfg, **quiet)
     model_cfg, cfg = _pretrain_run(tmp_path, "split", max_steps=6)
     model_cfg.dropout = 0.1
-    assert train(model_cfg, cfg, stop_at_step=3, **quiet)["step"] == 3
+    interrupt_at(monkeypatch, 4)  # Ctrl-C during step 4: last/ holds step 3
+    assert train(model_cfg, cfg, **quiet)["step"] == 3
+    monkeypatch.undo()
     train(model_cfg, cfg, resume=True, **quiet)
     losses = [r.get("loss") for r in read_metrics(tmp_path / "split")]
     assert losses == [r.get("loss") for r in read_metrics(tmp_path / "straight")]

@@ -72,7 +72,7 @@ def test_multi_query_cache_holds_one_head():
     input_ids, mask, _ = random_batch()
     cache = model.new_cache(max_length=4, source_length=input_ids.shape[1])
     memory = model.encode(input_ids, mask)
-    model.decode(torch.zeros(3, 1, dtype=torch.long), memory, mask, cache)
+    model.decode(torch.zeros(3, 1, dtype=torch.long), memory, mask, cache=cache)
     assert cache.self_attn[0].k.shape == (3, 1, 4, 8)  # (B, H_kv, max_length, D)
 
 

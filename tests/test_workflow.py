@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import import_or_skip
+from conftest import import_or_skip, interrupt_at
 from test_train import small_data
 
 import minitune.train as training
@@ -52,19 +52,6 @@ def tiny_args(tmp_path: Path, out: Path, steps: int = 4) -> list[str]:
         "--valid-data",
         small_data(tmp_path, 10),
     ]
-
-
-def interrupt_at(monkeypatch, call: int) -> None:
-    """Ctrl-C in the middle of the `call`-th optimizer step of the process."""
-    real, calls = training.train_step, []
-
-    def train_step(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == call:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(training, "train_step", train_step)
 
 
 # ---- any folder ---------------------------------------------------------------------------------
@@ -176,14 +163,16 @@ def test_a_non_empty_out_is_refused_without_overwrite(tmp_path, capsys):
     assert (out / "notes.txt").read_text() == "mine"  # only a run's own files are removed
 
 
-def test_resume_uses_the_saved_config_and_refuses_changes_unless_forced(tmp_path, capsys):
+def test_resume_uses_the_saved_config_and_refuses_changes_unless_forced(
+    tmp_path, capsys, monkeypatch
+):
     out = tmp_path / "run"
-    assert main(["train", *tiny_args(tmp_path, out, steps=4), "--stop-at-step", "2"]) == 0
+    interrupt_at(monkeypatch, 3)  # Ctrl-C during step 3: last/ holds step 2
+    assert main(["train", *tiny_args(tmp_path, out, steps=4)]) == 130
     capsys.readouterr()
     # no --config, no --data: everything comes from run/last/config.json (the tiny preset)
-    assert (
-        main(["train", "--out", str(out), "--resume", "--no-progress", "--stop-at-step", "3"]) == 0
-    )
+    interrupt_at(monkeypatch, 2)  # and again after one more step
+    assert main(["train", "--out", str(out), "--resume", "--no-progress"]) == 130
     printed = capsys.readouterr().out
     assert "from its saved config" in printed and "resumed from" in printed
     assert json.loads((out / "last" / "config.json").read_text())["model"]["d_model"] == 32
@@ -405,7 +394,7 @@ def test_own_data_is_validated_on_a_held_out_slice_unless_a_file_is_given(tmp_pa
 
 
 def test_the_run_log_says_where_each_setting_came_from(tmp_path, capsys):
-    """The run config is logged once, after the path line: each value not at its default with
+    """The run config is logged once, first: each value not at its default with
     its source (file, --set, flag, rule), and where the training data comes from."""
     mine = small_data(tmp_path, 80)
     assert (
@@ -428,7 +417,7 @@ def test_the_run_log_says_where_each_setting_came_from(tmp_path, capsys):
         == 0
     )
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("path: fast") and lines[1].startswith("run config")
+    assert lines[0].startswith("run config")
     for line in (
         "  model.preset = 'tiny' (configs/tiny.toml)",
         "  train.lr = 0.01 (--set train.lr=0.01)",
@@ -574,18 +563,19 @@ def test_print_config_is_a_run_file_that_loads_to_the_same_config(tmp_path, caps
     assert shown_model == model_cfg and shown_train == cfg
 
 
-def test_the_readme_command_lines_parse():
-    """Every concrete `minitune ...` line of the README's text blocks is a valid command line
-    (synopsis lines, with placeholders such as DIR or [--flag], are left out)."""
+def test_the_docs_command_lines_parse():
+    """Every concrete `minitune ...` line of the text blocks of the README and docs/ is a valid
+    command line (synopsis lines, with placeholders such as DIR or [--flag], are left out)."""
     import re
     import shlex
 
     from minitune.cli import build_parser
 
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
     lines = [
         line.strip()
-        for block in re.findall(r"```text\n(.*?)```", readme, re.S)
+        for page in pages
+        for block in re.findall(r"```text\n(.*?)```", page.read_text(encoding="utf-8"), re.S)
         for line in block.splitlines()
     ]
     commands = [

@@ -6,10 +6,9 @@
 #
 #     Attention(Q, K, V) = softmax(Q Kᵀ / √D + bias) V
 #
-# We compute it by hand, then compare with minitune's two implementations:
-# `attention_reference` in `minitune/layers/attention.py` (the teaching core: the same steps,
-# written out) and `attention_fast` in `minitune/fast/attention.py` (the production shell:
-# PyTorch's fused `scaled_dot_product_attention`).
+# We compute it by hand, then compare with what `Attention.attend` in
+# `minitune/layers/attention.py` runs: `attention_reference` (the same steps, written out) or,
+# with its fused switch on, PyTorch's fused `scaled_dot_product_attention`.
 
 # %%
 import matplotlib.pyplot as plt
@@ -17,7 +16,6 @@ import torch
 from common import show
 
 from minitune import ModelConfig
-from minitune.fast.attention import attention_fast
 from minitune.layers.attention import (
     Attention,
     attention_reference,
@@ -124,16 +122,15 @@ y = attention(x, x, attn_bias=causal)  # self-attention: keys and values from x 
 print(x.shape, "->", y.shape)
 
 # %% [markdown]
-# ## The reference path and the fast path compute the same thing
+# ## The explicit steps and the fused kernel compute the same thing
 #
 # `attention_reference` is the four lines above, batched over heads; it also returns the weights
-# (for pictures). `attention_fast` calls PyTorch's fused kernel, which never stores the (T, T)
-# weights and is much faster on long sequences. A test (`tests/test_layers.py`) proves they agree;
-# here is the check once. The model uses them through two classes: `Attention` (the module above,
-# whose `attend` calls `attention_reference`) and `FastAttention` (minitune/fast/), its production
-# twin, which overrides only `project` (q, k, v with one stacked matmul) and `attend` (the fused
-# kernel). A model is built with `Attention`, the class you can step into;
-# `model.set_impl("fast")` switches it to `FastAttention`, as the command line's jobs do.
+# (for pictures). `Attention.attend` has one branch beside it: while `self.fused` is True (the
+# default) it calls PyTorch's fused kernel, which never stores the (T, T) weights and is faster on
+# long sequences. Every command runs this one class, so a breakpoint in `attend` fires under
+# `minitune train`; `model.use_fused_kernels(False)` (or `--no-fused-kernels`) makes every layer
+# take the explicit steps. A test (`tests/test_layers.py`) proves the two agree; here is the
+# check once.
 
 # %%
 qh, kh, vh = (torch.randn(2, 4, 6, 8) for _ in range(3))  # (B, H, T, D)
@@ -141,9 +138,11 @@ bias = make_attention_bias(
     make_attention_mask(torch.tensor([[1] * 6, [1] * 4 + [0] * 2]), 6, 6, causal=True), None
 )
 ref, w = attention_reference(qh, kh, vh, bias, scale=8**-0.5)
-fast = attention_fast(qh, kh, vh, bias, scale=8**-0.5)
-print("largest difference:", (ref - fast).abs().max().item())
-assert torch.allclose(ref, fast, atol=1e-5), "the two paths should compute the same attention"
+layer = Attention(ModelConfig.preset("tiny", n_heads=4, d_head=8, scale_attention=True))
+assert layer.fused and layer.scale == 8**-0.5
+fused = layer.attend(qh, kh, vh, bias)  # the fused kernel
+print("largest difference:", (ref - fused).abs().max().item())
+assert torch.allclose(ref, fused, atol=1e-5), "both should compute the same attention"
 assert torch.all(w[1, :, :, 4:] == 0)  # row 1's two padding keys get exactly no weight
 fig, axes = plt.subplots(1, 4, figsize=(11, 3))
 for h, ax in enumerate(axes):

@@ -15,7 +15,6 @@
 import copy
 import json
 import tempfile
-from contextlib import nullcontext
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -30,7 +29,7 @@ from minitune.data.formats import read_records
 from minitune.model import shift_right
 from minitune.optim import build_optimizer, lr_factor
 from minitune.run_config import load_run_config
-from minitune.train import forward_backward, train, train_step
+from minitune.train import StepSetup, forward_backward, train, train_step
 
 torch.manual_seed(0)
 
@@ -81,27 +80,19 @@ print(f"loss {losses[0]:.2f} -> {losses[-1]:.3f}")
 assert losses[-1] < 0.5 * losses[0], "one batch should be memorised: the loss falls a lot"
 
 # %% [markdown]
-# The library's `train_step` (what `train()` calls every step) does the same, plus what a real run
-# needs: micro-batches, a GradScaler for fp16, the NaN guard, distributed processes. Same model,
-# same batch, same dropout: the same losses.
+# The library's `train_step(model, optimizer, micro_batches, lr, setup)` (what `train()` calls
+# every step) does the same, plus what a real run needs: micro-batches, the NaN guard, and, in
+# `setup` (a `StepSetup`, made once per run), the device, the precision and fp16's GradScaler,
+# clipping and the distributed processes. Same model, same batch, same dropout: the same losses.
 
 # %%
 library_optimizer = build_optimizer(same_model, cfg)
-no_scaling = torch.amp.GradScaler("cpu", enabled=False)  # fp32: nothing to scale
+setup = StepSetup("cpu", tok.pad_id, clip_grad=cfg.clip_grad)  # fp32, one process
 library_losses = []
 for step in range(cfg.max_steps):
     torch.manual_seed(step)
     lr = cfg.lr * lr_factor(step, cfg)
-    result = train_step(
-        same_model,
-        [batch],
-        library_optimizer,
-        no_scaling,
-        lr,
-        tok.pad_id,
-        "cpu",
-        clip_grad=cfg.clip_grad,
-    )
+    result = train_step(same_model, library_optimizer, [batch], lr, setup)
     library_losses.append(result.loss)
 gap = max(abs(a - b) / a for a, b in zip(losses, library_losses, strict=True))
 print(f"largest relative difference of the losses, by hand vs train_step: {gap:.1e}")
@@ -148,7 +139,7 @@ assert by_clock < by_steps and lr_factor(300, c, time_fraction=1.0) == 0.1  # th
 # %%
 def gradient(micro_batches):
     model.zero_grad()
-    forward_backward(model, micro_batches, tok.pad_id, "cpu", nullcontext())
+    forward_backward(model, micro_batches, StepSetup("cpu", tok.pad_id))
     return torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
 
 

@@ -25,7 +25,7 @@ from minitune.data.batching import EncodedExample, collate
 from minitune.generate import top_k_filter, top_p_filter
 from minitune.optim import build_optimizer
 from minitune.pictures import attention_grid_figure
-from minitune.train import train_step
+from minitune.train import StepSetup, train_step
 
 torch.manual_seed(0)
 tok = Tokenizer(ROOT / "tokenizer" / "minitune.model")  # the shipped tokenizer
@@ -59,6 +59,7 @@ cfg = ModelConfig.preset("tiny", vocab_size=tok.vocab_size, d_model=64, d_ff=128
 model = Seq2SeqTransformer(cfg).train()
 steps, peak_lr = (300, 6e-3) if QUICK else (500, 5e-3)
 optimizer = build_optimizer(model, TrainConfig(lr=peak_lr))
+setup = StepSetup("cpu", tok.pad_id)  # float32, one process, clipping at 1.0
 losses, start = [], time.perf_counter()
 for step in range(steps):
     texts = []
@@ -68,7 +69,7 @@ for step in range(steps):
             texts.append(text)
     batch = collate([copy_example(t) for t in texts], tok.pad_id)
     lr = peak_lr * min(1.0, (step + 1) / 20) * (1 - step / steps)  # warm-up, then linear decay
-    losses.append(train_step(model, [batch], optimizer, None, lr, tok.pad_id, "cpu").loss)
+    losses.append(train_step(model, optimizer, [batch], lr, setup).loss)
 model.eval()
 print(
     f"{steps} steps in {time.perf_counter() - start:.0f} s: loss {losses[0]:.2f} -> {losses[-1]:.3f}"

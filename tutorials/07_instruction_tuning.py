@@ -227,7 +227,7 @@ assert report["test"]["average"]["exact_match"] > report["heldout_tasks"]["avera
 # %% [markdown]
 # ## The measured answer
 #
-# The full laptop run (`minitune pipeline`, 12 minutes on a 2-core CPU, README "Run it")
+# The full laptop run (`minitune pipeline`, 12 minutes on a 2-core CPU, README "Run")
 # measured, from a fresh clone on an Intel Xeon with AMX (bf16 chosen by measurement, 7x fp32),
 # 3,216 optimizer steps of 16 packed rows, 180,136 examples seen in its 11 minutes of training,
 # with the 3,000-piece tokenizer (in brackets: the same 11 minutes tuning the shipped pretrained

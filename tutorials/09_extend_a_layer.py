@@ -27,8 +27,12 @@ from minitune.train import train
 # ## Write it
 #
 # A position scheme may act in three places: `embed` (add to the tokens), `bias` (add to the
-# attention scores) or `rotate` (turn queries and keys). Ours is a bias. `offset` is the position
-# of the first query: when decoding with a cache the decoder sees one token at a time.
+# attention scores) or `rotate` (turn queries and keys). Ours is a bias: a function of the
+# distance between query i and key j, and of nothing else. `offset` is the position of the first
+# query. The model itself asks a bias only for whole square tables from position 0 (a cached
+# decoder builds its table once and takes one row per step: `DecoderCache` in
+# `minitune/model.py`), but the contract is general: `position_bias(q_len, k_len, offset)` is rows
+# offset..offset+q_len-1 of the table, and the kit holds every scheme to it.
 
 
 # %%
@@ -52,9 +56,10 @@ class LearnedALiBi(PositionScheme):
 # %% [markdown]
 # ## Check it
 #
-# `check_position` runs shapes, offset consistency (what cached decoding needs), float64
-# gradcheck, and the model-level checks (causal decoder, padding invariance, cache == no cache, a
-# tiny model fits a batch). In a pytest file: `check_position(LearnedALiBi).raise_if_failed()`.
+# `check_position` runs shapes, offset consistency (for `embed` and `rotate` it is what cached
+# decoding needs; for a bias, the contract above), float64 gradcheck, and the model-level checks
+# (causal decoder, padding invariance, cache == no cache, a tiny model fits a batch). In a pytest
+# file: `check_position(LearnedALiBi).raise_if_failed()`.
 
 # %%
 report = conformance.check_position(LearnedALiBi)
@@ -62,16 +67,23 @@ print(report)
 assert report.ok
 
 # %% [markdown]
-# What a mistake looks like: forget the offset (every decoding step thinks it is at position 0).
+# What a mistake looks like: a bias that depends on the length of the sequence, not only on the
+# distance. Dividing the distance by the number of keys looks harmless ("long inputs should not be
+# penalised more"), but in the model the encoder's length is the batch's longest row, padding
+# included: a row's answer would change with the other rows of its batch. The per-scheme checks
+# all pass; the model-level one that adds padding catches it.
 
 
 # %%
-class OffsetBlind(LearnedALiBi):
+class PerLength(LearnedALiBi):
     def position_bias(self, q_len, k_len, offset=0):
-        return super().position_bias(q_len, k_len, 0)
+        return super().position_bias(q_len, k_len, offset) / k_len  # depends on k_len: a bug
 
 
-print(conformance.check_position(OffsetBlind))
+mistake = conformance.check_position(PerLength)
+print(mistake)
+failed = [r.name for r in mistake.results if r.status == "FAIL"]
+assert failed == ["model: source padding changes nothing"], failed
 
 # %% [markdown]
 # ## Register it and train it

@@ -17,6 +17,11 @@ from pathlib import Path
 from minitune.cli.shared import DEVICES, UserError, load_checkpoint, sub_parser
 from minitune.config import PRESETS, ModelConfig
 
+# The presets with a T5 architecture, the ones `minitune export` writes (the default `laptop` has
+# a copy head, which T5 has no equivalent for). tests/test_export.py checks this list against
+# `minitune.t5.t5_problems` and exports each.
+EXPORTABLE_PRESETS = ("laptop-t5", "tiny", "t5-small", "t5-base", "t5-v1_1-small")
+
 
 def cmd_presets(args: argparse.Namespace) -> int:
     """Print every preset (or one) with its shape and parameter count."""
@@ -145,7 +150,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if problems:
         raise UserError(
             f"{args.checkpoint} is not a T5 architecture, so it has no T5 layout: "
-            f"{'; '.join(problems)}. Presets that export: laptop, tiny, t5-small, t5-v1_1-small"
+            f"{'; '.join(problems)}. Presets that export: {', '.join(EXPORTABLE_PRESETS)}"
         )
     out = Path(args.out)
     if out.is_dir() and any(out.iterdir()) and not args.overwrite:
@@ -171,10 +176,10 @@ def add_parsers(sub) -> None:
         "check",
         "check a layer variant with the conformance kit",
         "Run minitune.conformance's checks (shapes, causal masking, padding invariance, "
-        "cache == no cache, reference == fast path, float64 gradcheck, and a tiny model "
-        "that uses the variant) on a registered variant or on your own class given as "
-        "module:Class (module importable from the current folder). Exit status 1 when "
-        "a check fails.",
+        "cache == no cache, fused branch == explicit arithmetic, float64 gradcheck, and a "
+        "tiny model that uses the variant) on a registered variant or on your own class "
+        "given as module:Class (module importable from the current folder). Exit status "
+        "1 when a check fails.",
         [
             "minitune check attention=qk-norm",
             "minitune check attention=my_attention:MyAttention",
@@ -204,8 +209,8 @@ def add_parsers(sub) -> None:
         "inspect",
         "attention pictures for a prompt",
         "Draw the attention weights of every layer and head (encoder self, decoder "
-        "self, cross; reference path) for a prompt and the model's greedy answer, the "
-        "masks, and the position bias per head, as PNG files. Needs matplotlib.",
+        "self, cross; from the explicit softmax) for a prompt and the model's greedy "
+        "answer, the masks, and the position bias per head, as PNG files.",
         [
             'minitune inspect --checkpoint runs/laptop/best "Translate to French:\\nthe red cat"',
             'minitune inspect --checkpoint runs/laptop/best --out pictures/ "What is 12 + 30?"',
@@ -284,10 +289,13 @@ def _download_and_export_parsers(sub) -> None:
         "Write config.json, model.safetensors and spiece.model in the layout of "
         "Hugging Face's T5 (transformers loads it, with the same logits). Any model "
         "with a T5 architecture exports (relative positions, RMSNorm pre-norm, ReLU or "
-        "gated-GELU, no biases, multi-head attention), the laptop and tiny presets "
-        "included: their 1/sqrt(D) attention scaling is folded into W_q.",
+        "gated-GELU, no biases, multi-head attention, no copy head): the presets "
+        f"{', '.join(EXPORTABLE_PRESETS)} (laptop-t5's and tiny's 1/sqrt(D) attention "
+        "scaling is folded into W_q). The pipeline's default preset has a copy head, "
+        "which T5 has no equivalent for: train laptop-t5 to export (first example).",
         [
-            "minitune export --checkpoint runs/laptop/best --out exported/laptop-t5",
+            "minitune pipeline --set model.preset=laptop-t5 --out runs/t5",
+            "minitune export --checkpoint runs/t5/best --out exported/laptop-t5",
             "minitune export --checkpoint runs/flan-tuned/best --out exported/flan-tuned",
         ],
     )

@@ -157,7 +157,6 @@ def _pretraining(
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
     """(Pretrain,) instruction-tune, evaluate on the three evaluation splits, show examples."""
-    from minitune.fast import path_note
     from minitune.train import train
 
     base = pipeline_base(args)  # before anything is written or removed
@@ -173,7 +172,6 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
             )
         print(to_toml(phases.tuning.model, phases.tuning.train), end="")
         return 0
-    print(path_note(phases.tuning.train.impl))  # the first line: which path the jobs below run
     if not args.resume:
         check_out(out, args.overwrite)
     for note in phases.notes:  # e.g. a resumed phase's changed settings
@@ -230,7 +228,7 @@ def _evaluate_and_show(args: argparse.Namespace, out: Path, cfg, summary: dict) 
     from minitune.evaluate import SPLIT_NAMES, format_table
 
     print("== evaluation")
-    model, tok, _ = load_checkpoint(str(out / "best"), cfg.device, cfg.impl)
+    model, tok, _ = load_checkpoint(str(out / "best"), cfg.device, cfg.fused_kernels)
     files = [str(find_shipped(f"data/{split}.jsonl")) for split in SPLIT_NAMES]
     result = evaluate_files(
         model, tok, files, args.limit, cfg.max_source_length, cfg.max_target_length

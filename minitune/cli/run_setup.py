@@ -68,7 +68,7 @@ def _dedicated_flags(args: argparse.Namespace) -> list[tuple[str, str, object]]:
             "activation_checkpointing",
             args.activation_checkpointing or None,
         ),
-        ("--impl", "impl", args.impl),
+        ("--no-fused-kernels", "fused_kernels", False if args.no_fused_kernels else None),
         ("--report-to", "report_to", args.report_to and [args.report_to]),
     ]
 
@@ -212,22 +212,14 @@ def training_run(args: argparse.Namespace, objective: str) -> RunConfig:
 
 
 def run_log(run: RunConfig):
-    """train()'s log: tqdm.write, with the run config's lines (each value not at its default
-    and where it came from; a resumed run: its saved config, already reported) and the
-    training data's source written right after train()'s first line, which names the path."""
+    """Print the run config (each value not at its default and where it came from; a resumed
+    run: its saved config, already reported) and the training data's source; returns train()'s
+    log, tqdm.write (which keeps the progress bar below the lines)."""
     from tqdm import tqdm
 
-    pending = []
     if run.preset is not None:
-        pending = [
-            "run config (values not at their defaults, and where each came from):",
-            *(f"  {line}" for line in run.log_lines()),
-        ]
-    pending.append(training_data_line(run.train))
-
-    def log(text: str) -> None:
-        tqdm.write(text)
-        while pending:
-            tqdm.write(pending.pop(0))
-
-    return log
+        tqdm.write("run config (values not at their defaults, and where each came from):")
+        for line in run.log_lines():
+            tqdm.write(f"  {line}")
+    tqdm.write(training_data_line(run.train))
+    return tqdm.write

@@ -2,13 +2,12 @@
 checkpoint for a job.
 
     raise UserError("--top-p must be in (0, 1], got 2.0")   # main prints it, exit status 2
-    model, tok, info = load_checkpoint("runs/laptop/best", "auto", impl="fast")
+    model, tok, info = load_checkpoint("runs/laptop/best", "auto")
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 
 DEVICES = ["auto", "cpu", "cuda", "mps"]
 
@@ -39,10 +38,10 @@ def sub_parser(sub, name: str, help: str, description: str, examples: list[str])
     )
 
 
-def load_checkpoint(checkpoint: str, device: str, impl: str | None = None):
+def load_checkpoint(checkpoint: str, device: str, fused: bool = True):
     """(model, tokenizer, info) of a minitune checkpoint folder or a Hugging Face T5 / Flan-T5
-    folder; LoRA adapters are merged in. With `impl` (--impl), switched to that path, which the
-    job's first line (on stderr) names."""
+    folder; LoRA adapters are merged in. `fused` False (--no-fused-kernels): the explicit
+    arithmetic instead of the fused branches (model.use_fused_kernels)."""
     from minitune.checkpoint import load_pretrained
     from minitune.device import pick_device
     from minitune.lora import merge_lora
@@ -51,9 +50,5 @@ def load_checkpoint(checkpoint: str, device: str, impl: str | None = None):
     model, tokenizer_file, info = load_pretrained(checkpoint, pick_device(device))
     if model.lora is not None:
         merge_lora(model)  # an adapter checkpoint: fold the adapters in, as fast as the base
-    if impl is not None:
-        from minitune.fast import path_note
-
-        model.set_impl(impl)
-        print(path_note(impl), file=sys.stderr)
+    model.use_fused_kernels(fused)
     return model, Tokenizer(tokenizer_file), info

@@ -91,7 +91,6 @@ def _train(args: argparse.Namespace, objective: str) -> int:
         run.train,
         resume=args.resume,
         progress=not args.no_progress,
-        stop_at_step=args.stop_at_step,
         log=run_log(run),
     )
     best = summary["best_valid_loss"]
@@ -171,10 +170,10 @@ def training_flags(p: argparse.ArgumentParser, default_config: str, lora: bool =
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
-        "--impl",
-        choices=["fast", "reference"],
-        help="the model's path: fast, the production shell (minitune/fast/; the "
-        "default), or reference, the teaching classes; the same numbers",
+        "--no-fused-kernels",
+        action="store_true",
+        help="run attention and feed-forward with their explicit arithmetic, not the fused "
+        "branches (SDPA, stacked projections): the same numbers, slower",
     )
     p.add_argument(
         "--report-to",
@@ -182,7 +181,6 @@ def training_flags(p: argparse.ArgumentParser, default_config: str, lora: bool =
         help="also log the metrics for TensorBoard, in OUT/tensorboard (needs the "
         "optional extra: pip install 'minitune[tensorboard]')",
     )
-    p.add_argument("--stop-at-step", type=int, help=argparse.SUPPRESS)  # tests: stop, save last/
     p.add_argument(
         "--skip-nonfinite",
         action="store_true",

@@ -1,5 +1,4 @@
-"""The building blocks of the model, one concept per file: the teaching core. (Their production
-twins, fused and faster, live in minitune/fast/.)
+"""The building blocks of the model, one concept per file; every command runs them.
 
 base.py         what a variant implements: the Layer base class, the attention contract
 registry.py     the names of the variants below (attention, position, ffn, norm), one line each

@@ -9,11 +9,16 @@ where a query may attend a key and a very negative number where it may not. `mak
 builds it once per stack; every layer of the stack reuses it.
 
 `Attention` is the computation written out (project, split heads, positions and the KV cache,
-scores + attn_bias, softmax, weighted sum, merge heads), to read and step through; it can also
-keep the attention weights (for pictures). Its production twin, `FastAttention`
-(minitune/fast/attention.py), replaces two steps with fused kernels, `project` (one stacked
-matmul) and `attend` (PyTorch's `scaled_dot_product_attention`); tests prove the two equal, and
-`model.set_impl("fast")` switches a model to it, as the command line does.
+scores + attn_bias, softmax, weighted sum, merge heads), to read and step through; every command
+runs it. Two steps have a fused branch, taken while `fused` is True (the default;
+`model.use_fused_kernels(False)` or `--no-fused-kernels` turns it off for every layer) and the
+layer reads a block of tokens (training, the encoder, a whole prefix; the one new token of a
+cached decoding step runs the explicit steps, which measured faster there): `project` computes
+self-attention's q, k and v with one matmul of the stacked weight [W_q; W_k; W_v], and `attend`
+calls PyTorch's `scaled_dot_product_attention`, which fuses the four steps of
+`attention_reference` and never stores the weights. Tests prove both branches equal to the
+explicit arithmetic (tests/test_layers.py); with the switch off, an edit to the explicit
+arithmetic takes effect everywhere.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from minitune.layers.base import Layer, Rotary
+from minitune.layers.base import Layer, Rotary, stacked_linear
 from minitune.layers.kv_cache import KVCache
 
 if TYPE_CHECKING:
@@ -157,8 +162,7 @@ class Attention(Layer):
     memory and memory traffic when decoding, for a small loss of quality.
 
     Variants subclass it and override one step: `project` (as qk_norm.py does) or `attend` (the
-    per-head computation, as docs/extending.md's sigmoid attention). `FastAttention`
-    (minitune/fast/attention.py) is the same module with both steps replaced by fused kernels.
+    per-head computation, as docs/extending.md's sigmoid attention).
     """
 
     def __init__(self, cfg: ModelConfig):
@@ -174,6 +178,7 @@ class Attention(Layer):
         self.o = nn.Linear(cfg.inner_dim, cfg.d_model, bias=cfg.bias)  # W_o
         # T5 folds 1/sqrt(D) into W_q's init when scores are not scaled (see init_weights)
         self.q_init_std = (cfg.d_model * (1 if cfg.scale_attention else cfg.d_head)) ** -0.5
+        self.fused = True  # take the fused branches (model.use_fused_kernels switches them)
         self.record_weights = False  # when True, keep the weights of the next call ...
         self.last_weights: torch.Tensor | None = None  # ... here: (B, H, T_q, T_k)
 
@@ -240,6 +245,15 @@ class Attention(Layer):
         """Queries from x, keys and values from `context` (None: they are all in the cache).
 
         Returns q (B, H, T_q, D) and k, v (B, H_kv, T_k, D), or None, None."""
+        # self-attention over a block of tokens: [W_q; W_k; W_v] x, one matmul (for the single
+        # token of a decoding step, three small matmuls measured faster than stacking weights)
+        if self.fused and context is x and x.shape[1] > 1:
+            qkv = stacked_linear(x, [self.q, self.k, self.v])  # (B, T, H·D + 2·H_kv·D)
+            if qkv is not None:  # (None: a projection carries an adapter, LoRA)
+                kv_width = self.n_kv_heads * self.d_head
+                q, k, v = qkv.split([self.n_heads * self.d_head, kv_width, kv_width], dim=-1)
+                q = self.split_heads(q, self.n_heads)  # (B, H, T_q, D)
+                return q, self.split_heads(k, self.n_kv_heads), self.split_heads(v, self.n_kv_heads)
         q = self.split_heads(self.q(x), self.n_heads)  # (B, H, T_q, D)
         if context is None:
             return q, None, None
@@ -253,6 +267,14 @@ class Attention(Layer):
         """softmax(s · q kᵀ + attn_bias) v in every head: (B, H, T_q, D) from q (B, H, T_q, D)
         and k, v (B, H, T_k, D); the four steps are `attention_reference`."""
         dropout = self.dropout if self.training else 0.0
+        # the four steps in one kernel, which never makes the weights (not for the single query
+        # of a decoding step, where the explicit steps measured faster)
+        if self.fused and q.shape[-2] > 1 and not self.record_weights:
+            if attn_bias is not None:
+                attn_bias = attn_bias.to(q.dtype)  # under autocast q is bf16: one dtype
+            return F.scaled_dot_product_attention(
+                q, k, v, attn_mask=attn_bias, dropout_p=dropout, scale=self.scale
+            )  # (B, H, T_q, D)
         out, weights = attention_reference(q, k, v, attn_bias, self.scale, dropout)
         if self.record_weights:
             self.last_weights = weights.detach()  # (B, H, T_q, T_k)

@@ -18,8 +18,8 @@ is written down in layers/base.py (`AttentionLayer`, `positions.PositionScheme`)
     ffn        cls(cfg)                   forward(x) -> (B, T, C)
     norm       cls(cfg)                   forward(x) -> same shape
 
-The model builds T5's own layers directly (blocks.py: `Attention`, `FeedForward`, `RMSNorm`;
-model.py: `RelativePositionBias`); the registry is how a config names any other. Adding a
+Every layer of the model is built here, by the name its config gives (`build`), T5's own
+("multi-head", "relative", "gated-gelu", "rms") as any other. Adding a
 variant is one new file (the class) plus one line in a table below. A config may also name a
 class by its path, "my_module:MyAttention", without touching this file (the module must be
 importable wherever the model is built or loaded). `docs/extending.md` walks through both;
