@@ -12,18 +12,8 @@
     minitune data fresh               draw fresh training data (many more examples per task)
     minitune tokenizer train          train a SentencePiece tokenizer on data files
 
-The families, each adding its own sub-commands to the parser:
-
-    pipeline.py     pipeline                     its phases, each config resolved once
-    training.py     train, pretrain              and the training flags they share
-    use.py          eval, generate, chat         decoding flags, prompts, scoring files
-    models.py       check, inspect, download, export, lora merge, presets
-    data.py         data generate|corpus|fresh, tokenizer train
-    run_setup.py    a training job's run config: its layers (file, --set, flags), resolved
-                    once by minitune/run_config.py, and logged with each value's source
-    shared.py       UserError, argparse helpers, loading a checkpoint for a job
-
-User mistakes (a bad argument or value) print one line and exit with status 2, no traceback.
+One module per family of sub-commands adds its own to the parser (pipeline.py, training.py,
+use.py, models.py, data.py); docs/layout.md, the project's one module index, says what each holds.
 """
 
 from __future__ import annotations

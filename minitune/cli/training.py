@@ -186,7 +186,7 @@ def training_flags(p: argparse.ArgumentParser, default_config: str, lora: bool =
         action="store_true",
         help="skip (and count) steps whose loss is NaN/inf instead of stopping",
     )
-    scale = p.add_argument_group("GPUs and several processes (see README: More than one GPU)")
+    scale = p.add_argument_group("GPUs and several processes (see docs/multi_gpu.md)")
     scale.add_argument(
         "--fsdp",
         action="store_true",
