@@ -5,7 +5,7 @@ machine's own matmul peak.
     python benchmarks/bench.py --configs bench-tiny --repeats 3
     python benchmarks/bench.py --device cuda --precision bf16 --configs t5-small t5-base
     taskset -c 1 python benchmarks/bench.py --configs bench-tiny --threads 1 --decode-only \
-        --explicit --clock cpu --repeats 5     # decoding: fused, explicit arithmetic, reference
+        --both-kernels --clock cpu --repeats 5     # decoding: explicit, fused, reference
 
 Configs: `bench-tiny` (d_model 256, 4+4 layers, vocabulary 8000, gated-GELU: T5 v1.1 style) and
 the presets `t5-small`, `t5-base`, `laptop`, `tiny`. For each, with random weights:
@@ -15,8 +15,9 @@ the presets `t5-small`, `t5-base`, `laptop`, `tiny`. For each, with random weigh
   peak (MFU: model FLOPs, 3 × the forward's matmul FLOPs, not counting recomputation);
 - greedy decoding tokens/s at batch 1 and 8, and 4-beam search tokens/s at batch 1 and 8 (64 new
   tokens from a 128-token source; EOS suppressed so every row runs the full length);
-- minitune runs as every command does (fused kernels on); `--explicit` also runs a copy with
-  `model.use_fused_kernels(False)` (the explicit arithmetic), A/B in the same run;
+- minitune runs as the commands do on the device (`--fused-kernels auto`: fused kernels with
+  CUDA, the explicit arithmetic on a CPU); `--both-kernels` also runs a copy with the other
+  setting (`model.use_fused_kernels`), A/B in the same run;
 - the floor of each decoding figure: the time no implementation can beat on this machine, from
   the measured streaming bandwidth (a large tensor summed) and matmul peak: per step the larger
   of (decoder + head weights + KV caches read) / bandwidth and the step's matmul FLOPs / peak,
@@ -51,6 +52,7 @@ from pathlib import Path
 import torch
 
 from minitune import ModelConfig, Seq2SeqTransformer, cross_entropy_loss, export_t5, shift_right
+from minitune.device import fused_kernels_on
 
 CONFIGS = {
     "bench-tiny": dict(
@@ -74,9 +76,11 @@ def model_config(name: str) -> ModelConfig:
     return ModelConfig.preset(name, dropout=0.0)
 
 
-def build(cfg: ModelConfig) -> Seq2SeqTransformer:
-    """A model with random weights, as every command builds it (fused kernels on)."""
-    return Seq2SeqTransformer(cfg)
+def build(cfg: ModelConfig, device: torch.device) -> Seq2SeqTransformer:
+    """A model with random weights, with the fused kernels as the commands set them (auto)."""
+    model = Seq2SeqTransformer(cfg)
+    model.use_fused_kernels(fused_kernels_on("auto", device))
+    return model
 
 
 def sync(device: torch.device) -> None:
@@ -218,13 +222,13 @@ class Ours:
         return run
 
 
-class OursExplicit(Ours):
-    """minitune with the fused kernels off (a copy of the same weights): the explicit arithmetic."""
+class OursOtherKernels(Ours):
+    """minitune with the other setting of the fused kernels (a copy of the same weights)."""
 
     def __init__(self, model, device):
-        explicit = copy.deepcopy(model)
-        explicit.use_fused_kernels(False)
-        super().__init__(explicit, device)
+        other = copy.deepcopy(model)
+        other.use_fused_kernels(not model.fused_kernels)
+        super().__init__(other, device)
 
 
 class Reference(Ours):
@@ -272,15 +276,16 @@ def bench_config(
     peak,
     floors=None,
     decode_only=False,
-    explicit=False,
+    both_kernels=False,
     train_only=False,
 ):
     cfg = model_config(name)
     torch.manual_seed(0)
-    model = build(cfg)
+    model = build(cfg, device)
     impls = {"minitune": Ours(model, device)}
-    if explicit:
-        impls["minitune (explicit)"] = OursExplicit(model, device)
+    if both_kernels:
+        other = "explicit" if model.fused_kernels else "fused"
+        impls[f"minitune ({other})"] = OursOtherKernels(model, device)
     if with_reference:
         try:
             impls["reference"] = Reference(model, device)
@@ -330,7 +335,7 @@ def main() -> None:
     parser.add_argument("--decode-only", action="store_true", help="skip the training figures")
     parser.add_argument("--train-only", action="store_true", help="skip the decoding figures")
     parser.add_argument(
-        "--explicit", action="store_true", help="also minitune with the fused kernels off"
+        "--both-kernels", action="store_true", help="also minitune with the other kernels"
     )
     parser.add_argument(
         "--clock",
@@ -386,7 +391,7 @@ def main() -> None:
             peak,
             (bandwidth, peak),
             args.decode_only,
-            args.explicit,
+            args.both_kernels,
             args.train_only,
         )
         print(
@@ -416,7 +421,7 @@ def main() -> None:
     elif device.type == "cpu" and args.precision == "fp32" and has_bf16_instructions():
         cfg = model_config(args.configs[0])
         torch.manual_seed(0)
-        ours = Ours(build(cfg), device)
+        ours = Ours(build(cfg, device), device)
         x = torch.randint(3, cfg.vocab_size, (BATCH, SRC))
         y = torch.randint(3, cfg.vocab_size, (BATCH, TGT))
         dec = shift_right(y, cfg.decoder_start_id, cfg.pad_id)

@@ -12,7 +12,7 @@ the shipped training split, encoded as the run encodes it, for `--steps` optimiz
 `--warmup` steps, and prints one JSON line: examples/s, real tokens/s (source + target, padding
 not counted), the share of row positions that are real tokens, the seconds per step (median and
 mean) and, with --compile, the warm-up's seconds (what compiling costs a run). The fused kernels
-are on, as in every command (`--set train.fused_kernels=false`: the explicit arithmetic). A
+follow `train.fused_kernels` as train() does (auto: off on a CPU; `--set train.fused_kernels=on`). A
 benchmark: it asserts nothing; results with their commands are in benchmarks/README.md.
 """
 
@@ -34,13 +34,12 @@ from bench import cpu_flags, cpu_model  # noqa: E402
 
 from minitune.data.batching import IGNORE_INDEX, encode_records  # noqa: E402
 from minitune.data.formats import read_records  # noqa: E402
-from minitune.device import precision_context, resolve_precision  # noqa: E402
+from minitune.device import fused_kernels_on, precision_context, resolve_precision  # noqa: E402
 from minitune.distributed import Distributed  # noqa: E402
 from minitune.model import Seq2SeqTransformer  # noqa: E402
 from minitune.optim import build_optimizer  # noqa: E402
 from minitune.paths import find_shipped  # noqa: E402
 from minitune.run_config import load_run_config, parse_override  # noqa: E402
-from minitune.run_state import TrainState  # noqa: E402
 from minitune.tokenizer import Tokenizer  # noqa: E402
 from minitune.train import DEFAULT_TOKENIZER, StepSetup, train_step  # noqa: E402
 from minitune.train_data import batch_stream, next_micro_batches, packed_lengths  # noqa: E402
@@ -68,7 +67,7 @@ def main() -> None:
     records = read_records(find_shipped(args.data))
     examples, _ = encode_records(records, tok, cfg.max_source_length, cfg.max_target_length)
     model = Seq2SeqTransformer(model_cfg).train()
-    model.use_fused_kernels(cfg.fused_kernels)  # as train() does
+    model.use_fused_kernels(fused_kernels_on(cfg.fused_kernels, torch.device("cpu")))  # as train()
     wrapped = torch.compile(model) if args.compile else model
     optimizer = build_optimizer(model, cfg)
     device = torch.device("cpu")
@@ -77,15 +76,13 @@ def main() -> None:
     packed = packed_lengths(cfg)
     window = cfg.bucket_batches if cfg.length_bucketing else 1
     stream = batch_stream(lambda epoch: examples, cfg.batch_size, cfg.seed, 0, 0, window, packed)
-    state = TrainState()
     setup = StepSetup(device, tok.pad_id, autocast, clip_grad=cfg.clip_grad)
     times, counted, positions, real = [], [], 0, 0
     started = time.perf_counter()
     warmup_seconds = 0.0
     for step in range(args.warmup + args.steps):
-        before = state.examples
-        micro = next_micro_batches(
-            stream, state, cfg.grad_accum, tok.pad_id, Distributed(), device, packed, cfg.batch_size
+        micro, drawn = next_micro_batches(
+            stream, cfg.grad_accum, tok.pad_id, Distributed(), device, packed, cfg.batch_size
         )
         t0 = time.perf_counter()
         result = train_step(wrapped, optimizer, micro, cfg.lr * 0.5, setup)
@@ -94,7 +91,7 @@ def main() -> None:
             warmup_seconds = t1 - started
         if step >= args.warmup:
             times.append(t1 - t0)
-            counted.append((state.examples - before, result.tokens))
+            counted.append((drawn.examples, result.tokens))
             for b in micro:
                 positions += b["input_ids"].numel() + b["labels"].numel()
                 real += int((b["labels"] != IGNORE_INDEX).sum())

@@ -10,9 +10,9 @@ Run it once per tree, alternating, with the tree first on the path (one pinned t
 Prints one JSON line of seconds: a training step (forward, loss, backward, AdamW) on
 8 × (128 + 32) tokens, and 32 greedy tokens at batch 1 and 8 (EOS suppressed). The model is the
 bench-tiny shape (d_model 256, 4+4 layers, vocabulary 8000, gated-GELU), seed 0, with the fused
-kernels on (FUSED=0: off). Trees from before the one-path change (d2193bc and older) had two
-paths: IMPL=reference|fast picks one there (default fast), and NOFAST=1 passes
-fast_decode=False (their `model.decode` instead of their separate fast decoder).
+kernels as the commands set them on a CPU: off (FUSED=1: on). Trees from before the one-path
+change (d2193bc and older) had two paths: IMPL=reference|fast picks one there (default fast),
+and NOFAST=1 passes fast_decode=False (their `model.decode`, not their separate fast decoder).
 """
 
 import json
@@ -30,7 +30,7 @@ torch.manual_seed(0)
 cfg = minitune.ModelConfig(**CONFIGS["bench-tiny"], dropout=0.0)
 model = minitune.Seq2SeqTransformer(cfg)
 if hasattr(model, "use_fused_kernels"):  # this tree: one path, the fused switch
-    model.use_fused_kernels(os.environ.get("FUSED", "1") != "0")
+    model.use_fused_kernels(os.environ.get("FUSED", "0") == "1")
 else:  # an older tree: two paths
     model.set_impl(os.environ.get("IMPL", "fast"))
 optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)

@@ -216,7 +216,7 @@ class ModelConfig:
             if key in overrides:
                 raise ValueError(
                     f"ModelConfig has no field {key!r}: the fused kernels are switched on the "
-                    "model, model.use_fused_kernels(False)"
+                    "model, model.use_fused_kernels()"
                 )
         return cls.from_dict({**PRESETS[name], **overrides})
 
@@ -300,6 +300,7 @@ PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 OBJECTIVES = ("instruct", "span")
 NONFINITE = ("stop", "skip")
 REPORT_TO = ("tensorboard",)
+FUSED_KERNELS = ("auto", "on", "off")
 
 
 @dataclass
@@ -369,8 +370,9 @@ class TrainConfig:
     fsdp: bool = False  # under torchrun: shard weights, gradients, optimizer state (else DDP)
     compile: bool = False  # torch.compile the model (slow start, faster steps; mostly on GPUs)
     activation_checkpointing: bool = False  # recompute each layer in backward: less memory
-    fused_kernels: bool = True  # attention and feed-forward take their fused branches (SDPA,
-    # stacked projections); False: the explicit arithmetic (--no-fused-kernels; same numbers)
+    fused_kernels: str = "auto"  # attention's and the feed-forward's fused branches (SDPA,
+    # stacked projections): "on", "off" (the explicit arithmetic; the same numbers) or "auto":
+    # on with CUDA, off elsewhere (on a 2-core CPU they trained slower: benchmarks/README.md)
     tf32: bool = True  # CUDA: TensorFloat-32 matmuls for float32 (much faster, 10-bit mantissa)
     threads: int | None = None  # CPU threads for torch (None: torch's default)
     report_to: list[str] = field(default_factory=list)  # also log to: "tensorboard" (optional)
@@ -401,6 +403,7 @@ class TrainConfig:
             "precision": PRECISIONS,
             "on_nonfinite": NONFINITE,
             "adamw_impl": ADAMW_IMPLS,
+            "fused_kernels": FUSED_KERNELS,
         }
         _check_choices(self, choices)
         for name in (

@@ -97,3 +97,13 @@ def precision_context(precision: str, device: torch.device):
         raise RunError("precision 'fp16' needs a CUDA device; use 'bf16' or 'fp32' on CPU")
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return torch.autocast(device_type=device.type, dtype=dtype), precision == "fp16"
+
+
+def fused_kernels_on(setting: str, device: torch.device) -> bool:
+    """Whether the layers take their fused branches (TrainConfig.fused_kernels, --fused-kernels):
+    "on", "off", or "auto": on with CUDA (PyTorch's flash and memory-efficient attention), off on
+    other devices (on the project's 2-core CPU the explicit arithmetic trained 1.26x faster and
+    evaluated 1.08x faster: benchmarks/README.md)."""
+    if setting == "auto":
+        return torch.device(device).type == "cuda"
+    return setting == "on"

@@ -267,7 +267,7 @@ class Seq2SeqTransformer(nn.Module):
     model = Seq2SeqTransformer(ModelConfig.preset("tiny"))
     logits = model(input_ids, decoder_input_ids, attention_mask)   # (B, T, V)
     new_tokens = model.generate(input_ids, attention_mask, max_new_tokens=20)
-    model.use_fused_kernels(False)   # the explicit arithmetic everywhere (same numbers)
+    model.use_fused_kernels(True)    # fused kernels where they pay (same numbers; CUDA)
     """
 
     def __init__(self, cfg: ModelConfig):
@@ -375,14 +375,20 @@ class Seq2SeqTransformer(nn.Module):
             set_activation_checkpointing(layer, enabled)
 
     def use_fused_kernels(self, enabled: bool = True) -> None:
-        """The one switch of the fused branches (on in a new model): every layer with a `fused`
-        attribute (attention: one stacked q/k/v matmul and PyTorch's
+        """The one switch of the fused branches (off in a new model): every attention and
+        feed-forward layer takes them (attention: one stacked q/k/v matmul and PyTorch's
         scaled_dot_product_attention; a gated feed-forward: one matmul for both input
-        projections) takes them, or, with False, runs its explicit arithmetic. The same numbers
-        either way (tests/test_layers.py); off, an edit to the explicit code runs everywhere."""
+        projections) or, with False, runs its explicit arithmetic. The same numbers either way
+        (tests/test_layers.py); off, an edit to the explicit code runs everywhere. The commands
+        decide with `--fused-kernels auto|on|off` (auto: on with CUDA only, device.py)."""
         for module in self.modules():
             if isinstance(module, (Attention, FeedForward)):  # their variants too
                 module.fused = enabled
+
+    @property
+    def fused_kernels(self) -> bool:
+        """Whether the layers take their fused branches (see use_fused_kernels)."""
+        return any(m.fused for m in self.modules() if isinstance(m, (Attention, FeedForward)))
 
     # ---- inspection ------------------------------------------------------------------------
 

@@ -151,7 +151,7 @@ def _check_keys(section: str, values: dict, cls) -> None:
         if key not in known:
             hint = suggest(key, known, cutoff=0.5) or f"; known keys: {', '.join(known)}"
             if cls is ModelConfig and key in OBSOLETE:
-                hint = "; fused kernels are train.fused_kernels (the flag --no-fused-kernels)"
+                hint = "; fused kernels are train.fused_kernels (the flag --fused-kernels)"
             raise ValueError(f"[{section}] unknown key {key!r}{hint}")
 
 

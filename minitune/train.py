@@ -14,7 +14,9 @@ What every step shares (device, precision and fp16's scaler, clipping, processes
 Every `eval_every` steps the validation loss is measured and the best checkpoint kept; every
 `save_every` steps last/ is saved (what --resume continues from, exactly: weights, optimizer,
 random states, data position, and the loss log). Stops at `max_steps` or `max_minutes`; Ctrl-C
-saves last/ first (one process; under torchrun the last periodic save is the resume point).
+saves last/ first, at the last finished step (one process; under torchrun the last periodic save
+is the resume point). The loop owns the run's state: a step's data position and counts are
+taken into it once the step is done.
 A NaN or infinite loss stops the run before the weights change (or, with
 on_nonfinite="skip", skips that step and counts it).
 
@@ -42,7 +44,7 @@ from minitune.checkpoint import load_pretrained, weights_fingerprint
 from minitune.config import ModelConfig, TrainConfig
 from minitune.data.batching import EncodedExample, collate
 from minitune.data.mixing import FLOOR, task_weights
-from minitune.device import pick_device, precision_context, resolve_precision
+from minitune.device import fused_kernels_on, pick_device, precision_context, resolve_precision
 from minitune.distributed import Distributed, no_sync, teardown, unwrap, wrap
 from minitune.distributed import setup as join_processes
 from minitune.lora import add_lora, count_parameters
@@ -218,7 +220,7 @@ def train(
     tok = checked_tokenizer(tokenizer_file, model)  # ids that fit the embedding
     model = model.to(device).train()
     model.set_activation_checkpointing(cfg.activation_checkpointing)
-    model.use_fused_kernels(cfg.fused_kernels)  # SDPA, stacked projections; or explicit
+    model.use_fused_kernels(fused_kernels_on(cfg.fused_kernels, device))  # or the explicit steps
     log(model_line(model, device, precision, why, d))  # "model: 0.91M parameters on cpu, fp32"
     wrapped = wrap(model, d, device)  # DDP/FSDP around the model, or the model itself
     if cfg.compile:
@@ -283,13 +285,16 @@ def train(
             if cfg.max_minutes and state.seconds() > cfg.max_minutes * 60:
                 stop_reason = "max_minutes"
                 break
-            micro = next_micro_batches(
-                stream, state, cfg.grad_accum, tok.pad_id, d, device, packed, cfg.batch_size
+            micro, drawn = next_micro_batches(
+                stream, cfg.grad_accum, tok.pad_id, d, device, packed, cfg.batch_size
             )
             fraction = state.seconds() / (60 * cfg.max_minutes) if cfg.max_minutes else 0.0
             lr = cfg.lr * lr_factor(state.step, cfg, fraction)  # ends with steps or minutes
             # forward, loss, backward, clip, step (or not, if the loss is not a finite number)
             result = train_step(wrapped, optimizer, micro, lr, setup)
+            # the step is done (taken or skipped): its batches are used, its tokens counted
+            state.epoch, state.index = drawn.epoch, drawn.index  # where --resume continues
+            state.examples += drawn.examples
             state.tokens += result.tokens
             if not result.updated:
                 skip_or_stop(result, run, state)  # raises DivergenceError unless skipping
@@ -389,12 +394,14 @@ def model_line(
     model: Seq2SeqTransformer, device: torch.device, precision: str, why: str, d: Distributed
 ) -> str:
     """The run's first line about the model: its size, where it runs, in which precision (and
-    why, when "auto" chose it), and how many processes share it."""
+    why, when "auto" chose it), with fused kernels or the explicit arithmetic, and how many
+    processes share it."""
     processes = f", {d.world_size} processes ({'FSDP' if d.fsdp else 'DDP'})" if d.enabled else ""
     why = f" ({why})" if why else ""
+    kernels = "fused kernels" if model.fused_kernels else "explicit arithmetic (no fused kernels)"
     return (
-        f"model: {model.num_parameters() / 1e6:.2f}M parameters on {device}, {precision}{why}"
-        f"{processes}"
+        f"model: {model.num_parameters() / 1e6:.2f}M parameters on {device}, {precision}{why}, "
+        f"{kernels}{processes}"
     )
 
 

@@ -2,7 +2,7 @@
 
     make_epoch, valid, tasks = load_data(cfg, tok, out, d, log)
     stream = batch_stream(make_epoch, batch_size, seed)             # endless (epoch, index, batch)
-    micro = next_micro_batches(stream, state, grad_accum, pad_id, d, device)   # one step's share
+    micro, drawn = next_micro_batches(stream, grad_accum, pad_id, d, device)  # one step's share
 
 Instruction tuning reads JSONL records (or draws fresh ones from the suite's generators), holds
 out a validation slice if asked, and tokenizes everything once, before the first step; span
@@ -17,6 +17,7 @@ import math
 import random
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from minitune.config import TrainConfig
 from minitune.data.batching import (
@@ -32,7 +33,6 @@ from minitune.data.packing import collate_packed, packed_batches
 from minitune.data.span_corruption import span_corrupt
 from minitune.distributed import Distributed
 from minitune.run_errors import RunError
-from minitune.run_state import TrainState
 from minitune.tokenizer import Tokenizer
 
 HOLDOUT_MIN = 32  # a held-out validation slice has at least this many examples (if it can)
@@ -204,36 +204,44 @@ def packed_lengths(cfg: TrainConfig) -> tuple[int, int] | None:
     )
 
 
+class Drawn(NamedTuple):
+    """Where the stream stands after one step's batches, and how many examples they hold: the
+    loop moves its TrainState here once the step is done (so a step cut short by Ctrl-C does
+    not count, and --resume draws its batches again)."""
+
+    epoch: int
+    index: int  # the next batch of `epoch`
+    examples: int
+
+
 def next_micro_batches(
     stream,
-    state: TrainState,
     grad_accum: int,
     pad_id: int,
     d: Distributed,
     device,
     packed: tuple[int, int] | None = None,
     rows: int = 0,
-) -> list[dict]:
-    """The `grad_accum` micro-batches of one step, this process's share of each global batch;
-    moves `state` (epoch, index) past them. packed = (S, T): the stream's batches are rows of
-    examples, collated to `rows` rows of S and T positions (a fixed shape)."""
-    micro = []
+) -> tuple[list[dict], Drawn]:
+    """The `grad_accum` micro-batches of one step, this process's share of each global batch,
+    and where the stream stands after them (`Drawn`). packed = (S, T): the stream's batches are
+    rows of examples, collated to `rows` rows of S and T positions (a fixed shape)."""
+    micro, examples = [], 0
     for _ in range(grad_accum):
         epoch, i, batch_examples = next(stream)
         # an epoch's last batch too small to give every process an example: skip it (a packed
         # batch never is: a process without a row gets empty rows, which add nothing)
         while not packed and len(batch_examples) < d.world_size:
             epoch, i, batch_examples = next(stream)
-        state.epoch, state.index = epoch, i + 1  # where to continue after a resume
         n = len(batch_examples)  # this process's share of the global batch:
         mine = batch_examples[d.rank * n // d.world_size : (d.rank + 1) * n // d.world_size]
         if packed:
-            state.examples += sum(map(len, batch_examples))
+            examples += sum(map(len, batch_examples))
             batch = collate_packed(mine, pad_id, *packed, n_rows=rows)
         else:
-            state.examples += n
+            examples += n
             batch = collate(mine, pad_id)
         if device.type == "cuda":  # page-locked memory: the copy to the GPU overlaps
             batch = {k: v.pin_memory() for k, v in batch.items()}
         micro.append(batch)
-    return micro
+    return micro, Drawn(epoch, i + 1, examples)

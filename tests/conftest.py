@@ -72,18 +72,18 @@ def pytest_runtest_makereport(item, call):
         report.sections.append(("minitune test seed", f"MINITUNE_TEST_SEED={TEST_SEED}"))
 
 
-def interrupt_at(monkeypatch, call: int) -> None:
-    """Ctrl-C as the `call`-th optimizer step of the process begins, before it draws its
-    batches (a Python-level callback standing in for the user): one process saves last/ at the
-    step it reached, `call` - 1."""
+def interrupt_at(monkeypatch, call: int, where: str = "next_micro_batches") -> None:
+    """Ctrl-C during the `call`-th optimizer step of the process (a Python-level callback
+    standing in for the user), as it draws its batches ("next_micro_batches") or after it drew
+    them ("train_step"): one process saves last/ at the step it reached, `call` - 1."""
     import minitune.train as training
 
-    real, calls = training.next_micro_batches, []
+    real, calls = getattr(training, where), []
 
-    def next_micro_batches(*args, **kwargs):
+    def interrupted(*args, **kwargs):
         calls.append(1)
         if len(calls) == call:
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(training, "next_micro_batches", next_micro_batches)
+    monkeypatch.setattr(training, where, interrupted)

@@ -64,7 +64,8 @@ def test_the_fused_attend_equals_the_explicit_steps(with_padding, with_position_
     for scale_attention in (False, True):  # T5's scale 1, and 1/sqrt(D)
         attention = Attention(_cfg(n_heads=3, d_head=8, scale_attention=scale_attention)).eval()
         ref, weights = attention_reference(q, k, v, bias, attention.scale)
-        assert attention.fused  # the default: scaled_dot_product_attention
+        assert not attention.fused  # a new layer runs the explicit steps
+        attention.fused = True  # scaled_dot_product_attention
         torch.testing.assert_close(attention.attend(q, k, v, bias), ref, atol=1e-5, rtol=1e-5)
         attention.fused = False
         torch.testing.assert_close(attention.attend(q, k, v, bias), ref)  # the four steps
@@ -186,6 +187,7 @@ def test_fused_attention_equals_the_explicit_with_and_without_the_cache(n_kv_hea
     teaching.fused = False  # the explicit arithmetic
     attn = Attention(cfg).eval()
     attn.load_state_dict(teaching.state_dict())  # the same parameters, fused branches on
+    attn.fused = True
     x = torch.randn(2, 6, cfg.d_model)
     # the fused projection gives the projections one by one
     for a, b in zip(attn.project(x, x), teaching.project(x, x), strict=True):
@@ -213,5 +215,5 @@ def test_fused_gate_equals_two_projections(kind):
     torch.testing.assert_close(reference, manual)  # the formula in the docstring
     ff = FeedForward(_cfg(ffn=kind, dropout=0.0)).eval()
     ff.load_state_dict(teaching.state_dict())
-    assert ff.fused  # the default: [W_i0; W_i1] x as one matmul
+    ff.fused = True  # [W_i0; W_i1] x as one matmul
     torch.testing.assert_close(ff(x), reference, atol=1e-6, rtol=1e-5)

@@ -2,9 +2,9 @@
 inside them (scaled_dot_product_attention, stacked projections) give the numbers of the explicit
 arithmetic.
 
-A spy wrapped around `Attention.attend` on the class sees calls under each command; with
-`--no-fused-kernels` (model.use_fused_kernels(False)) an edit to the explicit arithmetic
-(`attention_reference`) takes effect under each command.
+A spy wrapped around `Attention.attend` on the class sees calls under each command; with the
+fused kernels off (`--fused-kernels off`, and `auto` on a CPU; model.use_fused_kernels(False)) an
+edit to the explicit arithmetic (`attention_reference`) takes effect under each command.
 """
 
 import json
@@ -68,7 +68,7 @@ def test_load_t5_builds_the_same_classes(tmp_path):
     export_t5(model, tmp_path / "t5")
     loaded = load_t5(tmp_path / "t5")
     assert {type(m) for m in loaded.modules() if isinstance(m, Attention)} == {Attention}
-    assert all(m.fused for m in loaded.modules() if isinstance(m, (Attention, FeedForward)))
+    assert not loaded.fused_kernels  # a loaded model, like a new one, runs the explicit steps
 
 
 # ---- the fused branches equal the explicit arithmetic ----------------------------------------
@@ -173,6 +173,7 @@ def spies(monkeypatch):
 
 
 def check_spies(spies, fused: bool) -> None:
+    """On a CPU `--fused-kernels auto` is off: only "on" runs the fused kernel."""
     attend, explicit, kernel = spies
     assert attend.calls > 0  # a breakpoint on Attention.attend fires under the command
     assert attend.calls == explicit.calls + kernel.calls  # each call takes one of the branches
@@ -202,39 +203,39 @@ def use_args(checkpoint: str, command: str, tmp_path) -> list[str]:
     return ["chat", "--checkpoint", checkpoint, "--max-new-tokens", "3"]
 
 
-@pytest.mark.parametrize("fused", [True, False], ids=["fused", "no-fused-kernels"])
+KERNELS = {"auto": [], "on": ["--fused-kernels", "on"], "off": ["--fused-kernels", "off"]}
+
+
+@pytest.mark.parametrize("kernels", list(KERNELS))
 @pytest.mark.parametrize("command", ["train", "pretrain"])
-def test_training_commands_run_attention_attend(command, fused, spies, tmp_path):
-    flags = [] if fused else ["--no-fused-kernels"]
-    assert main([*training_args(tmp_path, command), *flags]) == 0
-    check_spies(spies, fused)
+def test_training_commands_run_attention_attend(command, kernels, spies, tmp_path):
+    assert main([*training_args(tmp_path, command), *KERNELS[kernels]]) == 0
+    check_spies(spies, fused=kernels == "on")
 
 
-@pytest.mark.parametrize("fused", [True, False], ids=["fused", "no-fused-kernels"])
+@pytest.mark.parametrize("kernels", list(KERNELS))
 @pytest.mark.parametrize("command", ["eval", "generate", "chat"])
 def test_commands_that_use_a_checkpoint_run_attention_attend(
-    command, fused, spies, checkpoint, tmp_path, monkeypatch, capsys
+    command, kernels, spies, checkpoint, tmp_path, monkeypatch, capsys
 ):
     lines = iter(["hello there", ""])  # an empty line ends the chat
     monkeypatch.setattr("builtins.input", lambda _: next(lines))  # chat: one turn
-    flags = [] if fused else ["--no-fused-kernels"]
     argv = use_args(checkpoint, command, tmp_path)
-    assert main([*argv[:3], *flags, *argv[3:]]) == 0
-    check_spies(spies, fused)
+    assert main([*argv[:3], *KERNELS[kernels], *argv[3:]]) == 0
+    check_spies(spies, fused=kernels == "on")
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fused", [True, False], ids=["fused", "no-fused-kernels"])
-def test_the_pipeline_runs_attention_attend(fused, spies, tmp_path):
-    flags = [] if fused else ["--no-fused-kernels"]
+@pytest.mark.parametrize("kernels", list(KERNELS))
+def test_the_pipeline_runs_attention_attend(kernels, spies, tmp_path):
     argv = ["pipeline", "--config", "tiny", "--max-steps", "2", "--limit", "2"]
     argv += ["--out", str(tmp_path / "pipe"), "--no-progress", "--set", "train.batch_size=4"]
-    assert main([*argv, *flags]) == 0
-    check_spies(spies, fused)
+    assert main([*argv, *KERNELS[kernels]]) == 0
+    check_spies(spies, fused=kernels == "on")
 
 
 def test_an_edit_to_the_explicit_arithmetic_takes_effect_with_the_switch_off(monkeypatch):
-    model = tiny_model(seed=5)
+    model = tiny_model(seed=5)  # fused kernels on
     input_ids, mask, dec = random_batch()
     before = model(input_ids, dec, mask)
     real = attention_module.attention_reference
@@ -249,27 +250,32 @@ def test_an_edit_to_the_explicit_arithmetic_takes_effect_with_the_switch_off(mon
 
 
 def test_train_config_and_flag_set_the_switch(tmp_path):
-    """TrainConfig.fused_kernels (the flag --no-fused-kernels) reaches the model; the losses
-    are the same either way."""
+    """TrainConfig.fused_kernels (the flag --fused-kernels) reaches the model ("auto": off on a
+    CPU) and the log's model line; the losses are the same either way."""
     losses = {}
-    for fused in (True, False):
-        (tmp_path / str(fused)).mkdir()
+    for kernels in ("on", "off", "auto"):
+        (tmp_path / kernels).mkdir()
         model_cfg, cfg = tiny_run(
-            tmp_path / str(fused), max_steps=3, log_every=1, valid_data=None, fused_kernels=fused
+            tmp_path / kernels, max_steps=3, log_every=1, valid_data=None, fused_kernels=kernels
         )
-        train(model_cfg, cfg, progress=False, log=lambda *a: None)
-        metrics = read_metrics(tmp_path / str(fused) / "run")
-        losses[fused] = [r["loss"] for r in metrics if "loss" in r]
-    assert len(losses[True]) == 3
-    assert losses[True] == pytest.approx(losses[False], rel=1e-4)
+        lines = []
+        train(model_cfg, cfg, progress=False, log=lines.append)
+        said = "fused kernels" if kernels == "on" else "explicit arithmetic"
+        assert any(line.startswith("model: ") and said in line for line in lines), lines
+        metrics = read_metrics(tmp_path / kernels / "run")
+        losses[kernels] = [r["loss"] for r in metrics if "loss" in r]
+    assert len(losses["on"]) == 3 and losses["off"] == losses["auto"]
+    assert losses["on"] == pytest.approx(losses["off"], rel=1e-4)
+    with pytest.raises(ValueError, match="fused_kernels"):
+        tiny_run(tmp_path, fused_kernels="yes")
     from minitune.cli import build_parser
     from minitune.cli.run_setup import flag_layers
 
     parser = build_parser()
     for command in ("train", "pretrain", "pipeline"):
-        layers = flag_layers(parser.parse_args([command, "--no-fused-kernels"]))
+        layers = flag_layers(parser.parse_args([command, "--fused-kernels", "on"]))
         assert [(layer.where, layer.train) for layer in layers] == [
-            ("--no-fused-kernels", {"fused_kernels": False})
+            ("--fused-kernels", {"fused_kernels": "on"})
         ]
         assert flag_layers(parser.parse_args([command])) == []  # the config's own
 

@@ -79,9 +79,16 @@ def test_tiny_end_to_end_loss_falls_checkpoint_loads_and_evaluates(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "spelled", [{}, {"spell_prompts": 0.3}, {"packing": True}], ids=["plain", "spelled", "packed"]
+    "spelled, where",
+    [
+        ({}, "next_micro_batches"),
+        ({"spell_prompts": 0.3}, "next_micro_batches"),
+        ({"packing": True}, "next_micro_batches"),
+        ({}, "train_step"),  # Ctrl-C after the step drew its batches: they are drawn again
+    ],
+    ids=["plain", "spelled", "packed", "mid-step"],
 )
-def test_resume_equals_an_uninterrupted_run(tmp_path, spelled, monkeypatch):
+def test_resume_equals_an_uninterrupted_run(tmp_path, spelled, where, monkeypatch):
     straight_dir, split_dir = tmp_path / "straight", tmp_path / "split"
     straight_dir.mkdir()
     split_dir.mkdir()
@@ -92,7 +99,7 @@ def test_resume_equals_an_uninterrupted_run(tmp_path, spelled, monkeypatch):
 
     model_cfg, cfg = tiny_run(split_dir, **common)
     model_cfg.dropout = 0.1
-    interrupt_at(monkeypatch, 6)  # Ctrl-C during step 6: last/ holds step 5
+    interrupt_at(monkeypatch, 6, where)  # Ctrl-C during step 6: last/ holds step 5
     first = train(model_cfg, cfg, progress=False, log=lambda *a: None)
     assert first["step"] == 5 and first["stop_reason"] == "interrupted"
     monkeypatch.undo()

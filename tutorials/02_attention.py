@@ -125,11 +125,12 @@ print(x.shape, "->", y.shape)
 # ## The explicit steps and the fused kernel compute the same thing
 #
 # `attention_reference` is the four lines above, batched over heads; it also returns the weights
-# (for pictures). `Attention.attend` has one branch beside it: while `self.fused` is True (the
-# default) it calls PyTorch's fused kernel, which never stores the (T, T) weights and is faster on
-# long sequences. Every command runs this one class, so a breakpoint in `attend` fires under
-# `minitune train`; `model.use_fused_kernels(False)` (or `--no-fused-kernels`) makes every layer
-# take the explicit steps. A test (`tests/test_layers.py`) proves the two agree; here is the
+# (for pictures). `Attention.attend` has one branch beside it: while `self.fused` is True it calls
+# PyTorch's fused kernel, which never stores the (T, T) weights and is faster on a GPU and on long
+# sequences. Every command runs this one class, so a breakpoint in `attend` fires under
+# `minitune train`; a new layer runs the explicit steps, `model.use_fused_kernels()` switches
+# every layer, and the commands' `--fused-kernels auto` turns the branch on with CUDA only (on
+# a CPU the explicit steps measured faster). A test (`tests/test_layers.py`) proves the two agree; here is the
 # check once.
 
 # %%
@@ -139,7 +140,8 @@ bias = make_attention_bias(
 )
 ref, w = attention_reference(qh, kh, vh, bias, scale=8**-0.5)
 layer = Attention(ModelConfig.preset("tiny", n_heads=4, d_head=8, scale_attention=True))
-assert layer.fused and layer.scale == 8**-0.5
+assert not layer.fused and layer.scale == 8**-0.5  # a new layer: the explicit steps
+layer.fused = True
 fused = layer.attend(qh, kh, vh, bias)  # the fused kernel
 print("largest difference:", (ref - fused).abs().max().item())
 assert torch.allclose(ref, fused, atol=1e-5), "both should compute the same attention"

@@ -68,7 +68,7 @@ def _dedicated_flags(args: argparse.Namespace) -> list[tuple[str, str, object]]:
             "activation_checkpointing",
             args.activation_checkpointing or None,
         ),
-        ("--no-fused-kernels", "fused_kernels", False if args.no_fused_kernels else None),
+        ("--fused-kernels", "fused_kernels", args.fused_kernels),
         ("--report-to", "report_to", args.report_to and [args.report_to]),
     ]
 

@@ -38,17 +38,18 @@ def sub_parser(sub, name: str, help: str, description: str, examples: list[str])
     )
 
 
-def load_checkpoint(checkpoint: str, device: str, fused: bool = True):
+def load_checkpoint(checkpoint: str, device: str, fused_kernels: str = "auto"):
     """(model, tokenizer, info) of a minitune checkpoint folder or a Hugging Face T5 / Flan-T5
-    folder; LoRA adapters are merged in. `fused` False (--no-fused-kernels): the explicit
-    arithmetic instead of the fused branches (model.use_fused_kernels)."""
+    folder; LoRA adapters are merged in. `fused_kernels` (--fused-kernels): "on", "off" (the
+    explicit arithmetic) or "auto" (on with CUDA only), model.use_fused_kernels."""
     from minitune.checkpoint import load_pretrained
-    from minitune.device import pick_device
+    from minitune.device import fused_kernels_on, pick_device
     from minitune.lora import merge_lora
     from minitune.tokenizer import Tokenizer
 
-    model, tokenizer_file, info = load_pretrained(checkpoint, pick_device(device))
+    device = pick_device(device)
+    model, tokenizer_file, info = load_pretrained(checkpoint, device)
     if model.lora is not None:
         merge_lora(model)  # an adapter checkpoint: fold the adapters in, as fast as the base
-    model.use_fused_kernels(fused)
+    model.use_fused_kernels(fused_kernels_on(fused_kernels, device))
     return model, Tokenizer(tokenizer_file), info

@@ -170,10 +170,11 @@ def training_flags(p: argparse.ArgumentParser, default_config: str, lora: bool =
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
-        "--no-fused-kernels",
-        action="store_true",
-        help="run attention and feed-forward with their explicit arithmetic, not the fused "
-        "branches (SDPA, stacked projections): the same numbers, slower",
+        "--fused-kernels",
+        choices=["auto", "on", "off"],
+        help="attention's and the feed-forward's fused branches (SDPA, stacked projections): "
+        "on, off (the explicit arithmetic; the same numbers), or auto (the default: on with "
+        "CUDA, off on a CPU, where they measured slower)",
     )
     p.add_argument(
         "--report-to",

@@ -5,8 +5,8 @@
     minitune generate --checkpoint runs/laptop/best "What is 12 + 30?"
     minitune chat --checkpoint runs/laptop/best
 
-Each loads the checkpoint and decodes with `model.generate` (fused kernels on unless
---no-fused-kernels); stdout is the answer or report.
+Each loads the checkpoint and decodes with `model.generate` (fused kernels as --fused-kernels
+says: auto, on with CUDA only); stdout is the answer or report.
 """
 
 from __future__ import annotations
@@ -72,9 +72,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from minitune.evaluate import format_table
 
     decoding = decoding_settings(args)
-    model, tok, info = load_checkpoint(
-        args.checkpoint, args.device, fused=not args.no_fused_kernels
-    )
+    model, tok, info = load_checkpoint(args.checkpoint, args.device, args.fused_kernels)
     max_source_length = source_length(info, args.max_source_length)
     result = evaluate_files(
         model,
@@ -184,9 +182,7 @@ def read_prompt(prompt: str | None) -> str:
 def cmd_generate(args: argparse.Namespace) -> int:
     decoding = decoding_settings(args)
     prompt = read_prompt(args.prompt)
-    model, tok, info = load_checkpoint(
-        args.checkpoint, args.device, fused=not args.no_fused_kernels
-    )
+    model, tok, info = load_checkpoint(args.checkpoint, args.device, args.fused_kernels)
     print(answer(model, tok, prompt, decoding, source_length(info, args.max_source_length)))
     return 0
 
@@ -210,9 +206,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
     from minitune.data.formats import CHAT_INSTRUCTION
 
     decoding = decoding_settings(args)
-    model, tok, info = load_checkpoint(
-        args.checkpoint, args.device, fused=not args.no_fused_kernels
-    )
+    model, tok, info = load_checkpoint(args.checkpoint, args.device, args.fused_kernels)
     max_length = source_length(info, args.max_source_length)
     instruction = args.system.replace("\\n", "\n") if args.system else CHAT_INSTRUCTION
     history: list[str] = []
@@ -256,10 +250,11 @@ def length_and_beam_flags(p: argparse.ArgumentParser) -> None:
         help="beam search with this many beams (default: 1, greedy)",
     )
     p.add_argument(
-        "--no-fused-kernels",
-        action="store_true",
-        help="run attention and feed-forward with their explicit arithmetic, not the fused "
-        "branches (SDPA, stacked projections): the same answers, slower",
+        "--fused-kernels",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="attention's and the feed-forward's fused branches: on, off (the explicit "
+        "arithmetic; the same answers), or auto (the default: on with CUDA only)",
     )
 
 

@@ -10,8 +10,9 @@ builds it once per stack; every layer of the stack reuses it.
 
 `Attention` is the computation written out (project, split heads, positions and the KV cache,
 scores + attn_bias, softmax, weighted sum, merge heads), to read and step through; every command
-runs it. Two steps have a fused branch, taken while `fused` is True (the default;
-`model.use_fused_kernels(False)` or `--no-fused-kernels` turns it off for every layer) and the
+runs it. Two steps have a fused branch, taken while `fused` is True (`model.use_fused_kernels()`
+switches every layer; a new layer runs the explicit steps; the commands' `--fused-kernels auto`
+turns the branches on with CUDA and leaves them off on a CPU, where they measured slower) and the
 layer reads a block of tokens (training, the encoder, a whole prefix; the one new token of a
 cached decoding step runs the explicit steps, which measured faster there): `project` computes
 self-attention's q, k and v with one matmul of the stacked weight [W_q; W_k; W_v], and `attend`
@@ -178,7 +179,7 @@ class Attention(Layer):
         self.o = nn.Linear(cfg.inner_dim, cfg.d_model, bias=cfg.bias)  # W_o
         # T5 folds 1/sqrt(D) into W_q's init when scores are not scaled (see init_weights)
         self.q_init_std = (cfg.d_model * (1 if cfg.scale_attention else cfg.d_head)) ** -0.5
-        self.fused = True  # take the fused branches (model.use_fused_kernels switches them)
+        self.fused = False  # take the fused branches (model.use_fused_kernels switches them)
         self.record_weights = False  # when True, keep the weights of the next call ...
         self.last_weights: torch.Tensor | None = None  # ... here: (B, H, T_q, T_k)
 

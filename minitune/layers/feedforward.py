@@ -8,7 +8,7 @@ Shapes: x is (B, T, C) with C = d_model; the hidden layer has width F = d_ff.
     swiglu      FF(x) = W_o · (silu(W_i0 x) ⊙ W_i1 x)        (Shazeer 2020, LLaMA)
 
 The gated variants have a third matrix; at equal d_ff they have 1.5× the parameters. While
-`fused` is True (the default; `model.use_fused_kernels(False)` turns it off), a gated layer
+`fused` is True (`model.use_fused_kernels()`; off in a new layer), a gated layer
 computes its two input projections with one matmul, [W_i0; W_i1] x (base.stacked_linear), for
 a block of tokens (not the single token of a decoding step, as in attention.py).
 """
@@ -58,7 +58,7 @@ class FeedForward(Layer):
         self.wi_gate = nn.Linear(C, F_, bias=bias) if self.gated else None  # W_i1
         self.wo = nn.Linear(F_, C, bias=bias)  # W_o
         self.dropout = nn.Dropout(cfg.dropout)
-        self.fused = True  # the gate's two projections as one matmul (use_fused_kernels)
+        self.fused = False  # the gate's two projections as one matmul (use_fused_kernels)
 
     def init_weights(self) -> None:
         """T5's init: each matrix ~ N(0, 1/fan_in)."""
