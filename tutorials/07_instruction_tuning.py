@@ -240,7 +240,9 @@ assert report["test"]["average"]["exact_match"] > report["heldout_tasks"]["avera
 # | held-out tasks (extraction) | 0.0% (0.0%) | 15.3% (7.9%) |
 #
 # The step count decides most of it: a slower machine sees fewer examples in the same minutes,
-# and the pipeline's closing lines say how many the evaluated model saw.
+# and the pipeline's closing lines say how many the evaluated model saw. On a 2-core AMD EPYC
+# (AVX512-BF16, no AMX) a fresh clone of b8f14ce took 2,346 steps (131,462 examples) and scored
+# 54.5% / 41.3% / 0.0% exact match on the three splits (token F1 65.6% / 55.8% / 6.6%).
 #
 # So at this scale the answer to the FLAN question is: a new *phrasing* of a known task partly
 # works (about 12 points below the seen phrasings), a new *task* does not. FLAN saw the same pattern
