@@ -129,7 +129,7 @@ def write_probe(name: str, folder: Path, n_train: int, n_test: int, seed: int) -
 def main(argv: list[str] | None = None) -> int:
     from minitune.cli.shared import load_checkpoint
     from minitune.cli.use import evaluate_files
-    from minitune.run_config import load_run_config, parse_override
+    from minitune.config import load_run_config, parse_override
     from minitune.train import train
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

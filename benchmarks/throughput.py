@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench import cpu_flags, cpu_model  # noqa: E402
 
+from minitune.config import load_run_config, parse_override  # noqa: E402
 from minitune.data.batching import IGNORE_INDEX, encode_records  # noqa: E402
 from minitune.data.formats import read_records  # noqa: E402
 from minitune.device import fused_kernels_on, precision_context, resolve_precision  # noqa: E402
@@ -39,7 +40,6 @@ from minitune.distributed import Distributed  # noqa: E402
 from minitune.model import Seq2SeqTransformer  # noqa: E402
 from minitune.optim import build_optimizer  # noqa: E402
 from minitune.paths import find_shipped  # noqa: E402
-from minitune.run_config import load_run_config, parse_override  # noqa: E402
 from minitune.tokenizer import Tokenizer  # noqa: E402
 from minitune.train import DEFAULT_TOKENIZER, StepSetup, train_step  # noqa: E402
 from minitune.train_data import batch_stream, next_micro_batches, packed_lengths  # noqa: E402

@@ -48,7 +48,7 @@ def load_data(cfg: TrainConfig, tok: Tokenizer, out: Path, d: Distributed, log):
             files = [str(fresh_training_file(out, cfg.fresh_per_task, d, log, cfg.fresh_shared))]
         records = [r for path in files for r in read_records(path)]
         held_out = []
-        if cfg.valid_fraction:  # own data without a validation file: a seeded slice of it
+        if cfg.valid_fraction and not cfg.valid_data:  # no validation file: a seeded slice
             records, held_out = hold_out(records, cfg.valid_fraction, cfg.seed)
             log(
                 f"validation: {len(held_out)} of {len(records) + len(held_out)} training "
@@ -80,6 +80,29 @@ def load_data(cfg: TrainConfig, tok: Tokenizer, out: Path, d: Distributed, log):
     log(f"pretraining corpus: {len(documents)} documents, {sum(map(len, documents))} tokens")
     valid = span_examples(documents[:200], tok, cfg, epoch=-1)
     return (lambda epoch: span_examples(documents, tok, cfg, epoch)), valid, None
+
+
+def data_line(cfg: TrainConfig) -> str:
+    """Where the run's training and validation examples come from, in one line, e.g. "training
+    data: 135,000 fresh examples drawn from the suite's generators (fresh_per_task = 5000, 27
+    tasks) into OUT/fresh_train.jsonl; train.data is not read; validation: data/valid.jsonl"."""
+    if cfg.objective == "span":
+        return f"training data: span corruption of {', '.join(cfg.data)}"
+    if cfg.valid_data or not cfg.valid_fraction:
+        valid = f"validation: {cfg.valid_data or 'none'}"
+    else:
+        valid = f"validation: a held-out {cfg.valid_fraction:.0%} of it (train.valid_fraction)"
+    if not cfg.fresh_per_task:
+        return f"training data: {', '.join(cfg.data)}; {valid}"
+    from minitune.data.suite.tasks import fresh_families
+
+    n_tasks = len(fresh_families(cfg.fresh_shared))
+    shared = ", the training-only families too (fresh_shared)" if cfg.fresh_shared else ""
+    return (
+        f"training data: {cfg.fresh_per_task * n_tasks:,} fresh examples drawn from the "
+        f"suite's generators (fresh_per_task = {cfg.fresh_per_task}, {n_tasks} tasks{shared}) "
+        f"into {Path(cfg.out) / 'fresh_train.jsonl'}; train.data is not read; {valid}"
+    )
 
 
 def fresh_training_file(

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import torch
 
+from minitune.config import load_run_config
 from minitune.data.batching import collate, encode_records
 from minitune.data.formats import read_records
 from minitune.distributed import setup, teardown, wrap
 from minitune.model import Seq2SeqTransformer
-from minitune.run_config import load_run_config
 from minitune.tokenizer import Tokenizer
 from minitune.train import StepSetup, forward_backward
 

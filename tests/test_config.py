@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from minitune import PRESETS, ModelConfig, Seq2SeqTransformer
+from minitune.config import load_run_config
 from minitune.layers import registry
-from minitune.run_config import load_run_config
 
 
 def test_d_model_not_divisible_by_heads_names_both():
@@ -27,7 +27,7 @@ def test_explicit_d_head_allows_any_d_model():
         ("dropout", 1.5, "dropout"),
         ("vocab_size", 0, "vocab_size"),
         ("n_encoder_layers", -1, "n_encoder_layers"),
-        ("eos_id", 500, "eos_id=500 is outside the vocabulary"),
+        ("eos_id", 500, "eos_id=500 is outside the vocab"),
         ("relative_buckets", 7, "relative_buckets"),
     ],
 )
@@ -38,7 +38,7 @@ def test_bad_values_are_rejected_with_the_field(field, value, fragment):
 
 
 def test_unknown_field_and_preset():
-    with pytest.raises(ValueError, match="unknown field"):
+    with pytest.raises(ValueError, match="unknown key 'n_head'; did you mean 'n_heads'"):
         ModelConfig.from_dict({"d_model": 32, "n_head": 4})
     with pytest.raises(ValueError, match="unknown preset 'huge'"):
         ModelConfig.preset("huge")
@@ -102,14 +102,33 @@ def test_n_kv_heads_must_divide_n_heads():
         ModelConfig.preset("tiny", n_kv_heads=3)
 
 
-def test_own_data_replaces_the_laptop_configs_fresh_draw():
-    """configs/laptop.toml trains on a fresh draw of the suite; naming other data (--data, or a
-    later file) trains on that data instead, unless fresh_per_task is named with it."""
-    assert load_run_config("laptop")[1].fresh_per_task == 5000
-    _, cfg = load_run_config("laptop", {"train": {"data": ["data/train.jsonl"]}})
-    assert cfg.fresh_per_task == 0 and cfg.data[0].endswith("data/train.jsonl")
-    _, cfg = load_run_config("laptop", {"train": {"data": ["x.jsonl"], "fresh_per_task": 7}})
-    assert cfg.fresh_per_task == 7
+def training_run_of(*argv: str):
+    """The run config `minitune train ARGV` resolves (nothing is trained)."""
+    from minitune.cli import build_parser
+    from minitune.cli.training import training_run
+
+    return training_run(build_parser().parse_args(["train", *argv]), "instruct")
+
+
+def test_own_data_replaces_the_laptop_configs_fresh_draw_and_validates_on_itself():
+    """configs/laptop.toml trains on a fresh draw of the suite and validates on its valid
+    split; --data names other data: it trains, and a held-out train.valid_fraction of it
+    validates, unless --valid-data (or a --set) names a file; each value logged with --data."""
+    laptop = training_run_of()
+    assert laptop.train.fresh_per_task == 5000 and laptop.train.valid_data.endswith("valid.jsonl")
+    own = training_run_of("--data", "data/train.jsonl")
+    assert own.train.fresh_per_task == 0 and own.train.data[0].endswith("data/train.jsonl")
+    assert own.train.valid_data is None and own.train.valid_fraction == 0.05
+    assert "train.fresh_per_task" not in {line.split(" = ")[0] for line in own.log_lines()}
+    assert own.where["train.valid_data"] == own.where["train.fresh_per_task"] == "--data"
+    named = training_run_of("--valid-data", "v.jsonl", "--data", "data/train.jsonl")
+    assert named.train.valid_data.endswith("v.jsonl")  # a flag wins over what --data implies
+    assert training_run_of("--data", "x", "--set", "train.valid_data=v").train.valid_data
+    again = training_run_of("--data", "x.jsonl", "--set", "train.fresh_per_task=7")
+    assert again.train.fresh_per_task == 7
+    # Python callers name every value themselves: there is no rule behind load_run_config
+    _, cfg = load_run_config("laptop", {"train": {"data": ["x.jsonl"]}})
+    assert cfg.fresh_per_task == 5000 and cfg.valid_data.endswith("valid.jsonl")
 
 
 def test_config_is_a_leaf_that_imports_no_layer_and_no_torch():
@@ -164,49 +183,42 @@ def test_no_import_circle_through_config_even_for_type_checkers():
 
 
 def test_a_run_config_is_resolved_once_with_each_values_source():
-    """resolve_run_config keeps where every value came from; the rule that own data validates
-    on itself is a layer of its own, named in the log, never a silent rewrite."""
-    from minitune.run_config import Layer, file_layer, resolve_run_config
+    """File, then each --set, then each flag (a flag wins over --set); the log names the
+    source of every value not at its default, and only those."""
+    from minitune.config import read_run_file
 
-    laptop = file_layer("laptop")
+    laptop = read_run_file("laptop")
     assert laptop.where == "configs/laptop.toml" and "data" not in laptop.train  # not read: none
-    run = resolve_run_config([laptop, Layer("--max-minutes", train={"max_minutes": 3.0})])
+    run = training_run_of(
+        "--max-minutes", "3", "--set", "train.max_minutes=5", "--set", "train.lr=0.01"
+    )
     lines = run.log_lines()
     assert lines[0] == "model.preset = 'laptop' (configs/laptop.toml)"
-    assert "train.lr = 0.0025 (configs/laptop.toml)" in lines
+    assert "train.lr = 0.01 (--set train.lr=0.01)" in lines
     assert "train.max_minutes = 3.0 (--max-minutes)" in lines
     assert "train.fresh_per_task = 5000 (configs/laptop.toml)" in lines
     assert not any(line.startswith("train.optimizer") for line in lines)  # at its default
-    own = resolve_run_config([laptop, Layer("--data", train={"data": ["data/valid.jsonl"]})])
-    assert own.train.valid_data is None and own.train.valid_fraction == 0.05
-    assert own.train.fresh_per_task == 0
-    rules = [line for line in own.log_lines() if "(rule: --data names" in line]
-    assert {r.split(" = ")[0] for r in rules} == {
-        "train.valid_data",
-        "train.valid_fraction",
-        "train.fresh_per_task",
-    }
-    tiny = resolve_run_config([file_layer("tiny")])  # data and validation named: no rule
-    assert not any("rule:" in line for line in tiny.log_lines())
-    # the command line is one source: a validation setting anywhere in it keeps the rule off
-    with pytest.raises(ValueError, match="either valid_data"):
-        resolve_run_config(
-            [
-                laptop,
-                Layer("--set train.valid_fraction=0.1", train={"valid_fraction": 0.1}),
-                Layer("--data", train={"data": ["data/valid.jsonl"]}),
-            ]
-        )
+    assert not any(line.startswith("train.valid_fraction") for line in lines)  # at its default
+    flags = training_run_of("--fsdp", "--skip-nonfinite", "--lora-targets", "q,k").log_lines()
+    assert [line for line in flags if line.endswith(("(--fsdp)", "nonfinite)", "targets)"))] == [
+        "train.lora_targets = ['q', 'k'] (--lora-targets)",
+        "train.on_nonfinite = 'skip' (--skip-nonfinite)",
+        "train.fsdp = True (--fsdp)",
+    ]
 
 
 def test_the_training_datas_source_is_said():
-    from minitune.run_config import load_run_config, to_toml, training_data_line
+    from minitune.config import to_toml
+    from minitune.train_data import data_line
 
     model_cfg, cfg = load_run_config("laptop", {"train": {"out": "runs/x"}})
-    assert training_data_line(cfg) == (
+    assert data_line(cfg) == (
         "training data: 135,000 fresh examples drawn from the suite's generators "
-        "(fresh_per_task = 5000, 27 tasks) into runs/x/fresh_train.jsonl; train.data is not read"
+        "(fresh_per_task = 5000, 27 tasks) into runs/x/fresh_train.jsonl; train.data is not "
+        f"read; validation: {cfg.valid_data}"
     )
     assert "\n# data = [" in to_toml(model_cfg, cfg)  # --print-config: data shown as not read
-    _, tiny = load_run_config("tiny")
-    assert training_data_line(tiny).startswith("training data: ") and "train.jsonl" in tiny.data[0]
+    _, tiny = load_run_config("tiny", {"train": {"valid_data": None}})
+    assert data_line(tiny) == (
+        f"training data: {tiny.data[0]}; validation: a held-out 5% of it (train.valid_fraction)"
+    )

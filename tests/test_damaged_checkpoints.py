@@ -45,6 +45,8 @@ def _train_argv(data: str, out: Path, steps: int, *extra: str) -> list[str]:
         "--set",
         "train.valid_data=''",
         "--set",
+        "train.valid_fraction=0",
+        "--set",
         "train.save_every=1",
         *extra,
     ]

@@ -9,9 +9,9 @@ import pytest
 import torch
 from conftest import interrupt_at
 
+from minitune.config import load_run_config
 from minitune.data.batching import EncodedExample
 from minitune.data.mixing import TaskMixer, task_weights
-from minitune.run_config import load_run_config
 from minitune.safetensors_io import load_safetensors
 from minitune.train import train
 
@@ -73,6 +73,7 @@ def test_mixed_training_resumes_exactly_and_logs_the_weights(tmp_path, monkeypat
         overrides = {
             "data": [four_tasks(tmp_path)],
             "valid_data": None,
+            "valid_fraction": 0,
             "max_steps": 12,
             "log_every": 1,
             "mix_tasks_every": 4,

@@ -232,7 +232,7 @@ def test_a_config_saved_with_a_path_loads_and_the_path_is_not_taken_from_it():
         assert cfg == tiny and key not in cfg.to_dict()
         model = Seq2SeqTransformer(cfg)
         assert {type(m) for m in model.modules() if isinstance(m, Attention)} == {Attention}
-    from minitune.run_config import _check_keys
+    from minitune.config import _check_keys
 
     with pytest.raises(ValueError, match=r"key 'impl'; fused kernels are train\.fused_kernels"):
         _check_keys("model", {"impl": "fast"}, ModelConfig)  # a run file's [model], or --set

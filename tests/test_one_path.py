@@ -184,7 +184,7 @@ def check_spies(spies, fused: bool) -> None:
 def checkpoint(tmp_path_factory) -> str:
     """A tiny model trained for one step."""
     tmp = tmp_path_factory.mktemp("one_path")
-    model_cfg, cfg = tiny_run(tmp, max_steps=1, valid_data=None)
+    model_cfg, cfg = tiny_run(tmp, max_steps=1, valid_data=None, valid_fraction=0)
     train(model_cfg, cfg, progress=False, log=lambda *a: None)
     return str(tmp / "run" / "last")
 
@@ -256,7 +256,12 @@ def test_train_config_and_flag_set_the_switch(tmp_path):
     for kernels in ("on", "off", "auto"):
         (tmp_path / kernels).mkdir()
         model_cfg, cfg = tiny_run(
-            tmp_path / kernels, max_steps=3, log_every=1, valid_data=None, fused_kernels=kernels
+            tmp_path / kernels,
+            max_steps=3,
+            log_every=1,
+            valid_data=None,
+            valid_fraction=0,
+            fused_kernels=kernels,
         )
         lines = []
         train(model_cfg, cfg, progress=False, log=lines.append)
@@ -269,15 +274,15 @@ def test_train_config_and_flag_set_the_switch(tmp_path):
     with pytest.raises(ValueError, match="fused_kernels"):
         tiny_run(tmp_path, fused_kernels="yes")
     from minitune.cli import build_parser
-    from minitune.cli.run_setup import flag_layers
+    from minitune.cli.training import command_line
 
     parser = build_parser()
     for command in ("train", "pretrain", "pipeline"):
-        layers = flag_layers(parser.parse_args([command, "--fused-kernels", "on"]))
-        assert [(layer.where, layer.train) for layer in layers] == [
+        sources = command_line(parser.parse_args([command, "--fused-kernels", "on"]))
+        assert [(source.where, source.train) for source in sources] == [
             ("--fused-kernels", {"fused_kernels": "on"})
         ]
-        assert flag_layers(parser.parse_args([command])) == []  # the config's own
+        assert command_line(parser.parse_args([command])) == []  # the config's own
 
 
 # ---- checkpoints and adapters saved with the earlier tensor names still load ----------------

@@ -210,7 +210,7 @@ def test_generate_command_and_fine_tuning_from_a_t5_folder(tmp_path):
     import sys
 
     from minitune import Tokenizer
-    from minitune.run_config import load_run_config
+    from minitune.config import load_run_config
     from minitune.train import train
 
     reference, folder = saved_reference(tmp_path, "v1.1", vocab_size=3000)
@@ -255,6 +255,7 @@ def test_generate_command_and_fine_tuning_from_a_t5_folder(tmp_path):
                 "init": str(folder),
                 "data": [str(data)],
                 "valid_data": None,
+                "valid_fraction": 0,
                 "max_steps": 25,
                 "log_every": 5,
                 "out": str(tmp_path / "tuned"),
@@ -270,7 +271,7 @@ def test_generate_command_and_fine_tuning_from_a_t5_folder(tmp_path):
 
 
 def test_fp16_training_of_t5_is_refused(tmp_path):
-    from minitune.run_config import load_run_config
+    from minitune.config import load_run_config
     from minitune.train import train
 
     _, folder = saved_reference(tmp_path, "v1.0", vocab_size=3000)
@@ -339,7 +340,7 @@ def test_flan_t5_page_snippet_runs(tmp_path):
 def test_bf16_inference_and_training_from_a_t5_folder(tmp_path):
     import shutil
 
-    from minitune.run_config import load_run_config
+    from minitune.config import load_run_config
     from minitune.train import train
 
     _, folder = saved_reference(tmp_path, "v1.1", vocab_size=3000)
@@ -361,6 +362,7 @@ def test_bf16_inference_and_training_from_a_t5_folder(tmp_path):
                 "init": str(folder),
                 "data": [str(data)],
                 "valid_data": None,
+                "valid_fraction": 0,
                 "max_steps": 12,
                 "log_every": 4,
                 "out": str(tmp_path / "bf16"),

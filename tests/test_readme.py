@@ -52,7 +52,7 @@ def test_the_reference_library_is_pinned_to_a_major_version():
 def test_main_job_command_names_the_pipeline_and_its_config_exists():
     assert code_blocks("bash")[0].strip() == "pip install -e . && minitune pipeline"
     from minitune.cli import build_parser
-    from minitune.cli.run_setup import config_name
+    from minitune.cli.training import config_name
     from minitune.paths import config_file
 
     args = build_parser().parse_args(["pipeline"])

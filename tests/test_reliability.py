@@ -24,10 +24,9 @@ from minitune.checkpoint import (
     load_trainer_state,
     save_checkpoint,
 )
-from minitune.config import TrainConfig
+from minitune.config import TrainConfig, load_run_config
 from minitune.data.formats import DataError, read_records
 from minitune.model import Seq2SeqTransformer
-from minitune.run_config import load_run_config
 from minitune.run_errors import DivergenceError, RunError
 from minitune.tokenizer import train_tokenizer
 from minitune.train import train
@@ -145,7 +144,9 @@ def test_nan_loss_stops_before_the_update_and_keeps_the_last_good_checkpoint(tmp
         return (loss_sum * float("nan") if calls["n"] == 8 else loss_sum), n
 
     monkeypatch.setattr(training, "token_nll_sum", poisoned)
-    model_cfg, cfg = tiny_run(tmp_path, max_steps=20, save_every=5, valid_data=None)
+    model_cfg, cfg = tiny_run(
+        tmp_path, max_steps=20, save_every=5, valid_data=None, valid_fraction=0
+    )
     with pytest.raises(
         DivergenceError,
         match=r"loss nan at step 8: stopped before updating the weights; .*last holds step 5",
@@ -156,7 +157,9 @@ def test_nan_loss_stops_before_the_update_and_keeps_the_last_good_checkpoint(tmp
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
     calls["n"] = 0
-    model_cfg, cfg = tiny_run(tmp_path, max_steps=12, valid_data=None, on_nonfinite="skip")
+    model_cfg, cfg = tiny_run(
+        tmp_path, max_steps=12, valid_data=None, valid_fraction=0, on_nonfinite="skip"
+    )
     summary = train(model_cfg, cfg, progress=False, log=lambda *a: None)
     assert summary["step"] == 12 and summary["skipped"] == 1
     assert any(r.get("skipped_nonfinite") == 1 for r in read_metrics(tmp_path / "run"))
@@ -247,23 +250,26 @@ def _other_tokenizer(tmp_path: Path) -> Path:
 
 
 def test_a_different_tokenizer_is_refused_on_resume_and_on_init(tmp_path):
-    model_cfg, cfg = tiny_run(tmp_path, max_steps=3, valid_data=None)
+    model_cfg, cfg = tiny_run(tmp_path, max_steps=3, valid_data=None, valid_fraction=0)
     train(model_cfg, cfg, progress=False, log=lambda *a: None)
     other = str(_other_tokenizer(tmp_path))
-    model_cfg, cfg = tiny_run(tmp_path, max_steps=6, valid_data=None, tokenizer=other)
+    model_cfg, cfg = tiny_run(
+        tmp_path, max_steps=6, valid_data=None, valid_fraction=0, tokenizer=other
+    )
     with pytest.raises(RunError, match="trained with another tokenizer"):
         train(model_cfg, cfg, resume=True, progress=False, log=lambda *a: None)
     model_cfg, cfg = tiny_run(
         tmp_path,
         max_steps=3,
         valid_data=None,
+        valid_fraction=0,
         tokenizer=other,
         init=str(tmp_path / "run" / "last"),
         out=str(tmp_path / "b"),
     )
     with pytest.raises(RunError, match=r"is not the tokenizer .* was trained with"):
         train(model_cfg, cfg, progress=False, log=lambda *a: None)
-    model_cfg, cfg = tiny_run(tmp_path, max_steps=6, valid_data=None)
+    model_cfg, cfg = tiny_run(tmp_path, max_steps=6, valid_data=None, valid_fraction=0)
     model_cfg.d_ff = 96
     with pytest.raises(RunError, match="other settings \\(d_ff: 64 -> 96\\)"):
         train(model_cfg, cfg, resume=True, progress=False, log=lambda *a: None)
@@ -283,7 +289,7 @@ def test_user_mistakes_on_the_command_line_are_one_line_and_status_2(tmp_path):
         (["--set", "train.lrate=1"], "did you mean 'lr'?"),
         (["--set", "model.position=rotory"], "did you mean 'rotary'?"),
         (["--data", str(bad)], "bad.jsonl:2: malformed JSON"),
-        (["--set", "train.batch_size=-3"], "batch_size must be a positive integer"),
+        (["--set", "train.batch_size=-3"], "TrainConfig.batch_size must be >= 1, got -3"),
     ]
     for extra, message in cases:
         run = _cli(
@@ -319,19 +325,18 @@ def test_a_zero_or_negative_budget_is_refused_in_one_line(tmp_path, capsys):
     _, err = run.communicate(timeout=300)
     assert run.returncode == 2, err
     assert err.strip().splitlines() == [
-        "minitune: error: TrainConfig.max_minutes must be > 0 (leave it unset for no time "
-        "limit), got -1.0"
+        "minitune: error: TrainConfig.max_minutes must be > 0, got -1.0"
     ]
     assert not (tmp_path / "run" / "last").exists()
     from minitune.cli import main
 
     cases = [
         (["--max-minutes", "0"], "TrainConfig.max_minutes must be > 0"),
-        (["--max-steps", "0"], "TrainConfig.max_steps must be a positive integer, got 0"),
-        (["--max-steps", "-5"], "TrainConfig.max_steps must be a positive integer, got -5"),
-        (["--set", "train.batch_size=0"], "TrainConfig.batch_size must be a positive integer"),
-        (["--set", "train.grad_accum=-1"], "TrainConfig.grad_accum must be a positive integer"),
-        (["--set", "train.threads=-2"], "TrainConfig.threads must be a positive integer"),
+        (["--max-steps", "0"], "TrainConfig.max_steps must be >= 1, got 0"),
+        (["--max-steps", "-5"], "TrainConfig.max_steps must be >= 1, got -5"),
+        (["--set", "train.batch_size=0"], "TrainConfig.batch_size must be >= 1"),
+        (["--set", "train.grad_accum=-1"], "TrainConfig.grad_accum must be >= 1"),
+        (["--set", "train.threads=-2"], "TrainConfig.threads must be >= 1"),
         (["--set", "train.warmup_steps=-1"], "TrainConfig.warmup_steps must be >= 0, got -1"),
     ]
     for extra, message in cases:
@@ -357,7 +362,9 @@ def test_a_zero_or_negative_budget_is_refused_in_one_line(tmp_path, capsys):
 
 def test_truncation_is_counted_and_reported(tmp_path):
     lines = []
-    model_cfg, cfg = tiny_run(tmp_path, max_steps=1, valid_data=None, max_source_length=8)
+    model_cfg, cfg = tiny_run(
+        tmp_path, max_steps=1, valid_data=None, valid_fraction=0, max_source_length=8
+    )
     train(model_cfg, cfg, progress=False, log=lines.append)
     report = next(line for line in lines if line.startswith("train data:"))
     assert "prompts and" in report and "truncated to the maximum length" in report

@@ -13,13 +13,12 @@ from minitune.checkpoint import (
     load_safetensors,
     save_safetensors,
 )
-from minitune.config import TrainConfig
+from minitune.config import TrainConfig, load_run_config, parse_override
 from minitune.data.batching import collate, encode_records
 from minitune.data.formats import read_records
 from minitune.evaluate import exact_match, lcs_length, rouge_l, token_f1
 from minitune.model import Seq2SeqTransformer
 from minitune.optim import Adafactor, lr_factor, parameter_groups
-from minitune.run_config import load_run_config, parse_override
 from minitune.tokenizer import Tokenizer
 from minitune.train import StepSetup, forward_backward, train
 
@@ -92,7 +91,14 @@ def test_resume_equals_an_uninterrupted_run(tmp_path, spelled, where, monkeypatc
     straight_dir, split_dir = tmp_path / "straight", tmp_path / "split"
     straight_dir.mkdir()
     split_dir.mkdir()
-    common = {"max_steps": 10, "log_every": 1, "eval_every": 100, "valid_data": None, **spelled}
+    common = {
+        "max_steps": 10,
+        "log_every": 1,
+        "eval_every": 100,
+        "valid_data": None,
+        "valid_fraction": 0,
+        **spelled,
+    }
     model_cfg, cfg = tiny_run(straight_dir, **common)
     model_cfg.dropout = 0.1  # the RNG state must be restored too
     train(model_cfg, cfg, progress=False, log=lambda *a: None)

@@ -14,7 +14,7 @@ from test_train import read_metrics, tiny_run
 
 from minitune import shift_right
 from minitune.checkpoint import load_safetensors, load_trainer_state
-from minitune.run_config import load_run_config
+from minitune.config import load_run_config
 from minitune.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,7 +43,12 @@ def test_best_holds_the_weights_of_the_lowest_validation_loss(tmp_path, monkeypa
     assert [r["valid_loss"] for r in read_metrics(run) if "valid_loss" in r] == [5, 2, 3, 4]
     # the weights are those of step 2: the same run stopped at step 2 has them in last/
     model_cfg, cfg = tiny_run(
-        tmp_path, max_steps=4, valid_data=None, log_every=1, out=str(tmp_path / "two")
+        tmp_path,
+        max_steps=4,
+        valid_data=None,
+        valid_fraction=0,
+        log_every=1,
+        out=str(tmp_path / "two"),
     )
     interrupt_at(monkeypatch, 3)  # Ctrl-C during step 3: last/ holds step 2
     assert train(model_cfg, cfg, **quiet)["step"] == 2
@@ -96,7 +101,9 @@ def test_label_smoothing_reaches_the_loss_that_train_minimises(tmp_path, monkeyp
         return result
 
     monkeypatch.setattr(training, "train_step", spy)
-    model_cfg, cfg = tiny_run(tmp_path, max_steps=2, valid_data=None, label_smoothing=0.1)
+    model_cfg, cfg = tiny_run(
+        tmp_path, max_steps=2, valid_data=None, valid_fraction=0, label_smoothing=0.1
+    )
     train(model_cfg, cfg, **quiet)
     assert len(seen) == 2
     for loss, smoothed, plain in seen:
@@ -109,7 +116,13 @@ def test_label_smoothing_reaches_the_loss_that_train_minimises(tmp_path, monkeyp
 
 def test_adafactor_through_train_learns_and_keeps_factored_state(tmp_path):
     model_cfg, cfg = tiny_run(
-        tmp_path, max_steps=30, valid_data=None, optimizer="adafactor", log_every=5, lr=1e-2
+        tmp_path,
+        max_steps=30,
+        valid_data=None,
+        valid_fraction=0,
+        optimizer="adafactor",
+        log_every=5,
+        lr=1e-2,
     )
     train(model_cfg, cfg, **quiet)
     losses = [r["loss"] for r in read_metrics(tmp_path / "run") if "loss" in r]
@@ -127,6 +140,7 @@ def _pretrain_run(tmp_path: Path, out: str, **overrides):
         "objective": "span",
         "data": [str(corpus)],
         "valid_data": None,
+        "valid_fraction": 0,
         "tokenizer": str(ROOT / "tokenizer" / "minitune.model"),
         "out": str(tmp_path / out),
         "log_every": 1,

@@ -23,7 +23,7 @@ TOK = Tokenizer(ROOT / "tokenizer" / "minitune.model")
 def checkpoint(tmp_path_factory) -> str:
     """A tiny model trained for two steps (max_source_length 64)."""
     tmp = tmp_path_factory.mktemp("use")
-    model_cfg, cfg = tiny_run(tmp, max_steps=2, valid_data=None)
+    model_cfg, cfg = tiny_run(tmp, max_steps=2, valid_data=None, valid_fraction=0)
     train(model_cfg, cfg, progress=False, log=lambda *a: None)
     return str(tmp / "run" / "last")
 

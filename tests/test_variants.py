@@ -132,7 +132,9 @@ def test_bad_lora_settings_are_clear_errors(tmp_path):
 
 def test_lora_training_saves_adapters_only_and_loads_back(tmp_path):
     (tmp_path / "base").mkdir()
-    base_cfg, cfg = tiny_run(tmp_path / "base", max_steps=6, eval_every=100, valid_data=None)
+    base_cfg, cfg = tiny_run(
+        tmp_path / "base", max_steps=6, eval_every=100, valid_data=None, valid_fraction=0
+    )
     train(base_cfg, cfg, progress=False, log=lambda *a: None)
     base = tmp_path / "base" / "run" / "last"
     lines = []

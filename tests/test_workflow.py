@@ -11,9 +11,9 @@ from test_train import small_data
 
 import minitune.train as training
 from minitune.cli import main
+from minitune.config import load_run_config, tomllib
 from minitune.metrics_log import plot_losses, steps_by_deadline
 from minitune.paths import config_file, find_shipped
-from minitune.run_config import load_run_config, tomllib
 from minitune.train_data import HOLDOUT_MIN, hold_out
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -351,15 +351,12 @@ def test_hold_out_is_a_seeded_disjoint_slice_with_a_minimum():
 
 def test_own_data_is_validated_on_a_held_out_slice_unless_a_file_is_given(tmp_path, capsys):
     mine = small_data(tmp_path, 200)
-    _, cfg = load_run_config("laptop", {"train": {"data": [mine]}})
-    assert cfg.valid_data is None and cfg.valid_fraction == 0.05
-    _, cfg = load_run_config("laptop", {"train": {"data": [mine], "valid_data": mine}})
-    assert cfg.valid_data == mine and cfg.valid_fraction == 0
     _, cfg = load_run_config("laptop")  # the shipped suite keeps its own valid split
     assert cfg.valid_data == str(ROOT / "data" / "valid.jsonl")
-    own = tmp_path / "own.toml"
+    own = tmp_path / "own.toml"  # a file that names data and no validation file: a held-out 5%
     own.write_text(f'[model]\npreset = "tiny"\nvocab_size = 3000\n[train]\ndata = ["{mine}"]\n')
-    assert load_run_config(own)[1].valid_fraction == 0.05  # a file's own data too
+    assert load_run_config(own)[1].valid_data is None
+    assert load_run_config(own)[1].valid_fraction == 0.05
     out = tmp_path / "run"
     assert (
         main(
@@ -390,12 +387,12 @@ def test_own_data_is_validated_on_a_held_out_slice_unless_a_file_is_given(tmp_pa
         == 0
     )
     shown = tomllib.loads(capsys.readouterr().out)
-    assert shown["train"]["valid_data"] == vd and shown["train"]["valid_fraction"] == 0.0
+    assert shown["train"]["valid_data"] == vd  # valid_fraction applies only without a file
 
 
 def test_the_run_log_says_where_each_setting_came_from(tmp_path, capsys):
-    """The run config is logged once, first: each value not at its default with
-    its source (file, --set, flag, rule), and where the training data comes from."""
+    """The run config is logged once, first: each value not at its default with its source
+    (file, --set, flag), and where the training and validation data come from."""
     mine = small_data(tmp_path, 80)
     assert (
         main(
@@ -423,14 +420,10 @@ def test_the_run_log_says_where_each_setting_came_from(tmp_path, capsys):
         "  train.lr = 0.01 (--set train.lr=0.01)",
         "  train.max_steps = 1 (--max-steps)",
         "  train.batch_size = 8 (configs/tiny.toml)",
-        f"training data: {mine}",
+        f"training data: {mine}; validation: a held-out 5% of it (train.valid_fraction)",
     ):
         assert line in lines, line
-    rule = "(rule: --data names training data and no validation set, so a held-out 5% of it chooses best/)"
-    assert (
-        f"  train.valid_data = None {rule}" in lines
-        and f"  train.valid_fraction = 0.05 {rule}" in lines
-    )
+    assert "  train.valid_data = None (--data)" not in lines  # at its default: not listed
 
 
 def test_init_uses_the_finetune_config_and_refuses_model_settings(tmp_path, capsys):
@@ -495,7 +488,7 @@ def test_metrics_have_grad_norm_and_lr_and_the_bar_ends_at_the_deadline(tmp_path
 
     monkeypatch.setattr(training, "tqdm", RecordingBar)
     model_cfg, cfg = tiny_run(
-        tmp_path, max_steps=10**6, max_minutes=0.04, log_every=1, valid_data=None
+        tmp_path, max_steps=10**6, max_minutes=0.04, log_every=1, valid_data=None, valid_fraction=0
     )
     summary = training.train(model_cfg, cfg, log=lambda *a: None)
     assert summary["stop_reason"] == "max_minutes"
@@ -535,7 +528,7 @@ def test_tensorboard_gets_the_metrics(tmp_path):
     assert {"loss", "lr", "grad_norm", "valid_loss"} <= tags
     assert [e.step for e in events.Scalars("loss")] == [2, 4]
     with pytest.raises(
-        ValueError, match="report_to: 'tensorbord' is not one of: 'tensorboard'; did you mean"
+        ValueError, match="report_to='tensorbord' is not one of: 'tensorboard'; did you mean"
     ):
         tiny_run(tmp_path, report_to=["tensorbord"])
 

@@ -23,12 +23,11 @@ import torch.nn.functional as F
 from common import QUICK, ROOT, show
 
 from minitune import ModelConfig, Seq2SeqTransformer, Tokenizer
-from minitune.config import TrainConfig
+from minitune.config import TrainConfig, load_run_config
 from minitune.data.batching import collate, encode_records
 from minitune.data.formats import read_records
 from minitune.model import shift_right
 from minitune.optim import build_optimizer, lr_factor
-from minitune.run_config import load_run_config
 from minitune.train import StepSetup, forward_backward, train, train_step
 
 torch.manual_seed(0)

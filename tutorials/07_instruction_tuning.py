@@ -22,11 +22,11 @@ from common import QUICK, ROOT
 
 from minitune import Seq2SeqTransformer
 from minitune.checkpoint import load_model
+from minitune.config import load_run_config
 from minitune.data.formats import read_records
 from minitune.data.suite.tasks import all_families
 from minitune.data.templates import format_prompt
 from minitune.evaluate import format_table, predict, score, summarize
-from minitune.run_config import load_run_config
 from minitune.tokenizer import Tokenizer
 from minitune.train import train
 

@@ -21,8 +21,8 @@ from common import QUICK, ROOT
 
 import minitune
 from minitune.checkpoint import load_model
+from minitune.config import load_run_config
 from minitune.lora import add_lora, count_parameters, merge_lora
-from minitune.run_config import load_run_config
 from minitune.train import train
 
 folder = os.environ.get("FLAN_T5")
@@ -78,6 +78,7 @@ runs = Path(tempfile.mkdtemp(prefix="minitune-t5-tune-"))
 common = {
     "data": [str(ROOT / "data" / "train.jsonl")],
     "valid_data": None,
+    "valid_fraction": 0,
     "init": folder,
     "max_steps": 30 if QUICK else 200,
     "batch_size": 8,

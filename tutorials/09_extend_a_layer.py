@@ -17,10 +17,10 @@ from common import QUICK, ROOT
 from torch import nn
 
 from minitune import ModelConfig, Seq2SeqTransformer, conformance
+from minitune.config import load_run_config
 from minitune.layers import registry
 from minitune.layers.alibi import alibi_slopes
 from minitune.layers.positions import PositionScheme
-from minitune.run_config import load_run_config
 from minitune.train import train
 
 # %% [markdown]

@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     from minitune.checkpoint import CheckpointError
+    from minitune.config import ConfigError
     from minitune.data.formats import DataError
     from minitune.run_errors import DivergenceError, RunError
 
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     except DivergenceError as err:  # not a mistake in the command, but nothing to trace either
         print(f"minitune: error: {err}", file=sys.stderr)
         return 1
-    except (UserError, DataError, CheckpointError, RunError, FileNotFoundError) as err:
+    except (UserError, ConfigError, DataError, CheckpointError, RunError, FileNotFoundError) as err:
         print(f"minitune: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # outside training (which saves and returns 130 itself)

@@ -68,8 +68,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     """Run the conformance kit; exit 0 when every check passes, 1 otherwise."""
     from minitune import conformance
+    from minitune.config import parse_override
     from minitune.layers import registry
-    from minitune.run_config import parse_override
 
     targets = []
     if args.all:

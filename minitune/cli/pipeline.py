@@ -6,7 +6,7 @@ on the three evaluation splits, show a few answers next to the expected ones.
     minitune pipeline --pretrain-steps 300     span corruption first, then the tuning
 
 Every phase's run config is resolved once, before anything is written, from the same layers as
-`minitune train` (minitune/cli/run_setup.py) plus what the phase sets itself, named in the log:
+`minitune train` (minitune/cli/training.py) plus what the phase sets itself, named in the log:
 the pretraining's folder (OUT/pretrain) and steps, the tuning's starting weights (the base, or
 the pretraining's last/).
 """
@@ -17,21 +17,22 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from minitune.cli.run_setup import (
+from minitune.cli.shared import UserError, load_checkpoint, sub_parser
+from minitune.cli.training import (
     DEFAULT_CONFIGS,
     SPAN,
     SPAN_DEFAULTS,
-    flag_layers,
-    fresh_run,
+    check_out,
+    command_line,
     planned_out,
     resumed_run,
-    run_file,
+    run_config,
     run_log,
+    speed,
+    training_flags,
 )
-from minitune.cli.shared import UserError, load_checkpoint, sub_parser
-from minitune.cli.training import check_out, speed, training_flags
+from minitune.config import RunConfig, Source, read_run_file
 from minitune.paths import find_shipped
-from minitune.run_config import Layer, RunConfig
 
 # The shipped pretrained base (configs/base.toml made it): `pipeline --base` tunes it. Not the
 # default: at the laptop budget (11 minutes, 2 cores) tuning it scored below random weights
@@ -108,8 +109,8 @@ def plan_phases(args: argparse.Namespace, base: Path | None) -> Phases:
     config, with what the command line names on top (--config only when given)."""
     config = args.config or DEFAULT_CONFIGS["instruct"]
     notes: list[str] = []
-    settings = flag_layers(args, leave_out=("init",))
-    out = Path(args.out or planned_out([run_file(config), *settings]))
+    settings = command_line(args, leave_out=("init",))
+    out = Path(args.out or planned_out([read_run_file(config), *settings]))
     tuning_started = (out / "last" / "trainer.pt").is_file()
     pre_last = (out / "pretrain" / "last").resolve()
     pretraining, resume_pretraining = None, False
@@ -118,12 +119,12 @@ def plan_phases(args: argparse.Namespace, base: Path | None) -> Phases:
         pretraining = _pretraining(args, base, config, out, resume_pretraining, notes)
     resume_tuning = args.resume and tuning_started
     if resume_tuning:
-        named = [run_file(args.config)] if args.config else []
+        named = [read_run_file(args.config)] if args.config else []
         tuning = resumed_run(out, [*named, *settings], args.force, notes.append)
     else:  # the model (shape, tokenizer) comes from the pretraining or the base, if any
         start = str(pre_last) if args.pretrain_steps else base and str(base.resolve())
-        phase = Layer("minitune pipeline: the tuning phase", train={"init": start}, kind="command")
-        tuning = fresh_run([run_file(config), *settings, phase], notes.append)
+        phase = Source("minitune pipeline: the tuning phase", train={"init": start})
+        tuning = run_config([read_run_file(config), *settings, phase], notes.append)
     return Phases(out, notes, pretraining, resume_pretraining, tuning, resume_tuning)
 
 
@@ -144,15 +145,15 @@ def _pretraining(
     else:
         phase["data"] = [str(find_shipped("data/pretrain.txt"))]
     settings = [
-        *flag_layers(args, leave_out=("init", "data", "out", "max_minutes", "max_steps")),
-        Layer("minitune pipeline: the pretraining phase", train=phase, kind="command"),
+        *command_line(args, leave_out=("init", "data", "out", "max_minutes", "max_steps")),
+        Source("minitune pipeline: the pretraining phase", train=phase),
         SPAN,
     ]
     recipe = "base" if base else config
     if resume:
-        named = [run_file(recipe)] if base or args.config else []
+        named = [read_run_file(recipe)] if base or args.config else []
         return resumed_run(out / "pretrain", [*named, *settings], args.force, notes.append)
-    return fresh_run([SPAN_DEFAULTS, run_file(recipe), *settings], notes.append)
+    return run_config([SPAN_DEFAULTS, read_run_file(recipe), *settings], notes.append)
 
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
@@ -163,7 +164,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     phases = plan_phases(args, base)  # every phase's config, once, before anything is written
     out = phases.out
     if args.print_config:  # each phase's, the tuning last
-        from minitune.run_config import to_toml
+        from minitune.config import to_toml
 
         if phases.pretraining is not None:
             print(

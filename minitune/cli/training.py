@@ -6,8 +6,10 @@ corruption), and what the pipeline shares with them: the training flags, the run
     minitune train --out runs/laptop --resume
     minitune pretrain --max-steps 300
 
-Each resolves its run config once (minitune/cli/run_setup.py), logs it after the path line,
-and runs minitune.train.train.
+Each resolves its run config once, in the order TOML file -> each --set -> each flag (each
+training flag is a `Setting`: it sets the train field of its name), logs every value not at its
+default with where it came from, and runs minitune.train.train. With --resume, the run's saved
+config takes the file's place.
 """
 
 from __future__ import annotations
@@ -16,9 +18,26 @@ import argparse
 import math
 from pathlib import Path
 
-from minitune.cli.run_setup import run_log, training_run
 from minitune.cli.shared import DEVICES, UserError, sub_parser
+from minitune.config import (
+    RESUME_SAFE,
+    RunConfig,
+    Source,
+    parse_override,
+    read_run_file,
+    resolve,
+    resumed,
+)
 from minitune.paths import shipped_configs
+
+# The run config each command reads without --config (shipped, found from any folder); `train
+# --init DIR` fine-tunes a trained model: T5-style learning rate, no time guard.
+DEFAULT_CONFIGS = {"instruct": "laptop", "init": "finetune", "span": "pretrain"}
+# `minitune pretrain`'s own defaults, under its config file, and what it sets on top of all.
+SPAN_DEFAULTS = Source(
+    "minitune pretrain's defaults", train={"data": ["data/pretrain.txt"], "out": "runs/pretrain"}
+)
+SPAN = Source("minitune pretrain", train={"objective": "span"})
 
 # What a run writes into its --out folder (--overwrite removes these, and only these).
 RUN_OUTPUTS = (
@@ -75,9 +94,132 @@ def resume_command(command: str, out: str, extra: str = "") -> str:
     return f"minitune {command} --out {shlex.quote(str(out))} --resume{extra}"
 
 
+class Setting(argparse.Action):
+    """A training flag: it sets the train field of its name (`--max-steps 5`: max_steps = 5;
+    `const`: the value of a flag that takes none, nargs=0), recorded on args.settings as (flag, field,
+    value) so that the log can name the flag."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        value = self.const if self.const is not None else values
+        setattr(namespace, self.dest, value)
+        namespace.settings = [*namespace.settings, (option_string, self.dest, value)]
+
+
+def command_line(args: argparse.Namespace, leave_out: tuple[str, ...] = ()) -> list[Source]:
+    """The command line's settings in the order they apply, leaving out the training flags of
+    the fields in `leave_out` (a pipeline phase sets those itself): what --data implies (that
+    data trains, not a fresh draw, and a held-out train.valid_fraction of it validates unless a
+    file is named), each --set, then each training flag."""
+    sources = []
+    if args.data and "data" not in leave_out:
+        sources.append(Source("--data", train={"valid_data": None, "fresh_per_task": 0}))
+    for text in args.set or []:
+        section, key, value = parse_override(text)
+        sources.append(Source(f"--set {text}", **{section: {key: value}}))
+    return sources + [Source(f, train={k: v}) for f, k, v in args.settings if k not in leave_out]
+
+
+def config_name(args: argparse.Namespace, objective: str) -> str:
+    """--config, or the default for this command (finetune with --init, else laptop)."""
+    init = objective == "instruct" and args.init
+    return args.config or DEFAULT_CONFIGS["init" if init else objective]
+
+
+def planned_out(sources: list[Source]) -> str:
+    """The run folder that `sources` name (the last that names one), else the default."""
+    return next((s.train["out"] for s in reversed(sources) if "out" in s.train), "runs/laptop")
+
+
+def run_config(sources: list[Source], say=print) -> RunConfig:
+    """The config of a new run, resolved once from `sources`. When a file or the command line
+    names train.init, the model (shape, tokenizer) is that checkpoint's: model settings on the
+    command line are refused, a file's [model] table is noted (with `say`) as not used (a
+    command's own settings, named "minitune ...", such as a pipeline phase's start, are not)."""
+    from minitune.layers import registry
+
+    init = next((s for s in reversed(sources) if s.train.get("init")), None)
+    if init is not None and not init.where.startswith("minitune "):
+        start = init.train["init"]
+        flagged = [f"model.{k}" for s in sources if s.where.startswith("--") for k in s.model]
+        if flagged:
+            raise UserError(
+                f"the model comes from --init {start} (its own config.json); these settings "
+                f"cannot apply to it: {', '.join(flagged)}"
+            )
+        for s in [s for s in sources if s.model and not s.where.startswith("minitune ")]:
+            say(
+                f"note: {s.where}'s [model] table ({', '.join(s.model)}) is not used "
+                f"(the model is {start}'s)"
+            )
+    run = resolve(sources)
+    registry.check(run.model)  # the variant names (config.py, a leaf, cannot check them)
+    return run
+
+
+def resumed_run(out: Path, sources: list[Source], force: bool, say=print) -> RunConfig:
+    """The config saved in out/last/config.json with `sources` on top. Says what changes;
+    refuses a change that would make the run differ from an uninterrupted one, unless `force`."""
+    import os
+
+    from minitune.checkpoint import read_config, recover
+
+    last = out / "last"
+    recover(last)
+    if not (last / "trainer.pt").is_file():
+        raise UserError(
+            f"nothing to resume in {out}: no {last}/trainer.pt (start the run without --resume)"
+        )
+    saved = read_config(last)
+    try:  # the saved config alone first: a damaged file is named
+        resumed(saved, str(out), [])
+    except (KeyError, TypeError, ValueError) as err:
+        raise UserError(f"{last / 'config.json'}: not a run config ({err})") from None
+    run, changes = resumed(saved, str(out), sources)
+    listed = "; ".join(f"{k}: {old!r} -> {new!r}" for k, old, new in changes)
+    breaking = [k for k, _, _ in changes if k.removeprefix("train.") not in RESUME_SAFE]
+    if breaking and not force:
+        raise UserError(
+            f"resuming {out} with other settings than it was trained with ({listed}): "
+            f"{', '.join(breaking)} would make it differ from an uninterrupted run; pass "
+            "--force to accept that, or start a new --out"
+        )
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, one process speaks
+        changed = f", changed: {listed}" if changes else ""
+        say(f"resuming {out} from its saved config ({last / 'config.json'}){changed}")
+    return run
+
+
+def training_run(args: argparse.Namespace, objective: str) -> RunConfig:
+    """The one config of `minitune train` (objective "instruct") or `pretrain` ("span"): fresh,
+    or with --resume the saved one of --out (default: the folder the config names)."""
+    settings = [*command_line(args), *([SPAN] if objective == "span" else [])]
+    defaults = [SPAN_DEFAULTS] if objective == "span" else []
+    sources = [*defaults, read_run_file(config_name(args, objective)), *settings]
+    if not args.resume:
+        return run_config(sources)
+    named = [read_run_file(args.config)] if args.config else []
+    return resumed_run(Path(args.out or planned_out(sources)), [*named, *settings], args.force)
+
+
+def run_log(run: RunConfig):
+    """Print the run config (each value not at its default and where it came from; a resumed
+    run: its saved config, already reported) and the training data's source; returns train()'s
+    log, tqdm.write (which keeps the progress bar below the lines)."""
+    from tqdm import tqdm
+
+    from minitune.train_data import data_line
+
+    if run.preset is not None:
+        tqdm.write("run config (values not at their defaults, and where each came from):")
+        for line in run.log_lines():
+            tqdm.write(f"  {line}")
+    tqdm.write(data_line(run.train))
+    return tqdm.write
+
+
 def _train(args: argparse.Namespace, objective: str) -> int:
     """Resolve the run's config, then train (or print the config with --print-config)."""
-    from minitune.run_config import to_toml
+    from minitune.config import to_toml
     from minitune.train import train
 
     run = training_run(args, objective)
@@ -117,22 +259,38 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
 
 def training_flags(p: argparse.ArgumentParser, default_config: str, lora: bool = True) -> None:
-    """The flags of train, pretrain and pipeline: the run config's file, folder, budget,
-    device, --set, and (lora=True) LoRA's."""
+    """The flags of train, pretrain and pipeline: the run config's file, --set, the run folder,
+    and the training flags (action=Setting: each sets the train field of its name); with
+    lora=True, LoRA's."""
+    p.set_defaults(settings=[])
     p.add_argument(
         "--config",
         metavar="FILE|NAME",
         help=f"TOML run file, or a shipped config's name: {', '.join(shipped_configs())} "
         f"(default: {default_config})",
     )
-    p.add_argument("--data", nargs="+", help="training files (overrides the config)")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="SECTION.KEY=VALUE",
+        help="override any config value, e.g. --set train.lr=5e-4 (repeatable)",
+    )
+    p.add_argument(
+        "--data",
+        nargs="+",
+        action=Setting,
+        help="training files (overrides the config; it trains, not a fresh draw)",
+    )
     p.add_argument(
         "--valid-data",
         metavar="FILE",
+        action=Setting,
         help="validation file that chooses best/ (default with --data: a held-out "
-        "5%% of the data, at least 32 examples)",
+        "train.valid_fraction of it, 5%%, at least 32 examples)",
     )
-    p.add_argument("--out", help="run folder (checkpoints, metrics.jsonl, loss.png)")
+    p.add_argument(
+        "--out", action=Setting, help="run folder (checkpoints, metrics.jsonl, loss.png)"
+    )
     p.add_argument(
         "--resume",
         action="store_true",
@@ -152,63 +310,89 @@ def training_flags(p: argparse.ArgumentParser, default_config: str, lora: bool =
     p.add_argument(
         "--print-config", action="store_true", help="print the resolved run config as TOML and exit"
     )
-    p.add_argument("--max-steps", type=int, help="optimizer steps (the schedule's length)")
-    p.add_argument("--max-minutes", type=float, help="stop after this much wall time")
-    p.add_argument("--device", choices=DEVICES, help="default: auto")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--max-steps", type=int, action=Setting, help="optimizer steps (the schedule's length)"
+    )
+    p.add_argument(
+        "--max-minutes", type=float, action=Setting, help="stop after this much wall time"
+    )
+    p.add_argument("--device", choices=DEVICES, action=Setting, help="default: auto")
     p.add_argument(
         "--precision",
         choices=["fp32", "bf16", "fp16", "auto"],
+        action=Setting,
         help="auto: bf16 where it is faster (a GPU with bf16, a CPU whose bf16 "
         "matmuls time faster at start), else fp32 (default: the config's)",
     )
-    p.add_argument("--init", help="start from this checkpoint folder (e.g. a pretrained model)")
     p.add_argument(
-        "--set",
-        action="append",
-        metavar="SECTION.KEY=VALUE",
-        help="override any config value, e.g. --set train.lr=5e-4 (repeatable)",
+        "--init",
+        action=Setting,
+        help="start from this checkpoint folder (e.g. a pretrained model)",
     )
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
         "--fused-kernels",
         choices=["auto", "on", "off"],
+        action=Setting,
         help="attention's and the feed-forward's fused branches (SDPA, stacked projections): "
         "on, off (the explicit arithmetic; the same numbers), or auto (the default: on with "
         "CUDA, off on a CPU, where they measured slower)",
     )
     p.add_argument(
         "--report-to",
+        nargs="+",
         choices=["tensorboard"],
+        action=Setting,
         help="also log the metrics for TensorBoard, in OUT/tensorboard (needs the "
         "optional extra: pip install 'minitune[tensorboard]')",
     )
     p.add_argument(
         "--skip-nonfinite",
-        action="store_true",
+        dest="on_nonfinite",
+        nargs=0,
+        const="skip",
+        action=Setting,
         help="skip (and count) steps whose loss is NaN/inf instead of stopping",
     )
     scale = p.add_argument_group("GPUs and several processes (see docs/multi_gpu.md)")
     scale.add_argument(
         "--fsdp",
-        action="store_true",
+        nargs=0,
+        const=True,
+        action=Setting,
         help="under torchrun: shard the model (FSDP) instead of replicating it (DDP)",
     )
-    scale.add_argument("--compile", action="store_true", help="torch.compile the model")
+    scale.add_argument(
+        "--compile", nargs=0, const=True, action=Setting, help="torch.compile the model"
+    )
     scale.add_argument(
         "--activation-checkpointing",
-        action="store_true",
+        nargs=0,
+        const=True,
+        action=Setting,
         help="recompute layers in backward: less memory, more compute",
     )
     if not lora:  # pretraining has no LoRA flags
-        p.set_defaults(lora_rank=None, lora_alpha=None, lora_targets=None, lora_where=None)
         return
     group = p.add_argument_group("LoRA (train adapters on a frozen --init model)")
-    group.add_argument("--lora-rank", type=int, help="adapter rank r (e.g. 8); 0: full fine-tuning")
-    group.add_argument("--lora-alpha", type=float, help="scale α (update × α/r; default 2·r)")
-    group.add_argument("--lora-targets", metavar="q,v", help="projections: any of q,k,v,o")
+    group.add_argument(
+        "--lora-rank", type=int, action=Setting, help="adapter rank r (e.g. 8); 0: full fine-tuning"
+    )
+    group.add_argument(
+        "--lora-alpha", type=float, action=Setting, help="scale α (update × α/r; default 2·r)"
+    )
+    group.add_argument(
+        "--lora-targets",
+        metavar="q,v",
+        type=lambda text: text.split(","),
+        action=Setting,
+        help="projections: any of q,k,v,o",
+    )
     group.add_argument(
         "--lora-where",
         metavar="encoder,decoder,cross",
+        type=lambda text: text.split(","),
+        action=Setting,
         help="which attention layers (default: all three)",
     )
 

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 
 from torch import nn
 
+from minitune.config import ConfigError
 from minitune.layers.alibi import ALiBi
 from minitune.layers.attention import Attention
 from minitune.layers.feedforward import FeedForward
@@ -100,7 +101,7 @@ def register(kind: str, name: str, cls: Callable[..., nn.Module]) -> None:
 def resolve(kind: str, name: str) -> Callable[..., nn.Module]:
     """The class that builds variant `name` of `kind`.
 
-    `name` is a registered name or a "module:Class" path. Raises ValueError saying what is
+    `name` is a registered name or a "module:Class" path. Raises ConfigError saying what is
     allowed, or why the path could not be imported."""
     table = _table(kind)
     if name in table:
@@ -108,7 +109,7 @@ def resolve(kind: str, name: str) -> Callable[..., nn.Module]:
     if ":" not in name:
         close = difflib.get_close_matches(name, list(table), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ValueError(
+        raise ConfigError(
             f"ModelConfig.{kind}={name!r} is not a registered {kind}; registered: "
             f"{', '.join(map(repr, table))} (or give a class as 'module:Class'){hint}"
         )
@@ -116,19 +117,19 @@ def resolve(kind: str, name: str) -> Callable[..., nn.Module]:
     try:
         module = importlib.import_module(module_name)
     except ImportError as err:
-        raise ValueError(
+        raise ConfigError(
             f"ModelConfig.{kind}={name!r}: cannot import {module_name!r}: {err}"
         ) from None
     try:
         return getattr(module, attribute)
     except AttributeError:
-        raise ValueError(
+        raise ConfigError(
             f"ModelConfig.{kind}={name!r}: module {module_name!r} has no {attribute!r}"
         ) from None
 
 
 def check(cfg: ModelConfig) -> None:
-    """Raise ValueError for the first variant name of `cfg` that names no class (what is allowed,
+    """Raise ConfigError for the first variant name of `cfg` that names no class (what is allowed,
     and a "did you mean"). The model checks its config here before building a layer, so a typo
     fails at once, not deep inside a forward pass. (config.py cannot check names itself: it is
     a leaf that imports no layer, and a name may be registered at run time or be a path.)"""
