@@ -545,18 +545,18 @@ def _model_checks(report: Report, kind: str, name: str, overrides: dict) -> None
 
     g = torch.Generator().manual_seed(1)
     source = torch.randint(3, V, (3, 8), generator=g)
-    source_mask = torch.ones(3, 8, dtype=torch.long)
-    source_mask[1, 6:] = 0
-    source_mask[2, 5:] = 0
+    attention_mask = torch.ones(3, 8, dtype=torch.long)
+    attention_mask[1, 6:] = 0
+    attention_mask[2, 5:] = 0
     target = torch.randint(3, V, (3, 6), generator=g)
 
     def causal():
         m = model()
-        logits = m(source, target, source_mask)
+        logits = m(source, target, attention_mask)
         changed = target.clone()
         changed[:, 3:] = torch.randint(3, V, (3, 3), generator=g)
         _assert_close(
-            m(source, changed, source_mask)[:, :3],
+            m(source, changed, attention_mask)[:, :3],
             logits[:, :3],
             "logits before position 3 after changing decoder tokens 3..5",
         )
@@ -567,18 +567,18 @@ def _model_checks(report: Report, kind: str, name: str, overrides: dict) -> None
         padded = source[2:].clone()
         padded[:, 5:] = torch.randint(3, V, (1, 3), generator=g)  # junk under the mask
         _assert_close(
-            m(padded, target[2:], source_mask[2:]),
+            m(padded, target[2:], attention_mask[2:]),
             logits,
             "logits with 3 masked junk tokens vs without them",
         )
 
     def cache():
         m = model()
-        memory = m.encode(source, source_mask)
-        full = m.decode(target, memory, source_mask)
+        memory = m.encode(source, attention_mask)
+        full = m.decode(target, memory, attention_mask)
         decoder_cache = m.new_cache(max_length=6, source_length=8)
         for t in range(6):
-            step = m.decode(target[:, t : t + 1], memory, source_mask, cache=decoder_cache)
+            step = m.decode(target[:, t : t + 1], memory, attention_mask, cache=decoder_cache)
             _assert_close(step, full[:, t : t + 1], f"decoder step {t} with cache vs without")
 
     def fits():
@@ -587,7 +587,7 @@ def _model_checks(report: Report, kind: str, name: str, overrides: dict) -> None
         labels[:, -1] = cfg.eos_id
         optimizer = torch.optim.Adam(m.parameters(), lr=1e-2)
         for step in range(60):
-            loss = cross_entropy_loss(m(source, shift_right(labels, 0, 0), source_mask), labels)
+            loss = cross_entropy_loss(m(source, shift_right(labels, 0, 0), attention_mask), labels)
             assert torch.isfinite(loss), f"loss became {loss.item()} at step {step}"
             if step == 0:
                 first = loss.item()

@@ -19,8 +19,8 @@ first EOS (included) and is padded with pad_id after it.
 
 `model` is a `Seq2SeqTransformer` (model.py). model.py imports this file, for `model.generate`,
 so this file does not import model.py back, not even for type hints (no import circle): the
-hints below say `nn.Module`. `attention_mask` is the public name of the source padding mask
-(B, S); below `generate` it is `source_mask`, as inside the model.
+hints below say `nn.Module`. `attention_mask` is the source padding mask (B, S), as in the
+model.
 """
 
 from __future__ import annotations
@@ -80,13 +80,12 @@ def generate(
     model.eval()
     try:
         with torch.inference_mode():  # no autograd bookkeeping at all: faster than no_grad
-            source_mask = attention_mask  # (B, S) 1 = token, 0 = padding, or None
-            memory = model.encode(input_ids, source_mask)  # (B, S, C), computed once
+            memory = model.encode(input_ids, attention_mask)  # (B, S, C), computed once
             if num_beams > 1:
                 return beam_search(
                     model,
                     memory,
-                    source_mask,
+                    attention_mask,
                     input_ids,
                     max_new_tokens=max_new_tokens,
                     num_beams=num_beams,
@@ -98,7 +97,7 @@ def generate(
             return greedy_or_sample(
                 model,
                 memory,
-                source_mask,
+                attention_mask,
                 input_ids,
                 max_new_tokens=max_new_tokens,
                 do_sample=do_sample,
@@ -118,8 +117,8 @@ class DecodeStep:
     a cache, on the whole prefix every time), and everything kept between steps: the encoder
     output `memory` (B, S, C), the source padding mask and tokens (B, S), the cache."""
 
-    def __init__(self, model, memory, source_mask, source_ids, *, max_length, use_cache):
-        self.model, self.memory, self.source_mask = model, memory, source_mask
+    def __init__(self, model, memory, attention_mask, source_ids, *, max_length, use_cache):
+        self.model, self.memory, self.attention_mask = model, memory, attention_mask
         self.source_ids = source_ids  # (B, S): the prompt's tokens, for a model's copy head
         self.cache = model.new_cache(max_length, memory.shape[1]) if use_cache else None
 
@@ -130,7 +129,7 @@ class DecodeStep:
         logits = self.model.decode(
             tokens,
             self.memory,
-            source_mask=self.source_mask,
+            attention_mask=self.attention_mask,
             cache=self.cache,
             source_ids=self.source_ids,
         )
@@ -182,7 +181,7 @@ def sample_token(
 def greedy_or_sample(
     model: nn.Module,
     memory: torch.Tensor,
-    source_mask: torch.Tensor | None,
+    attention_mask: torch.Tensor | None,
     source_ids: torch.Tensor,
     *,
     max_new_tokens: int,
@@ -200,7 +199,7 @@ def greedy_or_sample(
     tokens = torch.full((B, 1), cfg.decoder_start_id, dtype=torch.long, device=memory.device)
     finished = torch.zeros(B, dtype=torch.bool, device=memory.device)
     step_fn = DecodeStep(
-        model, memory, source_mask, source_ids, max_length=max_new_tokens, use_cache=use_cache
+        model, memory, attention_mask, source_ids, max_length=max_new_tokens, use_cache=use_cache
     )
     for step in range(max_new_tokens):
         logits = step_fn(tokens)  # (B, V)
@@ -221,7 +220,7 @@ def greedy_or_sample(
 def beam_search(
     model: nn.Module,
     memory: torch.Tensor,
-    source_mask: torch.Tensor | None,
+    attention_mask: torch.Tensor | None,
     source_ids: torch.Tensor,
     *,
     max_new_tokens: int,
@@ -247,11 +246,11 @@ def beam_search(
     neg_inf = float("-inf")
     # every example becomes K rows, one per beam: row b·K + k is beam k of example b
     memory = memory.repeat_interleave(K, dim=0)  # (B·K, S, C)
-    if source_mask is not None:
-        source_mask = source_mask.repeat_interleave(K, dim=0)  # (B·K, S)
+    if attention_mask is not None:
+        attention_mask = attention_mask.repeat_interleave(K, dim=0)  # (B·K, S)
     source_ids = source_ids.repeat_interleave(K, dim=0)  # (B·K, S)
     step_fn = DecodeStep(
-        model, memory, source_mask, source_ids, max_length=max_new_tokens, use_cache=use_cache
+        model, memory, attention_mask, source_ids, max_length=max_new_tokens, use_cache=use_cache
     )
 
     tokens = torch.full((B * K, 1), cfg.decoder_start_id, dtype=torch.long, device=device)

@@ -16,9 +16,9 @@ example's number (`Segments`). Every attention then stays inside its own example
 (`make_segment_mask`), and positions count from each example's first token, so a packed batch
 gives the same loss and gradients as the same examples padded one per row, with no padding.
 
-Masks: the public `attention_mask` of `model(...)` and `model.generate(...)` (B, S), 1 for real
-source tokens and 0 for padding, is called `source_mask` inside the model (encoder, decoder,
-layers): the one padding mask there is, the source's. The decoder's own padding
+Masks: `attention_mask` (B, S), 1 for real source tokens and 0 for padding, is the one padding
+mask there is, the source's, under one name from `model(...)` and `model.generate(...)` down to
+the layers. The decoder's own padding
 comes after its real tokens, where the causal mask already hides it.
 """
 
@@ -78,11 +78,11 @@ def shift_right(
 
 
 def source_padding_bias(
-    source_mask: torch.Tensor | None, S: int, device: torch.device
+    attention_mask: torch.Tensor | None, S: int, device: torch.device
 ) -> torch.Tensor | None:
     """attn_bias for cross-attention: 0 for real source tokens, very negative for padding;
     (B, 1, 1, S), one row that serves every target position (None without padding)."""
-    mask = make_attention_mask(source_mask, 1, S, causal=False, device=device)
+    mask = make_attention_mask(attention_mask, 1, S, causal=False, device=device)
     return make_attention_bias(mask, None)
 
 
@@ -120,11 +120,11 @@ class DecoderCache:
         return None if table is None else table[:, :, offset : offset + T, : offset + T]
 
     def source_padding_bias(
-        self, source_mask: torch.Tensor | None, S: int, device: torch.device
+        self, attention_mask: torch.Tensor | None, S: int, device: torch.device
     ) -> torch.Tensor | None:
         """Cross-attention's attn_bias (B, 1, 1, S), the same at every step: built once."""
         if self.length == 0:
-            self.cross_attn_bias = source_padding_bias(source_mask, S, device)
+            self.cross_attn_bias = source_padding_bias(attention_mask, S, device)
         return self.cross_attn_bias
 
     def fill_cross_attention(self, attentions: list[nn.Module], memory: torch.Tensor) -> None:
@@ -159,15 +159,15 @@ class Encoder(nn.Module):
     def forward(
         self,
         x: torch.Tensor,
-        source_mask: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
         segments: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """x: embedded source (B, S, C); source_mask: (B, S), 1 = token, 0 = pad; or, for
+        """x: embedded source (B, S, C); attention_mask: (B, S), 1 = token, 0 = pad; or, for
         packed rows, segments: (B, S) the example of each token (0 = pad; Segments.source)."""
         S = x.shape[1]
         if segments is None:
             # every query may attend every real source token
-            mask = make_attention_mask(source_mask, S, S, causal=False, device=x.device)
+            mask = make_attention_mask(attention_mask, S, S, causal=False, device=x.device)
             positions = 0  # positions count from the row's first token
         else:  # packed: every query attends the tokens of its own example only
             mask = make_segment_mask(segments, segments, causal=False)
@@ -197,14 +197,14 @@ class Decoder(nn.Module):
         self,
         x: torch.Tensor,
         memory: torch.Tensor,
-        source_mask: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
         *,
         cache: DecoderCache | None = None,
         segments: Segments | None = None,
     ) -> torch.Tensor:
         """x: embedded target (B, T, C), the new tokens only when a cache holds the earlier ones;
-        memory: the encoder output (B, S, C); source_mask: (B, S), 1 = token, 0 = pad.
-        Packed rows (training): `segments` instead of source_mask (see Segments)."""
+        memory: the encoder output (B, S, C); attention_mask: (B, S), 1 = token, 0 = pad.
+        Packed rows (training): `segments` instead of attention_mask (see Segments)."""
         T, S = x.shape[1], memory.shape[1]
         offset = cache.length if cache is not None else 0  # position of x's first token
         if segments is None:
@@ -221,13 +221,13 @@ class Decoder(nn.Module):
         if cache is None:
             position_bias = self.position.position_bias(T, T)
             if segments is None:
-                cross_attn_bias = source_padding_bias(source_mask, S, x.device)  # (B, 1, 1, S)
+                cross_attn_bias = source_padding_bias(attention_mask, S, x.device)  # (B, 1, 1, S)
             else:
                 cross_mask = make_segment_mask(segments.target, segments.source, causal=False)
                 cross_attn_bias = make_attention_bias(cross_mask, None)  # (B, 1, T, S)
         else:  # decoding: both built on the first step, kept in the cache
             position_bias = cache.position_bias_rows(self.position, T)
-            cross_attn_bias = cache.source_padding_bias(source_mask, S, x.device)
+            cross_attn_bias = cache.source_padding_bias(attention_mask, S, x.device)
         self_attn_bias = make_attention_bias(self_mask, position_bias)
         rotary = rotation(self.position, positions)  # RoPE turns q and k
         # cross-attention's keys and values come from the encoder output: every layer projects
@@ -293,18 +293,18 @@ class Seq2SeqTransformer(nn.Module):
     def encode(
         self,
         input_ids: torch.Tensor,
-        source_mask: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
         segments: Segments | None = None,
     ) -> torch.Tensor:
         """Source ids (B, S) and their padding mask (B, S) -> encoder output "memory" (B, S, C)."""
         source_segments = None if segments is None else segments.source
-        return self.encoder(self.embed(input_ids), source_mask, source_segments)
+        return self.encoder(self.embed(input_ids), attention_mask, source_segments)
 
     def decode(
         self,
         decoder_input_ids: torch.Tensor,
         memory: torch.Tensor,
-        source_mask: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
         *,
         cache: DecoderCache | None = None,
         source_ids: torch.Tensor | None = None,
@@ -312,14 +312,14 @@ class Seq2SeqTransformer(nn.Module):
     ) -> torch.Tensor:
         """Target ids (B, T) and memory (B, S, C) -> logits (B, T, V).
 
-        `source_mask` is the source padding mask (B, S). With a `cache`, pass only the new
+        `attention_mask` is the source padding mask (B, S). With a `cache`, pass only the new
         tokens: the cache holds the keys and values of the earlier ones and is updated in place.
         A model with a copy head also needs the source tokens `source_ids` (B, S), and returns
         log-probabilities (which are logits too: their softmax is the distribution itself).
-        Packed rows: `segments` instead of source_mask (training only, no cache).
+        Packed rows: `segments` instead of attention_mask (training only, no cache).
         """
         h = self.decoder(
-            self.embed(decoder_input_ids), memory, source_mask, cache=cache, segments=segments
+            self.embed(decoder_input_ids), memory, attention_mask, cache=cache, segments=segments
         )
         out = h * self.config.d_model**-0.5 if self.config.scale_output else h
         # (B, T, V): the output matrix, or the embedding's transpose when they are tied
@@ -329,8 +329,8 @@ class Seq2SeqTransformer(nn.Module):
         if source_ids is None:
             raise ValueError("this model has a copy head: decode() needs the source_ids")
         if segments is not None:  # point only into the target's own example: (B, T, S)
-            source_mask = make_segment_mask(segments.target, segments.source, False)[:, 0]
-        return self.copy_head(h, logits, memory, source_ids, source_mask)
+            attention_mask = make_segment_mask(segments.target, segments.source, False)[:, 0]
+        return self.copy_head(h, logits, memory, source_ids, attention_mask)
 
     def forward(
         self,
@@ -341,9 +341,8 @@ class Seq2SeqTransformer(nn.Module):
     ) -> torch.Tensor:
         """input_ids (B, S), decoder_input_ids (B, T), attention_mask (B, S) -> logits (B, T, V).
 
-        `attention_mask` (1 = token, 0 = padding) is the source's padding mask, `source_mask`
-        in `encode`, `decode` and everything below them. Packed rows: `segments` (see Segments)
-        instead of attention_mask."""
+        `attention_mask` (1 = token, 0 = padding) is the source's padding mask. Packed rows:
+        `segments` (see Segments) instead of attention_mask."""
         if segments is not None and attention_mask is not None:
             raise ValueError(
                 "packed rows mark padding in segments (0 = padding): pass "

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 
 def make_attention_mask(
-    source_mask: torch.Tensor | None,
+    attention_mask: torch.Tensor | None,
     q_len: int,
     k_len: int,
     causal: bool,
@@ -47,7 +47,7 @@ def make_attention_mask(
 ) -> torch.Tensor | None:
     """Which keys each query may attend: a boolean mask, True = may attend.
 
-    source_mask: (B, T_k), 1 for real source tokens and 0 for padding (the model's public
+    attention_mask: (B, T_k), 1 for real source tokens and 0 for padding (the model's
     `attention_mask`). Only source tokens are ever padded keys: the encoder's self-attention and
     cross-attention attend the source; the decoder's own padding comes after its real tokens,
     where the causal mask already hides it (pass None there).
@@ -61,8 +61,8 @@ def make_attention_mask(
          [1, 1, 1]]
     """
     mask = None
-    if source_mask is not None:
-        mask = source_mask.bool()[:, None, None, :]  # (B, 1, 1, T_k)
+    if attention_mask is not None:
+        mask = attention_mask.bool()[:, None, None, :]  # (B, 1, 1, T_k)
     if causal and k_len - 1 > offset:  # else the last key is not after the first query: no-op
         query_pos = torch.arange(offset, offset + q_len, device=device)[:, None]  # (T_q, 1)
         key_pos = torch.arange(k_len, device=device)[None, :]  # (1, T_k)
@@ -79,7 +79,7 @@ def make_segment_mask(
     query_segments (B, T_q), key_segments (B, T_k): the example each token belongs to (1, 2, ...
     along the row; 0 = padding). A query attends only keys of its own example (a block-diagonal
     mask), and with `causal` only those at or before it. Returns (B, 1, T_q, T_k), True = may
-    attend. A padding mask is the case of one example per row: segments = source_mask.
+    attend. A padding mask is the case of one example per row: segments = attention_mask.
 
     Example: segments [1, 1, 2, 0] against themselves, not causal ->
         [[1, 1, 0, 0],

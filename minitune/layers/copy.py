@@ -57,17 +57,19 @@ class CopyHead(Layer):
         logits: torch.Tensor,
         memory: torch.Tensor,
         source_ids: torch.Tensor,
-        source_mask: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """h (B, T, C), vocabulary logits (B, T, V), memory (B, S, C), source_ids (B, S),
-        source_mask (B, S) 1 = token / 0 = padding, or, for packed rows, (B, T, S) True where
+        attention_mask (B, S) 1 = token / 0 = padding, or, for packed rows, (B, T, S) True where
         target position t may point at source position s (its own example's) -> log p
         (B, T, V), in float32."""
         T = h.shape[1]
         # 1. where to point: one attention head from each decoder position to the source
         scores = (self.q(h) @ self.k(memory).transpose(1, 2)).float() * self.scale  # (B, T, S)
-        if source_mask is not None:  # never point at padding (or at another packed example)
-            allowed = source_mask[:, None, :] != 0 if source_mask.dim() == 2 else source_mask
+        if attention_mask is not None:  # never point at padding (or at another packed example)
+            allowed = (
+                attention_mask[:, None, :] != 0 if attention_mask.dim() == 2 else attention_mask
+            )
             scores = scores.masked_fill(~allowed, torch.finfo(scores.dtype).min)
         a = scores.softmax(dim=-1)  # (B, T, S)
         # 2. generate (g) or copy (1 - g)
