@@ -40,6 +40,7 @@ from minitune.config import ModelConfig
 from minitune.layers import registry
 from minitune.layers.attention import make_attention_bias, make_attention_mask
 from minitune.layers.kv_cache import KVCache
+from minitune.layers.positions import Rotation, token_positions
 from minitune.loss import cross_entropy_loss
 from minitune.model import Seq2SeqTransformer, shift_right
 
@@ -313,16 +314,18 @@ def _attention_cache_checks(
         rotary_cfg = _config("attention", name, **{**overrides, "position": "rotary"})
         module, x, T = make(config=rotary_cfg), _randn(2, 7, C), 7
         position = registry.build("position", rotary_cfg, causal=True)
-        full = module(x, x, attn_bias=_causal_bias(T, T), rotary=position)
+
+        def at(T: int, offset: int = 0) -> Rotation:  # the scheme bound to positions offset..
+            return Rotation(position, token_positions(T, offset))
+
+        full = module(x, x, attn_bias=_causal_bias(T, T), rotary=at(T))
         cache = KVCache(T)
-        first = module(
-            x[:, :3], x[:, :3], attn_bias=_causal_bias(3, 3), cache=cache, rotary=position
-        )
+        first = module(x[:, :3], x[:, :3], attn_bias=_causal_bias(3, 3), cache=cache, rotary=at(3))
         _assert_close(first, full[:, :3], "first 3 tokens at once, into the cache")
         for t in range(3, T):
             new = x[:, t : t + 1]
             step = module(
-                new, new, attn_bias=_causal_bias(1, t + 1, t), cache=cache, rotary=position
+                new, new, attn_bias=_causal_bias(1, t + 1, t), cache=cache, rotary=at(1, t)
             )
             _assert_close(step, full[:, t : t + 1], f"step {t} with the cache vs without")
         assert cache.length == T, f"cache holds {cache.length} positions after {T} tokens"
@@ -400,8 +403,9 @@ def check_position(spec, **overrides) -> Report:
     def shapes():
         for causal in (False, True):
             scheme = make(causal)
-            _assert_shape(scheme.embed(_randn(2, 5, C)), (2, 5, C), "embed")
-            _assert_shape(scheme.rotate(_randn(2, H, 5, D)), (2, H, 5, D), "rotate")
+            at = token_positions(5)  # 0..4, (1, 5)
+            _assert_shape(scheme.embed(_randn(2, 5, C), at), (2, 5, C), "embed")
+            _assert_shape(scheme.rotate(_randn(2, H, 5, D), at), (2, H, 5, D), "rotate")
             bias = scheme.position_bias(5, 7)
             if bias is not None:
                 assert bias.dim() == 4 and bias.shape[-3:] in ((H, 5, 7), (1, 5, 7)), (
@@ -411,15 +415,16 @@ def check_position(spec, **overrides) -> Report:
     def offsets():
         for causal in (False, True):
             scheme, x, q = make(causal), _randn(2, 6, C), _randn(2, H, 6, D, seed=1)
+            whole, later = token_positions(6), token_positions(4, offset=2)  # 0..5 and 2..5
             _assert_close(
-                scheme.embed(x[:, 2:], offset=2),
-                scheme.embed(x)[:, 2:],
-                "embed(x[:, 2:], offset=2) vs embed(x)[:, 2:]",
+                scheme.embed(x[:, 2:], later),
+                scheme.embed(x, whole)[:, 2:],
+                "embed(x[:, 2:], positions 2..5) vs embed(x)[:, 2:]",
             )
             _assert_close(
-                scheme.rotate(q[:, :, 2:], offset=2),
-                scheme.rotate(q)[:, :, 2:],
-                "rotate(q[..., 2:, :], offset=2) vs rotate(q)[..., 2:, :]",
+                scheme.rotate(q[:, :, 2:], later),
+                scheme.rotate(q, whole)[:, :, 2:],
+                "rotate(q[..., 2:, :], positions 2..5) vs rotate(q)[..., 2:, :]",
             )
             full = scheme.position_bias(6, 6)
             if full is not None:
@@ -436,14 +441,14 @@ def check_position(spec, **overrides) -> Report:
         for causal in (False, True):
             scheme = build(small, causal=causal).eval()
             x, q = _randn(1, 3, small.d_model), _randn(1, small.n_heads, 3, small.d_head)
-            _gradcheck(scheme, lambda m, x: m.embed(x, offset=1), (x,))
-            _gradcheck(scheme, lambda m, q: m.rotate(q, offset=1), (q,))
+            _gradcheck(scheme, lambda m, x: m.embed(x, token_positions(3, offset=1)), (x,))
+            _gradcheck(scheme, lambda m, q: m.rotate(q, token_positions(3, offset=1)), (q,))
             if scheme.position_bias(2, 3) is not None and any(True for _ in scheme.parameters()):
                 _gradcheck(scheme, lambda m, _: m.position_bias(2, 3, offset=1), (torch.zeros(1),))
 
     checks = [
         ("shapes of embed, rotate and bias (encoder and decoder)", shapes),
-        ("offset consistency: a step with offset k == position k of the whole", offsets),
+        ("offset consistency: tokens at positions k.. == positions k.. of the whole", offsets),
         ("gradcheck in float64 (embed, rotate, bias)", gradcheck),
     ]
     return _run_all(report, checks, "position", name, overrides)

@@ -48,7 +48,7 @@ from minitune.layers.blocks import (
 from minitune.layers.copy import CopyHead
 from minitune.layers.feedforward import FeedForward
 from minitune.layers.kv_cache import KVCache
-from minitune.layers.positions import PackedRotation, PositionScheme
+from minitune.layers.positions import PositionScheme, Rotation, token_positions
 
 
 class Segments(NamedTuple):
@@ -59,18 +59,19 @@ class Segments(NamedTuple):
 
 
 def shift_right(
-    labels: torch.Tensor, start_id: int, pad_id: int, segments: torch.Tensor | None = None
+    labels: torch.Tensor, start_id: int, pad_id: int, target_segments: torch.Tensor | None = None
 ) -> torch.Tensor:
     """Decoder inputs for teacher forcing: the labels moved one step right behind a start token.
 
     labels [[a, b, c, eos]] -> decoder inputs [[start, a, b, c]]; so at position t the decoder
     sees y_<t and is trained to predict y_t. Ignored label positions (-100) become padding.
-    Packed rows (`segments`, the targets' Segments.target): every example starts afresh,
-    labels [[a, eos, c, eos]] with segments [[1, 1, 2, 2]] -> [[start, a, start, c]].
+    Packed rows (`target_segments`, Segments.target): every example starts afresh,
+    labels [[a, eos, c, eos]] with target_segments [[1, 1, 2, 2]] -> [[start, a, start, c]].
     """
     shifted = labels.new_full(labels.shape, start_id)
     shifted[:, 1:] = labels[:, :-1]
-    if segments is not None:  # the first token of each packed example follows a start token
+    if target_segments is not None:  # each packed example's first token follows a start token
+        segments = target_segments  # (B, T)
         starts = segments != 0
         starts[:, 1:] &= segments[:, 1:] != segments[:, :-1]
         shifted = shifted.masked_fill(starts, start_id).masked_fill(segments == 0, pad_id)
@@ -160,15 +161,15 @@ class Encoder(nn.Module):
         self,
         x: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
-        segments: torch.Tensor | None = None,
+        source_segments: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """x: embedded source (B, S, C); attention_mask: (B, S), 1 = token, 0 = pad; or, for
-        packed rows, segments: (B, S) the example of each token (0 = pad; Segments.source)."""
-        S = x.shape[1]
+        packed rows, source_segments: (B, S) the example of each token (Segments.source)."""
+        S, segments = x.shape[1], source_segments
         if segments is None:
             # every query may attend every real source token
             mask = make_attention_mask(attention_mask, S, S, causal=False, device=x.device)
-            positions = 0  # positions count from the row's first token
+            positions = token_positions(S, device=x.device)  # (1, S): from the row's start
         else:  # packed: every query attends the tokens of its own example only
             mask = make_segment_mask(segments, segments, causal=False)
             positions = segment_positions(segments)  # (B, S), from each example's first token
@@ -212,7 +213,7 @@ class Decoder(nn.Module):
             self_mask = make_attention_mask(
                 None, T, offset + T, causal=True, offset=offset, device=x.device
             )
-            positions = offset
+            positions = token_positions(T, offset, x.device)  # (1, T): after the cached ones
         else:  # packed: causal within each target's own example; positions from its start
             self_mask = make_segment_mask(segments.target, segments.target, causal=True)
             positions = segment_positions(segments.target)  # (B, T)
@@ -251,14 +252,10 @@ class Decoder(nn.Module):
         return self.dropout(self.final_norm(x))  # (B, T, C)
 
 
-def rotation(position: PositionScheme, positions: int | torch.Tensor) -> Rotary | None:
-    """What a stack hands its attention layers to turn queries and keys: a rotary scheme
-    itself (RoPE), the same turning by each token's position within its example when packed
-    rows give a (B, T) tensor of positions, or None."""
-    if not position.rotates:
-        return None
-    packed = isinstance(positions, torch.Tensor)
-    return PackedRotation(position, positions) if packed else position
+def rotation(position: PositionScheme, positions: torch.Tensor) -> Rotary | None:
+    """What a stack hands its attention layers to turn queries and keys: a rotary scheme bound
+    to the positions (B or 1, T) of the tokens at hand (RoPE), or None."""
+    return Rotation(position, positions) if position.rotates else None
 
 
 class Seq2SeqTransformer(nn.Module):

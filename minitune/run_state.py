@@ -1,4 +1,5 @@
-"""A run and where it is: what --resume needs to continue exactly as if the run had never stopped.
+"""A run and where it is: what its steps share (`StepSetup`), what the loop's helpers share
+(`Run`), and what --resume needs to continue exactly as if the run had never stopped.
 
     save(run, state, "last", with_trainer=True)   # OUT/last/: weights + trainer.pt
     resume_from(out / "last", run, state)         # ... and back, in a new process
@@ -34,6 +35,22 @@ from minitune.metrics_log import MetricsLog, truncate_metrics
 from minitune.model import Seq2SeqTransformer
 from minitune.run_errors import RunError
 from minitune.tokenizer import Tokenizer
+
+
+@dataclass
+class StepSetup:
+    """What every step of a run uses and no step changes: where the batches go, the precision
+    (an autocast context, and fp16's gradient scaler), the loss's settings, the processes."""
+
+    device: torch.device | str
+    pad_id: int
+    autocast: contextlib.AbstractContextManager = field(default_factory=contextlib.nullcontext)
+    scaler: torch.amp.GradScaler = field(
+        default_factory=lambda: torch.amp.GradScaler("cpu", enabled=False)  # scale(x) is x
+    )
+    clip_grad: float = 1.0  # 0: no clipping
+    label_smoothing: float = 0.0
+    d: Distributed = field(default_factory=Distributed)  # one process unless torchrun
 
 
 @dataclass
@@ -86,29 +103,30 @@ class TrainState:
 
 @dataclass
 class Run:
-    """What the helpers of the loop share, fixed for the whole run."""
+    """What the helpers of the loop (saving, resuming, evaluating, logging) share, fixed for the
+    whole run; where the batches go and the precision are the steps' own `setup`."""
 
     cfg: TrainConfig
-    out: Path
     model: Seq2SeqTransformer  # the model itself: its config, what is saved
     wrapped: torch.nn.Module  # what the loop calls: DDP/FSDP/torch.compile around model, or model
     optimizer: torch.optim.Optimizer
-    scaler: torch.amp.GradScaler
+    setup: StepSetup  # device, pad id, autocast, GradScaler, the processes
     tok: Tokenizer
     tokenizer_file: Path
-    device: torch.device
-    autocast: contextlib.AbstractContextManager
-    d: Distributed
     log: Callable
     metrics: MetricsLog
     base: dict | None = None  # LoRA: the base checkpoint's path and hash
     mixer: TaskMixer | None = None  # mix_tasks_every: the batch stream, and its loss slice
 
+    @property
+    def out(self) -> Path:
+        return Path(self.cfg.out)
+
 
 def save(run: Run, state: TrainState, name: str, with_trainer: bool) -> None:
     """Save OUT/name/: the weights and run info, and (with_trainer) the optimizer, GradScaler and
     `state` for an exact --resume. Every process takes part (FSDP gathers the shards)."""
-    d, best = run.d, state.best_valid_loss
+    d, best = run.setup.d, state.best_valid_loss
     info = {
         "train": run.cfg.to_dict(),
         "step": state.step,
@@ -125,7 +143,7 @@ def save(run: Run, state: TrainState, name: str, with_trainer: bool) -> None:
     if with_trainer:
         trainer = {
             "optimizer": optim_state,
-            "scaler": run.scaler.state_dict(),
+            "scaler": run.setup.scaler.state_dict(),
             **state.state_dict(),
         }
         if run.mixer is not None:
@@ -143,7 +161,7 @@ def save(run: Run, state: TrainState, name: str, with_trainer: bool) -> None:
 def resume_from(last: Path, run: Run, state: TrainState) -> None:
     """Load last/ into the model, the optimizer, the GradScaler, `state` and the random
     generators, so that the run continues exactly as if it had never stopped."""
-    d = run.d
+    d = run.setup.d
     if d.is_main:
         recover(last)  # a crash in the middle of a save leaves last.tmp or last.old
         truncate_metrics(run.metrics.path, load_trainer_state(last)["step"])  # redo later rows
@@ -157,7 +175,7 @@ def resume_from(last: Path, run: Run, state: TrainState) -> None:
             f"with as many (this run has {d.world_size})"
         )
     load_full_state(run.model, run.optimizer, resumed.state_dict(), trainer["optimizer"], d)
-    run.scaler.load_state_dict(trainer["scaler"])
+    run.setup.scaler.load_state_dict(trainer["scaler"])
     state.load_state_dict(trainer)
     if run.mixer is not None:
         if "mixer" not in trainer:

@@ -28,11 +28,9 @@ a user can fix (run_errors.py), DDP/FSDP (distributed.py).
 
 from __future__ import annotations
 
-import contextlib
 import math
 import random
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
@@ -54,7 +52,7 @@ from minitune.model import Segments, Seq2SeqTransformer, shift_right
 from minitune.optim import build_optimizer, lr_factor
 from minitune.paths import find_shipped
 from minitune.run_errors import DivergenceError, RunError
-from minitune.run_state import Run, TrainState, check_writable, resume_from, save
+from minitune.run_state import Run, StepSetup, TrainState, check_writable, resume_from, save
 from minitune.tokenizer import Tokenizer
 from minitune.train_data import (
     batch_stream,
@@ -76,22 +74,6 @@ class StepResult(NamedTuple):
     grad_norm: torch.Tensor | None
     tokens: int
     updated: bool
-
-
-@dataclass
-class StepSetup:
-    """What every step of a run uses and no step changes: where the batches go, the precision
-    (an autocast context, and fp16's gradient scaler), the loss's settings, the processes."""
-
-    device: torch.device | str
-    pad_id: int
-    autocast: contextlib.AbstractContextManager = field(default_factory=contextlib.nullcontext)
-    scaler: torch.amp.GradScaler = field(
-        default_factory=lambda: torch.amp.GradScaler("cpu", enabled=False)  # scale(x) is x
-    )
-    clip_grad: float = 1.0  # 0: no clipping
-    label_smoothing: float = 0.0
-    d: Distributed = field(default_factory=Distributed)  # one process unless torchrun
 
 
 def train_step(
@@ -170,12 +152,11 @@ def to_device(
 
 
 @torch.no_grad()
-def validation_loss(
-    model, examples, pad_id, batch_size, device, autocast, d: Distributed | None = None
-) -> float:
-    """Mean per-token loss over `examples` (teacher forcing), dropout off. Distributed: each
-    process takes every world_size-th example and the sums are added up."""
-    d = d or Distributed()
+def validation_loss(model, examples, batch_size: int, setup: StepSetup) -> float:
+    """Mean per-token loss over `examples` (teacher forcing), dropout off, on the steps' device,
+    precision and processes (`setup`). Distributed: each process takes every world_size-th
+    example and the sums are added up."""
+    d, pad_id = setup.d, setup.pad_id
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
@@ -185,8 +166,8 @@ def validation_loss(
     for i in range(n_batches):
         part = mine[i * batch_size : (i + 1) * batch_size]
         batch = collate(part or examples[:1], pad_id)  # an empty share: a dummy, not counted
-        x, mask, y = (batch[k].to(device) for k in ("input_ids", "attention_mask", "labels"))
-        with autocast:
+        x, mask, y = (batch[k].to(setup.device) for k in ("input_ids", "attention_mask", "labels"))
+        with setup.autocast:
             logits = model(x, shift_right(y, unwrap(model).config.decoder_start_id, pad_id), mask)
         loss_sum, n = token_nll_sum(logits, y)
         if part:
@@ -239,23 +220,7 @@ def train(
     scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
     setup = StepSetup(device, tok.pad_id, autocast, scaler, cfg.clip_grad, cfg.label_smoothing, d)
     metrics = open_metrics_log(out, cfg.report_to, d.is_main)  # OUT/metrics.jsonl
-    run = Run(
-        cfg,
-        out,
-        model,
-        wrapped,
-        optimizer,
-        scaler,
-        tok,
-        tokenizer_file,
-        device,
-        autocast,
-        d,
-        log,
-        metrics,
-        base,
-        mixer,
-    )
+    run = Run(cfg, model, wrapped, optimizer, setup, tok, tokenizer_file, log, metrics, base, mixer)
     state = TrainState()
     if resume:
         resume_from(out / "last", run, state)
@@ -423,7 +388,7 @@ def skip_or_stop(result: StepResult, run: Run, state: TrainState) -> None:
     what = f"loss {result.loss}" if not math.isfinite(result.loss) else "gradient norm inf"
     state.in_a_row += 1
     if run.cfg.on_nonfinite == "skip" and state.in_a_row < MAX_SKIPS_IN_A_ROW:
-        run.scaler.update()  # a new step may unscale again (fp16)
+        run.setup.scaler.update()  # a new step may unscale again (fp16)
         state.skipped += 1
         run.log(f"step {step}: {what}; skipped ({state.skipped} so far)")
         run.metrics.write({"step": step, "skipped_nonfinite": state.skipped})
@@ -488,9 +453,7 @@ def remix(run: Run, state: TrainState) -> None:
     """Set the mixer's task weights from each task's loss on its held-out slice, and log them."""
     cfg = run.cfg
     losses = {
-        task: validation_loss(
-            run.wrapped, part, run.tok.pad_id, cfg.batch_size, run.device, run.autocast, run.d
-        )
+        task: validation_loss(run.wrapped, part, cfg.batch_size, run.setup)
         for task, part in run.mixer.probe.items()
     }
     weights = run.mixer.weights = task_weights(losses, FLOOR)
@@ -506,9 +469,7 @@ def remix(run: Run, state: TrainState) -> None:
 def eval_and_keep_best(run: Run, state: TrainState, valid: list[EncodedExample]) -> None:
     """Validation loss now; keep the checkpoint as best/ if it is the lowest so far."""
     state.last_eval_step = state.step
-    valid_loss = validation_loss(
-        run.wrapped, valid, run.tok.pad_id, run.cfg.batch_size, run.device, run.autocast, run.d
-    )
+    valid_loss = validation_loss(run.wrapped, valid, run.cfg.batch_size, run.setup)
     run.metrics.write(
         {
             "step": state.step,

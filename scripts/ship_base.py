@@ -40,13 +40,12 @@ def _cpu() -> str:
 def heldout_loss(folder: Path, n_documents: int = 1000) -> dict[str, float]:
     """Per-token loss on world documents of another seed (1), which the base never read: span
     corruption and copy-denoising examples, as in its pretraining."""
-    import contextlib
 
     from minitune.checkpoint import load_pretrained, read_config
     from minitune.config import TrainConfig
     from minitune.data.suite.world import generate_world
     from minitune.tokenizer import Tokenizer
-    from minitune.train import validation_loss
+    from minitune.train import StepSetup, validation_loss
     from minitune.train_data import span_examples
 
     model, tokenizer_file, _ = load_pretrained(folder)
@@ -58,9 +57,7 @@ def heldout_loss(folder: Path, n_documents: int = 1000) -> dict[str, float]:
         lengths = {k: cfg[k] for k in ("max_source_length", "max_target_length")}
         run = TrainConfig(objective="span", copy_fraction=copy, **lengths)
         examples = span_examples(documents, tok, run, epoch=0)
-        losses[name] = round(
-            validation_loss(model, examples, tok.pad_id, 32, "cpu", contextlib.nullcontext()), 4
-        )
+        losses[name] = round(validation_loss(model, examples, 32, StepSetup("cpu", tok.pad_id)), 4)
     return losses
 
 

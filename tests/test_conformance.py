@@ -9,7 +9,7 @@ from minitune import conformance
 from minitune.layers import registry
 from minitune.layers.attention import Attention
 from minitune.layers.feedforward import FeedForward
-from minitune.layers.positions import SinusoidalPositions
+from minitune.layers.positions import SinusoidalPositions, token_positions
 
 BUILT_IN = [(kind, name) for kind in registry.REGISTRY for name in registry.names(kind)]
 
@@ -149,10 +149,10 @@ def test_the_kit_catches_a_norm_that_mixes_tokens():
 
 
 class OffsetBlindPositions(SinusoidalPositions):
-    """Ignores the offset: every decoding step thinks it is at position 0."""
+    """Ignores the positions it is given: every decoding step thinks it starts at position 0."""
 
-    def embed(self, x, offset=0):
-        return super().embed(x, 0)
+    def embed(self, x, positions):
+        return super().embed(x, token_positions(x.shape[1]))
 
 
 def test_the_kit_catches_a_position_scheme_that_ignores_the_offset():

@@ -220,7 +220,7 @@ def test_a_t5_model_never_calls_a_rotate_that_does_nothing(monkeypatch):
     model(input_ids, dec, mask)
     model.generate(input_ids, mask, max_new_tokens=3)
     with pytest.raises(AssertionError, match="rotate called"):  # the spy works
-        model.decoder.position.rotate(torch.zeros(1, 4, 2, 8))
+        model.decoder.position.rotate(torch.zeros(1, 4, 2, 8), torch.arange(2)[None])
 
 
 def test_a_config_saved_with_a_path_loads_and_the_path_is_not_taken_from_it():

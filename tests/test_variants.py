@@ -14,6 +14,7 @@ from test_train import tiny_run
 from minitune import ModelConfig, Seq2SeqTransformer, cross_entropy_loss
 from minitune.checkpoint import CheckpointError, load_model
 from minitune.layers.alibi import ALiBi, alibi_slopes
+from minitune.layers.positions import token_positions
 from minitune.layers.rotary import RotaryPositions
 from minitune.lora import LoRALinear, add_lora, count_parameters, lora_state_dict, merge_lora
 from minitune.train import train
@@ -26,13 +27,14 @@ def test_rotary_scores_depend_only_on_the_distance():
     q, k = torch.randn(1, 1, 1, 8), torch.randn(1, 1, 1, 8)
 
     def score(m, n):
-        return (rope.rotate(q, offset=m) * rope.rotate(k, offset=n)).sum().item()
+        at_m, at_n = token_positions(1, offset=m), token_positions(1, offset=n)
+        return (rope.rotate(q, at_m) * rope.rotate(k, at_n)).sum().item()
 
     assert score(5, 2) == pytest.approx(score(13, 10), abs=1e-4)
     assert score(0, 0) == pytest.approx((q * k).sum().item(), abs=1e-5)  # position 0: no turn
     assert score(5, 2) != pytest.approx(score(5, 4), abs=1e-3)  # other distance, other score
     # a rotation keeps lengths
-    torch.testing.assert_close(rope.rotate(q, 7).norm(), q.norm())
+    torch.testing.assert_close(rope.rotate(q, token_positions(1, offset=7)).norm(), q.norm())
 
 
 def test_alibi_slopes_and_bias_worked_example():

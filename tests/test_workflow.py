@@ -305,7 +305,6 @@ def test_the_shipped_base_loads_and_matches_its_tokenizer():
     (tuning it with tokenizer/minitune.model reads the same pieces), its paths are relative to
     the project, and it fills spans of world documents it never read (another seed) far better
     than the same model freshly initialised."""
-    import contextlib
 
     import torch
 
@@ -314,7 +313,7 @@ def test_the_shipped_base_loads_and_matches_its_tokenizer():
     from minitune.data.suite.world import generate_world
     from minitune.model import Seq2SeqTransformer
     from minitune.tokenizer import Tokenizer
-    from minitune.train import validation_loss
+    from minitune.train import StepSetup, validation_loss
     from minitune.train_data import span_examples
 
     base = ROOT / "checkpoints" / "base"
@@ -328,10 +327,10 @@ def test_the_shipped_base_loads_and_matches_its_tokenizer():
     documents = [tok.encode(d) for d in generate_world(1, 40)]
     run = TrainConfig(objective="span", max_source_length=128, max_target_length=64)
     examples = span_examples(documents, tok, run, epoch=0)
-    trained = validation_loss(model, examples, tok.pad_id, 16, "cpu", contextlib.nullcontext())
+    trained = validation_loss(model, examples, 16, StepSetup("cpu", tok.pad_id))
     torch.manual_seed(0)
     fresh = Seq2SeqTransformer(model.config).eval()
-    untrained = validation_loss(fresh, examples, tok.pad_id, 16, "cpu", contextlib.nullcontext())
+    untrained = validation_loss(fresh, examples, 16, StepSetup("cpu", tok.pad_id))
     # measured: 2.89 against 6.47 on these 40 documents (2.51 on 200, 1.705 on 1,000)
     assert trained < 3.5 and untrained > trained + 3, (trained, untrained)
 

@@ -18,6 +18,7 @@ from minitune.layers.positions import (
     RelativePositionBias,
     SinusoidalPositions,
     relative_position_bucket,
+    token_positions,
 )
 
 torch.manual_seed(0)
@@ -120,7 +121,9 @@ show(fig, "03_relative_bias")
 # %%
 learned = LearnedPositions(cfg)
 try:
-    learned.embed(torch.zeros(1, cfg.max_position + 1, cfg.d_model))
+    learned.embed(
+        torch.zeros(1, cfg.max_position + 1, cfg.d_model), token_positions(cfg.max_position + 1)
+    )
 except ValueError as err:
     print("ValueError:", err)
 else:

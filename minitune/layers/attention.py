@@ -206,14 +206,14 @@ class Attention(Layer):
 
         attn_bias: the additive mask and position bias, broadcastable to (B, H, T_q, T_k).
         cache: this layer's keys and values of earlier decoding steps (updated in place).
-        rotary: the stack's position scheme when it turns queries and keys (RoPE)."""
+        rotary: the stack's position scheme bound to x's positions, when it turns queries and
+        keys (RoPE)."""
         B, T, _ = x.shape
         # 1. project: q = x W_q, k = context W_k, v = context W_v; split into heads
         q, k, v = self.project(x, context)  # q (B, H, T_q, D); k, v (B, H_kv, T_k, D) or None
         # 2. rotary positions turn the new queries and keys (by their place after the cache's)
         if rotary is not None:
-            offset = cache.length if cache is not None else 0  # position of x's first token
-            q, k = rotary.rotate(q, offset), rotary.rotate(k, offset)
+            q, k = rotary.rotate(q), rotary.rotate(k)
         # 3. decoding: the new keys and values (if any) join the cached ones; attend them all
         if cache is not None:
             k, v = cache.update(k, v)  # (B, H_kv, T_k, D), T_k = every position cached

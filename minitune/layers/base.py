@@ -56,10 +56,10 @@ def stacked_linear(x: torch.Tensor, linears: list[nn.Module]) -> torch.Tensor | 
 
 class Rotary(Protocol):
     """What a stack hands its self-attention layers as `rotary`: something that turns queries
-    and keys (B, H, T, D) by their positions, offset .. offset + T - 1 (RoPE). A rotary
-    `positions.PositionScheme` is one; `positions.PackedRotation` (packed rows) is another."""
+    and keys (B, H, T, D) by the positions of the tokens at hand (RoPE):
+    `positions.Rotation`, a rotary scheme bound to them (after a KV cache's, when decoding)."""
 
-    def rotate(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor: ...
+    def rotate(self, x: torch.Tensor) -> torch.Tensor: ...
 
 
 class AttentionLayer(Protocol):
@@ -86,8 +86,8 @@ class AttentionLayer(Protocol):
         """cache: this layer's KV cache while decoding: the keys and values of `context` join
         it (`cache.update(k, v)`), and the queries attend all it holds. context is None when the
         cache already holds every key and value (cross-attention: filled once, by
-        `keys_values`). rotary: the stack's position scheme when it turns queries and keys
-        (RoPE), with offset = cache.length (self-attention only)."""
+        `keys_values`). rotary: the stack's position scheme, bound to the new tokens' positions,
+        when it turns queries and keys (RoPE; self-attention only)."""
         ...
 
     def keys_values(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

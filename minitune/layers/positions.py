@@ -3,20 +3,23 @@
 Attention itself is blind to order, so each stack (encoder, decoder) owns one position scheme,
 chosen by name (`ModelConfig.position`, see layers/registry.py). A scheme can act in three places:
 
-- `embed(x, offset)`: absolute schemes add a vector to each token embedding (sinusoidal, learned);
+- `embed(x, positions)`: absolute schemes add a vector to each token embedding (sinusoidal,
+  learned);
 - `position_bias(q_len, k_len, offset)`: relative schemes return an additive attention bias (T5,
   ALiBi), which the stack folds into the attn_bias of its layers;
-- `rotate(x, offset)`: rotary schemes turn each query and key by its position (RoPE), in the
+- `rotate(x, positions)`: rotary schemes turn each query and key by its position (RoPE), in the
   stack's self-attention layers (cross-attention has no positions: decoder and encoder
   positions are not comparable). Such a scheme sets `rotates = True`; the stacks hand only
-  those to their attention layers, so a T5 model never calls a `rotate` that does nothing.
+  those to their attention layers (bound to the positions, `Rotation`), so a T5 model never
+  calls a `rotate` that does nothing.
 
-All take `offset`, the position of the first token of x (non-zero when decoding with a KV cache,
-where the decoder sees one new token at a time). In packed rows (several examples in one row,
-minitune/data/packing.py) `embed` and `rotate` get instead a (B, T) tensor: every token's position
-within its own example (`positions_of` reads both forms). `position_bias` needs no such tensor: a
-relative bias depends only on the distance j - i, which is the same counted from the row's start
-or from the example's, and the packing mask hides every pair from two examples.
+`positions` is a (B, T) or (1, T) tensor, every token's position: 0 .. T-1 for a whole sequence,
+offset .. offset+T-1 when decoding with a KV cache (the decoder sees one new token at a time
+after `offset` cached ones; `token_positions(T, offset)` makes both), or, in packed rows
+(several examples in one row, minitune/data/packing.py), each token's position within its own
+example. `offset` (an int) is where the queries of `position_bias` start: a relative bias
+depends only on the distance j - i, which is the same counted from the row's start or from the
+example's, and the packing mask hides every pair from two examples.
 Schemes that do nothing in a place return their input / None there. Every scheme is built as
 `Scheme(cfg, causal)`; causal is True in the decoder.
 
@@ -39,12 +42,9 @@ if TYPE_CHECKING:
     from minitune.config import ModelConfig
 
 
-def positions_of(T: int, offset: int | torch.Tensor, device: torch.device) -> torch.Tensor:
-    """The positions of T tokens: offset .. offset+T-1 as (T,), or, in packed rows, the (B, T)
-    tensor of positions within each example that was passed as `offset`."""
-    if isinstance(offset, torch.Tensor):
-        return offset
-    return torch.arange(offset, offset + T, device=device)
+def token_positions(T: int, offset: int = 0, device: torch.device | None = None) -> torch.Tensor:
+    """The positions of T tokens that follow `offset` earlier ones: offset .. offset+T-1, (1, T)."""
+    return torch.arange(offset, offset + T, device=device)[None]
 
 
 class PositionScheme(Layer):
@@ -57,32 +57,28 @@ class PositionScheme(Layer):
         super().__init__()
         self.causal = causal
 
-    def embed(self, x: torch.Tensor, offset: int | torch.Tensor = 0) -> torch.Tensor:
-        """Token embeddings (B, T, C) -> the same with position information added."""
+    def embed(self, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """Token embeddings (B, T, C) at `positions` (B or 1, T) -> the same with position
+        information added."""
         return x
 
     def position_bias(self, q_len: int, k_len: int, offset: int = 0) -> torch.Tensor | None:
         """Additive attention bias (1, H, q_len, k_len) for queries at offset..offset+q_len-1."""
         return None
 
-    def rotate(self, x: torch.Tensor, offset: int | torch.Tensor = 0) -> torch.Tensor:
-        """Queries or keys (B, H, T, D) -> the same, turned by positions offset..offset+T-1
-        (or, packed, by the (B, T) positions given as `offset`)."""
+    def rotate(self, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """Queries or keys (B, H, T, D) at `positions` (B or 1, T) -> the same, turned."""
         return x
 
 
-class PackedRotation:
-    """A rotary scheme inside packed rows: `rotate` turns each token by its position within its
-    own example (the (B, T) `positions`), not by its place in the row. The stack hands this to
-    its attention layers instead of the scheme itself; they call `rotate(q, offset)` as always
-    (offset is 0 in training, where packing is used)."""
-
-    rotates = True
+class Rotation:
+    """A rotary scheme bound to the positions of the tokens at hand: what a stack hands its
+    self-attention layers, which call `rotate(q)` and `rotate(k)` (layers/base.Rotary)."""
 
     def __init__(self, scheme: PositionScheme, positions: torch.Tensor):
-        self.scheme, self.positions = scheme, positions
+        self.scheme, self.positions = scheme, positions  # positions: (B or 1, T)
 
-    def rotate(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
+    def rotate(self, x: torch.Tensor) -> torch.Tensor:
         return self.scheme.rotate(x, self.positions)
 
 
@@ -102,16 +98,15 @@ class SinusoidalPositions(PositionScheme):
         self.d_model = d_model
 
     def table(self, positions: torch.Tensor) -> torch.Tensor:
-        """PE rows for the given positions: (T,) -> (T, C), or (B, T) -> (B, T, C)."""
+        """PE rows for the given positions: (..., T) -> (..., T, C)."""
         angles = positions.float()[..., None] * self.inv_freq  # (..., T, C/2)
         pe = torch.zeros(*positions.shape, self.d_model, device=positions.device)
         pe[..., 0::2] = torch.sin(angles)
         pe[..., 1::2] = torch.cos(angles[..., : self.d_model // 2])  # odd C: one cos fewer
         return pe
 
-    def embed(self, x: torch.Tensor, offset: int | torch.Tensor = 0) -> torch.Tensor:
-        positions = positions_of(x.shape[1], offset, x.device)
-        return x + self.table(positions).to(x.dtype)  # (B, T, C) + (T, C) or (B, T, C)
+    def embed(self, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        return x + self.table(positions).to(x.dtype)  # (B, T, C) + (B or 1, T, C)
 
 
 class LearnedPositions(PositionScheme):
@@ -125,16 +120,14 @@ class LearnedPositions(PositionScheme):
     def init_weights(self) -> None:
         nn.init.normal_(self.table.weight, std=1.0)  # on the scale of the token embeddings
 
-    def embed(self, x: torch.Tensor, offset: int | torch.Tensor = 0) -> torch.Tensor:
-        # packed rows: every position is below the row's length, so that length bounds them
-        end = x.shape[1] + (0 if isinstance(offset, torch.Tensor) else offset)
-        if end > self.max_position:
+    def embed(self, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        last = int(positions.max())  # one number to the host: the check needs it
+        if last >= self.max_position:
             raise ValueError(
-                f"sequence reaches position {end - 1}, but learned positions stop at "
+                f"sequence reaches position {last}, but learned positions stop at "
                 f"max_position - 1 = {self.max_position - 1}; raise ModelConfig.max_position"
             )
-        positions = positions_of(x.shape[1], offset, x.device)
-        return x + self.table(positions)  # (B, T, C) + (T, C) or (B, T, C)
+        return x + self.table(positions)  # (B, T, C) + (B or 1, T, C)
 
 
 def relative_position_bucket(
@@ -211,5 +204,5 @@ class RelativeBiasAndSinusoids(RelativePositionBias):
         super().__init__(cfg, causal)
         self.sinusoids = SinusoidalPositions(cfg, causal)  # no parameters
 
-    def embed(self, x: torch.Tensor, offset: int | torch.Tensor = 0) -> torch.Tensor:
-        return self.sinusoids.embed(x, offset)
+    def embed(self, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        return self.sinusoids.embed(x, positions)

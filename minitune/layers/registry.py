@@ -13,8 +13,8 @@ is written down in layers/base.py (`AttentionLayer`, `positions.PositionScheme`)
     attention  cls(cfg)                   forward(x, context, attn_bias=None, cache=None,
                                                   rotary=None) -> (B, T, C);
                                           keys_values(context) -> k, v (for the decoder cache)
-    position   cls(cfg, causal)           embed(x, offset), position_bias(q_len, k_len, offset),
-                                          rotate(x, offset)   (see positions.PositionScheme)
+    position   cls(cfg, causal)           embed(x, positions), position_bias(q_len, k_len, offset),
+                                          rotate(x, positions)  (see positions.PositionScheme)
     ffn        cls(cfg)                   forward(x) -> (B, T, C)
     norm       cls(cfg)                   forward(x) -> same shape
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from minitune.layers.positions import PositionScheme, positions_of
+from minitune.layers.positions import PositionScheme
 
 if TYPE_CHECKING:
     from minitune.config import ModelConfig
@@ -37,12 +37,10 @@ class RotaryPositions(PositionScheme):
         inv_freq = cfg.rotary_base ** (-torch.arange(0, D, 2).float() / D)  # θ_i, (D/2,)
         self.register_buffer("inv_freq", inv_freq, persistent=False)
 
-    def rotate(self, x: torch.Tensor, offset: int | torch.Tensor = 0) -> torch.Tensor:
-        T, half = x.shape[-2], x.shape[-1] // 2
-        positions = positions_of(T, offset, x.device).float()  # p: (T,), or (B, T) when packed
-        angles = positions[..., None] * self.inv_freq  # p·θ_i, (T, D/2) or (B, T, D/2)
-        if angles.dim() == 3:  # packed rows: one angle per row and token, the same in every head
-            angles = angles[:, None]  # (B, 1, T, D/2)
+    def rotate(self, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        half = x.shape[-1] // 2
+        angles = positions.float()[..., None] * self.inv_freq  # p·θ_i, (B or 1, T, D/2)
+        angles = angles[:, None]  # (B or 1, 1, T, D/2): the same in every head
         cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
         x1, x2 = x[..., :half], x[..., half:]  # (B, H, T, D/2) each
         return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)  # (B, H, T, D)
