@@ -241,8 +241,9 @@ assert report["test"]["average"]["exact_match"] > report["heldout_tasks"]["avera
 #
 # The step count decides most of it: a slower machine sees fewer examples in the same minutes,
 # and the pipeline's closing lines say how many the evaluated model saw. On a 2-core AMD EPYC
-# (AVX512-BF16, no AMX) a fresh clone of b8f14ce took 2,346 steps (131,462 examples) and scored
-# 54.5% / 41.3% / 0.0% exact match on the three splits (token F1 65.6% / 55.8% / 6.6%).
+# (AVX512-BF16, no AMX) a fresh clone of c2fcfc2 took 2,470 steps (138,422 examples) and scored
+# 53.8% / 37.5% / 0.4% exact match on the three splits (token F1 65.3% / 52.7% / 14.9%); one of
+# b8f14ce a day earlier 2,346 steps and 54.5% / 41.3% / 0.0%: runs differ by a few points.
 #
 # So at this scale the answer to the FLAN question is: a new *phrasing* of a known task partly
 # works (about 12 points below the seen phrasings), a new *task* does not. FLAN saw the same pattern
