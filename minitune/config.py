@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import json
 import sys
 import typing
@@ -72,20 +73,27 @@ def _check(where: str, value, hint) -> None:
         if value not in args:
             allowed = f"{', '.join(map(repr, args))}{suggest(value, args)}"
             raise ConfigError(f"{where}={value!r} is not one of: {allowed}")
-    elif typing.get_origin(hint) is list and isinstance(value, list):
+    elif typing.get_origin(hint) is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where} must be a list, got {value!r} ({type(value).__name__})")
         for item in value:
             _check(where, item, args[0])
-    elif typing.get_origin(hint) is list or not (
-        isinstance(value, bool) == (hint is bool)
-        and isinstance(value, (int, float) if hint is float else hint)
-    ):
-        what = _KINDS.get(hint, "a list")
-        raise ConfigError(f"{where} must be {what}, got {value!r} ({type(value).__name__})")
+    else:  # int, float (an int will do), str, bool; a bool is no number here
+        kind = (int, float) if hint is float else hint
+        if isinstance(value, bool) != (hint is bool) or not isinstance(value, kind):
+            what = _KINDS[hint]
+            raise ConfigError(f"{where} must be {what}, got {value!r} ({type(value).__name__})")
+
+
+@functools.cache
+def _type_hints(cls) -> dict:
+    """A dataclass's field types, evaluated once (they are strings under `annotations`)."""
+    return typing.get_type_hints(cls, include_extras=True)
 
 
 def _check_fields(config) -> None:
     """Check each field a user sets against its type (derived fields are set afterwards)."""
-    hints = typing.get_type_hints(type(config), include_extras=True)
+    hints = _type_hints(type(config))
     for f in dataclasses.fields(config):
         if f.init:
             _check(f"{type(config).__name__}.{f.name}", getattr(config, f.name), hints[f.name])

@@ -146,11 +146,12 @@ def run_config(sources: list[Source], say=print) -> RunConfig:
                 f"the model comes from --init {start} (its own config.json); these settings "
                 f"cannot apply to it: {', '.join(flagged)}"
             )
-        for s in [s for s in sources if s.model and not s.where.startswith("minitune ")]:
-            say(
-                f"note: {s.where}'s [model] table ({', '.join(s.model)}) is not used "
-                f"(the model is {start}'s)"
-            )
+        for source in sources:
+            if source.model and not source.where.startswith("minitune "):
+                say(
+                    f"note: {source.where}'s [model] table ({', '.join(source.model)}) is not "
+                    f"used (the model is {start}'s)"
+                )
     run = resolve(sources)
     registry.check(run.model)  # the variant names (config.py, a leaf, cannot check them)
     return run
