@@ -9,8 +9,10 @@ Metrics (each in [0, 1], reported as percentages):
 - pass rate (code tasks): the answer, run in a separate process, passes all the task's tests.
 
 Splits are named by the examples' `split` field (or the file name): `test` (seen tasks, seen
-phrasings), `heldout_phrasings`, `heldout_tasks`. Averages are over tasks (each task counts the
-same, whatever its number of examples).
+phrasings), `heldout_phrasings`, `heldout_tasks`, `contrast` (one task's inputs under another
+seen task's instruction) and `heldout_compositions` (new tasks made of known skills). Averages
+are over tasks (each task counts the same, whatever its number of examples). When `contrast` and
+`test` are scored together, the contrast average also gets its *retention* (`retention`).
 """
 
 from __future__ import annotations
@@ -168,34 +170,55 @@ def summarize(scored: list[Scored]) -> dict:
         for metric in ("exact_match", "token_f1", "rouge_l"):
             average[metric] = sum(r[metric] for r in per_task.values()) / len(per_task)
         report[split] = {"tasks": per_task, "average": average}
+    if "contrast" in report and "test" in report:
+        report["contrast"]["average"]["retention"] = retention(report)
     return report
+
+
+def retention(report: dict) -> float | None:
+    """How much of a task's skill survives when its instruction comes with another task's
+    input: the mean, over the tasks asked in `contrast`, of min(1, contrast EM / test EM).
+    Capped at 1, so a task that happens to be easier on other inputs cannot hide one that
+    breaks; tasks with no exact match on `test` are left out (nothing to retain); None when
+    none is left."""
+    test = report["test"]["tasks"]
+    ratios = [
+        min(1.0, row["exact_match"] / test[task]["exact_match"])
+        for task, row in report["contrast"]["tasks"].items()
+        if test.get(task, {}).get("exact_match", 0) > 0
+    ]
+    return sum(ratios) / len(ratios) if ratios else None
 
 
 SPLIT_NAMES = {
     "test": "seen tasks, seen phrasings",
     "heldout_phrasings": "held-out phrasings",
     "heldout_tasks": "held-out tasks",
+    "contrast": "one input, another seen task's instruction",
+    "heldout_compositions": "held-out compositions of known skills",
 }
 
 
 def format_table(report: dict) -> str:
     """A plain-text table: one line per task, an average line per split."""
     lines = [
-        f"{'split':18s} {'task':24s} {'n':>5s} {'EM':>6s} {'F1':>6s} {'ROUGE-L':>7s} {'code':>6s}"
+        f"{'split':20s} {'task':24s} {'n':>5s} {'EM':>6s} {'F1':>6s} {'ROUGE-L':>7s} {'code':>6s}"
     ]
     for split, part in report.items():
         for task, row in part["tasks"].items():
             code = f"{row['code_pass']:6.1f}" if "code_pass" in row else f"{'':6s}"
             lines.append(
-                f"{split:18s} {task:24s} {row['n']:5d} {row['exact_match']:6.1f} "
+                f"{split:20s} {task:24s} {row['n']:5d} {row['exact_match']:6.1f} "
                 f"{row['token_f1']:6.1f} {row['rouge_l']:7.1f} {code}"
             )
         a = part["average"]
         label = f"average of {a['tasks']} tasks"
         lines.append(
-            f"{split:18s} {label:24s} {a['n']:5d} {a['exact_match']:6.1f} "
+            f"{split:20s} {label:24s} {a['n']:5d} {a['exact_match']:6.1f} "
             f"{a['token_f1']:6.1f} {a['rouge_l']:7.1f}"
         )
+        if a.get("retention") is not None:
+            lines.append(f"{split:20s} {'retention (vs test)':24s} {'':5s} {a['retention']:6.2f}")
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 

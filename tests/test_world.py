@@ -22,7 +22,14 @@ from minitune.data.templates import format_prompt
 
 ROOT = Path(__file__).resolve().parent.parent
 WORLD = ROOT / "data" / "world.txt.gz"
-EVAL_FILES = ["valid", "test", "heldout_phrasings", "heldout_tasks"]
+EVAL_FILES = [
+    "valid",
+    "test",
+    "heldout_phrasings",
+    "heldout_tasks",
+    "contrast",
+    "heldout_compositions",
+]
 WORD = re.compile(r"[^\W\d_]+")
 
 

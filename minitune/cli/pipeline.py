@@ -1,5 +1,5 @@
 """`minitune pipeline`: the laptop pipeline, in phases: (pretrain,) instruction-tune, evaluate
-on the three evaluation splits, show a few answers next to the expected ones.
+on the five evaluation splits, show a few answers next to the expected ones.
 
     minitune pipeline                          random weights, configs/laptop.toml, 11 minutes
     minitune pipeline --base                   the shipped pretrained base, the same recipe
@@ -157,7 +157,7 @@ def _pretraining(
 
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
-    """(Pretrain,) instruction-tune, evaluate on the three evaluation splits, show examples."""
+    """(Pretrain,) instruction-tune, evaluate on the five evaluation splits, show examples."""
     from minitune.train import train
 
     base = pipeline_base(args)  # before anything is written or removed
@@ -248,8 +248,10 @@ def _evaluate_and_show(args: argparse.Namespace, out: Path, cfg, summary: dict) 
     for split, label in SPLIT_NAMES.items():
         average = result["report"].get(split, {}).get("average")
         if average:
+            kept = average.get("retention")
+            kept = "" if kept is None else f", retention {kept:.2f} of its tasks' test scores"
             print(
-                f"{label}: exact match {average['exact_match']:.1f}% (average over tasks; "
+                f"{label}: exact match {average['exact_match']:.1f}%{kept} (average over tasks; "
                 f"{trained})"
             )
     print("== examples: the model's answers next to the expected ones ([ok] = exact match)")
@@ -283,7 +285,8 @@ def add_parsers(sub) -> None:
         "the laptop pipeline: train, evaluate, show examples",
         "Instruction-tune a model (from random weights; --base: the shipped pretrained "
         "base checkpoints/base) on fresh examples of the shipped suite with the laptop "
-        "recipe, evaluate on the test, held-out-phrasing and held-out-task splits, and "
+        "recipe, evaluate on the test, held-out-phrasing, held-out-task, contrast and "
+        "held-out-composition splits, and "
         "answer a few example prompts. Writes report.json and eval.txt in the run "
         "folder.",
         [

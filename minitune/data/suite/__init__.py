@@ -11,7 +11,9 @@ families_language.py  task families over language (translation, summaries, QA, d
 families_code.py      code generation: a Python function from its description, with test cases
 families_symbolic.py  task families over symbols (arithmetic, strings, lists, extraction, formats)
 families_shared.py    training-only families over inputs the other families already draw
-tasks.py              families -> the five splits (train ... heldout_tasks), written as JSONL;
+reading.py            the contrast and held-out composition splits: does the model read the
+                      instruction?
+tasks.py              families -> the splits (train ... heldout_compositions), written as JSONL;
                       fresh training data (`draw_training_examples`)
 corpus.py             data/pretrain.txt: pretraining text in the suite's own domain
 world.py              data/world.txt.gz: the world corpus the shipped base model read, from the

@@ -7,7 +7,9 @@ how well the model follows
 
 - `test`: seen families, seen phrasings, new examples;
 - `heldout_phrasings`: seen families, each family's last phrasing, never trained on;
-- `heldout_tasks`: the families of one whole cluster (`HELDOUT_CLUSTER`), never trained on.
+- `heldout_tasks`: the families of one whole cluster (`HELDOUT_CLUSTER`), never trained on;
+- `contrast` and `heldout_compositions` (`reading.py`): one task's inputs under another seen
+  task's instruction, and new tasks made of known skills: does the model read the instruction?
 
 `valid` is like `test`, for choosing checkpoints. Everything is deterministic from the seed:
 the same seed gives the same bytes. No (input, answer) pair appears twice in a family, whatever
@@ -38,10 +40,18 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from minitune.data.suite import families_code, families_language, families_shared, families_symbolic
+from minitune.data.suite import (
+    families_code,
+    families_language,
+    families_shared,
+    families_symbolic,
+    reading,
+)
+from minitune.data.suite.reading import READING_SPLITS
 from minitune.data.templates import format_prompt
 
-SPLITS = ("train", "valid", "test", "heldout_phrasings", "heldout_tasks")
+# the five splits of the suite, then the two that ask whether the model reads the instruction
+SPLITS = ("train", "valid", "test", "heldout_phrasings", "heldout_tasks", *READING_SPLITS)
 HELDOUT_CLUSTER = "extraction"
 # examples per family in each split (held-out families only get `heldout_tasks`)
 DEFAULT_COUNTS = {
@@ -91,10 +101,14 @@ class Example:
         return json.dumps(record, ensure_ascii=False)
 
 
+def _suite_specs() -> list[dict]:
+    """The suite's family specs, as the family modules write them."""
+    return families_language.FAMILIES + families_code.FAMILIES + families_symbolic.FAMILIES
+
+
 def all_families() -> list[Family]:
     """Every family of the suite, in a fixed order."""
-    specs = families_language.FAMILIES + families_code.FAMILIES + families_symbolic.FAMILIES
-    families = [Family(**spec) for spec in specs]
+    families = [Family(**spec) for spec in _suite_specs()]
     names = [f.name for f in families]
     assert len(names) == len(set(names)), "family names must be unique"
     return families
@@ -201,7 +215,78 @@ def _suite_with_samples(
         asked = sum(n for _, n, _ in plan)
         if made < asked:
             short.append(f"{family.name}: {made:,} distinct examples (asked {asked:,} in all)")
+    if not short:
+        splits["contrast"] = _contrast_split(seed, splits)
+        splits["heldout_compositions"] = _composition_split(seed, splits)
     return splits, short
+
+
+def _contrast_split(seed: int, splits: dict) -> list[tuple[dict, Example]]:
+    """`reading.CONTRAST`: the first `test` inputs of each input task, asked under each other
+    task of its group with one of that task's trained phrasings (drawn), answered by its
+    operation; kept only when that answer is not the input's own answer and the pair is not
+    already an example of the asked task."""
+    families = {f.name: f for f in all_families()}
+    keys = {_key(sample) for pairs in splits.values() for sample, _ in pairs}
+    test = [sample | {"task": e.task} for sample, e in splits["test"]]
+    out: list[tuple[dict, Example]] = []
+    for group in reading.CONTRAST:
+        for source in group.input_tasks:
+            inputs = [s for s in test if s["task"] == source]
+            for asked in (t for t in group.asked_tasks if t != source and t in families):
+                rng = random.Random(f"minitune-{seed}-contrast-{source}-{asked}")
+                family, kept = families[asked], 0
+                for own in inputs:
+                    if kept == reading.CONTRAST_PER_PAIR:
+                        break
+                    slots = {}
+                    if asked == "count_letter":
+                        slots["letter"] = reading.letter_to_count(rng, own["input"])
+                        if slots["letter"] is None:
+                            continue
+                    answer = reading.OPERATIONS[asked](own["input"], slots)
+                    sample = {"input": own["input"], "output": answer, **slots}
+                    if answer in (None, own["output"]) or _key(sample) in keys:
+                        continue
+                    sample["extra"] = {"input_task": source}
+                    phrasing = rng.randrange(len(family.phrasings) - 1)  # a trained one
+                    out.append((sample, render(family, phrasing, sample, "contrast")))
+                    kept += 1
+    return out
+
+
+def _composition_split(seed: int, splits: dict) -> list[tuple[dict, Example]]:
+    """`reading.COMPOSITIONS`: `COMPOSITION_COUNT` examples of each, every phrasing in turn,
+    none with the input of any example of the other splits. Raises GenerationError when a
+    phrasing has a word that no trained phrasing has."""
+    # the suite's own specs, also when a caller narrows all_families()
+    specs = [f for f in _suite_specs() if f["cluster"] != HELDOUT_CLUSTER]
+    trained = [p for f in specs for p in f["phrasings"][:-1]]
+    try:
+        reading.check_words(trained)
+    except ValueError as err:
+        raise GenerationError(str(err)) from None
+    inputs = {sample["input"] for pairs in splits.values() for sample, _ in pairs}
+    out: list[tuple[dict, Example]] = []
+    for c in reading.COMPOSITIONS:
+        family = Family(
+            c.name, "compositions", c.phrasings, lambda rng, wide=False, c=c: c.make(rng)
+        )
+        rng = random.Random(f"minitune-{seed}-compose-{c.name}")
+        drawn = 0
+        for _ in range(100 * reading.COMPOSITION_COUNT):
+            if drawn == reading.COMPOSITION_COUNT:
+                break
+            sample = c.make(rng) | {"extra": {"kind": c.kind}}
+            if sample["input"] in inputs:
+                continue
+            inputs.add(sample["input"])
+            example = render(family, drawn % len(c.phrasings), sample, "heldout_compositions")
+            out.append((sample, example))
+            drawn += 1
+        if drawn < reading.COMPOSITION_COUNT:
+            raise GenerationError(f"{c.name}: only {drawn} distinct inputs")
+    return out
 
 
 def generate_suite(seed: int = 0, counts: dict[str, int] | None = None) -> dict[str, list[Example]]:
@@ -239,7 +324,7 @@ def write_suite(out_dir: str | Path, seed: int = 0, counts: dict[str, int] | Non
 
 # ---- fresh training data -----------------------------------------------------------------
 
-EVAL_SPLITS = ("valid", "test", "heldout_phrasings", "heldout_tasks")
+EVAL_SPLITS = ("valid", "test", "heldout_phrasings", "heldout_tasks", *READING_SPLITS)
 # a fresh draw gives up on a family after this many draws in a row bring nothing new
 FRESH_PATIENCE = 20_000
 
@@ -256,13 +341,20 @@ class Exclusions:
     # sentence is part of a summarize_story input):
     any_inputs: set[str] = field(default_factory=set)
     heldout_answers: set[str] = field(default_factory=set)  # the answers of `heldout_tasks`
+    # every evaluation example's (answer, input) key: a training example that is one of them
+    # asks the evaluation question backwards (French→English test, English→French training)
+    reversed_keys: set[str] = field(default_factory=set)
+    # the inputs of `contrast` and `heldout_compositions`, whose tasks are not families: no
+    # training example of any family has one as its input, or as its answer when it is a text
+    # of 10 characters or more (a one-word answer such as "cook" may be anyone's)
+    reading_inputs: set[str] = field(default_factory=set)
 
     def allows(self, family: str, sample: dict, example: Example) -> bool:
         """True when the example shares nothing with the evaluation splits."""
         return (
             sample["input"] not in self.inputs[family]
             and _key(sample) not in self.keys[family]
-            and format_prompt(example.instruction, example.input) not in self.prompts
+            and self._shares_nothing(sample, example)
         )
 
     def allows_anywhere(self, sample: dict, example: Example) -> bool:
@@ -271,7 +363,17 @@ class Exclusions:
         return (
             sample["input"] not in self.any_inputs
             and sample["output"] not in self.heldout_answers
-            and format_prompt(example.instruction, example.input) not in self.prompts
+            and self._shares_nothing(sample, example)
+        )
+
+    def _shares_nothing(self, sample: dict, example: Example) -> bool:
+        """No evaluation prompt, no evaluation question backwards, no input of the reading
+        splits as input or answer."""
+        return (
+            format_prompt(example.instruction, example.input) not in self.prompts
+            and _key(sample) not in self.reversed_keys
+            and sample["input"] not in self.reading_inputs
+            and (len(sample["output"]) < 10 or sample["output"] not in self.reading_inputs)
         )
 
 
@@ -294,10 +396,16 @@ def evaluation_exclusions(seed: int = 0, counts: dict[str, int] | None = None) -
     exclusions = Exclusions({n: set() for n in names}, {n: set() for n in names}, set())
     for split in EVAL_SPLITS:
         for sample, example in splits[split]:
-            exclusions.inputs[example.task].add(sample["input"])
-            exclusions.keys[example.task].add(_key(sample))
+            if split in READING_SPLITS:
+                exclusions.reading_inputs.add(sample["input"])
+            else:
+                exclusions.inputs[example.task].add(sample["input"])
+                exclusions.keys[example.task].add(_key(sample))
             exclusions.prompts.add(format_prompt(example.instruction, example.input))
             exclusions.any_inputs.update(pieces_of(sample["input"]))
+            exclusions.reversed_keys.add(
+                _key({"input": sample["output"], "output": sample["input"]})
+            )
             if split == "heldout_tasks":
                 exclusions.heldout_answers.add(sample["output"])
     return exclusions
