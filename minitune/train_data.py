@@ -94,12 +94,13 @@ def data_line(cfg: TrainConfig) -> str:
         valid = f"validation: a held-out {cfg.valid_fraction:.0%} of it (train.valid_fraction)"
     if not cfg.fresh_per_task:
         return f"training data: {', '.join(cfg.data)}; {valid}"
-    from minitune.data.suite.tasks import fresh_families
+    from minitune.data.suite.tasks import asked_count, fresh_families
 
-    n_tasks = len(fresh_families(cfg.fresh_shared))
+    families = fresh_families(cfg.fresh_shared)
+    n_tasks, n = len(families), sum(asked_count(f.name, cfg.fresh_per_task) for f in families)
     shared = ", the training-only families too (fresh_shared)" if cfg.fresh_shared else ""
     return (
-        f"training data: {cfg.fresh_per_task * n_tasks:,} fresh examples drawn from the "
+        f"training data: {n:,} fresh examples drawn from the "
         f"suite's generators (fresh_per_task = {cfg.fresh_per_task}, {n_tasks} tasks{shared}) "
         f"into {Path(cfg.out) / 'fresh_train.jsonl'}; train.data is not read; {valid}"
     )

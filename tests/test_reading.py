@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from minitune.data.formats import read_records
-from minitune.data.suite import reading, tasks
+from minitune.data.suite import families_shared, reading, tasks
 from minitune.data.suite.tasks import (
     HELDOUT_CLUSTER,
     GenerationError,
@@ -259,3 +259,75 @@ def test_retention_is_capped_and_skips_tasks_with_nothing_to_keep():
     assert "retention (vs test)" in format_table(report)
     assert "retention" not in summarize(_scored("contrast", "sort", 4))["contrast"]["average"]
     assert retention(summarize(_scored("test", "a", 0) + _scored("contrast", "a", 1))) is None
+
+
+# ---- training where the instruction is needed --------------------------------------------
+
+
+def test_cross_families_ask_a_seen_task_on_other_inputs():
+    """Each cross family asks a seen task, with that task's trained phrasings (never its held-out
+    one), on inputs drawn by another generator, answered by the task's operation."""
+    seen = {f.name: f for f in all_families()}
+    cross = [f for f in training_only_families() if f.name.split("_on_")[0] in seen]
+    assert len(cross) == len(families_shared.CROSS) >= 9
+    for family in cross:
+        task = family.name.split("_on_")[0]
+        assert family.phrasings == seen[task].phrasings[:-1]
+        draw_input = families_shared.SHARED_INPUTS[family.cluster]
+        for i in range(100):
+            sample = family.make(random.Random(i), wide=i % 2 == 1)
+            assert sample["input"] == draw_input(random.Random(i), i % 2 == 1)
+            slots = {"letter": sample["letter"]} if "letter" in sample else {}
+            assert sample["output"] == reading.OPERATIONS[task](sample["input"], slots)
+
+
+def test_no_training_family_does_a_compositions_operation_on_its_input_kind():
+    """A composition of the third kind (a known operation on another input kind) stays held
+    out: no training family asks its operation on inputs of its kind."""
+    families = all_families() + training_only_families()
+    for c in (c for c in reading.COMPOSITIONS if c.kind == "input"):
+        kinds = {input_kind(c.make(random.Random(i))["input"]) for i in range(50)}
+        if c.name == "uppercase_french":
+            kinds = {"French sentence"}
+        for family in families:
+            if family.name.split("_on_")[0] != c.known:
+                continue
+            for i in range(200):
+                text = family.make(random.Random(i), wide=True)["input"]
+                kind = input_kind(text)
+                if kind == "sentence" and re.search(r"\b(le|la|les|une?)\b", text, re.I):
+                    kind = "French sentence"
+                assert kind not in kinds, (c.name, family.name, text)
+
+
+def _words(phrasing: str) -> list[str]:
+    return re.findall(r"[a-z0-9{}_]+", phrasing.lower())
+
+
+def _word_distance(a: list[str], b: list[str]) -> int:
+    """Edits (a word replaced, added or removed) that turn a into b."""
+    previous = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        current = [i]
+        for j, y in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y)))
+        previous = current
+    return previous[-1]
+
+
+def test_no_trained_phrasing_is_a_held_out_one_give_or_take_a_word():
+    """After lower-casing and dropping punctuation, every trained phrasing (seen tasks' five,
+    every training-only family's) is at least two words away from every held-out phrasing
+    (each seen task's sixth, the held-out tasks' all) and differs from every composition's."""
+    seen = [f for f in all_families() if f.cluster != HELDOUT_CLUSTER]
+    trained = [p for f in seen for p in f.phrasings[:-1]]
+    trained += [p for f in training_only_families() for p in f.phrasings]
+    held_out = [f.phrasings[-1] for f in seen]
+    held_out += [p for f in all_families() if f.cluster == HELDOUT_CLUSTER for p in f.phrasings]
+    for h in held_out:
+        near = [t for t in trained if _word_distance(_words(h), _words(t)) < 2]
+        assert not near, (h, near)
+    composed = {tuple(_words(p)) for c in reading.COMPOSITIONS for p in c.phrasings}
+    assert not composed & {tuple(_words(t)) for t in trained}
+    assert _word_distance(_words("Sort the list."), _words("sort the LIST")) == 0
+    assert _word_distance(_words("Sort the list."), _words("Sort this list.")) == 1

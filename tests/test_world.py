@@ -1,4 +1,5 @@
-"""The world corpus (minitune/data/suite/world.py, data/world.txt.gz): coverage, no leak, determinism.
+"""The world corpus (minitune/data/suite/world.py, data/world.txt.gz): coverage, no leak, determinism;
+and no leak in the suite's own corpus (data/pretrain.txt) either.
 
 These read the shipped evaluation files directly (not the generator's own filter), so a leak
 that the filter missed, or a corpus regenerated without it, fails here."""
@@ -64,8 +65,11 @@ def _ngrams(words, n):
     return {" ".join(words[i : i + n]) for i in range(len(words) - n + 1)}
 
 
-def test_no_evaluation_input_prompt_or_answer_occurs(corpus):
-    """Inputs and prompts of 30+ characters and answers of 3+ words of every evaluation file."""
+@pytest.mark.parametrize("name", ["world.txt.gz", "pretrain.txt"])
+def test_no_evaluation_input_prompt_or_answer_occurs(name):
+    """Inputs and prompts of 30+ characters and answers of 3+ words of every evaluation file,
+    in both pretraining corpora."""
+    corpus = read_text(ROOT / "data" / name)
     strings = set()
     for name in EVAL_FILES:
         for r in _records(name):

@@ -51,7 +51,7 @@ def cmd_data_fresh(args: argparse.Namespace) -> int:
     """Write a fresh training file: --per-task examples of every seen task, none in evaluation."""
     import time
 
-    from minitune.data.suite.tasks import GenerationError, write_training_set
+    from minitune.data.suite.tasks import GenerationError, asked_count, write_training_set
 
     start = time.perf_counter()
     try:
@@ -67,9 +67,10 @@ def cmd_data_fresh(args: argparse.Namespace) -> int:
         f"per task: {per_task}"
     )
     for task, n in counts.items():
-        if n < args.per_task:
+        if n < asked_count(task, args.per_task):
             print(
-                f"minitune: warning: {task}: {n:,} distinct examples (asked {args.per_task:,})",
+                f"minitune: warning: {task}: {n:,} distinct examples "
+                f"(asked {asked_count(task, args.per_task):,})",
                 file=sys.stderr,
             )
     return 0

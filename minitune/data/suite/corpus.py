@@ -40,9 +40,19 @@ def _document(rng: random.Random) -> str:
 
 
 def generate_corpus(seed: int = 0, n_documents: int = 4000) -> list[str]:
-    """`n_documents` documents, deterministic from the seed."""
+    """`n_documents` documents, deterministic from the seed; a document that holds an
+    evaluation string of the suite of `seed` (`world.LeakFilter`: an evaluation input or prompt,
+    or an answer of several words) is left out and another drawn."""
+    from minitune.data.suite.world import LeakFilter
+
     rng = random.Random(f"minitune-corpus-{seed}")
-    return [_document(rng) for _ in range(n_documents)]
+    leaks = LeakFilter(seed)
+    documents: list[str] = []
+    while len(documents) < n_documents:
+        document = _document(rng)
+        if not leaks.leaks(document):
+            documents.append(document)
+    return documents
 
 
 def write_corpus(path: str | Path, seed: int = 0, n_documents: int = 4000) -> int:

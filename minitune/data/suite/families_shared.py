@@ -34,7 +34,16 @@ import random
 import re
 
 from minitune.data.suite.families_language import make_story, sentence_pair
-from minitune.data.suite.families_symbolic import make_list_max, make_to_json
+from minitune.data.suite.families_symbolic import FAMILIES as SYMBOLIC
+from minitune.data.suite.families_symbolic import (
+    make_count_letter,
+    make_dedupe,
+    make_list_max,
+    make_reverse_word,
+    make_to_json,
+    make_uppercase,
+)
+from minitune.data.suite.reading import OPERATIONS, letter_to_count
 
 # ---------------------------------------------------------------------------------------------
 # the shared inputs: one generator per group; every family of a group draws its input first
@@ -168,12 +177,68 @@ def make_value_of_key(rng, wide=False):
     return {"input": lines, "output": record[key], "key": key}
 
 
+# ---------------------------------------------------------------------------------------------
+# the suite's own operations on other tasks' inputs (`reading.OPERATIONS`)
+# ---------------------------------------------------------------------------------------------
+
+
+def dedupe_list(rng, wide=False):
+    """A number list with repeats, drawn by `dedupe`'s own generator: "4, 9, 4, 0"."""
+    return make_dedupe(rng, wide)["input"]
+
+
+def word_list(rng, wide=False):
+    """2 to 5 words, drawn by `uppercase`'s own generator (as `acronym`'s): "cow sheep noisy"."""
+    return make_uppercase(rng, wide)["input"]
+
+
+def short_text(rng, wide=False):
+    """One or two words, drawn by `reverse_word`'s or `count_letter`'s generator: "soup Paris"."""
+    return rng.choice([make_reverse_word, make_count_letter])(rng, wide)["input"]
+
+
+def _on_other_inputs(task: str, draw_input):
+    """`make` for the suite's task `task` asked on inputs drawn by `draw_input`: the answer is
+    the task's operation; `count_letter` also draws its letter (one the text has, in lower case
+    only)."""
+
+    def make(rng, wide=False):
+        while True:
+            text = draw_input(rng, wide)
+            slots = {}
+            if task == "count_letter":
+                slots["letter"] = letter_to_count(rng, text)
+                if slots["letter"] is None:
+                    continue
+            return {"input": text, "output": OPERATIONS[task](text, slots), **slots}
+
+    return make
+
+
 # the generator of each cluster's shared input (tests check that its families draw it first)
 SHARED_INPUTS = {
     "list_reading": lambda rng, wide=False: show(number_list(rng, wide)),
     "sentence_reading": plain_sentence,
     "record_reading": lambda rng, wide=False: record_lines(rng, wide)[0],
+    "repeat_lists": dedupe_list,
+    "word_lists": word_list,
+    "short_texts": short_text,
 }
+
+# (the suite's task, the cluster whose inputs it is asked on): never an operation on the input
+# kind of a held-out composition that reuses it (acronym on sentences, upper case on French,
+# duplicates dropped from words: `reading.COMPOSITIONS`, a test checks)
+CROSS = (
+    ("sort_numbers", "repeat_lists"),
+    ("list_max", "repeat_lists"),
+    ("dedupe", "list_reading"),
+    ("uppercase", "short_texts"),
+    ("uppercase", "sentence_reading"),
+    ("acronym", "short_texts"),
+    ("reverse_word", "word_lists"),
+    ("count_letter", "word_lists"),
+    ("count_letter", "sentence_reading"),
+)
 
 FAMILIES = [
     dict(
@@ -321,3 +386,17 @@ FAMILIES = [
         ),
     ),
 ]
+
+
+def _cross_family(task: str, cluster: str) -> dict:
+    """The suite's `task`, its trained phrasings (never its held-out one), on `cluster`'s inputs."""
+    (spec,) = [f for f in SYMBOLIC if f["name"] == task]
+    return dict(
+        name=f"{task}_on_{cluster}",
+        cluster=cluster,
+        make=_on_other_inputs(task, SHARED_INPUTS[cluster]),
+        phrasings=spec["phrasings"][:-1],
+    )
+
+
+FAMILIES += [_cross_family(task, cluster) for task, cluster in CROSS]

@@ -430,9 +430,10 @@ def draw_training_examples(
     the evaluation splits of `generate_suite(seed, counts)` (`counts`: the split sizes that
     suite was made with; default the shipped ones).
 
-    With `shared`, as many for each training-only family too (`training_only_families`, after
-    the seen ones; all their phrasings), none whose input is an evaluation input of any family,
-    whose prompt is an evaluation prompt, or whose answer is a `heldout_tasks` answer.
+    With `shared`, `TRAINING_ONLY_SHARE` of that for each training-only family too
+    (`training_only_families`, after the seen ones; all their phrasings; `asked_count`), none
+    whose input is an evaluation input of any family, whose prompt is an evaluation prompt, or
+    whose answer is a `heldout_tasks` answer.
 
     Each family draws from its own stream `minitune-train-<seed>-<family>`, so the shipped
     files do not move, adding a family moves no other family's examples, and the same arguments
@@ -453,11 +454,22 @@ def draw_training_examples(
         else:  # the held-out phrasing stays out
             phrasings = list(range(len(family.phrasings) - 1))
             allowed = partial(exclusions.allows, family.name)
-        drawn = _draw(
-            family, rng, per_task, "train", phrasings, set(), wide, allowed, patience=FRESH_PATIENCE
-        )
+        n = asked_count(family.name, per_task)
+        drawn = _draw(family, rng, n, "train", phrasings, set(), wide, allowed, FRESH_PATIENCE)
         examples += [example for _, example in drawn]
     return examples
+
+
+# a training-only family draws this share of `per_task`: the 21 of them then hold 24% of a
+# fresh draw, and the 27 evaluated tasks keep 76% of the steps (with all of it, 56%)
+TRAINING_ONLY_SHARE = 0.4
+
+
+def asked_count(family: str, per_task: int) -> int:
+    """How many fresh examples `draw_training_examples(per_task, ...)` asks of a family."""
+    if family in {f.name for f in training_only_families()}:
+        return max(1, round(per_task * TRAINING_ONLY_SHARE))
+    return per_task
 
 
 def write_training_set(

@@ -710,7 +710,7 @@ def generate_world(seed: int = 0, n_documents: int = 60000, log=None) -> list[st
     """`n_documents` documents of the kinds above (none holding an evaluation string), then
     usage documents until every lexicon word occurs; deterministic from the seed."""
     rng = random.Random(f"minitune-world-{seed}")
-    leaks = LeakFilter()
+    leaks = LeakFilter(seed)
     kinds, weights = list(KINDS), list(KINDS.values())
     documents, dropped = [], 0
     while len(documents) < n_documents:
