@@ -237,6 +237,8 @@ class TrainConfig:
     # say so; see minitune/data/suite/tasks.py: write_training_set)
     fresh_shared: bool = False  # with fresh_per_task: also the training-only families over the
     # suite's inputs, told apart by their instruction alone (minitune/data/suite/families_shared.py)
+    fresh_grammar: Share = 0.0  # with fresh_per_task: this share of examples asked with a phrasing
+    # generated from a grammar (dozens per task, none near a held-out one; .../suite/phrasings.py)
     tokenizer: str | None = None  # SentencePiece model; None: --init's own, else the shipped one
     max_source_length: Positive = 128  # longer prompts are truncated (and counted)
     max_target_length: Positive = 64  # longer answers are truncated (and counted)

@@ -45,7 +45,13 @@ def load_data(cfg: TrainConfig, tok: Tokenizer, out: Path, d: Distributed, log):
     if cfg.objective == "instruct":
         files = cfg.data
         if cfg.fresh_per_task:  # fresh examples from the suite's generators, none seen in eval
-            files = [str(fresh_training_file(out, cfg.fresh_per_task, d, log, cfg.fresh_shared))]
+            files = [
+                str(
+                    fresh_training_file(
+                        out, cfg.fresh_per_task, d, log, cfg.fresh_shared, cfg.fresh_grammar
+                    )
+                )
+            ]
         records = [r for path in files for r in read_records(path)]
         held_out = []
         if cfg.valid_fraction and not cfg.valid_data:  # no validation file: a seeded slice
@@ -99,6 +105,8 @@ def data_line(cfg: TrainConfig) -> str:
     families = fresh_families(cfg.fresh_shared)
     n_tasks, n = len(families), sum(asked_count(f.name, cfg.fresh_per_task) for f in families)
     shared = ", the training-only families too (fresh_shared)" if cfg.fresh_shared else ""
+    if cfg.fresh_grammar:
+        shared += f", {cfg.fresh_grammar:.0%} with grammar phrasings (fresh_grammar)"
     return (
         f"training data: {n:,} fresh examples drawn from the "
         f"suite's generators (fresh_per_task = {cfg.fresh_per_task}, {n_tasks} tasks{shared}) "
@@ -107,10 +115,11 @@ def data_line(cfg: TrainConfig) -> str:
 
 
 def fresh_training_file(
-    out: Path, per_task: int, d: Distributed, log=print, shared: bool = False
+    out: Path, per_task: int, d: Distributed, log=print, shared: bool = False, grammar: float = 0.0
 ) -> Path:
     """OUT/fresh_train.jsonl: `per_task` fresh examples of every seen task of the shipped suite
-    (and, with `shared`, of every training-only family), by
+    (and, with `shared`, of every training-only family; `grammar`: that share asked with
+    generated phrasings), by
     minitune.data.suite.tasks.write_training_set: none shares an input or a prompt with an
     evaluation example. Deterministic, so a resumed run draws the same file; process 0 writes it."""
     from minitune.data.suite.tasks import write_training_set
@@ -118,7 +127,7 @@ def fresh_training_file(
     path = out / "fresh_train.jsonl"
     if d.is_main:
         start = time.time()
-        counts = write_training_set(path, per_task, seed=0, shared=shared)
+        counts = write_training_set(path, per_task, seed=0, shared=shared, grammar=grammar)
         log(
             f"fresh training data: {sum(counts.values()):,} examples of {len(counts)} tasks "
             f"drawn in {time.time() - start:.0f} s into {path}"

@@ -331,3 +331,38 @@ def test_no_trained_phrasing_is_a_held_out_one_give_or_take_a_word():
     assert not composed & {tuple(_words(t)) for t in trained}
     assert _word_distance(_words("Sort the list."), _words("sort the LIST")) == 0
     assert _word_distance(_words("Sort the list."), _words("Sort this list.")) == 1
+
+
+def test_the_grammar_says_each_task_many_ways_never_near_a_held_out_phrasing():
+    from minitune.data.suite import phrasings
+
+    assert phrasings.expand("{sort|order} the list{| now}") == [
+        "sort the list",
+        "sort the list now",
+        "order the list",
+        "order the list now",
+    ]
+    held_out = [_words(p) for p in tasks.held_out_phrasings()]
+    assert len(held_out) == 27 + 18 + 27
+    seen = {f.name: f for f in all_families() if f.cluster != HELDOUT_CLUSTER}
+    assert set(phrasings.REQUESTS) == set(seen)
+    for task, family in seen.items():
+        generated = phrasings.grammar_phrasings(task, tasks.held_out_phrasings())
+        assert len(generated) >= 50, task
+        slots = set().union(*(set(re.findall(r"\{\w+\}", p)) for p in family.phrasings))
+        for phrasing in generated:
+            assert set(re.findall(r"\{\w+\}", phrasing)) <= slots, phrasing
+            assert all(_word_distance(_words(phrasing), h) >= 2 for h in held_out), phrasing
+
+
+def test_a_grammar_draw_rephrases_a_share_and_keeps_the_samples():
+    plain = tasks.draw_training_examples(60, shared=True)
+    mixed = tasks.draw_training_examples(60, shared=True, grammar=0.5)
+    assert [(e.task, e.output) for e in plain] == [(e.task, e.output) for e in mixed]
+    rephrased = [e for e in mixed if "/g" in e.template]
+    assert 0.4 * len(mixed) < len(rephrased) < 0.6 * len(mixed)
+    by_task = Counter(e.task for e in rephrased)
+    assert by_task["sort_numbers"] and by_task["sort_numbers_on_repeat_lists"]
+    assert not by_task["list_min"]  # no grammar for the training-only tasks of their own
+    exclusions = evaluation_exclusions()
+    assert not {format_prompt(e.instruction, e.input) for e in rephrased} & exclusions.prompts

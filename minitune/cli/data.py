@@ -53,10 +53,17 @@ def cmd_data_fresh(args: argparse.Namespace) -> int:
 
     from minitune.data.suite.tasks import GenerationError, asked_count, write_training_set
 
+    if not 0 <= args.grammar <= 1:
+        raise UserError(f"--grammar {args.grammar}: a share, from 0 to 1")
     start = time.perf_counter()
     try:
         counts = write_training_set(
-            args.out, args.per_task, seed=args.seed, wide=not args.narrow, shared=args.shared
+            args.out,
+            args.per_task,
+            seed=args.seed,
+            wide=not args.narrow,
+            shared=args.shared,
+            grammar=args.grammar,
         )
     except GenerationError as err:  # the suite of this seed (to avoid) cannot be made
         raise UserError(str(err)) from None
@@ -213,6 +220,14 @@ def _fresh_parser(data) -> None:
         action="store_true",
         help="also the training-only families over the suite's inputs, told apart "
         "by their instruction alone (minitune/data/suite/families_shared.py)",
+    )
+    p.add_argument(
+        "--grammar",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="ask this share (0 to 1) of the examples with phrasings generated from a grammar "
+        "(minitune/data/suite/phrasings.py) instead of the five trained ones (default: 0)",
     )
     p.set_defaults(func=cmd_data_fresh)
 
