@@ -258,12 +258,13 @@ class TrainConfig:
     )  # which attention layers get adapters (lora_targets: which of their projections)
     lora_dropout: Amount = 0.0  # dropout on the adapters' input
 
-    optimizer: Literal["adamw", "adafactor"] = "adamw"
+    optimizer: Literal["adamw", "adafactor", "muon"] = "adamw"  # muon: Muon on hidden matrices
+    muon_lr: Rate = 0.02  # Muon's peak learning rate (its other parameters: AdamW at lr)
     adamw_impl: Literal["auto", "for-loop", "foreach", "fused"] = "auto"  # AdamW's kernel: "auto"
     # (PyTorch's choice), "for-loop" (one parameter at a time), "foreach" (all at once),
     # "fused" (one kernel); the same update
     lr: Rate = 1e-3  # peak learning rate
-    weight_decay: Amount = 0.01  # AdamW only; never on norms, biases, embeddings
+    weight_decay: Amount = 0.01  # AdamW's and Muon's; never on norms, biases, embeddings
     beta1: float = 0.9  # AdamW's first-moment decay
     beta2: float = 0.98  # AdamW's second-moment decay
     schedule: Literal["cosine", "inverse_sqrt", "constant"] = "cosine"  # cosine: to 10% of lr
@@ -328,6 +329,16 @@ class TrainConfig:
             )
         if self.fsdp and self.lora_rank:
             raise ConfigError("TrainConfig: fsdp with lora_rank is not supported; use DDP for LoRA")
+        if self.optimizer == "muon" and self.fsdp:
+            raise ConfigError(
+                "TrainConfig: optimizer='muon' does not work with fsdp (its matrices are sharded "
+                "across processes); use adamw, or DDP (fsdp = false)"
+            )
+        if self.optimizer == "muon" and self.lora_rank:
+            raise ConfigError(
+                "TrainConfig: optimizer='muon' does not work with lora_rank (LoRA trains thin "
+                "adapters, not the model's matrices); use adamw"
+            )
         if self.lora_rank and not (self.lora_targets and self.lora_where):
             raise ConfigError("TrainConfig: LoRA needs lora_targets and lora_where (not empty)")
         if self.lora_rank and not self.init:

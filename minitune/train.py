@@ -95,9 +95,10 @@ def train_step(
     if not math.isfinite(loss) or (not setup.scaler.is_enabled() and not grad_norm.isfinite()):
         optimizer.zero_grad(set_to_none=True)
         return StepResult(loss, grad_norm, tokens, updated=False)
-    # 5. step with the schedule's learning rate, then forget the gradient
+    # 5. step with the schedule's learning rate, then forget the gradient (a group with its own
+    #    peak rate, Muon's matrices at muon_lr, holds it as "lr_scale" = its peak / train.lr)
     for group in optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_scale", 1.0)
     setup.scaler.step(optimizer)  # optimizer.step(), unless fp16 found an inf
     setup.scaler.update()
     optimizer.zero_grad(set_to_none=True)
