@@ -9,7 +9,11 @@
 #
 # 1. seen tasks, seen phrasings (`data/test.jsonl`);
 # 2. seen tasks, an unseen phrasing (`data/heldout_phrasings.jsonl`);
-# 3. unseen tasks (`data/heldout_tasks.jsonl`).
+# 3. unseen tasks (`data/heldout_tasks.jsonl`);
+#
+# and whether the model reads the instruction at all: one task's inputs under another task's
+# instruction (`data/contrast.jsonl`), and new combinations of known skills
+# (`data/heldout_compositions.jsonl`).
 
 # %%
 import collections
@@ -203,16 +207,48 @@ if worst < 0.5:
 # are what teach a model to read instructions.
 
 # %% [markdown]
-# ## Evaluate the three questions
+# ## The contrast test: does it read the instruction, or guess the task from its input?
 #
-# Exact match, token F1 and ROUGE-L (`minitune/evaluate.py`), averaged over tasks. (Quick mode:
-# the three tuned tasks, and the held-out extraction tasks, which stay at zero.)
+# The probe above asks for the *kind* of answer. `data/contrast.jsonl` asks for the answer
+# itself, on the inputs of other tasks: a `list_max` list under "Sort the numbers from smallest
+# to largest." wants the sorted list; the words of `uppercase` under "Make an acronym from the
+# first letter of each word." want the initials; an English sentence under a letter count wants
+# the count. Every instruction is one the model was trained on; only the pairing is new, and an
+# answer of the input's own task is always wrong. Its *retention* compares each asked task's
+# exact match here with its exact match on `test`: 1.0 means the task survives another task's
+# input, 0 that it only worked on its own inputs. (Quick mode trained one of the seven asked
+# tasks, `count_letter`; full mode all of them.)
+
+# %%
+contrast = [r for r in read_records(ROOT / "data" / "contrast.jsonl") if r.meta["task"] in TASKS]
+answers = predict(
+    tuned, tok, [format_prompt(r.instruction, r.input) for r in contrast], max_new_tokens=24
+)
+pairs = collections.defaultdict(list)  # (the input's own task, the task asked) -> right or not
+for r, answer in zip(contrast, answers, strict=True):
+    pairs[r.meta["input_task"], r.meta["task"]].append(answer == r.output)
+for (source_task, asked), right in sorted(pairs.items()):
+    print(f"{asked:>13} asked of {source_task:>15} inputs: {sum(right):3d} of {len(right)} right")
+r, answer = contrast[0], answers[0]
+print(f"\ne.g. {format_prompt(r.instruction, r.input)!r}\n  -> {answer!r} (right: {r.output!r})")
+assert contrast and all(r.meta["input_task"] != r.meta["task"] for r in contrast)
+
+# %% [markdown]
+# ## Evaluate the questions
+#
+# Exact match, token F1 and ROUGE-L (`minitune/evaluate.py`), averaged over tasks, on the three
+# splits of FLAN's question and the two that ask whether the instruction is read: `contrast`
+# (with its retention) and `heldout_compositions`, nine tasks no training example asks, each
+# made of skills that are trained ("Sort the numbers from largest to smallest.", "Write the
+# largest number in the list in English words.", upper case on a French sentence), in words the
+# training instructions use. (Quick mode: the three tuned tasks, and the held-out extraction
+# tasks and compositions, which stay at zero.)
 
 # %%
 scored = []
-for split in ("test", "heldout_phrasings", "heldout_tasks"):
+for split in ("test", "heldout_phrasings", "heldout_tasks", "contrast", "heldout_compositions"):
     records = read_records(ROOT / "data" / f"{split}.jsonl")
-    if split != "heldout_tasks":
+    if split in ("test", "heldout_phrasings", "contrast"):
         records = [r for r in records if r.meta["task"] in TASKS]
     records = records[:: 8 if QUICK else 4]
     prompts = [format_prompt(r.instruction, r.input) for r in records]
@@ -220,7 +256,13 @@ for split in ("test", "heldout_phrasings", "heldout_tasks"):
     scored += score(records, answers, split)
 report = summarize(scored)
 print(format_table(report))
-assert set(report) == {"test", "heldout_phrasings", "heldout_tasks"}
+assert set(report) == {
+    "test",
+    "heldout_phrasings",
+    "heldout_tasks",
+    "contrast",
+    "heldout_compositions",
+}
 assert seen and unseen and not set(seen) & set(unseen)  # held-out phrasings are new to the model
 assert report["test"]["average"]["exact_match"] > report["heldout_tasks"]["average"]["exact_match"]
 
