@@ -90,8 +90,9 @@ def load_data(cfg: TrainConfig, tok: Tokenizer, out: Path, d: Distributed, log):
 
 def data_line(cfg: TrainConfig) -> str:
     """Where the run's training and validation examples come from, in one line, e.g. "training
-    data: 135,000 fresh examples drawn from the suite's generators (fresh_per_task = 5000, 27
-    tasks) into OUT/fresh_train.jsonl; train.data is not read; validation: data/valid.jsonl"."""
+    data: 177,000 fresh examples drawn from the suite's generators (fresh_per_task = 5000, 48
+    tasks, ...) into OUT/fresh_train.jsonl; train.data is not read; validation: data/valid.jsonl".
+    """
     if cfg.objective == "span":
         return f"training data: span corruption of {', '.join(cfg.data)}"
     if cfg.valid_data or not cfg.valid_fraction:

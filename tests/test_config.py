@@ -213,9 +213,9 @@ def test_the_training_datas_source_is_said():
 
     model_cfg, cfg = load_run_config("laptop", {"train": {"out": "runs/x"}})
     assert data_line(cfg) == (
-        "training data: 135,000 fresh examples drawn from the suite's generators "
-        "(fresh_per_task = 5000, 27 tasks) into runs/x/fresh_train.jsonl; train.data is not "
-        f"read; validation: {cfg.valid_data}"
+        "training data: 177,000 fresh examples drawn from the suite's generators "
+        "(fresh_per_task = 5000, 48 tasks, the training-only families too (fresh_shared)) into "
+        f"runs/x/fresh_train.jsonl; train.data is not read; validation: {cfg.valid_data}"
     )
     assert "\n# data = [" in to_toml(model_cfg, cfg)  # --print-config: data shown as not read
     _, tiny = load_run_config("tiny", {"train": {"valid_data": None}})

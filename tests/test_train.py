@@ -317,7 +317,13 @@ def test_pipeline_command_end_to_end(tmp_path):
         f"model of step {best['step']:,} of 8, {best['examples_seen']:,} examples seen"
         in done.stdout
     )
-    assert set(report["eval"]) == {"test", "heldout_phrasings", "heldout_tasks"}
+    assert set(report["eval"]) == {
+        "test",
+        "heldout_phrasings",
+        "heldout_tasks",
+        "contrast",
+        "heldout_compositions",
+    }
     # the answers shown next to the expected ones: at least one from each evaluation split
     assert {e["split"] for e in report["examples"]} == set(report["eval"])
     first = report["examples"][0]
