@@ -1,6 +1,7 @@
 """Download a published T5 / Flan-T5 checkpoint by plain HTTPS (no Hugging Face library).
 
     download("flan-t5-small", "models/flan-t5-small")  # config.json, weights, spiece.model
+    download("google/flan-t5-small", "models/flan-t5-small")  # the same, by its hub name
 
 The Hugging Face hub serves every file of a model repository at
 
@@ -138,13 +139,25 @@ def fetch_file(url: str, target: Path, progress: bool = True) -> str:
     return f"{target}: {got:,} bytes ({'continued, ' if start else ''}checked: {checked})"
 
 
+def short_name(name: str) -> str:
+    """minitune's name of a supported checkpoint, given that name or its hub repository's:
+    "google/flan-t5-small" -> "flan-t5-small". Raises DownloadError for any other name."""
+    if name in MODELS:
+        return name
+    by_repo = {repo: short for short, repo in MODELS.items()}
+    if name in by_repo:
+        return by_repo[name]
+    known = ", ".join(f"{short} ({repo})" for short, repo in MODELS.items())
+    raise DownloadError(f"unknown model {name!r}; known: {known}")
+
+
 def download(name: str, out: str | Path, hub: str = HUB, progress: bool = True, log=print) -> Path:
-    """Fetch a published checkpoint's config.json, weights and spiece.model into `out`."""
-    if name not in MODELS:
-        raise DownloadError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
+    """Fetch a published checkpoint's config.json, weights and spiece.model into `out`; `name`
+    is minitune's short name or the hub repository's ("flan-t5-small", "google/flan-t5-small")."""
+    repo = MODELS[short_name(name)]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    base = f"{hub.rstrip('/')}/{MODELS[name]}/resolve/main"
+    base = f"{hub.rstrip('/')}/{repo}/resolve/main"
     for choice in FILES:
         names = [choice] if isinstance(choice, str) else choice
         for i, file in enumerate(names):

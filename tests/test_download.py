@@ -154,5 +154,23 @@ def test_pytorch_bin_when_there_are_no_safetensors_and_unknown_names(hub, tmp_pa
 
     fetch("flan-t5-small", tmp_path / "bin", hub=url, progress=False, log=lambda *a: None)
     assert (tmp_path / "bin" / "pytorch_model.bin").is_file()
-    with pytest.raises(SystemExit):
-        main(["download", "flan-t5-large"])  # argparse: not among the choices
+    assert main(["download", "flan-t5-large"]) == 2  # one line, no traceback
+    err = capsys.readouterr().err
+    assert "unknown model 'flan-t5-large'" in err and "flan-t5-small (google/flan-t5-small)" in err
+    assert "Traceback" not in err
+
+
+def test_the_hubs_repository_name_is_accepted(hub, tmp_path, capsys, monkeypatch):
+    """`minitune download google/flan-t5-small` fetches the same repository as flan-t5-small,
+    into models/flan-t5-small by default."""
+    url, _ = hub
+    monkeypatch.chdir(tmp_path)
+    assert main(["download", "google/flan-t5-small", "--hub", url, "--no-progress"]) == 0
+    for name, data in Hub.files.items():
+        assert (tmp_path / "models" / "flan-t5-small" / name).read_bytes() == data
+    assert "runs/flan-t5-small-tuned" in capsys.readouterr().out
+    from minitune.download import DownloadError, short_name
+
+    assert short_name("google-t5/t5-small") == "t5-small"
+    with pytest.raises(DownloadError, match="google/flan-t5-large"):
+        short_name("google/flan-t5-large")

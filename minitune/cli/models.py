@@ -123,19 +123,20 @@ def cmd_lora_merge(args: argparse.Namespace) -> int:
 
 def cmd_download(args: argparse.Namespace) -> int:
     """Fetch a published T5 / Flan-T5 checkpoint into a folder that --checkpoint/--init take."""
-    from minitune.download import DownloadError, download
+    from minitune.download import DownloadError, download, short_name
     from minitune.t5 import load_t5
 
-    out = Path(args.out or Path("models") / args.name)
     try:
-        download(args.name, out, hub=args.hub, progress=not args.no_progress)
+        name = short_name(args.name)  # "google/flan-t5-small" -> "flan-t5-small"
+        out = Path(args.out or Path("models") / name)
+        download(name, out, hub=args.hub, progress=not args.no_progress)
     except DownloadError as err:
         raise UserError(str(err)) from None
     model = load_t5(out)  # a complete folder: it loads
     print(
         f"{out}: {model.num_parameters() / 1e6:.1f}M parameters; try it:\n"
         f'  minitune generate --checkpoint {out} "Translate to German: How old are you?"\n'
-        f"  minitune train --init {out} --data my.jsonl --out runs/{args.name}-tuned"
+        f"  minitune train --init {out} --data my.jsonl --out runs/{name}-tuned"
     )
     return 0
 
@@ -265,13 +266,13 @@ def _download_and_export_parsers(sub) -> None:
         "it is kept.",
         [
             "minitune download flan-t5-small",
-            "minitune download flan-t5-base --out models/flan-t5-base",
+            "minitune download google/flan-t5-base --out models/flan-t5-base",
         ],
     )
     p.add_argument(
         "name",
-        choices=["flan-t5-small", "flan-t5-base", "t5-small"],
-        help="google/flan-t5-small, google/flan-t5-base or google-t5/t5-small",
+        help="flan-t5-small, flan-t5-base or t5-small, or the hub's name of one of them: "
+        "google/flan-t5-small, google/flan-t5-base, google-t5/t5-small",
     )
     p.add_argument("--out", help="folder (default: models/NAME)")
     p.add_argument(
