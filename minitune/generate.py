@@ -25,6 +25,8 @@ model.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -45,6 +47,7 @@ def generate(
     early_stopping: bool | str = True,
     min_new_tokens: int = 0,
     generator: torch.Generator | None = None,
+    on_token: Callable[[torch.Tensor], None] | None = None,
 ) -> torch.Tensor:
     """Generate up to `max_new_tokens` tokens for each source row of `input_ids` (B, S).
 
@@ -56,6 +59,8 @@ def generate(
       tokens (0 = all) and to the smallest set whose probability reaches `top_p` (1.0 = all);
       pass a seeded `torch.Generator` for reproducible samples. Otherwise greedy (argmax).
     min_new_tokens: EOS is forbidden before this many tokens (benchmarks use it to force length).
+    on_token: called with each step's new tokens (B,) as they are chosen, greedy or sampled (to
+      print an answer while it is decoded); beam search knows its answer only at the end.
 
     The model is put in eval mode (no dropout) for the call and restored afterwards.
     """
@@ -107,6 +112,7 @@ def generate(
                 use_cache=use_cache,
                 min_new_tokens=min_new_tokens,
                 generator=generator,
+                on_token=on_token,
             )
     finally:
         model.train(was_training)
@@ -192,8 +198,10 @@ def greedy_or_sample(
     use_cache: bool = True,
     min_new_tokens: int = 0,
     generator: torch.Generator | None = None,
+    on_token: Callable[[torch.Tensor], None] | None = None,
 ) -> torch.Tensor:
-    """One token per step per row: the argmax, or a sample. Returns (B, L) new tokens."""
+    """One token per step per row: the argmax, or a sample. Returns (B, L) new tokens;
+    `on_token(next_token)` sees each step's (B,) tokens as they are chosen."""
     cfg = model.config
     B = memory.shape[0]
     tokens = torch.full((B, 1), cfg.decoder_start_id, dtype=torch.long, device=memory.device)
@@ -211,6 +219,8 @@ def greedy_or_sample(
             next_token = logits.argmax(dim=-1)  # (B,)
         next_token = next_token.masked_fill(finished, cfg.pad_id)  # rows already done get pad
         tokens = torch.cat([tokens, next_token[:, None]], dim=1)  # (B, step + 2)
+        if on_token is not None:
+            on_token(next_token)
         finished |= next_token == cfg.eos_id
         if finished.all():
             break

@@ -3,13 +3,16 @@ and status 2; prompts, chat history, source length; running generated code only 
 
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
+import torch
 from test_train import tiny_run
 
 import minitune.cli.use as use
 from minitune.cli import main
+from minitune.cli.shared import load_checkpoint
 from minitune.cli.use import chat_prompt
 from minitune.paths import is_shipped
 from minitune.tokenizer import Tokenizer
@@ -67,7 +70,7 @@ def test_generate_reads_escapes_and_stdin_and_reports_a_cut_prompt(checkpoint, c
     seen = []
     real = use.answer
     monkeypatch.setattr(
-        use, "answer", lambda m, t, p, d, n: seen.append((p, n)) or real(m, t, p, d, n)
+        use, "answer", lambda m, t, p, d, n, *s: seen.append((p, n)) or real(m, t, p, d, n, *s)
     )
     monkeypatch.setattr("sys.stdin", io.StringIO("What is 2 + 3?\n"))
     assert main(["generate", "--checkpoint", checkpoint, "--max-new-tokens", "3"]) == 0
@@ -78,6 +81,19 @@ def test_generate_reads_escapes_and_stdin_and_reports_a_cut_prompt(checkpoint, c
     err = capsys.readouterr().err
     assert "note: the prompt is" in err and "reads only the first 64 (--max-source-length)" in err
     assert use.source_length({"source": "t5", "step": 0}, None) == 512
+
+
+def typed(lines: list[str]):
+    """An `input` that returns these lines, then ends the input (Ctrl-D)."""
+    pending = iter(lines)
+
+    def fake_input(_prompt):
+        try:
+            return next(pending)
+        except StopIteration:
+            raise EOFError from None
+
+    return fake_input
 
 
 def test_chat_keeps_the_newest_turns_and_takes_a_system_prompt(checkpoint, capsys, monkeypatch):
@@ -91,22 +107,69 @@ def test_chat_keeps_the_newest_turns_and_takes_a_system_prompt(checkpoint, capsy
         0,
     )
 
-    lines = iter(["hello there", "what is 2 + 3?"])
-
-    def fake_input(_):
-        try:
-            return next(lines)
-        except StopIteration:
-            raise EOFError from None
-
     prompts = []
-    monkeypatch.setattr("builtins.input", fake_input)
-    monkeypatch.setattr(use, "answer", lambda m, t, p, d, n: prompts.append(p) or "ok")
+    monkeypatch.setattr("builtins.input", typed(["hello there", "what is 2 + 3?"]))
+    monkeypatch.setattr(use, "answer", lambda m, t, p, d, n, *s: prompts.append(p) or "ok")
     assert main(["chat", "--checkpoint", checkpoint, "--system", "Answer in French."]) == 0
     assert prompts == [
         "Answer in French.\nUser: hello there",
         "Answer in French.\nUser: hello there\nAssistant: ok\nUser: what is 2 + 3?",
     ]
+
+
+def test_the_streamed_text_is_the_answer_byte_for_byte():
+    """Whatever pieces arrive (bytes of a multi-byte letter, capitals spelled one by one, new
+    lines), what TextStream printed, once finished, is exactly the decoded answer."""
+    import random
+
+    texts = [
+        "Le Château d'ÉTÉ coûte 12,50 € — naïve façade!",
+        "HELLO WORLD and NASA's Zoë\nsecond line  with  spaces",
+        "東京 and emoji 🙂 then ASCII",
+    ]
+    rng = random.Random(0)
+    rows = [TOK.encode(t) for t in texts]
+    rows += [[rng.randrange(TOK.vocab_size) for _ in range(40)] for _ in range(30)]
+    for ids in rows:
+        printed = []
+        stream = use.TextStream(TOK, printed.append)
+        for token in [*ids, TOK.eos_id]:
+            stream(torch.tensor([token]))
+        final = TOK.decode(ids)
+        streamed_before_end = "".join(printed)
+        stream.finish(final)
+        assert "".join(printed) == final
+        assert final.startswith(streamed_before_end)
+    assert "".join(printed[:-1]) and len(printed) > 2  # it did print before the end
+
+
+def test_generate_streams_the_answer_and_its_speed(checkpoint, capsys):
+    assert main(["generate", "--checkpoint", checkpoint, "--max-new-tokens", "12", "Hi"]) == 0
+    streamed = capsys.readouterr()
+    model, tok, _ = load_checkpoint(checkpoint, "cpu", "auto")
+    final = use.answer(model, tok, "Hi", {"max_new_tokens": 12}, 64)
+    assert streamed.out == final + "\n"
+    assert re.search(r"\(\d+ tokens in [\d.]+ s, [\d.]+ tokens/s\)", streamed.err)
+    beams = ["generate", "--checkpoint", checkpoint, "--max-new-tokens", "12", "--num-beams", "2"]
+    assert main([*beams, "Hi"]) == 0  # printed when done
+    assert capsys.readouterr().out.endswith("\n")
+
+
+def test_ctrl_c_stops_an_answer_in_chat_not_the_conversation(checkpoint, capsys, monkeypatch):
+    prompts = []
+
+    def interrupted_once(m, t, p, d, n, stream=None):
+        prompts.append(p)
+        if len(prompts) == 1:
+            raise KeyboardInterrupt
+        return "fine"
+
+    monkeypatch.setattr("builtins.input", typed(["first question", "second question"]))
+    monkeypatch.setattr(use, "answer", interrupted_once)
+    assert main(["chat", "--checkpoint", checkpoint]) == 0
+    out = capsys.readouterr().out
+    assert "(stopped)" in out and "fine" not in out.split("(stopped)")[0]
+    assert len(prompts) == 2 and "first question" not in prompts[1]
 
 
 def test_generated_code_runs_only_for_the_shipped_suite_or_with_run_code(

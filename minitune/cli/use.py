@@ -153,9 +153,44 @@ def source_length(info: dict, given: int | None) -> int:
     return int(info.get("train", {}).get("max_source_length") or 512)
 
 
-def answer(model, tok, prompt: str, decoding: dict, max_source_length: int = 512) -> str:
+class TextStream:
+    """Prints an answer while it is decoded, whole words at a time, so that what is printed is
+    exactly the final answer: a word's text can still change while its pieces arrive (a byte
+    of a multi-byte letter, a capital spelled letter by letter), so the last, unfinished word is
+    held back until a space or a newline follows it, or the answer ends (`finish`).
+
+    Example: pieces "▁The", "▁ca", "t", "▁sat" print "The", " cat", then (finish) " sat"."""
+
+    def __init__(self, tok, write):
+        self.tok, self.write = tok, write
+        self.ids: list[int] = []
+        self.printed = ""
+
+    def __call__(self, next_token) -> None:
+        """`generate`'s on_token: one new token of a one-row batch."""
+        token = int(next_token[0])
+        if token == self.tok.eos_id:
+            return
+        self.ids.append(token)
+        text = self.tok.decode(self.ids)
+        stable = max(text.rfind(" "), text.rfind("\n"))  # everything before the last word
+        if stable > len(self.printed) and text.startswith(self.printed):
+            self.write(text[len(self.printed) : stable])
+            self.printed = text[:stable]
+
+    def finish(self, final: str) -> None:
+        """Print the rest of the final answer (which starts with what was printed)."""
+        assert final.startswith(self.printed), (final, self.printed)
+        self.write(final[len(self.printed) :])
+        self.printed = final
+
+
+def answer(
+    model, tok, prompt: str, decoding: dict, max_source_length: int = 512, stream=None
+) -> str:
     """The model's answer to one prompt; a prompt cut to `max_source_length` tokens is reported
-    (on stderr, so that stdout stays the answer)."""
+    (on stderr, so that stdout stays the answer). `stream`: a `TextStream` that prints it as it
+    is decoded (greedy and sampling; beam search prints it when done)."""
     batch = tok.encode_batch([prompt], max_length=max_source_length)
     if batch.truncated:
         print(
@@ -164,8 +199,32 @@ def answer(model, tok, prompt: str, decoding: dict, max_source_length: int = 512
             file=sys.stderr,
         )
     device = next(model.parameters()).device
+    if stream is not None and decoding.get("num_beams", 1) == 1:
+        decoding = {**decoding, "on_token": stream}
     out = model.generate(batch.input_ids.to(device), batch.attention_mask.to(device), **decoding)
-    return tok.decode(out[0])
+    text = tok.decode(out[0])
+    if stream is not None:
+        stream.finish(text)
+    return text
+
+
+def streamed_answer(model, tok, prompt: str, decoding: dict, max_source_length: int) -> str:
+    """`answer`, printed to stdout as it is decoded, then a newline; the speed goes to stderr.
+    Ctrl-C stops the answer where it is (KeyboardInterrupt, after printing a newline)."""
+    import time
+
+    stream = TextStream(tok, lambda text: print(text, end="", flush=True))
+    start = time.perf_counter()
+    try:
+        text = answer(model, tok, prompt, decoding, max_source_length, stream)
+    except KeyboardInterrupt:
+        print(flush=True)
+        raise
+    seconds = time.perf_counter() - start
+    print(flush=True)
+    n = len(tok.encode(text)) + 1  # the answer's tokens and its EOS
+    print(f"({n} tokens in {seconds:.2f} s, {n / seconds:.1f} tokens/s)", file=sys.stderr)
+    return text
 
 
 def read_prompt(prompt: str | None) -> str:
@@ -183,7 +242,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     decoding = decoding_settings(args)
     prompt = read_prompt(args.prompt)
     model, tok, info = load_checkpoint(args.checkpoint, args.device, args.fused_kernels)
-    print(answer(model, tok, prompt, decoding, source_length(info, args.max_source_length)))
+    streamed_answer(model, tok, prompt, decoding, source_length(info, args.max_source_length))
     return 0
 
 
@@ -226,9 +285,14 @@ def cmd_chat(args: argparse.Namespace) -> int:
         prompt, dropped = chat_prompt(tok, instruction, history, max_length)
         if dropped:
             print(f"(the {dropped} oldest turn(s) no longer fit in {max_length} tokens: left out)")
-        reply = answer(model, tok, prompt, decoding, max_length)
+        print("model> ", end="", flush=True)
+        try:
+            reply = streamed_answer(model, tok, prompt, decoding, max_length)
+        except KeyboardInterrupt:  # Ctrl-C stops this answer, not the conversation
+            print("(stopped)")
+            history.pop()  # the question goes unanswered
+            continue
         history.append(f"Assistant: {reply}")
-        print(f"model> {reply}")
 
 
 def length_and_beam_flags(p: argparse.ArgumentParser) -> None:
