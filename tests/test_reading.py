@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from minitune.data.formats import read_records
-from minitune.data.suite import families_shared, reading, tasks
+from minitune.data.suite import families_shared, phrasings, reading, tasks
 from minitune.data.suite.tasks import (
     HELDOUT_CLUSTER,
     GenerationError,
@@ -300,19 +300,7 @@ def test_no_training_family_does_a_compositions_operation_on_its_input_kind():
                 assert kind not in kinds, (c.name, family.name, text)
 
 
-def _words(phrasing: str) -> list[str]:
-    return re.findall(r"[a-z0-9{}_]+", phrasing.lower())
-
-
-def _word_distance(a: list[str], b: list[str]) -> int:
-    """Edits (a word replaced, added or removed) that turn a into b."""
-    previous = list(range(len(b) + 1))
-    for i, x in enumerate(a, 1):
-        current = [i]
-        for j, y in enumerate(b, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y)))
-        previous = current
-    return previous[-1]
+_words, _word_distance = phrasings.words, phrasings.word_distance
 
 
 def test_no_trained_phrasing_is_a_held_out_one_give_or_take_a_word():
@@ -334,8 +322,6 @@ def test_no_trained_phrasing_is_a_held_out_one_give_or_take_a_word():
 
 
 def test_the_grammar_says_each_task_many_ways_never_near_a_held_out_phrasing():
-    from minitune.data.suite import phrasings
-
     assert phrasings.expand("{sort|order} the list{| now}") == [
         "sort the list",
         "sort the list now",

@@ -13,6 +13,12 @@ from the *same* generator, so only the instruction says what to do with it:
   `last_word`;
 - `key: value` lines (the input of `to_json`): `value_of_key`.
 
+Nine more (`CROSS`) ask one of the suite's own seen tasks, with its five trained phrasings, on
+inputs of its kind that another task's generator draws: `sort_numbers` and `list_max` on
+`dedupe`'s lists with repeats, `uppercase` on English sentences, `reverse_word` on `uppercase`'s
+word lists, ... (answered by `reading.OPERATIONS`). That is what the `contrast` split asks: the
+input no longer tells which task it is.
+
 They are used only in fresh training data (`tasks.draw_training_examples`); they have no
 evaluation split, so all five phrasings are trained on, and a drawn example is dropped when its
 input is an evaluation input of any family of the suite (or its prompt an evaluation prompt, or

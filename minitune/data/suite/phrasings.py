@@ -192,7 +192,7 @@ def expand(pattern: str) -> list[str]:
 
 def words(phrasing: str) -> list[str]:
     """The lower-cased words of a phrasing (slots count as words), punctuation dropped."""
-    return re.findall(r"[a-z0-9{}_'-]+", phrasing.lower().replace("'s", " s"))
+    return re.findall(r"[a-z0-9{}_]+", phrasing.lower())
 
 
 def word_distance(a: list[str], b: list[str]) -> int:
