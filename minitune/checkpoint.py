@@ -75,11 +75,14 @@ def save_checkpoint(
     tokenizer_file: str | Path,
     trainer_state: dict | None = None,
     state_dict: dict | None = None,
+    card: str | None = None,
 ) -> None:
     """Write a checkpoint folder atomically. `info` goes into config.json with the model config.
 
     `state_dict` replaces model.state_dict() (e.g. the full weights gathered from FSDP shards).
-    A LoRA model (model.lora set) is saved as its adapters only (adapter.safetensors)."""
+    A LoRA model (model.lora set) is saved as its adapters only (adapter.safetensors). `card`:
+    the folder's README.md (a model card, minitune/report.py), written in the same swap but not
+    listed among its checked files, since an evaluation may add its scores later."""
     state_dict = state_dict if state_dict is not None else model.state_dict()
     folder = Path(folder)
     tmp = folder.with_name(folder.name + ".tmp")
@@ -109,6 +112,8 @@ def save_checkpoint(
         p.name: {"size": p.stat().st_size, "sha256": _sha256(p)} for p in sorted(tmp.iterdir())
     }
     _write_json(tmp / "config.json", {"model": model.config.to_dict(), **info, "files": files})
+    if card is not None:
+        (tmp / "README.md").write_text(card, encoding="utf-8")
     _fsync_dir(tmp)
     old = folder.with_name(folder.name + ".old")
     if old.exists():

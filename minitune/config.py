@@ -286,6 +286,9 @@ class TrainConfig:
     max_steps: Positive = 2000  # optimizer steps (the schedule's length)
     max_minutes: Rate | None = None  # stop earlier when this much wall time has passed
     eval_every: Positive = 500  # steps between validation runs (and best-checkpoint choices)
+    score_valid: Count = 0  # at each validation run, also decode this many validation examples
+    # (greedy, spread over the file) and log their exact match: the report's "exact match against
+    # minutes". Its time is left out of max_minutes' clock (0: none; the pipeline sets 64)
     save_every: Positive = 100  # steps between saves of last/ (what --resume and a crash use)
     on_nonfinite: Literal["stop", "skip"] = "stop"  # a NaN/inf loss: stop (keep last/) or skip
     log_every: Positive = 10  # steps between lines of metrics.jsonl
@@ -329,6 +332,11 @@ class TrainConfig:
             )
         if self.fsdp and self.lora_rank:
             raise ConfigError("TrainConfig: fsdp with lora_rank is not supported; use DDP for LoRA")
+        if self.score_valid and self.fsdp:
+            raise ConfigError(
+                "TrainConfig: score_valid decodes on the first process alone, which under fsdp "
+                "holds only a shard of the model; set score_valid = 0 (or use DDP)"
+            )
         if self.optimizer == "muon" and self.fsdp:
             raise ConfigError(
                 "TrainConfig: optimizer='muon' does not work with fsdp (its matrices are sharded "
@@ -476,7 +484,7 @@ def load_run_config(
 # when and how often to stop, log, evaluate and save, and where the work happens.
 RESUME_SAFE = {"max_minutes", "save_every", "log_every", "eval_every", "device", "threads"}
 RESUME_SAFE |= {"compile", "activation_checkpointing", "on_nonfinite", "out", "tf32"}
-RESUME_SAFE |= {"report_to", "adamw_impl", "fused_kernels"}
+RESUME_SAFE |= {"report_to", "adamw_impl", "fused_kernels", "score_valid"}
 
 
 def resumed(saved: dict, out: str, sources: list[Source]) -> tuple[RunConfig, list[tuple]]:

@@ -45,6 +45,42 @@ def cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+# The CPU features that decide minitune's speed and precision (AVX2/FMA: fast fp32 matmuls;
+# AVX512-BF16 and AMX: native bf16), named on the run's page.
+CPU_FEATURES = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
+
+
+def machine() -> dict:
+    """What a run computes on, for its page: the CPU's model and the features of CPU_FEATURES it
+    has, its logical cores, torch's threads and version, and the GPU if there is one.
+
+    Example: {"cpu": "AMD EPYC 9B14", "cpu_features": ["avx2", "fma", "avx512f", "avx512_bf16"],
+    "cores": 2, "torch_threads": 2, "torch": "2.13.0+cpu", "gpu": None, ...}"""
+    import os
+    import platform
+
+    cpu, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                cpu = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+    except OSError:  # not Linux: the model name from platform, no features
+        pass
+    return {
+        "cpu": cpu,
+        "cpu_features": [f for f in CPU_FEATURES if f in flags],
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "system": platform.platform(terse=True),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+
+
 def resolve_precision(
     precision: str,
     device: torch.device,

@@ -31,8 +31,8 @@ class MetricsLog:
         with open(self.path, "a") as f:
             f.write(json.dumps(row) + "\n")
         if self.board is not None:
-            for key, value in row.items():
-                if key != "step":
+            for key, value in row.items():  # the numbers (not a session's description)
+                if key != "step" and isinstance(value, (int, float)):
                     self.board.add_scalar(key, value, row["step"])
 
     def close(self) -> None:
@@ -80,25 +80,26 @@ def plot_losses(metrics_file: Path, out_png: Path) -> str:
     import matplotlib.pyplot as plt
 
     rows = [json.loads(line) for line in metrics_file.read_text().splitlines() if line]
-    train_rows = [r for r in rows if "loss" in r]
-    valid_rows = [r for r in rows if "valid_loss" in r]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
-    for ax, x, label in ((axes[0], "step", "optimizer step"), (axes[1], "elapsed_s", "minutes")):
-        scale = 1 / 60 if x == "elapsed_s" else 1
-        for part, key, style, name in (
-            (train_rows, "loss", "-", "train"),
-            (valid_rows, "valid_loss", "o-", "validation"),
-        ):
-            points = [(r[x] * scale, r[key]) for r in part if x in r]
-            if points:
-                ax.plot(*zip(*points, strict=True), style, label=name)
-        ax.set(xlabel=label, yscale="log")
-        ax.legend()
+    draw_losses(axes[0], axes[1], rows)
     axes[0].set_ylabel("loss per target token")
     fig.tight_layout()
     fig.savefig(out_png, dpi=100)
     plt.close(fig)
     return f"wrote {out_png}"
+
+
+def draw_losses(by_step, by_minute, rows: list[dict]) -> None:
+    """Train and validation loss of metrics rows on two matplotlib axes: against optimizer
+    steps, and against minutes of training (a row's elapsed_s)."""
+    for ax, x, label in ((by_step, "step", "optimizer step"), (by_minute, "elapsed_s", "minutes")):
+        scale = 1 / 60 if x == "elapsed_s" else 1
+        for key, style, name in (("loss", "-", "train"), ("valid_loss", "o-", "validation")):
+            points = [(r[x] * scale, r[key]) for r in rows if key in r and x in r]
+            if points:
+                ax.plot(*zip(*points, strict=True), style, label=name)
+        ax.set(xlabel=label, yscale="log")
+        ax.legend()
 
 
 def steps_by_deadline(

@@ -214,24 +214,34 @@ def plot_position_bias(model, length: int, path) -> bool:
     return True
 
 
+def read_attention(model, tokenizer, source: list[int], max_new_tokens: int = 32) -> dict:
+    """The model's greedy answer to `source` (prompt ids, EOS included) and its attention
+    weights while writing it (the answer fed back with teacher forcing): {"answer": ids,
+    "maps": {"encoder_self"|"decoder_self"|"cross": per layer (1, H, T_q, T_k)},
+    "source_labels": pieces, "target_labels": ["<start>", pieces of the answer]}."""
+    device = next(model.parameters()).device
+    model.eval()
+    source = torch.tensor([source], device=device)
+    answer = model.generate(source, max_new_tokens=max_new_tokens)[0].tolist()
+    answer = [t for t in answer if t != model.config.pad_id]
+    target = torch.tensor([[model.config.decoder_start_id, *answer]], device=device)
+    return {
+        "answer": answer,
+        "maps": model.attention_maps(source, target),
+        "source_labels": [tokenizer.piece(i) for i in source[0].tolist()],
+        "target_labels": ["<start>", *(tokenizer.piece(i) for i in answer)],
+    }
+
+
 def inspect_prompt(model, tokenizer, prompt: str, out: str | Path, max_new_tokens: int = 32):
     """Write all the pictures for one prompt into `out`; returns (answer, written file names)."""
     _pyplot()  # fail early, before any work, when matplotlib is missing
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    device = next(model.parameters()).device
-    model.eval()
-    source = torch.tensor([[*tokenizer.encode(prompt)[:256], tokenizer.eos_id]], device=device)
-    answer = model.generate(source, max_new_tokens=max_new_tokens)[0].tolist()
-    answer = [t for t in answer if t != model.config.pad_id]
-    target = torch.tensor([[model.config.decoder_start_id, *answer]], device=device)
-    maps = model.attention_maps(source, target)
-
-    def labels(ids):
-        return [tokenizer.piece(i) for i in ids]
-
-    source_labels = labels(source[0].tolist())
-    target_labels = ["<start>", *labels(answer)]
+    seen = read_attention(
+        model, tokenizer, [*tokenizer.encode(prompt)[:256], tokenizer.eos_id], max_new_tokens
+    )
+    source_labels, target_labels = seen["source_labels"], seen["target_labels"]
     written = []
     for name, q_labels, k_labels in [
         ("encoder_self", source_labels, source_labels),
@@ -240,7 +250,7 @@ def inspect_prompt(model, tokenizer, prompt: str, out: str | Path, max_new_token
     ]:
         path = out / f"attention_{name}.png"
         plot_attention_grid(
-            [m[0] for m in maps[name]],
+            [m[0] for m in seen["maps"][name]],
             q_labels,
             k_labels,
             f"{name.replace('_', ' ')} attention",
@@ -251,4 +261,4 @@ def inspect_prompt(model, tokenizer, prompt: str, out: str | Path, max_new_token
     written.append("masks.png")
     if plot_position_bias(model, min(48, max(len(source_labels), 16)), out / "position_bias.png"):
         written.append("position_bias.png")
-    return tokenizer.decode(answer), written
+    return tokenizer.decode(seen["answer"]), written

@@ -33,6 +33,7 @@ from minitune.data.mixing import TaskMixer
 from minitune.distributed import Distributed, full_state, load_full_state
 from minitune.metrics_log import MetricsLog, truncate_metrics
 from minitune.model import Seq2SeqTransformer
+from minitune.report import model_card
 from minitune.run_errors import RunError
 from minitune.tokenizer import Tokenizer
 
@@ -149,9 +150,13 @@ def save(run: Run, state: TrainState, name: str, with_trainer: bool) -> None:
         if run.mixer is not None:
             trainer["mixer"] = run.mixer.state_dict()
     if d.is_main:
+        # best/ carries a model card (README.md); the pipeline adds its scores after evaluating
+        card = (
+            model_card(run.out / name, info, run.model.config.to_dict()) if name == "best" else None
+        )
         with deferred_interrupts():  # Ctrl-C waits until the folder is complete
             save_checkpoint(
-                run.out / name, run.model, info, run.tokenizer_file, trainer, model_state
+                run.out / name, run.model, info, run.tokenizer_file, trainer, model_state, card
             )
     d.barrier()  # nobody runs ahead of (or exits before) the save
     if name == "last":

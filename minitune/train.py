@@ -204,6 +204,8 @@ def train(
     model.set_activation_checkpointing(cfg.activation_checkpointing)
     model.use_fused_kernels(fused_kernels_on(cfg.fused_kernels, device))  # or the explicit steps
     log(model_line(model, device, precision, why, d))  # "model: 0.91M parameters on cpu, fp32"
+    facts = {"device": str(device), "precision": precision, "precision_why": why}
+    facts |= {"threads": torch.get_num_threads(), "processes": d.world_size}
     wrapped = wrap(model, d, device)  # DDP/FSDP around the model, or the model itself
     if cfg.compile:
         wrapped = torch.compile(wrapped)  # saved from `model`: no "_orig_mod." names
@@ -284,7 +286,7 @@ def train(
         if d.enabled:  # saving needs every process, and not all may have been interrupted
             log(f"interrupted at step {state.step}; {out / 'last'} holds step {state.saved_step}")
             teardown(d)
-            return summary(state, stop_reason, out, minutes=0.0)
+            return summary(state, stop_reason, out, 0.0, facts)
         log(f"interrupted at step {state.step}: saving {out / 'last'}")
     finally:
         bar.close()
@@ -299,7 +301,7 @@ def train(
         log(plot_losses(run.metrics.path, out / "loss.png"))
         run.metrics.close()
     teardown(d)
-    return summary(state, stop_reason, out, minutes=state.seconds() / 60)
+    return summary(state, stop_reason, out, state.seconds() / 60, facts)
 
 
 # ---- the pieces of train(), in the order it calls them -----------------------------------------
@@ -480,13 +482,53 @@ def eval_and_keep_best(run: Run, state: TrainState, valid: list[EncodedExample])
         }
     )
     run.log(f"step {state.step}: validation loss {valid_loss:.4f}")
+    if run.cfg.score_valid:
+        score_sample(run, state, valid)  # exact match now, for the report's curve
     if valid_loss < state.best_valid_loss:
         state.best_valid_loss = valid_loss
         save(run, state, "best", with_trainer=False)
 
 
-def summary(state: TrainState, stop_reason: str, out: Path, minutes: float) -> dict:
-    """What train() returns."""
+@torch.no_grad()
+def score_sample(run: Run, state: TrainState, valid: list[EncodedExample]) -> None:
+    """Decode `score_valid` validation examples (greedy, spread evenly over the file) and log
+    their exact match, so the report can draw exact match against minutes; the validation loss
+    alone does not say when answers turn right. The first process decodes with the model
+    itself (the others wait at the sum below); the seconds it took are left out of the clock
+    (`state.started` moves forward by them in every process), so max_minutes still buys the
+    same training."""
+    from minitune.evaluate import exact_match
+
+    d, setup, started = run.setup.d, run.setup, time.time()
+    sample = valid[:: max(1, len(valid) // run.cfg.score_valid)][: run.cfg.score_valid]
+    right = 0
+    if d.is_main:
+        model = run.model  # unwrapped: generate is the model's own (DDP holds full weights)
+        model.eval()
+        for i in range(0, len(sample), run.cfg.batch_size):
+            part = sample[i : i + run.cfg.batch_size]
+            batch = collate(part, setup.pad_id)
+            x, mask = (batch[k].to(setup.device) for k in ("input_ids", "attention_mask"))
+            with setup.autocast:
+                answers = model.generate(x, mask, max_new_tokens=run.cfg.max_target_length)
+            for example, answer in zip(part, answers, strict=True):
+                right += exact_match(run.tok.decode(answer), run.tok.decode(example.target))
+        model.train()
+    seconds, right = d.sum([time.time() - started if d.is_main else 0.0, right])
+    state.started += seconds  # the clock (max_minutes) counts training, not this measurement
+    run.metrics.write(
+        {
+            "step": state.step,
+            "valid_exact_match": round(100 * right / len(sample), 2),
+            "valid_scored": len(sample),
+            "score_s": round(seconds, 2),
+            "elapsed_s": round(state.seconds(), 1),
+        }
+    )
+
+
+def summary(state: TrainState, stop_reason: str, out: Path, minutes: float, facts: dict) -> dict:
+    """What train() returns; `facts`: where it ran (device, precision and why, threads)."""
     seconds = max(state.seconds(), 1e-9)  # training time, every session together
     return {
         "step": state.step,
@@ -498,4 +540,5 @@ def summary(state: TrainState, stop_reason: str, out: Path, minutes: float) -> d
         "examples_per_s": state.examples / seconds,
         "tokens_per_s": state.tokens / seconds,
         "out": str(out),
+        **facts,
     }

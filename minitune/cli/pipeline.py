@@ -22,14 +22,17 @@ from minitune.cli.training import (
     DEFAULT_CONFIGS,
     SPAN,
     SPAN_DEFAULTS,
+    attention_prompt,
     check_out,
     command_line,
     planned_out,
     resumed_run,
     run_config,
-    run_log,
+    run_record,
     speed,
+    trained,
     training_flags,
+    write_page,
 )
 from minitune.config import RunConfig, Source, read_run_file
 from minitune.paths import find_shipped
@@ -38,6 +41,9 @@ from minitune.paths import find_shipped
 # default: at the laptop budget (11 minutes, 2 cores) tuning it scored below random weights
 # (README, benchmarks/learning.md round 4), and the pipeline starts from what measured best.
 SHIPPED_BASE = "checkpoints/base"
+# The tuning's exact match on a sample of valid at each evaluation, for the page's curve (its
+# cost is left out of the clock; --set train.score_valid=0 turns it off).
+SCORING = Source("minitune pipeline's default", train={"score_valid": 64})
 
 
 def pipeline_base(args: argparse.Namespace) -> Path | None:
@@ -124,7 +130,8 @@ def plan_phases(args: argparse.Namespace, base: Path | None) -> Phases:
     else:  # the model (shape, tokenizer) comes from the pretraining or the base, if any
         start = str(pre_last) if args.pretrain_steps else base and str(base.resolve())
         phase = Source("minitune pipeline: the tuning phase", train={"init": start})
-        tuning = run_config([read_run_file(config), *settings, phase], notes.append)
+        sources = [read_run_file(config), SCORING, *settings, phase]
+        tuning = run_config(sources, notes.append)
     return Phases(out, notes, pretraining, resume_pretraining, tuning, resume_tuning)
 
 
@@ -158,8 +165,6 @@ def _pretraining(
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
     """(Pretrain,) instruction-tune, evaluate on the five evaluation splits, show examples."""
-    from minitune.train import train
-
     base = pipeline_base(args)  # before anything is written or removed
     phases = plan_phases(args, base)  # every phase's config, once, before anything is written
     out = phases.out
@@ -192,26 +197,20 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         corpus = "the world corpus, configs/base.toml" if base else "data/pretrain.txt"
         print(f"== pretraining (span corruption on {corpus}) for {args.pretrain_steps} steps")
         pre = phases.pretraining
-        done = train(
-            pre.model,
-            pre.train,
-            resume=phases.resume_pretraining,
-            progress=not args.no_progress,
-            log=run_log(pre),
-        )
+        record = run_record(args, pre, "its pretraining phase")
+        record.resumed = phases.resume_pretraining
+        done = trained(record, pre, phases.resume_pretraining, progress=not args.no_progress)
+        write_page(out / "pretrain", None)
         if done["stop_reason"] == "interrupted":
             print(f"to continue: {again}")
             return 130
     print("== instruction tuning")
     tuning = phases.tuning
-    summary = train(
-        tuning.model,
-        tuning.train,
-        resume=phases.resume_tuning,
-        progress=not args.no_progress,
-        log=run_log(tuning),
-    )
+    record = run_record(args, tuning, "its tuning phase")
+    record.resumed = phases.resume_tuning
+    summary = trained(record, tuning, phases.resume_tuning, progress=not args.no_progress)
     if summary["stop_reason"] == "interrupted":
+        write_page(out, attention_prompt(tuning.train))
         print(f"to continue: {again}")
         return 130
     _evaluate_and_show(args, out, tuning.train, summary)
@@ -221,12 +220,14 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
 def _evaluate_and_show(args: argparse.Namespace, out: Path, cfg, summary: dict) -> None:
     """Evaluate out/best on the shipped evaluation splits; print the table, the averages and a
     few answers; write OUT/report.json and OUT/eval.txt."""
+    import dataclasses
     import json
 
     from minitune.checkpoint import read_config
     from minitune.cli.use import evaluate_files
     from minitune.data.formats import read_records
     from minitune.evaluate import SPLIT_NAMES, format_table
+    from minitune.report import add_scores_to_card
 
     print("== evaluation")
     model, tok, _ = load_checkpoint(str(out / "best"), cfg.device, cfg.fused_kernels)
@@ -274,7 +275,17 @@ def _evaluate_and_show(args: argparse.Namespace, out: Path, cfg, summary: dict) 
         json.dumps({"train": summary, "eval": result["report"], "examples": examples}, indent=2)
     )
     (out / "eval.txt").write_text(table)
-    print(f"report: {out / 'report.json'}, table: {out / 'eval.txt'}")
+    with open(out / "predictions.jsonl", "w", encoding="utf-8") as f:  # every answer, for the page
+        for s in result["scored"]:
+            f.write(json.dumps(dataclasses.asdict(s), ensure_ascii=False) + "\n")
+    add_scores_to_card(out / "best", result["report"])
+    print(
+        f"report: {out / 'report.json'}, table: {out / 'eval.txt'}, every answer: "
+        f"{out / 'predictions.jsonl'}, model card: {out / 'best' / 'README.md'}"
+    )
+    right = [s for s in result["scored"] if s.split == "test" and s.exact_match]
+    shown = (right or result["scored"])[0].prompt if result["scored"] else None
+    write_page(out, shown, cfg.device if cfg.device != "auto" else "cpu")
 
 
 def add_parsers(sub) -> None:

@@ -1,5 +1,6 @@
 """The training jobs `minitune train` (instruction tuning) and `minitune pretrain` (span
-corruption), and what the pipeline shares with them: the training flags, the run folder check.
+corruption), and what the pipeline shares with them: the training flags, the run folder check,
+the run's record and page (`minitune report RUN_DIR` rebuilds the page).
 
     minitune train --config configs/laptop.toml
     minitune train --data my.jsonl --out runs/mine --max-minutes 10
@@ -54,6 +55,11 @@ RUN_OUTPUTS = (
     "pretrain",
     "tensorboard",
     "fresh_train.jsonl",
+    "run.json",
+    "report.html",
+    "predictions.jsonl",
+    "attention.png",
+    "attention.json",
 )
 
 
@@ -218,10 +224,79 @@ def run_log(run: RunConfig):
     return tqdm.write
 
 
+def run_record(args: argparse.Namespace, run: RunConfig, what: str = ""):
+    """The record of this session of the run (minitune/report.py): the command as typed, the
+    values not at their defaults with their sources, and the start; `what` names a pipeline's
+    phase."""
+    from minitune.report import RunRecord, command_line
+
+    start = f"from {run.train.init}" if run.train.init else "random weights"
+    if args.resume:
+        start = "resumed from its last/ (the start is the first session's)"
+    return RunRecord(
+        Path(run.train.out),
+        command_line(args.argv) + (f"  ({what})" if what else ""),
+        run.log_lines() if run.preset is not None else [],
+        start,
+        resumed=args.resume,
+        say=run_log(run),
+    )
+
+
+def trained(record, run: RunConfig, resume: bool, progress: bool) -> dict:
+    """train() with every log line kept in `record`, which is written with how the session
+    ended, also when training diverged; then the run's page (minitune/report.py)."""
+    from minitune.report import is_first_process, write_report
+    from minitune.run_errors import DivergenceError
+    from minitune.train import train
+
+    try:
+        summary = train(run.model, run.train, resume=resume, progress=progress, log=record.log)
+    except DivergenceError as err:
+        record.finish(error=f"diverged: {err}")
+        if is_first_process():
+            write_report(run.train.out)
+        raise
+    record.finish(summary)
+    return summary
+
+
+def attention_prompt(cfg) -> str | None:
+    """A prompt for the page's attention picture: the first validation (else training) example
+    of an instruction-tuning run; None for pretraining (its inputs are corrupted text)."""
+    from minitune.data.formats import read_records
+    from minitune.data.templates import format_prompt
+    from minitune.paths import find_shipped
+
+    if cfg.objective != "instruct":
+        return None
+    files = [cfg.valid_data] if cfg.valid_data else list(cfg.data)
+    for path in files:
+        records = read_records(find_shipped(path))
+        if records:
+            return format_prompt(records[0].instruction, records[0].input)
+    return None
+
+
+def write_page(out: Path, prompt: str | None, device: str = "cpu") -> None:
+    """The run's attention picture (best/ answering `prompt`) and its page, by the first
+    process; says where the page is."""
+    import json
+
+    from minitune.report import is_first_process, write_attention_picture, write_report
+
+    if not is_first_process():
+        return
+    best = out / "best"
+    if prompt and (best / "config.json").is_file():
+        answer = write_attention_picture(best, prompt, out / "attention.png", device)
+        (out / "attention.json").write_text(json.dumps({"prompt": prompt, "answer": answer}))
+    print(f"the run's page: {write_report(out)}")
+
+
 def _train(args: argparse.Namespace, objective: str) -> int:
     """Resolve the run's config, then train (or print the config with --print-config)."""
     from minitune.config import to_toml
-    from minitune.train import train
 
     run = training_run(args, objective)
     if args.print_config:
@@ -229,13 +304,9 @@ def _train(args: argparse.Namespace, objective: str) -> int:
         return 0
     if not args.resume:
         check_out(Path(run.train.out), args.overwrite)
-    summary = train(
-        run.model,
-        run.train,
-        resume=args.resume,
-        progress=not args.no_progress,
-        log=run_log(run),
-    )
+    record = run_record(args, run)
+    summary = trained(record, run, args.resume, progress=not args.no_progress)
+    write_page(Path(run.train.out), attention_prompt(run.train))
     best = summary["best_valid_loss"]
     validation = f"best validation loss {best:.4f}" if math.isfinite(best) else "no validation"
     print(
@@ -257,6 +328,17 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_pretrain(args: argparse.Namespace) -> int:
     """Span-corruption pretraining."""
     return _train(args, "span")
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Rebuild a run folder's page, report.html, from the folder's own files."""
+    from minitune.report import write_report
+
+    out = Path(args.run_dir)
+    if not (out / "metrics.jsonl").is_file() and not (out / "run.json").is_file():
+        raise UserError(f"{out}: not a run folder (no metrics.jsonl or run.json in it)")
+    print(f"wrote {write_report(out)}")
+    return 0
 
 
 def training_flags(p: argparse.ArgumentParser, default_config: str, lora: bool = True) -> None:
@@ -429,3 +511,16 @@ def add_parsers(sub) -> None:
     )
     training_flags(p, "pretrain", lora=False)
     p.set_defaults(func=cmd_pretrain)
+
+    p = sub_parser(
+        sub,
+        "report",
+        "rebuild a run's page (report.html)",
+        "Build RUN_DIR/report.html from the run folder's own files: what ran (run.json), the "
+        "curves (metrics.jsonl), the evaluation and every answer (report.json, "
+        "predictions.jsonl) and the attention picture. train, pretrain and pipeline write it "
+        "at the end of every run; this rebuilds it.",
+        ["minitune report runs/laptop"],
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR", help="the run folder (a run's --out)")
+    p.set_defaults(func=cmd_report)
