@@ -13,7 +13,6 @@
 # %%
 import matplotlib.pyplot as plt
 import torch
-from common import show
 
 from minitune import ModelConfig
 from minitune.layers.attention import (
@@ -24,6 +23,7 @@ from minitune.layers.attention import (
     make_segment_mask,
     segment_positions,
 )
+from minitune.tutorial import show
 
 torch.manual_seed(0)
 

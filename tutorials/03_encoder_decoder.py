@@ -10,7 +10,6 @@
 # %%
 import matplotlib.pyplot as plt
 import torch
-from common import show
 
 from minitune import ModelConfig, Seq2SeqTransformer
 from minitune.layers.positions import (
@@ -20,6 +19,7 @@ from minitune.layers.positions import (
     relative_position_bucket,
     token_positions,
 )
+from minitune.tutorial import show
 
 torch.manual_seed(0)
 cfg = ModelConfig.preset("tiny")

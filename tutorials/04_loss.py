@@ -14,9 +14,9 @@ import math
 
 import torch
 import torch.nn.functional as F
-from common import ROOT
 
 from minitune import ModelConfig, Seq2SeqTransformer, cross_entropy_loss, shift_right, token_nll_sum
+from minitune.tutorial import SHIPPED
 
 torch.manual_seed(0)
 
@@ -61,8 +61,8 @@ from minitune import Tokenizer
 from minitune.data.batching import collate, encode_records
 from minitune.data.formats import read_records
 
-tok = Tokenizer(ROOT / "tokenizer" / "minitune.model")
-suite = read_records(ROOT / "data" / "train.jsonl")
+tok = Tokenizer(SHIPPED / "tokenizer" / "minitune.model")
+suite = read_records(SHIPPED / "data" / "train.jsonl")
 pair = [next(r for r in suite if r.meta["task"] == task) for task in ("date_format", "uppercase")]
 examples, _ = encode_records(pair, tok, max_source_length=64, max_target_length=32)
 batch = collate(examples, tok.pad_id)  # input_ids, attention_mask (B, S); labels (B, T)

@@ -17,7 +17,6 @@ import time
 
 import matplotlib.pyplot as plt
 import torch
-from common import QUICK, ROOT, show
 
 from minitune import ModelConfig, Seq2SeqTransformer, Tokenizer
 from minitune.config import TrainConfig
@@ -26,9 +25,10 @@ from minitune.generate import top_k_filter, top_p_filter
 from minitune.optim import build_optimizer
 from minitune.pictures import attention_grid_figure
 from minitune.train import StepSetup, train_step
+from minitune.tutorial import QUICK, SHIPPED, show
 
 torch.manual_seed(0)
-tok = Tokenizer(ROOT / "tokenizer" / "minitune.model")  # the shipped tokenizer
+tok = Tokenizer(SHIPPED / "tokenizer" / "minitune.model")  # the shipped tokenizer
 WORDS = "red blue green cat dog bird fish tree house river sun moon book door car road".split()
 rng = random.Random(0)
 
