@@ -11,7 +11,7 @@ the installed package, so that a notebook opened on its own, in Colab say, needs
               inside the installed package, or the checkout (minitune/paths.py finds it)
               SHIPPED / "data" / "train.jsonl" -> .../minitune/shipped/data/train.jsonl
     show      saves a figure as runs/tutorials/NAME.png under the current folder (or in
-              $MINITUNE_TUTORIAL_OUT) and returns it, so that a notebook draws it under the cell
+              $MINITUNE_TUTORIAL_OUT); in a notebook it also draws it, once, under the cell
 
 Quick mode also runs torch on one thread: its models are too small to gain from a second one,
 and on a busy 2-core machine OpenMP's threads wait for each other (tutorial 06 measured 29 s on
@@ -47,12 +47,15 @@ if _root is None:
 SHIPPED: Path = _root
 
 
-def show(fig, name: str):
+def show(fig, name: str) -> None:
     """Save a figure as NAME.png in $MINITUNE_TUTORIAL_OUT (default: runs/tutorials/ under the
-    current folder) and return it: a notebook draws it under the cell; a script closes it."""
+    current folder); in a notebook, draw it under the cell; then close it. (Closed, it is not
+    drawn a second time when the cell ends, as the notebook's matplotlib would do.)"""
     out = Path(os.environ.get("MINITUNE_TUTORIAL_OUT", Path("runs") / "tutorials"))
     out.mkdir(parents=True, exist_ok=True)
     fig.savefig(out / f"{name}.png", dpi=100, bbox_inches="tight")
-    if matplotlib.get_backend().lower() == "agg":
-        plt.close(fig)
-    return fig
+    if "ipykernel" in sys.modules:
+        from IPython.display import display
+
+        display(fig)
+    plt.close(fig)
