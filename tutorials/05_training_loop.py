@@ -12,6 +12,21 @@
 # `train_step`), plot the schedules, and run the real loop.
 
 # %%
+# Colab, or any Python without minitune: install it first (tutorials/README.md says from where).
+import importlib.util
+import os
+import subprocess
+import sys
+
+MINITUNE_SOURCE = os.environ.get("MINITUNE_SOURCE", "git+https://github.com/<owner>/minitune")
+if importlib.util.find_spec("minitune") is None:
+    if "<owner>" in MINITUNE_SOURCE:
+        raise RuntimeError(
+            "minitune is not installed: set MINITUNE_SOURCE to a git URL or a folder"
+        )
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", MINITUNE_SOURCE], check=True)
+
+# %%
 import copy
 import json
 import tempfile

@@ -8,6 +8,21 @@
 # (`minitune/layers/alibi.py`), but each head *learns* its slope. (`docs/extending.md` walks through an attention variant the same way.)
 
 # %%
+# Colab, or any Python without minitune: install it first (tutorials/README.md says from where).
+import importlib.util
+import os
+import subprocess
+import sys
+
+MINITUNE_SOURCE = os.environ.get("MINITUNE_SOURCE", "git+https://github.com/<owner>/minitune")
+if importlib.util.find_spec("minitune") is None:
+    if "<owner>" in MINITUNE_SOURCE:
+        raise RuntimeError(
+            "minitune is not installed: set MINITUNE_SOURCE to a git URL or a folder"
+        )
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", MINITUNE_SOURCE], check=True)
+
+# %%
 import json
 import tempfile
 from pathlib import Path
