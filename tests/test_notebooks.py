@@ -158,7 +158,7 @@ def fresh_python(tmp_path_factory):
         KERNEL,
         str(home / "install.ipynb"),
         str(home / "installed.ipynb"),
-        env=_clean_env(MINITUNE_SOURCE=str(_copy_of_the_checkout(home / "minitune"))),
+        env=_clean_env(MINITUNE_SOURCE=str(_copy_of_the_checkout(home / "source"))),
         cwd=home,
         timeout=900,
     )
