@@ -8,17 +8,32 @@
 # This tutorial trains a small tokenizer, looks at what it does to text, and explains three
 # details that matter for instruction tuning: special ids, byte fallback, and sentinels.
 #
-# Open as a notebook (`jupytext --to notebook 01_tokens.py`, or VS Code's "Run Cell"), or run it:
-# `python tutorials/01_tokens.py`. `MINITUNE_QUICK=1` makes every tutorial quick.
+# Open it as a notebook (`tutorials/notebooks/01_tokens.ipynb`, in Jupyter, VS Code or Colab:
+# `tutorials/README.md` says how), or run it: `python tutorials/01_tokens.py`.
+# `MINITUNE_QUICK=1` makes every tutorial quick.
+
+# %%
+# Colab, or any Python without minitune: install it first (tutorials/README.md says from where).
+import importlib.util
+import os
+import subprocess
+import sys
+
+MINITUNE_SOURCE = os.environ.get("MINITUNE_SOURCE", "git+https://github.com/<owner>/minitune")
+if importlib.util.find_spec("minitune") is None:
+    if "<owner>" in MINITUNE_SOURCE:
+        raise RuntimeError(
+            "minitune is not installed: set MINITUNE_SOURCE to a git URL or a folder"
+        )
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", MINITUNE_SOURCE], check=True)
 
 # %%
 import tempfile
 from pathlib import Path
 
-from common import QUICK, ROOT
-
 from minitune import Tokenizer
 from minitune.tokenizer import train_tokenizer
+from minitune.tutorial import QUICK, SHIPPED
 
 # %% [markdown]
 # ## The shipped tokenizer
@@ -28,7 +43,7 @@ from minitune.tokenizer import train_tokenizer
 # each id stands for ("▁" marks a space before the piece).
 
 # %%
-tok = Tokenizer(ROOT / "tokenizer" / "minitune.model")
+tok = Tokenizer(SHIPPED / "tokenizer" / "minitune.model")
 text = "Translate to French:\nThe small dog sees the red ball."
 ids = tok.encode(text)
 print(len(text), "characters ->", len(ids), "tokens")
@@ -51,7 +66,7 @@ assert tok.decode(ids) == text  # exact round trip: no normalisation, spaces and
 # %%
 from minitune.tokenizer import Segmentation
 
-plain = Tokenizer(ROOT / "tokenizer" / "minitune.model", Segmentation())  # no conventions
+plain = Tokenizer(SHIPPED / "tokenizer" / "minitune.model", Segmentation())  # no conventions
 print(tok.segmentation)
 for sample in ["Lucia", "name: Lucia", "FBL"]:
     print(f"{sample!r:14} plain {[plain.piece(i) for i in plain.encode(sample)]}")
@@ -122,7 +137,7 @@ assert reconstruct(inputs, targets, tok.sentinel_ids) == doc
 # embedding and fewer tokens per text. Try `vocab_size` values and watch the token counts.
 
 # %%
-corpus = (ROOT / "data" / "pretrain.txt").read_text(encoding="utf-8")
+corpus = (SHIPPED / "data" / "pretrain.txt").read_text(encoding="utf-8")
 with tempfile.TemporaryDirectory() as folder:
     source = Path(folder) / "text.txt"
     source.write_text(corpus[: 60_000 if QUICK else 400_000], encoding="utf-8")

@@ -11,9 +11,23 @@
 # with its fused switch on, PyTorch's fused `scaled_dot_product_attention`.
 
 # %%
+# Colab, or any Python without minitune: install it first (tutorials/README.md says from where).
+import importlib.util
+import os
+import subprocess
+import sys
+
+MINITUNE_SOURCE = os.environ.get("MINITUNE_SOURCE", "git+https://github.com/<owner>/minitune")
+if importlib.util.find_spec("minitune") is None:
+    if "<owner>" in MINITUNE_SOURCE:
+        raise RuntimeError(
+            "minitune is not installed: set MINITUNE_SOURCE to a git URL or a folder"
+        )
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", MINITUNE_SOURCE], check=True)
+
+# %%
 import matplotlib.pyplot as plt
 import torch
-from common import show
 
 from minitune import ModelConfig
 from minitune.layers.attention import (
@@ -24,6 +38,7 @@ from minitune.layers.attention import (
     make_segment_mask,
     segment_positions,
 )
+from minitune.tutorial import show
 
 torch.manual_seed(0)
 

@@ -8,9 +8,23 @@
 # can know where a token is (`minitune/layers/positions.py`, `rotary.py`, `alibi.py`).
 
 # %%
+# Colab, or any Python without minitune: install it first (tutorials/README.md says from where).
+import importlib.util
+import os
+import subprocess
+import sys
+
+MINITUNE_SOURCE = os.environ.get("MINITUNE_SOURCE", "git+https://github.com/<owner>/minitune")
+if importlib.util.find_spec("minitune") is None:
+    if "<owner>" in MINITUNE_SOURCE:
+        raise RuntimeError(
+            "minitune is not installed: set MINITUNE_SOURCE to a git URL or a folder"
+        )
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", MINITUNE_SOURCE], check=True)
+
+# %%
 import matplotlib.pyplot as plt
 import torch
-from common import show
 
 from minitune import ModelConfig, Seq2SeqTransformer
 from minitune.layers.positions import (
@@ -20,6 +34,7 @@ from minitune.layers.positions import (
     relative_position_bucket,
     token_positions,
 )
+from minitune.tutorial import show
 
 torch.manual_seed(0)
 cfg = ModelConfig.preset("tiny")

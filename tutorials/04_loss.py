@@ -10,13 +10,28 @@
 # probabilities. `minitune/loss.py` computes it (`token_nll_sum`, `cross_entropy_loss`).
 
 # %%
+# Colab, or any Python without minitune: install it first (tutorials/README.md says from where).
+import importlib.util
+import os
+import subprocess
+import sys
+
+MINITUNE_SOURCE = os.environ.get("MINITUNE_SOURCE", "git+https://github.com/<owner>/minitune")
+if importlib.util.find_spec("minitune") is None:
+    if "<owner>" in MINITUNE_SOURCE:
+        raise RuntimeError(
+            "minitune is not installed: set MINITUNE_SOURCE to a git URL or a folder"
+        )
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", MINITUNE_SOURCE], check=True)
+
+# %%
 import math
 
 import torch
 import torch.nn.functional as F
-from common import ROOT
 
 from minitune import ModelConfig, Seq2SeqTransformer, cross_entropy_loss, shift_right, token_nll_sum
+from minitune.tutorial import SHIPPED
 
 torch.manual_seed(0)
 
@@ -61,8 +76,8 @@ from minitune import Tokenizer
 from minitune.data.batching import collate, encode_records
 from minitune.data.formats import read_records
 
-tok = Tokenizer(ROOT / "tokenizer" / "minitune.model")
-suite = read_records(ROOT / "data" / "train.jsonl")
+tok = Tokenizer(SHIPPED / "tokenizer" / "minitune.model")
+suite = read_records(SHIPPED / "data" / "train.jsonl")
 pair = [next(r for r in suite if r.meta["task"] == task) for task in ("date_format", "uppercase")]
 examples, _ = encode_records(pair, tok, max_source_length=64, max_target_length=32)
 batch = collate(examples, tok.pad_id)  # input_ids, attention_mask (B, S); labels (B, T)

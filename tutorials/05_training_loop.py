@@ -12,6 +12,21 @@
 # `train_step`), plot the schedules, and run the real loop.
 
 # %%
+# Colab, or any Python without minitune: install it first (tutorials/README.md says from where).
+import importlib.util
+import os
+import subprocess
+import sys
+
+MINITUNE_SOURCE = os.environ.get("MINITUNE_SOURCE", "git+https://github.com/<owner>/minitune")
+if importlib.util.find_spec("minitune") is None:
+    if "<owner>" in MINITUNE_SOURCE:
+        raise RuntimeError(
+            "minitune is not installed: set MINITUNE_SOURCE to a git URL or a folder"
+        )
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", MINITUNE_SOURCE], check=True)
+
+# %%
 import copy
 import json
 import tempfile
@@ -20,7 +35,6 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
-from common import QUICK, ROOT, show
 
 from minitune import ModelConfig, Seq2SeqTransformer, Tokenizer
 from minitune.config import TrainConfig, load_run_config
@@ -29,6 +43,7 @@ from minitune.data.formats import read_records
 from minitune.model import shift_right
 from minitune.optim import build_optimizer, lr_factor
 from minitune.train import StepSetup, forward_backward, train, train_step
+from minitune.tutorial import QUICK, SHIPPED, show
 
 torch.manual_seed(0)
 
@@ -38,8 +53,8 @@ torch.manual_seed(0)
 # Records from the shipped suite -> tokenized examples -> a padded batch (labels −100 on padding).
 
 # %%
-tok = Tokenizer(ROOT / "tokenizer" / "minitune.model")
-records = read_records(ROOT / "data" / "train.jsonl")[::500][:8]
+tok = Tokenizer(SHIPPED / "tokenizer" / "minitune.model")
+records = read_records(SHIPPED / "data" / "train.jsonl")[::500][:8]
 examples, report = encode_records(records, tok, max_source_length=64, max_target_length=32)
 batch = collate(examples, tok.pad_id)
 print(report)
@@ -156,15 +171,15 @@ assert (one - four).abs().max() < 1e-5 * one.abs().max()
 # %%
 with tempfile.TemporaryDirectory() as out:
     model_cfg, run_cfg = load_run_config(
-        ROOT / "configs" / "tiny.toml",
+        SHIPPED / "configs" / "tiny.toml",
         {
             "train": {
                 "out": out,
                 "max_steps": 20 if QUICK else 200,
                 "eval_every": 10 if QUICK else 100,
-                "data": [str(ROOT / "data" / "train.jsonl")],
-                "valid_data": str(ROOT / "data" / "valid.jsonl"),
-                "tokenizer": str(ROOT / "tokenizer" / "minitune.model"),
+                "data": [str(SHIPPED / "data" / "train.jsonl")],
+                "valid_data": str(SHIPPED / "data" / "valid.jsonl"),
+                "tokenizer": str(SHIPPED / "tokenizer" / "minitune.model"),
             }
         },
     )

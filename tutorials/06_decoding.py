@@ -12,12 +12,26 @@
 # method decodes real text, right or wrong, and the cross-attention shows how the model copies.
 
 # %%
+# Colab, or any Python without minitune: install it first (tutorials/README.md says from where).
+import importlib.util
+import os
+import subprocess
+import sys
+
+MINITUNE_SOURCE = os.environ.get("MINITUNE_SOURCE", "git+https://github.com/<owner>/minitune")
+if importlib.util.find_spec("minitune") is None:
+    if "<owner>" in MINITUNE_SOURCE:
+        raise RuntimeError(
+            "minitune is not installed: set MINITUNE_SOURCE to a git URL or a folder"
+        )
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", MINITUNE_SOURCE], check=True)
+
+# %%
 import random
 import time
 
 import matplotlib.pyplot as plt
 import torch
-from common import QUICK, ROOT, show
 
 from minitune import ModelConfig, Seq2SeqTransformer, Tokenizer
 from minitune.config import TrainConfig
@@ -26,9 +40,10 @@ from minitune.generate import top_k_filter, top_p_filter
 from minitune.optim import build_optimizer
 from minitune.pictures import attention_grid_figure
 from minitune.train import StepSetup, train_step
+from minitune.tutorial import QUICK, SHIPPED, show
 
 torch.manual_seed(0)
-tok = Tokenizer(ROOT / "tokenizer" / "minitune.model")  # the shipped tokenizer
+tok = Tokenizer(SHIPPED / "tokenizer" / "minitune.model")  # the shipped tokenizer
 WORDS = "red blue green cat dog bird fish tree house river sun moon book door car road".split()
 rng = random.Random(0)
 

@@ -16,13 +16,27 @@
 # (`data/heldout_compositions.jsonl`).
 
 # %%
+# Colab, or any Python without minitune: install it first (tutorials/README.md says from where).
+import importlib.util
+import os
+import subprocess
+import sys
+
+MINITUNE_SOURCE = os.environ.get("MINITUNE_SOURCE", "git+https://github.com/<owner>/minitune")
+if importlib.util.find_spec("minitune") is None:
+    if "<owner>" in MINITUNE_SOURCE:
+        raise RuntimeError(
+            "minitune is not installed: set MINITUNE_SOURCE to a git URL or a folder"
+        )
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", MINITUNE_SOURCE], check=True)
+
+# %%
 import collections
 import json
 import tempfile
 from pathlib import Path
 
 import torch
-from common import QUICK, ROOT
 
 from minitune import Seq2SeqTransformer
 from minitune.checkpoint import load_model
@@ -33,6 +47,7 @@ from minitune.data.templates import format_prompt
 from minitune.evaluate import format_table, predict, score, summarize
 from minitune.tokenizer import Tokenizer
 from minitune.train import train
+from minitune.tutorial import QUICK, SHIPPED
 
 # %% [markdown]
 # ## The data
@@ -42,7 +57,7 @@ from minitune.train import train
 # (`minitune/data/templates.py`).
 
 # %%
-train_records = read_records(ROOT / "data" / "train.jsonl")
+train_records = read_records(SHIPPED / "data" / "train.jsonl")
 print(len(train_records), "training examples")
 print(collections.Counter(r.meta["cluster"] for r in train_records))
 example = train_records[123]
@@ -57,7 +72,7 @@ print("--- target\n" + example.output)
 # %%
 task = example.meta["task"]
 family = next(f for f in all_families() if f.name == task)
-heldout = read_records(ROOT / "data" / "heldout_phrasings.jsonl")
+heldout = read_records(SHIPPED / "data" / "heldout_phrasings.jsonl")
 seen = sorted({r.meta["template"] for r in train_records if r.meta["task"] == task})
 unseen = sorted({r.meta["template"] for r in heldout if r.meta["task"] == task})
 for i, template in enumerate(family.phrasings):
@@ -84,11 +99,11 @@ for i, template in enumerate(family.phrasings):
 
 # %%
 out = Path(tempfile.mkdtemp(prefix="minitune-tutorial-"))
-paths = {"tokenizer": str(ROOT / "tokenizer" / "minitune.model"), "out": str(out / "run")}
+paths = {"tokenizer": str(SHIPPED / "tokenizer" / "minitune.model"), "out": str(out / "run")}
 if QUICK:
     TASKS = ("classify_sentiment", "classify_topic", "count_letter")
     for split in ("train", "valid"):  # the three tasks' lines of the shipped files
-        lines = (ROOT / "data" / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()
+        lines = (SHIPPED / "data" / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()
         keep = [line for line in lines if json.loads(line)["task"] in TASKS]
         (out / f"{split}.jsonl").write_text("\n".join(keep) + "\n", encoding="utf-8")
     overrides = {
@@ -103,11 +118,11 @@ if QUICK:
             "warmup_steps": 20,
         },
     }
-    model_cfg, cfg = load_run_config(ROOT / "configs" / "tiny.toml", overrides)
+    model_cfg, cfg = load_run_config(SHIPPED / "configs" / "tiny.toml", overrides)
 else:
     TASKS = tuple(sorted({r.meta["task"] for r in train_records}))
-    paths["valid_data"] = str(ROOT / "data" / "valid.jsonl")
-    model_cfg, cfg = load_run_config(ROOT / "configs" / "laptop.toml", {"train": paths})
+    paths["valid_data"] = str(SHIPPED / "data" / "valid.jsonl")
+    model_cfg, cfg = load_run_config(SHIPPED / "configs" / "laptop.toml", {"train": paths})
 summary = train(model_cfg, cfg, progress=not QUICK)
 rows = [json.loads(line) for line in Path(cfg.out, "metrics.jsonl").read_text().splitlines()]
 losses = [r["loss"] for r in rows if "loss" in r]
@@ -125,7 +140,7 @@ tuned, _ = load_model(f"{cfg.out}/best")
 tok = Tokenizer(f"{cfg.out}/best/tokenizer.model")
 torch.manual_seed(0)
 untuned = Seq2SeqTransformer(tuned.config).eval()  # the starting point: random weights
-test_records = [r for r in read_records(ROOT / "data" / "test.jsonl") if r.meta["task"] in TASKS]
+test_records = [r for r in read_records(SHIPPED / "data" / "test.jsonl") if r.meta["task"] in TASKS]
 SHOW = (
     TASKS
     if QUICK
@@ -223,7 +238,7 @@ if worst < 0.5:
 # tasks, `count_letter`; full mode all of them.)
 
 # %%
-contrast = [r for r in read_records(ROOT / "data" / "contrast.jsonl") if r.meta["task"] in TASKS]
+contrast = [r for r in read_records(SHIPPED / "data" / "contrast.jsonl") if r.meta["task"] in TASKS]
 answers = predict(
     tuned, tok, [format_prompt(r.instruction, r.input) for r in contrast], max_new_tokens=24
 )
@@ -250,7 +265,7 @@ assert contrast and all(r.meta["input_task"] != r.meta["task"] for r in contrast
 # %%
 scored = []
 for split in ("test", "heldout_phrasings", "heldout_tasks", "contrast", "heldout_compositions"):
-    records = read_records(ROOT / "data" / f"{split}.jsonl")
+    records = read_records(SHIPPED / "data" / f"{split}.jsonl")
     if split in ("test", "heldout_phrasings", "contrast"):
         records = [r for r in records if r.meta["task"] in TASKS]
     records = records[:: 8 if QUICK else 4]
@@ -302,10 +317,10 @@ assert report["test"]["average"]["exact_match"] > report["heldout_tasks"]["avera
 # 137B parameters) and hurt at 8B and below; this model has 3.75M.
 # benchmarks/learning.md has what was tried to get here, and the probes that show which skills a
 # model this small does not form in minutes. Your run's own report, if you ran
-# `minitune pipeline`, is in `runs/laptop/report.json`:
+# `minitune pipeline` in the folder this tutorial runs in, is in `runs/laptop/report.json`:
 
 # %%
-report = ROOT / "runs" / "laptop" / "report.json"
+report = Path("runs") / "laptop" / "report.json"  # in the current folder
 if report.exists():
     averages = {
         split: v["average"]["exact_match"]
@@ -313,7 +328,7 @@ if report.exists():
     }
     print(averages)
 else:
-    print("no runs/laptop/report.json yet: run `minitune pipeline`")
+    print(f"no runs/laptop/report.json in {Path.cwd()} yet: run `minitune pipeline` there")
 
 # %% [markdown]
 # **Exercises.** (1) Remove one phrasing per task from training (filter `train_records`) and see

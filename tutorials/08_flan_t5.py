@@ -11,19 +11,34 @@
 # says so: every step runs the same, only the answers are nonsense.
 
 # %%
+# Colab, or any Python without minitune: install it first (tutorials/README.md says from where).
+import importlib.util
+import os
+import subprocess
+import sys
+
+MINITUNE_SOURCE = os.environ.get("MINITUNE_SOURCE", "git+https://github.com/<owner>/minitune")
+if importlib.util.find_spec("minitune") is None:
+    if "<owner>" in MINITUNE_SOURCE:
+        raise RuntimeError(
+            "minitune is not installed: set MINITUNE_SOURCE to a git URL or a folder"
+        )
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", MINITUNE_SOURCE], check=True)
+
+# %%
 import json
 import os
 import tempfile
 from pathlib import Path
 
 import torch
-from common import QUICK, ROOT
 
 import minitune
 from minitune.checkpoint import load_model
 from minitune.config import load_run_config
 from minitune.lora import add_lora, count_parameters, merge_lora
 from minitune.train import train
+from minitune.tutorial import QUICK, SHIPPED
 
 folder = os.environ.get("FLAN_T5")
 if folder and (Path(folder) / "config.json").is_file():
@@ -44,7 +59,7 @@ else:
     minitune.export_t5(
         minitune.Seq2SeqTransformer(cfg),
         folder,
-        tokenizer_file=ROOT / "tokenizer" / "minitune.model",
+        tokenizer_file=SHIPPED / "tokenizer" / "minitune.model",
     )
     print(f"no FLAN_T5 folder: built a small RANDOM T5 (v1.1 layout) in {folder}")
 print(sorted(p.name for p in Path(folder).iterdir()))
@@ -76,7 +91,7 @@ print(tok.decode(model.generate(batch.input_ids, batch.attention_mask, max_new_t
 # %%
 runs = Path(tempfile.mkdtemp(prefix="minitune-t5-tune-"))
 common = {
-    "data": [str(ROOT / "data" / "train.jsonl")],
+    "data": [str(SHIPPED / "data" / "train.jsonl")],
     "valid_data": None,
     "valid_fraction": 0,
     "init": folder,
@@ -86,7 +101,7 @@ common = {
     "warmup_steps": 2,
 }
 model_cfg, cfg = load_run_config(
-    ROOT / "configs" / "tiny.toml", {"train": {**common, "out": str(runs / "full")}}
+    SHIPPED / "configs" / "tiny.toml", {"train": {**common, "out": str(runs / "full")}}
 )
 train(model_cfg, cfg, progress=False)
 tuned, info = load_model(runs / "full" / "last")
@@ -121,7 +136,7 @@ print(f"LoRA rank 4: {trainable:,} trainable of {total:,} ({100 * trainable / to
 assert 0 < trainable < 0.1 * total  # a few adapters, the rest frozen
 
 model_cfg, cfg = load_run_config(
-    ROOT / "configs" / "tiny.toml",
+    SHIPPED / "configs" / "tiny.toml",
     {"train": {**common, "out": str(runs / "lora"), "lora_rank": 4, "lr": 1e-3}},
 )
 train(model_cfg, cfg, progress=False)

@@ -8,12 +8,26 @@
 # (`minitune/layers/alibi.py`), but each head *learns* its slope. (`docs/extending.md` walks through an attention variant the same way.)
 
 # %%
+# Colab, or any Python without minitune: install it first (tutorials/README.md says from where).
+import importlib.util
+import os
+import subprocess
+import sys
+
+MINITUNE_SOURCE = os.environ.get("MINITUNE_SOURCE", "git+https://github.com/<owner>/minitune")
+if importlib.util.find_spec("minitune") is None:
+    if "<owner>" in MINITUNE_SOURCE:
+        raise RuntimeError(
+            "minitune is not installed: set MINITUNE_SOURCE to a git URL or a folder"
+        )
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", MINITUNE_SOURCE], check=True)
+
+# %%
 import json
 import tempfile
 from pathlib import Path
 
 import torch
-from common import QUICK, ROOT
 from torch import nn
 
 from minitune import ModelConfig, Seq2SeqTransformer, conformance
@@ -22,6 +36,7 @@ from minitune.layers import registry
 from minitune.layers.alibi import alibi_slopes
 from minitune.layers.positions import PositionScheme
 from minitune.train import train
+from minitune.tutorial import QUICK, SHIPPED
 
 # %% [markdown]
 # ## Write it
@@ -107,12 +122,12 @@ overrides = {
         "out": out,
         "max_steps": 20 if QUICK else 300,
         "eval_every": 10 if QUICK else 100,
-        "data": [str(ROOT / "data" / "train.jsonl")],
-        "valid_data": str(ROOT / "data" / "valid.jsonl"),
-        "tokenizer": str(ROOT / "tokenizer" / "minitune.model"),
+        "data": [str(SHIPPED / "data" / "train.jsonl")],
+        "valid_data": str(SHIPPED / "data" / "valid.jsonl"),
+        "tokenizer": str(SHIPPED / "tokenizer" / "minitune.model"),
     },
 }
-summary = train(*load_run_config(ROOT / "configs" / "tiny.toml", overrides), progress=False)
+summary = train(*load_run_config(SHIPPED / "configs" / "tiny.toml", overrides), progress=False)
 rows = [json.loads(line) for line in Path(out, "metrics.jsonl").read_text().splitlines()]
 valid = [r["valid_loss"] for r in rows if "valid_loss" in r]
 print(f"validation loss {' -> '.join(f'{v:.3f}' for v in valid)}: it learns")
