@@ -59,6 +59,7 @@ class RunRecord:
         settings: list[str],
         start: str,
         resumed: bool = False,
+        phase: str = "",
         say=print,
     ):
         from minitune.device import machine
@@ -66,6 +67,7 @@ class RunRecord:
         self.out, self.say, self.resumed = Path(out), say, resumed
         self.session = {
             "command": command,
+            "phase": phase,  # a pipeline's: "the tuning phase"
             "resume_command": resume_command(command),
             "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
             "settings": settings,  # "train.lr = 0.0025 (configs/laptop.toml)", ...
@@ -318,8 +320,9 @@ def _what_ran(record: dict, metrics: list[dict], out: Path) -> str:
             f"{m.get('cores')} cores, torch {m.get('torch')} on {m.get('torch_threads')} threads"
             + (f", GPU {m['gpu']}" if m.get("gpu") else "")
         )
+        phase = f" ({s['phase']})" if s.get("phase") else ""
         rows = [
-            ("command", f"<code>{_e(s.get('command'))}</code>"),
+            ("command", f"<code>{_e(s.get('command'))}</code>{_e(phase)}"),
             ("started", _e(s.get("started"))),
             ("start", _e(s.get("start"))),
             ("machine", _e(machine)),

@@ -239,11 +239,22 @@ def test_the_pipeline_resumes(tmp_path, capsys, monkeypatch):
     assert main(args) == 130
     command = capsys.readouterr().out.strip().splitlines()[-1].removeprefix("to continue: ")
     assert command == "minitune " + " ".join(args) + " --resume"
+    # each phase's record and page: the pretraining's finished, the tuning's stopped early
+    (pretraining,) = json.loads((out / "pretrain" / "run.json").read_text())["sessions"]
+    assert pretraining["phase"] == "the pretraining phase" and pretraining["end"]["step"] == 2
+    (tuning,) = json.loads((out / "run.json").read_text())["sessions"]
+    assert tuning["end"]["stop_reason"] == "interrupted" and tuning["resume_command"] == command
+    assert "Stopped early (interrupted)" in (out / "report.html").read_text()
     monkeypatch.undo()
     assert main(command.split()[1:]) == 0
     printed = capsys.readouterr().out
     assert "== pretraining" not in printed and f"resumed from {out / 'last'} at step 1" in printed
     assert json.loads((out / "report.json").read_text())["train"]["step"] == 4
+    sessions = json.loads((out / "run.json").read_text())["sessions"]
+    assert [s["end"]["stop_reason"] for s in sessions] == ["interrupted", "max_steps"]
+    page = (out / "report.html").read_text()
+    assert "Stopped early" not in page and "href='pretrain/report.html'" in page
+    assert len((out / "predictions.jsonl").read_text().splitlines()) == 5 * 2  # --limit 2
     assert main(args) == 2  # the folder holds a run now
 
 

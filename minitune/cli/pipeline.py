@@ -197,8 +197,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         corpus = "the world corpus, configs/base.toml" if base else "data/pretrain.txt"
         print(f"== pretraining (span corruption on {corpus}) for {args.pretrain_steps} steps")
         pre = phases.pretraining
-        record = run_record(args, pre, "its pretraining phase")
-        record.resumed = phases.resume_pretraining
+        record = run_record(args, pre, phases.resume_pretraining, "the pretraining phase")
         done = trained(record, pre, phases.resume_pretraining, progress=not args.no_progress)
         write_page(out / "pretrain", None)
         if done["stop_reason"] == "interrupted":
@@ -206,8 +205,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
             return 130
     print("== instruction tuning")
     tuning = phases.tuning
-    record = run_record(args, tuning, "its tuning phase")
-    record.resumed = phases.resume_tuning
+    record = run_record(args, tuning, phases.resume_tuning, "the tuning phase")
     summary = trained(record, tuning, phases.resume_tuning, progress=not args.no_progress)
     if summary["stop_reason"] == "interrupted":
         write_page(out, attention_prompt(tuning.train))

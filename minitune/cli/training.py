@@ -224,21 +224,22 @@ def run_log(run: RunConfig):
     return tqdm.write
 
 
-def run_record(args: argparse.Namespace, run: RunConfig, what: str = ""):
+def run_record(args: argparse.Namespace, run: RunConfig, resumed: bool, what: str = ""):
     """The record of this session of the run (minitune/report.py): the command as typed, the
-    values not at their defaults with their sources, and the start; `what` names a pipeline's
-    phase."""
+    values not at their defaults with their sources, and the start; `resumed`: the session
+    continues the folder's run; `what` names a pipeline's phase."""
     from minitune.report import RunRecord, command_line
 
     start = f"from {run.train.init}" if run.train.init else "random weights"
-    if args.resume:
+    if resumed:
         start = "resumed from its last/ (the start is the first session's)"
     return RunRecord(
         Path(run.train.out),
-        command_line(args.argv) + (f"  ({what})" if what else ""),
+        command_line(args.argv),
         run.log_lines() if run.preset is not None else [],
         start,
-        resumed=args.resume,
+        resumed=resumed,
+        phase=what,
         say=run_log(run),
     )
 
@@ -304,7 +305,7 @@ def _train(args: argparse.Namespace, objective: str) -> int:
         return 0
     if not args.resume:
         check_out(Path(run.train.out), args.overwrite)
-    record = run_record(args, run)
+    record = run_record(args, run, args.resume)
     summary = trained(record, run, args.resume, progress=not args.no_progress)
     write_page(Path(run.train.out), attention_prompt(run.train))
     best = summary["best_valid_loss"]
