@@ -242,6 +242,8 @@ def test_the_pipeline_resumes(tmp_path, capsys, monkeypatch):
     # each phase's record and page: the pretraining's finished, the tuning's stopped early
     (pretraining,) = json.loads((out / "pretrain" / "run.json").read_text())["sessions"]
     assert pretraining["phase"] == "the pretraining phase" and pretraining["end"]["step"] == 2
+    seen = json.loads((out / "pretrain" / "attention.json").read_text())  # a corrupted span
+    assert "<extra_id_0>" in seen["prompt"] and (out / "pretrain" / "attention.png").is_file()
     (tuning,) = json.loads((out / "run.json").read_text())["sessions"]
     assert tuning["end"]["stop_reason"] == "interrupted" and tuning["resume_command"] == command
     assert "Stopped early (interrupted)" in (out / "report.html").read_text()

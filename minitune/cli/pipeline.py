@@ -199,7 +199,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         pre = phases.pretraining
         record = run_record(args, pre, phases.resume_pretraining, "the pretraining phase")
         done = trained(record, pre, phases.resume_pretraining, progress=not args.no_progress)
-        write_page(out / "pretrain", None)
+        write_page(out / "pretrain", attention_prompt(pre.train))
         if done["stop_reason"] == "interrupted":
             print(f"to continue: {again}")
             return 130

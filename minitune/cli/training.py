@@ -264,13 +264,17 @@ def trained(record, run: RunConfig, resume: bool, progress: bool) -> dict:
 
 def attention_prompt(cfg) -> str | None:
     """A prompt for the page's attention picture: the first validation (else training) example
-    of an instruction-tuning run; None for pretraining (its inputs are corrupted text)."""
+    of an instruction-tuning run; for pretraining, the start of its first document with three
+    words replaced by a sentinel, as span corruption does ("The cat <extra_id_0> mat.")."""
     from minitune.data.formats import read_records
     from minitune.data.templates import format_prompt
     from minitune.paths import find_shipped
 
-    if cfg.objective != "instruct":
-        return None
+    if cfg.objective == "span":
+        from minitune.data.documents import read_documents
+
+        words = next(iter(read_documents(find_shipped(cfg.data[0]))), "").split()[:24]
+        return " ".join([*words[:8], "<extra_id_0>", *words[11:]]) if len(words) > 11 else None
     files = [cfg.valid_data] if cfg.valid_data else list(cfg.data)
     for path in files:
         records = read_records(find_shipped(path))
