@@ -29,6 +29,7 @@ from minitune.cli.training import (
     run_config,
     run_log,
     speed,
+    stop_line,
     training_flags,
 )
 from minitune.config import RunConfig, Source, read_run_file
@@ -157,7 +158,10 @@ def _pretraining(
 
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
-    """(Pretrain,) instruction-tune, evaluate on the five evaluation splits, show examples."""
+    """(Pretrain,) instruction-tune, evaluate on the five evaluation splits, show examples.
+    A stop signal stops the phase it comes in (a training phase saves first) and the pipeline,
+    with status 128 + its number; --resume continues from that phase."""
+    from minitune.stop_signals import Stopped, signal_name, stop_at_once
     from minitune.train import train
 
     base = pipeline_base(args)  # before anything is written or removed
@@ -199,9 +203,9 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
             log=run_log(pre),
         )
-        if done["stop_reason"] == "interrupted":
-            print(f"to continue: {again}")
-            return 130
+        if done["signal"]:  # stopped by one (or it came as the phase ended): go no further
+            print(stop_line(done, again, "the pretraining"))
+            return 128 + done["signal"]
     print("== instruction tuning")
     tuning = phases.tuning
     summary = train(
@@ -211,10 +215,18 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         log=run_log(tuning),
     )
-    if summary["stop_reason"] == "interrupted":
-        print(f"to continue: {again}")
-        return 130
-    _evaluate_and_show(args, out, tuning.train, summary)
+    if summary["signal"]:
+        print(stop_line(summary, again, "the tuning"))
+        return 128 + summary["signal"]
+    try:
+        with stop_at_once():  # nothing to save here: a stop signal ends the evaluation at once
+            _evaluate_and_show(args, out, tuning.train, summary)
+    except Stopped as stopped:
+        print(
+            f"stopped by {signal_name(stopped.signum)} during the evaluation (the tuning is saved "
+            f"in {out / 'last'}); to continue (it evaluates again): {again}"
+        )
+        return 128 + stopped.signum
     return 0
 
 
