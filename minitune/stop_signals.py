@@ -53,11 +53,12 @@ def signal_name(signum: int) -> str:
 
 
 class StopSignals:
-    """While active (a `with` block), the stop signals are noted in `signum` (0: none yet) instead
-    of ending the process; `agreed` is what the loop asks between two steps."""
+    """While active (a `with` block), the stop signals are noted in `received` instead of ending
+    the process; `agreed` is what the loop asks between two steps."""
 
     def __init__(self) -> None:
-        self.signum = 0
+        self.received = 0  # the first stop signal this process received (0: none)
+        self.signum = 0  # the one the processes agreed on, at the last `agreed` (0: none)
         self._previous: dict[int, object] = {}
 
     def __enter__(self) -> StopSignals:
@@ -68,14 +69,17 @@ class StopSignals:
         _restore(self._previous)
 
     def _note(self, signum: int, frame) -> None:
-        self.signum = self.signum or signum  # the first one counts
+        self.received = self.received or signum  # the first one counts
 
     def agreed(self, d: Distributed) -> int:
         """The stop signal of any process (the largest number, if they received different
         ones), the same in every process, or 0: none. Distributed, every process must call it
-        at the same point (it is one all-reduce); one process: no communication at all."""
-        if d.enabled:
-            self.signum = d.max(self.signum)
+        at the same point (it is one all-reduce); one process: no communication at all.
+
+        The handler writes only `received`, and this only `signum`: a signal that comes while
+        the processes talk (Python runs the handler as soon as the all-reduce returns) is kept
+        for the next step's all-reduce, not overwritten by this one's answer."""
+        self.signum = d.max(self.received) if d.enabled else self.received
         return self.signum
 
 
