@@ -324,7 +324,7 @@ def test_sighup_and_sigusr1_stop_a_run_as_sigterm_does(
     assert caught_outside == []
 
 
-def test_a_signal_during_the_pipelines_evaluation_stops_it_and_resume_evaluates_again(
+def test_the_pipeline_stops_in_tuning_and_in_evaluation_and_resumes_each(
     data, tmp_path, monkeypatch, capsys, caught_outside
 ):
     import minitune.cli.use as use
@@ -333,6 +333,14 @@ def test_a_signal_during_the_pipelines_evaluation_stops_it_and_resume_evaluates_
     args = ["pipeline", "--config", "tiny", "--max-steps", "2", "--limit", "1", "--out", str(out)]
     args += ["--data", str(data / "train.jsonl"), "--valid-data", str(data / "valid.jsonl")]
     args += ["--no-progress", "--set", "train.batch_size=4", "--from-scratch"]
+    again = "minitune " + shlex.join([*args, "--resume"])
+    # a scheduler's SIGTERM during the tuning's first step: saved there
+    interrupt_at(monkeypatch, 1, signum=signal.SIGTERM)
+    assert main(args) == 143
+    line = STOPPED.search(capsys.readouterr().out)
+    assert (line["signal"], line["step"], line["again"]) == ("SIGTERM", "1", again)
+    monkeypatch.undo()
+    # resumed, then SIGUSR1 during the evaluation: it stops there, at once
     real_evaluate = use.evaluate_files
 
     def sigusr1_while_evaluating(*a, **k):
@@ -340,10 +348,10 @@ def test_a_signal_during_the_pipelines_evaluation_stops_it_and_resume_evaluates_
         return real_evaluate(*a, **k)
 
     monkeypatch.setattr(use, "evaluate_files", sigusr1_while_evaluating)
-    assert main(args) == 128 + signal.SIGUSR1
+    assert main(shlex.split(again)[1:]) == 128 + signal.SIGUSR1
     printed = capsys.readouterr().out.strip().splitlines()
-    assert printed[-2] == "== evaluation"  # stopped in it, at once
-    again = "minitune " + shlex.join([*args, "--resume"])
+    assert f"resumed from {out / 'last'} at step 1" in printed
+    assert printed[-2] == "== evaluation"
     assert printed[-1] == (
         f"stopped by SIGUSR1 during the evaluation (the tuning is saved in {out / 'last'}); "
         f"to continue (it evaluates again): {again}"
