@@ -284,7 +284,7 @@ class TrainConfig:
     label_smoothing: Amount = 0.0  # ε of the smoothed target distribution
 
     max_steps: Positive = 2000  # optimizer steps (the schedule's length)
-    max_minutes: Rate | None = None  # stop earlier when this much wall time has passed
+    max_minutes: Rate | None = None  # wall time: the cosine decays over it too; stops the run
     eval_every: Positive = 500  # steps between validation runs (and best-checkpoint choices)
     score_valid: Count = 0  # at each validation run, also decode this many validation examples
     # (greedy, spread over the file) and log their exact match: the report's "exact match against
@@ -480,9 +480,10 @@ def load_run_config(
     return run.model, run.train
 
 
-# Settings that a resumed run may change without leaving the path of an uninterrupted run:
-# when and how often to stop, log, evaluate and save, and where the work happens.
-RESUME_SAFE = {"max_minutes", "save_every", "log_every", "eval_every", "device", "threads"}
+# Settings that a resumed run may change without leaving the path of an uninterrupted run: how
+# often to log, evaluate and save, and where the work happens. Not max_minutes: the schedule
+# decays over it (with the elapsed training time saved in last/), so it changes the learning rate.
+RESUME_SAFE = {"save_every", "log_every", "eval_every", "device", "threads"}
 RESUME_SAFE |= {"compile", "activation_checkpointing", "on_nonfinite", "out", "tf32"}
 RESUME_SAFE |= {"report_to", "adamw_impl", "fused_kernels", "score_valid"}
 

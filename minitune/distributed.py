@@ -62,6 +62,16 @@ class Distributed:
         dist.all_reduce(t)
         return t.tolist()
 
+    def max(self, value: int) -> int:
+        """The largest `value` over all processes (the same number on every one)."""
+        if not self.enabled:
+            return value
+        t = torch.tensor([value], dtype=torch.int64)
+        if dist.get_backend() == "nccl":
+            t = t.cuda()
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return int(t.item())
+
     def gather(self, obj) -> list:
         """`obj` of every process, in rank order (on every process)."""
         if not self.enabled:

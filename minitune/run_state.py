@@ -8,8 +8,9 @@ OUT/last/trainer.pt holds, next to the weights: the optimizer's moments, the Gra
 `TrainState` (step, data position, losses since the last metrics row, best validation loss), the
 task mixer's weights, and the random states of every process (Python, NumPy, torch, CUDA), so the
 next batch, the next dropout mask and the next learning rate are the ones an uninterrupted run
-would have had (tests/test_train.py checks resume == uninterrupted). A Ctrl-C while a checkpoint
-is being written waits until the folder is complete (`deferred_interrupts`).
+would have had (tests/test_train.py checks resume == uninterrupted). A stop signal while a
+checkpoint is being written waits until the folder is complete: train() holds them all while it
+runs, and obeys them between two steps (minitune/stop_signals.py).
 """
 
 from __future__ import annotations
@@ -17,8 +18,6 @@ from __future__ import annotations
 import contextlib
 import math
 import random
-import signal
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -154,10 +153,9 @@ def save(run: Run, state: TrainState, name: str, with_trainer: bool) -> None:
         card = (
             model_card(run.out / name, info, run.model.config.to_dict()) if name == "best" else None
         )
-        with deferred_interrupts():  # Ctrl-C waits until the folder is complete
-            save_checkpoint(
-                run.out / name, run.model, info, run.tokenizer_file, trainer, model_state, card
-            )
+        save_checkpoint(
+            run.out / name, run.model, info, run.tokenizer_file, trainer, model_state, card
+        )
     d.barrier()  # nobody runs ahead of (or exits before) the save
     if name == "last":
         state.saved_step = state.step
@@ -190,7 +188,7 @@ def resume_from(last: Path, run: Run, state: TrainState) -> None:
     run.log(f"resumed from {last} at step {state.step}")
 
 
-# ---- the pieces: the run folder, resume checks, random states, Ctrl-C while saving ----------
+# ---- the pieces: the run folder, resume checks, random states ---------------------------------
 
 
 def check_writable(out: Path) -> None:
@@ -246,19 +244,3 @@ def set_rng_states(states: dict) -> None:
 def _as_tuples(x):
     """random.setstate wants the nested tuples that a safe load may return as lists."""
     return tuple(_as_tuples(v) for v in x) if isinstance(x, (list, tuple)) else x
-
-
-@contextlib.contextmanager
-def deferred_interrupts():
-    """Hold Ctrl-C until the block ends (a checkpoint being written), then raise it."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    received = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if received:
-        raise KeyboardInterrupt

@@ -13,10 +13,11 @@ What every step shares (device, precision and fp16's scaler, clipping, processes
 
 Every `eval_every` steps the validation loss is measured and the best checkpoint kept; every
 `save_every` steps last/ is saved (what --resume continues from, exactly: weights, optimizer,
-random states, data position, and the loss log). Stops at `max_steps` or `max_minutes`; Ctrl-C
-saves last/ first, at the last finished step (one process; under torchrun the last periodic save
-is the resume point). The loop owns the run's state: a step's data position and counts are
-taken into it once the step is done.
+random states, data position, and the loss log). Stops at `max_steps` or `max_minutes`, or
+when told to: SIGTERM, SIGINT (Ctrl-C), SIGHUP or SIGUSR1, received by any process, is noted and
+obeyed between two steps, where every process stops and last/ is saved (stop_signals.py). The
+loop owns the run's state: a step's data position and counts are taken into it once the step
+is done.
 A NaN or infinite loss stops the run before the weights change (or, with
 on_nonfinite="skip", skips that step and counts it).
 
@@ -53,6 +54,7 @@ from minitune.optim import build_optimizer, lr_factor
 from minitune.paths import find_shipped
 from minitune.run_errors import DivergenceError, RunError
 from minitune.run_state import Run, StepSetup, TrainState, check_writable, resume_from, save
+from minitune.stop_signals import StopSignals
 from minitune.tokenizer import Tokenizer
 from minitune.train_data import (
     batch_stream,
@@ -186,6 +188,14 @@ def train(
     progress: bool = True,
 ) -> dict:
     """Run (or resume) training; returns a summary. See the module docstring."""
+    with StopSignals() as stop:  # from here on a stop signal is noted, and obeyed between steps
+        return run_training(model_cfg, cfg, resume, log, progress, stop)
+
+
+def run_training(
+    model_cfg: ModelConfig, cfg: TrainConfig, resume: bool, log, progress: bool, stop: StopSignals
+) -> dict:
+    """train(), with the stop signals held in `stop`."""
     # ---- 1. processes, device, seeds, output folder -----------------------------------------
     d, device = start(cfg)
     if not d.is_main:
@@ -250,6 +260,9 @@ def train(
     stop_reason = "max_steps"
     try:
         while state.step < cfg.max_steps:
+            if stop.agreed(d):  # a stop signal, in any process: every process stops here
+                stop_reason = "signal"
+                break
             if cfg.max_minutes and state.seconds() > cfg.max_minutes * 60:
                 stop_reason = "max_minutes"
                 break
@@ -281,18 +294,13 @@ def train(
                 eval_and_keep_best(run, state, valid)
             if state.step % cfg.save_every == 0 and state.step < cfg.max_steps:
                 save(run, state, "last", with_trainer=True)  # what a crash or --resume uses
-    except KeyboardInterrupt:
-        stop_reason = "interrupted"
-        if d.enabled:  # saving needs every process, and not all may have been interrupted
-            log(f"interrupted at step {state.step}; {out / 'last'} holds step {state.saved_step}")
-            teardown(d)
-            return summary(state, stop_reason, out, 0.0, facts)
-        log(f"interrupted at step {state.step}: saving {out / 'last'}")
     finally:
         bar.close()
+    if stop_reason == "signal":
+        return stop_here(run, state, stop, facts)
 
     # ---- 6. the end: a last evaluation, last/ (and best/), the loss picture ------------------
-    if valid and stop_reason in ("max_steps", "max_minutes") and state.last_eval_step != state.step:
+    if valid and state.last_eval_step != state.step:
         eval_and_keep_best(run, state, valid)  # stopped by the clock between two evaluations
     save(run, state, "last", with_trainer=True)
     if not valid:
@@ -300,8 +308,9 @@ def train(
     if d.is_main:
         log(plot_losses(run.metrics.path, out / "loss.png"))
         run.metrics.close()
+    signum = stop.agreed(d)  # one that came after the last step (the pipeline stops on it)
     teardown(d)
-    return summary(state, stop_reason, out, state.seconds() / 60, facts)
+    return summary(state, stop_reason, out, state.seconds() / 60, facts, signal=signum)
 
 
 # ---- the pieces of train(), in the order it calls them -----------------------------------------
@@ -527,13 +536,45 @@ def score_sample(run: Run, state: TrainState, valid: list[EncodedExample]) -> No
     )
 
 
-def summary(state: TrainState, stop_reason: str, out: Path, minutes: float, facts: dict) -> dict:
-    """What train() returns; `facts`: where it ran (device, precision and why, threads)."""
+def stop_here(run: Run, state: TrainState, stop: StopSignals, facts: dict) -> dict:
+    """Obey a stop signal, between two steps: save last/ (timed), unless it holds this step
+    already (no step done yet, or the periodic save just wrote it), and leave. No last
+    evaluation, no best/, no loss picture: a scheduler's grace period is short, and the resumed
+    run writes them at its end."""
+    d, seconds = run.setup.d, None
+    if state.step > state.saved_step:
+        began = time.time()
+        save(run, state, "last", with_trainer=True)
+        seconds = time.time() - began
+    if d.is_main:
+        run.metrics.close()
+    teardown(d)
+    minutes = state.seconds() / 60
+    return summary(
+        state, "signal", run.out, minutes, facts, signal=stop.signum, save_seconds=seconds
+    )
+
+
+def summary(
+    state: TrainState,
+    stop_reason: str,
+    out: Path,
+    minutes: float,
+    facts: dict,
+    signal: int = 0,
+    save_seconds: float | None = None,
+) -> dict:
+    """What train() returns. stop_reason: "max_steps", "max_minutes" or "signal" (the loop
+    obeyed `signal`; a signal after the last step is reported with the run's own reason);
+    save_seconds: how long saving last/ took when stopping (None: nothing was saved); `facts`:
+    where it ran (device, precision and why, threads, processes)."""
     seconds = max(state.seconds(), 1e-9)  # training time, every session together
     return {
         "step": state.step,
         "examples": state.examples,
         "stop_reason": stop_reason,
+        "signal": signal,
+        "save_seconds": save_seconds,
         "best_valid_loss": state.best_valid_loss,
         "skipped": state.skipped,
         "minutes": minutes,

@@ -72,10 +72,15 @@ def pytest_runtest_makereport(item, call):
         report.sections.append(("minitune test seed", f"MINITUNE_TEST_SEED={TEST_SEED}"))
 
 
-def interrupt_at(monkeypatch, call: int, where: str = "next_micro_batches") -> None:
-    """Ctrl-C during the `call`-th optimizer step of the process (a Python-level callback
-    standing in for the user), as it draws its batches ("next_micro_batches") or after it drew
-    them ("train_step"): one process saves last/ at the step it reached, `call` - 1."""
+def interrupt_at(
+    monkeypatch, call: int, where: str = "next_micro_batches", signum: int = 0
+) -> None:
+    """Ctrl-C during the `call`-th optimizer step of the process: a real SIGINT (or `signum`)
+    that the process sends itself as the step draws its batches ("next_micro_batches") or after
+    it drew them ("train_step"). train() notes it, finishes the step and stops there: one
+    process or several save last/ at step `call`."""
+    import signal
+
     import minitune.train as training
 
     real, calls = getattr(training, where), []
@@ -83,7 +88,7 @@ def interrupt_at(monkeypatch, call: int, where: str = "next_micro_batches") -> N
     def interrupted(*args, **kwargs):
         calls.append(1)
         if len(calls) == call:
-            raise KeyboardInterrupt
+            signal.raise_signal(signum or signal.SIGINT)
         return real(*args, **kwargs)
 
     monkeypatch.setattr(training, where, interrupted)

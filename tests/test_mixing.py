@@ -84,7 +84,7 @@ def test_mixed_training_resumes_exactly_and_logs_the_weights(tmp_path, monkeypat
         return train(model_cfg, cfg, progress=False, log=lambda *a: None, **kwargs)
 
     run(tmp_path / "straight")
-    interrupt_at(monkeypatch, 7)  # Ctrl-C during step 7: last/ holds step 6
+    interrupt_at(monkeypatch, 6)  # Ctrl-C during step 6: last/ holds step 6
     assert run(tmp_path / "split")["step"] == 6
     monkeypatch.undo()
     run(tmp_path / "split", resume=True)

@@ -35,12 +35,6 @@ ROOT = Path(__file__).resolve().parents[1]
 TOKENIZER = ROOT / "tokenizer" / "minitune.model"
 
 
-def _sigint_as_usual() -> None:
-    """In the child: Ctrl-C's default action. A shell starts background jobs with SIGINT
-    ignored, and Python keeps an ignored SIGINT ignored, so the Ctrl-C test would hang there."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def _cli(*args, cwd=ROOT, **kwargs):
     return subprocess.Popen(
         [sys.executable, "-m", "minitune", *args],
@@ -48,7 +42,6 @@ def _cli(*args, cwd=ROOT, **kwargs):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=_sigint_as_usual,
         **kwargs,
     )
 
@@ -126,9 +119,9 @@ def test_ctrl_c_saves_last_and_exits_130_without_a_traceback(tmp_path):
     run.send_signal(signal.SIGINT)
     out, err = run.communicate(timeout=120)
     assert run.returncode == 130, err
-    assert "Traceback" not in err and "interrupted at step" in out + err
+    assert "Traceback" not in err
     info = json.loads((tmp_path / "run" / "last" / "config.json").read_text())
-    assert info["step"] > 0
+    assert info["step"] > 0 and f"stopped by SIGINT after step {info['step']}: saved " in out
     load_trainer_state(tmp_path / "run" / "last")  # complete and verified
 
 

@@ -1,4 +1,5 @@
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -83,7 +84,7 @@ def test_tiny_end_to_end_loss_falls_checkpoint_loads_and_evaluates(tmp_path):
         ({}, "next_micro_batches"),
         ({"spell_prompts": 0.3}, "next_micro_batches"),
         ({"packing": True}, "next_micro_batches"),
-        ({}, "train_step"),  # Ctrl-C after the step drew its batches: they are drawn again
+        ({}, "train_step"),  # Ctrl-C after the step drew its batches: it is finished first
     ],
     ids=["plain", "spelled", "packed", "mid-step"],
 )
@@ -105,9 +106,10 @@ def test_resume_equals_an_uninterrupted_run(tmp_path, spelled, where, monkeypatc
 
     model_cfg, cfg = tiny_run(split_dir, **common)
     model_cfg.dropout = 0.1
-    interrupt_at(monkeypatch, 6, where)  # Ctrl-C during step 6: last/ holds step 5
+    interrupt_at(monkeypatch, 5, where)  # Ctrl-C during step 5: last/ holds step 5
     first = train(model_cfg, cfg, progress=False, log=lambda *a: None)
-    assert first["step"] == 5 and first["stop_reason"] == "interrupted"
+    assert first["step"] == 5 and first["stop_reason"] == "signal"
+    assert first["signal"] == signal.SIGINT and first["save_seconds"] > 0
     monkeypatch.undo()
     second = train(model_cfg, cfg, resume=True, progress=False, log=lambda *a: None)
     if cfg.packing:  # a batch is batch_size rows of several examples each

@@ -50,7 +50,7 @@ def test_best_holds_the_weights_of_the_lowest_validation_loss(tmp_path, monkeypa
         log_every=1,
         out=str(tmp_path / "two"),
     )
-    interrupt_at(monkeypatch, 3)  # Ctrl-C during step 3: last/ holds step 2
+    interrupt_at(monkeypatch, 2)  # Ctrl-C during step 2: last/ holds step 2
     assert train(model_cfg, cfg, **quiet)["step"] == 2
     assert _same(_weights(run / "best"), _weights(tmp_path / "two" / "last"))
     assert not _same(_weights(run / "best"), _weights(run / "last"))
@@ -165,7 +165,7 @@ def test_span_corruption_resumes_exactly(tmp_path, monkeypatch):
     train(model_cfg, cfg, **quiet)
     model_cfg, cfg = _pretrain_run(tmp_path, "split", max_steps=6)
     model_cfg.dropout = 0.1
-    interrupt_at(monkeypatch, 4)  # Ctrl-C during step 4: last/ holds step 3
+    interrupt_at(monkeypatch, 3)  # Ctrl-C during step 3: last/ holds step 3
     assert train(model_cfg, cfg, **quiet)["step"] == 3
     monkeypatch.undo()
     train(model_cfg, cfg, resume=True, **quiet)

@@ -167,18 +167,24 @@ def test_resume_uses_the_saved_config_and_refuses_changes_unless_forced(
     tmp_path, capsys, monkeypatch
 ):
     out = tmp_path / "run"
-    interrupt_at(monkeypatch, 3)  # Ctrl-C during step 3: last/ holds step 2
+    interrupt_at(monkeypatch, 2)  # Ctrl-C during step 2: last/ holds step 2
     assert main(["train", *tiny_args(tmp_path, out, steps=4)]) == 130
     capsys.readouterr()
     # no --config, no --data: everything comes from run/last/config.json (the tiny preset)
-    interrupt_at(monkeypatch, 2)  # and again after one more step
-    assert main(["train", "--out", str(out), "--resume", "--no-progress"]) == 130
+    interrupt_at(monkeypatch, 1)  # and again after one more step, with a safe change
+    resume = ["train", "--out", str(out), "--resume", "--no-progress"]
+    assert main([*resume, "--set", "train.log_every=2"]) == 130
     printed = capsys.readouterr().out
     assert "from its saved config" in printed and "resumed from" in printed
+    assert "changed: train.log_every: 1 -> 2" in printed
     assert json.loads((out / "last" / "config.json").read_text())["model"]["d_model"] == 32
-    # a change that breaks exactness is refused, naming it; a safe one is listed and accepted
+    # a change that breaks exactness is refused, naming it, unless --force
     assert main(["train", "--out", str(out), "--resume", "--set", "train.lr=0.1"]) == 2
     assert "train.lr: 0.003 -> 0.1" in capsys.readouterr().err
+    # the schedule decays over max_minutes too (from the saved elapsed time): not safe either
+    assert main(["train", "--out", str(out), "--resume", "--max-minutes", "9"]) == 2
+    err = capsys.readouterr().err
+    assert "train.max_minutes: None -> 9" in err and "--force" in err
     assert (
         main(
             [
@@ -209,7 +215,8 @@ def test_ctrl_c_prints_the_resume_command_and_it_continues(tmp_path, capsys, mon
     interrupt_at(monkeypatch, 3)
     assert main(["train", *tiny_args(tmp_path, out, steps=4)]) == 130
     printed = capsys.readouterr().out
-    command = printed.strip().splitlines()[-1].removeprefix("to continue: ")
+    stopped, command = printed.strip().splitlines()[-1].split("; to continue: ")
+    assert stopped.startswith("stopped by SIGINT after step 3: saved ")
     assert command == f"minitune train --out {out} --resume"
     monkeypatch.undo()
     assert main([*command.split()[1:], "--no-progress"]) == 0
@@ -235,9 +242,9 @@ def test_the_pipeline_resumes(tmp_path, capsys, monkeypatch):
         "train.batch_size=4",
         "--from-scratch",
     ]
-    interrupt_at(monkeypatch, 4)  # two pretraining steps, then the second tuning step
+    interrupt_at(monkeypatch, 3)  # two pretraining steps, then the first tuning step
     assert main(args) == 130
-    command = capsys.readouterr().out.strip().splitlines()[-1].removeprefix("to continue: ")
+    command = capsys.readouterr().out.strip().splitlines()[-1].split("; to continue: ")[-1]
     assert command == "minitune " + " ".join(args) + " --resume"
     # each phase's record and page: the pretraining's finished, the tuning's stopped early
     (pretraining,) = json.loads((out / "pretrain" / "run.json").read_text())["sessions"]

@@ -41,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one `minitune` command; returns its exit status (2: a user mistake, printed in one
-    line; 1: a check failed or training diverged; 130: interrupted)."""
+    line; 1: a check failed or training diverged; 128 + a signal's number: stopped by it, e.g.
+    130 for Ctrl-C (SIGINT), 143 for SIGTERM)."""
     import os
 
     # As `python -m` does: a config may name a layer as "my_module:MyClass" in the current folder.
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     except (UserError, ConfigError, DataError, CheckpointError, RunError, FileNotFoundError) as err:
         print(f"minitune: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # outside training (which saves and returns 130 itself)
+    except KeyboardInterrupt:  # outside training (which stops between steps, saves, returns 130)
         print("minitune: interrupted", file=sys.stderr)
         return 130
 

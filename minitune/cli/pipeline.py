@@ -30,6 +30,7 @@ from minitune.cli.training import (
     run_config,
     run_record,
     speed,
+    stop_line,
     trained,
     training_flags,
     write_page,
@@ -164,7 +165,11 @@ def _pretraining(
 
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
-    """(Pretrain,) instruction-tune, evaluate on the five evaluation splits, show examples."""
+    """(Pretrain,) instruction-tune, evaluate on the five evaluation splits, show examples.
+    A stop signal stops the phase it comes in (a training phase saves first) and the pipeline,
+    with status 128 + its number; --resume continues from that phase."""
+    from minitune.stop_signals import Stopped, signal_name, stop_at_once
+
     base = pipeline_base(args)  # before anything is written or removed
     phases = plan_phases(args, base)  # every phase's config, once, before anything is written
     out = phases.out
@@ -199,19 +204,28 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         pre = phases.pretraining
         record = run_record(args, pre, phases.resume_pretraining, "the pretraining phase")
         done = trained(record, pre, phases.resume_pretraining, progress=not args.no_progress)
+        if done["signal"]:  # stopped by one (or it came as the phase ended): go no further
+            write_page(out / "pretrain", None)
+            print(stop_line(done, again, "the pretraining"))
+            return 128 + done["signal"]
         write_page(out / "pretrain", attention_prompt(pre.train))
-        if done["stop_reason"] == "interrupted":
-            print(f"to continue: {again}")
-            return 130
     print("== instruction tuning")
     tuning = phases.tuning
     record = run_record(args, tuning, phases.resume_tuning, "the tuning phase")
     summary = trained(record, tuning, phases.resume_tuning, progress=not args.no_progress)
-    if summary["stop_reason"] == "interrupted":
-        write_page(out, attention_prompt(tuning.train))
-        print(f"to continue: {again}")
-        return 130
-    _evaluate_and_show(args, out, tuning.train, summary)
+    if summary["signal"]:
+        write_page(out, None)
+        print(stop_line(summary, again, "the tuning"))
+        return 128 + summary["signal"]
+    try:
+        with stop_at_once():  # nothing to save here: a stop signal ends the evaluation at once
+            _evaluate_and_show(args, out, tuning.train, summary)
+    except Stopped as stopped:
+        print(
+            f"stopped by {signal_name(stopped.signum)} during the evaluation (the tuning is saved "
+            f"in {out / 'last'}); to continue (it evaluates again): {again}"
+        )
+        return 128 + stopped.signum
     return 0
 
 

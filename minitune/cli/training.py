@@ -100,6 +100,25 @@ def resume_command(command: str, out: str, extra: str = "") -> str:
     return f"minitune {command} --out {shlex.quote(str(out))} --resume{extra}"
 
 
+def stop_line(summary: dict, again: str, phase: str = "the run") -> str:
+    """The one line of a run that a signal stopped (train()'s summary): which signal, the step
+    saved and how long the save took, and `again`, the command that continues it. E.g.
+    "stopped by SIGTERM after step 7: saved runs/mine/last in 0.41 s; to continue: minitune
+    train --out runs/mine --resume"."""
+    from minitune.stop_signals import signal_name
+
+    last, step = Path(summary["out"]) / "last", summary["step"]
+    if summary["stop_reason"] != "signal":  # it came during the end's save: nothing is lost
+        done = f"after {phase} ended ({last} holds its last step, {step})"
+    elif summary["save_seconds"] is not None:
+        done = f"after step {step}: saved {last} in {summary['save_seconds']:.2f} s"
+    elif step:  # resumed, and stopped before a step; or just after a periodic save
+        done = f"at step {step}: nothing new to save ({last} holds it)"
+    else:
+        done = "before the first step: nothing saved"
+    return f"stopped by {signal_name(summary['signal'])} {done}; to continue: {again}"
+
+
 class Setting(argparse.Action):
     """A training flag: it sets the train field of its name (`--max-steps 5`: max_steps = 5;
     `const`: the value of a flag that takes none, nargs=0), recorded on args.settings as (flag, field,
@@ -301,6 +320,8 @@ def write_page(out: Path, prompt: str | None, device: str = "cpu") -> None:
 
 def _train(args: argparse.Namespace, objective: str) -> int:
     """Resolve the run's config, then train (or print the config with --print-config)."""
+    import os
+
     from minitune.config import to_toml
 
     run = training_run(args, objective)
@@ -311,6 +332,11 @@ def _train(args: argparse.Namespace, objective: str) -> int:
         check_out(Path(run.train.out), args.overwrite)
     record = run_record(args, run, args.resume)
     summary = trained(record, run, args.resume, progress=not args.no_progress)
+    if summary["stop_reason"] == "signal":  # last/ is saved: the page, quickly (no new picture)
+        write_page(Path(run.train.out), None)
+        if os.environ.get("RANK", "0") == "0":  # under torchrun, one process speaks
+            print(stop_line(summary, again_command(args, summary)))
+        return 128 + summary["signal"]
     write_page(Path(run.train.out), attention_prompt(run.train))
     best = summary["best_valid_loss"]
     validation = f"best validation loss {best:.4f}" if math.isfinite(best) else "no validation"
@@ -319,10 +345,18 @@ def _train(args: argparse.Namespace, objective: str) -> int:
         f" {speed(summary)}, {validation}, checkpoints in {summary['out']}"
         + (f"; {summary['skipped']} steps skipped (loss not finite)" if summary["skipped"] else "")
     )
-    if summary["stop_reason"] == "interrupted":
-        print(f"to continue: {resume_command(args.command, run.train.out)}")
-        return 130
     return 0
+
+
+def again_command(args: argparse.Namespace, summary: dict) -> str:
+    """What continues a run that a signal stopped: --resume, or, when it stopped before its
+    first step and nothing was ever saved, the command itself again."""
+    import shlex
+
+    if args.resume or summary["step"] or summary["save_seconds"] is not None:
+        return resume_command(args.command, summary["out"])
+    again = [a for a in args.argv if a != "--overwrite"]  # its folder may hold its fresh data
+    return f"minitune {shlex.join([*again, '--overwrite'])}"
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -403,7 +437,13 @@ def training_flags(p: argparse.ArgumentParser, default_config: str, lora: bool =
         "--max-steps", type=int, action=Setting, help="optimizer steps (the schedule's length)"
     )
     p.add_argument(
-        "--max-minutes", type=float, action=Setting, help="stop after this much wall time"
+        "--max-minutes",
+        type=float,
+        action=Setting,
+        help="the run's length in wall time: the learning rate decays over it (or over "
+        "--max-steps, whichever ends first) and the run stops when it is spent; --resume "
+        "continues the schedule from the saved training time, so no two runs bounded by "
+        "the clock are equal (changing it on --resume needs --force)",
     )
     p.add_argument("--device", choices=DEVICES, action=Setting, help="default: auto")
     p.add_argument(
