@@ -283,14 +283,15 @@ def _how_it_ended(record: dict, metrics: list[dict]) -> str:
         return "<p class=warn>This session's end was not recorded.</p>"
     if end.get("error"):
         return f"<p class=bad><b>Stopped early:</b> {_e(end['error'])}</p>"
-    reason = end.get("stop_reason")
-    if reason in ("max_steps", "max_minutes"):
+    if end.get("stop_reason") != "signal":  # it ran to max_steps or max_minutes
         return ""
+    from minitune.stop_signals import signal_name
+
     resume = sessions[-1].get("resume_command", "")
     how = f" Continue it with <code>{_e(resume)}</code>." if resume else ""
     return (
-        f"<p class=bad><b>Stopped early ({_e(reason)})</b> at step {end.get('step', '?'):,}; "
-        f"last/ holds the step it saved.{how}</p>"
+        f"<p class=bad><b>Stopped early by {signal_name(end['signal'])}</b> at step "
+        f"{end.get('step', 0):,}; last/ holds that step.{how}</p>"
     )
 
 

@@ -76,13 +76,13 @@ def test_a_resumed_run_keeps_its_first_sessions(tmp_path, monkeypatch):
     from conftest import interrupt_at
 
     out = tmp_path / "run"
-    interrupt_at(monkeypatch, 3)  # Ctrl-C during step 3
+    interrupt_at(monkeypatch, 3)  # Ctrl-C during step 3: it stops after that step
     assert main(["train", *tiny_args(tmp_path, out, steps=4)]) == 130
     monkeypatch.undo()
     first = json.loads((out / "run.json").read_text())["sessions"]
-    assert first[0]["end"]["stop_reason"] == "interrupted" and first[0]["end"]["step"] == 2
+    assert first[0]["end"]["stop_reason"] == "signal" and first[0]["end"]["step"] == 3
     page = (out / "report.html").read_text()
-    assert "Stopped early (interrupted)</b> at step 2" in page and "--resume" in page
+    assert "Stopped early by SIGINT</b> at step 3" in page and "--resume" in page
     assert main(["train", "--out", str(out), "--resume", "--no-progress"]) == 0
     sessions = json.loads((out / "run.json").read_text())["sessions"]
     assert sessions[0] == first[0] and len(sessions) == 2
@@ -145,7 +145,9 @@ def evaluated_folder(folder: Path) -> Path:
         say=lambda line: None,
     )
     record.log("model: 0.15M parameters on cpu, fp32")
-    record.finish({"step": 10, "stop_reason": "interrupted", "minutes": 1.0, "examples": 80})
+    record.finish(
+        {"step": 10, "stop_reason": "signal", "signal": 15, "minutes": 1.0, "examples": 80}
+    )
     return folder
 
 
@@ -158,7 +160,7 @@ def answers(page: str, anchor: str) -> str:
 def test_the_page_shows_every_split_task_and_wrong_answer(tmp_path):
     folder = evaluated_folder(tmp_path / "run")
     page = write_report(folder).read_text()
-    assert "Stopped early (interrupted)</b> at step 10" in page
+    assert "Stopped early by SIGTERM</b> at step 10" in page
     assert "minitune pipeline --out x --resume" in page
     assert "<script" not in page
     # a table per split; each task leads to its answers section

@@ -252,15 +252,15 @@ def test_the_pipeline_resumes(tmp_path, capsys, monkeypatch):
     seen = json.loads((out / "pretrain" / "attention.json").read_text())  # a corrupted span
     assert "<extra_id_0>" in seen["prompt"] and (out / "pretrain" / "attention.png").is_file()
     (tuning,) = json.loads((out / "run.json").read_text())["sessions"]
-    assert tuning["end"]["stop_reason"] == "interrupted" and tuning["resume_command"] == command
-    assert "Stopped early (interrupted)" in (out / "report.html").read_text()
+    assert tuning["end"]["stop_reason"] == "signal" and tuning["resume_command"] == command
+    assert "Stopped early by SIGINT</b> at step 1" in (out / "report.html").read_text()
     monkeypatch.undo()
     assert main(command.split()[1:]) == 0
     printed = capsys.readouterr().out
     assert "== pretraining" not in printed and f"resumed from {out / 'last'} at step 1" in printed
     assert json.loads((out / "report.json").read_text())["train"]["step"] == 4
     sessions = json.loads((out / "run.json").read_text())["sessions"]
-    assert [s["end"]["stop_reason"] for s in sessions] == ["interrupted", "max_steps"]
+    assert [s["end"]["stop_reason"] for s in sessions] == ["signal", "max_steps"]
     page = (out / "report.html").read_text()
     assert "Stopped early" not in page and "href='pretrain/report.html'" in page
     assert len((out / "predictions.jsonl").read_text().splitlines()) == 5 * 2  # --limit 2
