@@ -2,11 +2,13 @@
 SIGHUP, SLURM's SIGUSR1) stops between two steps, saves last/ at the step it reached, exits
 with 128 + the signal's number, and --resume ends with the weights of an uninterrupted run.
 
-Real processes and real signals: every run here saves last/ only every 1000 steps (never, in
-runs of 80), so the step a resumed run starts from can only come from the save the signal
-made. Two processes under torchrun are in the slow tests (signalled through torchrun's agent,
-and in one worker only). A run stopped by the clock (max_minutes) continues its schedule from
-the saved training time.
+Real signals, sent through the kernel: to a subprocess from outside (SIGTERM, SIGINT to a
+script's background job, SIGHUP under nohup, two processes under torchrun in the slow tests:
+signalled through torchrun's agent, and in one worker only), or by a process to itself at a
+moment no outside sender can hit (before the first step, in the middle of a save, during the
+pipeline's evaluation). Every run saves last/ only every 1000 steps (never, in these runs of at
+most 150), so the step a resumed run starts from can only come from the save the signal made.
+A run bounded by the clock (max_minutes) continues its schedule from the saved training time.
 """
 
 import json
