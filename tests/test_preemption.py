@@ -366,6 +366,27 @@ def test_the_pipeline_stops_in_tuning_and_in_evaluation_and_resumes_each(
     assert caught_outside == []
 
 
+def test_the_pipeline_stopped_in_its_pretraining_resumes_there(
+    data, tmp_path, monkeypatch, capsys, caught_outside
+):
+    out = tmp_path / "pipe"
+    args = ["pipeline", "--config", "tiny", "--max-steps", "2", "--pretrain-steps", "3"]
+    args += ["--limit", "1", "--out", str(out), "--data", str(data / "train.jsonl")]
+    args += ["--no-progress", "--set", "train.batch_size=4", "--from-scratch"]
+    interrupt_at(monkeypatch, 2, signum=signal.SIGTERM)  # the pretraining's step 2 of 3
+    assert main(args) == 143
+    line = STOPPED.search(capsys.readouterr().out)
+    assert (line["step"], line["last"]) == ("2", str(out / "pretrain" / "last"))
+    assert not (out / "last").exists()  # the tuning has not started
+    monkeypatch.undo()
+    assert main(shlex.split(line["again"])[1:]) == 0
+    printed = capsys.readouterr().out
+    assert f"resumed from {out / 'pretrain' / 'last'} at step 2" in printed
+    assert read_config(out / "pretrain" / "last")["step"] == 3
+    assert json.loads((out / "report.json").read_text())["train"]["step"] == 2
+    assert caught_outside == []
+
+
 def test_a_clock_bounded_run_continues_its_schedule_from_the_saved_time(tmp_path, monkeypatch):
     """With max_minutes the cosine decays over the clock: a resumed run's learning rate is that
     of the training time saved in last/ plus the time since, not of a schedule started anew."""
