@@ -2,11 +2,13 @@
 SIGHUP, SLURM's SIGUSR1) stops between two steps, saves last/ at the step it reached, exits
 with 128 + the signal's number, and --resume ends with the weights of an uninterrupted run.
 
-Real processes and real signals: every run here saves last/ only every 1000 steps (never, in
-runs of 80), so the step a resumed run starts from can only come from the save the signal
-made. Two processes under torchrun are in the slow tests (signalled through torchrun's agent,
-and in one worker only). A run stopped by the clock (max_minutes) continues its schedule from
-the saved training time.
+Real signals, sent through the kernel: to a subprocess from outside (SIGTERM, SIGINT to a
+script's background job, SIGHUP under nohup, two processes under torchrun in the slow tests:
+signalled through torchrun's agent, and in one worker only), or by a process to itself at a
+moment no outside sender can hit (before the first step, in the middle of a save, during the
+pipeline's evaluation). Every run saves last/ only every 1000 steps (never, in these runs of at
+most 150), so the step a resumed run starts from can only come from the save the signal made.
+A run bounded by the clock (max_minutes) continues its schedule from the saved training time.
 """
 
 import json
@@ -360,6 +362,27 @@ def test_the_pipeline_stops_in_tuning_and_in_evaluation_and_resumes_each(
     monkeypatch.undo()
     assert main(shlex.split(again)[1:]) == 0
     assert "== evaluation" in capsys.readouterr().out
+    assert json.loads((out / "report.json").read_text())["train"]["step"] == 2
+    assert caught_outside == []
+
+
+def test_the_pipeline_stopped_in_its_pretraining_resumes_there(
+    data, tmp_path, monkeypatch, capsys, caught_outside
+):
+    out = tmp_path / "pipe"
+    args = ["pipeline", "--config", "tiny", "--max-steps", "2", "--pretrain-steps", "3"]
+    args += ["--limit", "1", "--out", str(out), "--data", str(data / "train.jsonl")]
+    args += ["--no-progress", "--set", "train.batch_size=4", "--from-scratch"]
+    interrupt_at(monkeypatch, 2, signum=signal.SIGTERM)  # the pretraining's step 2 of 3
+    assert main(args) == 143
+    line = STOPPED.search(capsys.readouterr().out)
+    assert (line["step"], line["last"]) == ("2", str(out / "pretrain" / "last"))
+    assert not (out / "last").exists()  # the tuning has not started
+    monkeypatch.undo()
+    assert main(shlex.split(line["again"])[1:]) == 0
+    printed = capsys.readouterr().out
+    assert f"resumed from {out / 'pretrain' / 'last'} at step 2" in printed
+    assert read_config(out / "pretrain" / "last")["step"] == 3
     assert json.loads((out / "report.json").read_text())["train"]["step"] == 2
     assert caught_outside == []
 

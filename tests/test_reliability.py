@@ -4,6 +4,7 @@ and never end in a traceback for a user's mistake."""
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -121,7 +122,10 @@ def test_ctrl_c_saves_last_and_exits_130_without_a_traceback(tmp_path):
     assert run.returncode == 130, err
     assert "Traceback" not in err
     info = json.loads((tmp_path / "run" / "last" / "config.json").read_text())
-    assert info["step"] > 0 and f"stopped by SIGINT after step {info['step']}: saved " in out
+    assert info["step"] > 0
+    # "after step N: saved ..." or, just after a periodic save (every 3 steps here), "at step N:
+    # nothing new to save"
+    assert re.search(rf"stopped by SIGINT (after|at) step {info['step']}: ", out), out[-500:]
     load_trainer_state(tmp_path / "run" / "last")  # complete and verified
 
 

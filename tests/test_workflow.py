@@ -185,6 +185,8 @@ def test_resume_uses_the_saved_config_and_refuses_changes_unless_forced(
     assert main(["train", "--out", str(out), "--resume", "--max-minutes", "9"]) == 2
     err = capsys.readouterr().err
     assert "train.max_minutes: None -> 9" in err and "--force" in err
+    assert main(["train", "--out", str(out), "--resume", "--max-steps", "9"]) == 2
+    assert "train.max_steps: 4 -> 9" in capsys.readouterr().err
     assert (
         main(
             [
