@@ -575,6 +575,7 @@ table {{ border-collapse: collapse; max-width: 100%; }}
 td, th {{ border: 1px solid #ddd; padding: 2px 5px; text-align: left; vertical-align: top; }}
 table.scores {{ width: 100%; font-size: 13px; }}
 table.scores td:not(.task) {{ text-align: right; white-space: nowrap; }}
+table.scores th {{ white-space: nowrap; padding: 2px 3px; }}
 table.facts th {{ white-space: nowrap; }}
 mark {{ background: #ffd24d; outline: 1px solid #c90; }}
 .small {{ font-size: 12px; color: #555; }}
