@@ -91,8 +91,6 @@ def attention_grid_figure(
         n_heads,
         figsize=(width, height),
         squeeze=False,
-        sharex=True,
-        sharey=True,
         layout="constrained",
     )
     fig.get_layout_engine().set(w_pad=0.02, h_pad=0.02, wspace=0.0, hspace=0.0)
@@ -107,10 +105,12 @@ def attention_grid_figure(
                 aspect="auto",
                 interpolation="nearest",
             )
-            ax.set_xticks(range(n_k), k_labels, rotation=90, fontsize=FONT)
-            ax.set_yticks(range(n_q), q_labels, fontsize=FONT)
-            ax.tick_params(length=2, pad=1)
-            ax.label_outer()  # tick labels on the first column and the bottom row only
+            # tick labels on the first column and the bottom row only (every panel has the same
+            # tokens; ticks on all of them cost most of the drawing time)
+            bottom, first = layer == n_layers - 1, head == 0
+            ax.set_xticks(range(n_k) if bottom else [], k_labels if bottom else [], rotation=90)
+            ax.set_yticks(range(n_q) if first else [], q_labels if first else [])
+            ax.tick_params(length=2, pad=1, labelsize=FONT)
             if layer == 0:
                 ax.set_title(f"head {head}", fontsize=FONT + 1)
             if head == 0:

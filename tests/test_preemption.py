@@ -209,6 +209,7 @@ def test_sigterm_between_two_saves_saves_the_step_reached_and_resume_ends_equal(
     _assert_same_run(out, uninterrupted(layout))
 
 
+@pytest.mark.slow  # a few seconds of subprocesses: the default suite stays under 10 minutes
 def test_a_background_job_of_a_script_stops_on_sigint_too(data, tmp_path):
     """`minitune train ... &` in a script: a non-interactive shell starts it with SIGINT
     ignored, and minitune handles SIGINT anyway (a scheduler's `kill -INT` must stop it)."""
@@ -230,6 +231,7 @@ def test_a_background_job_of_a_script_stops_on_sigint_too(data, tmp_path):
     assert load_trainer_state(out / "last")["step"] == int(line["step"])
 
 
+@pytest.mark.slow  # a few seconds of subprocesses: the default suite stays under 10 minutes
 def test_sighup_ignored_by_nohup_stays_ignored(data, uninterrupted, tmp_path):
     out = tmp_path / "run"
     run = _start("nohup", *_minitune(*_args(data, out)))
@@ -242,6 +244,7 @@ def test_sighup_ignored_by_nohup_stays_ignored(data, uninterrupted, tmp_path):
     _assert_same_run(out, uninterrupted("padded"))  # as if nothing had happened
 
 
+@pytest.mark.slow  # a few seconds of subprocesses: the default suite stays under 10 minutes
 def test_a_second_signal_while_saving_leaves_a_complete_last(data, tmp_path):
     out = tmp_path / "run"
     second = [sys.executable, str(ROOT / "tests" / "signal_while_saving.py"), "SIGINT"]
@@ -366,6 +369,7 @@ def test_the_pipeline_stops_in_tuning_and_in_evaluation_and_resumes_each(
     assert caught_outside == []
 
 
+@pytest.mark.slow  # a few seconds of subprocesses: the default suite stays under 10 minutes
 def test_the_pipeline_stopped_in_its_pretraining_resumes_there(
     data, tmp_path, monkeypatch, capsys, caught_outside
 ):
