@@ -1,5 +1,5 @@
 """Packaging hook (the metadata is in pyproject.toml): a built wheel carries the shipped configs,
-tokenizer, data and base checkpoint as minitune/shipped/, where minitune/paths.py finds them
+tokenizer, data and base checkpoint as minitune/shipped/, where minitune/run/paths.py finds them
 from any folder. An editable install (`pip install -e .`) reads them from the project folder
 instead."""
 

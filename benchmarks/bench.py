@@ -52,7 +52,7 @@ from pathlib import Path
 import torch
 
 from minitune import ModelConfig, Seq2SeqTransformer, cross_entropy_loss, export_t5, shift_right
-from minitune.device import fused_kernels_on
+from minitune.run.device import fused_kernels_on
 
 CONFIGS = {
     "bench-tiny": dict(

@@ -24,9 +24,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from minitune.cli.shared import load_checkpoint  # noqa: E402
 from minitune.cli.use import evaluate_files  # noqa: E402
 from minitune.config import load_run_config, parse_override  # noqa: E402
+from minitune.run.checkpoint import load_checkpoint  # noqa: E402
 from minitune.train import train  # noqa: E402
 
 

@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from minitune.data.suite.lexicon import ADJECTIVES, CITIES, FIRST_NAMES, NOUNS  # noqa: E402
+from minitune.suite.lexicon import ADJECTIVES, CITIES, FIRST_NAMES, NOUNS  # noqa: E402
 
 WORDS = sorted({n.en for n in NOUNS} | {a.en for a in ADJECTIVES})
 KEYS = ["name", "city", "colour", "age", "pet", "job", "day", "sport"]
@@ -127,9 +127,9 @@ def write_probe(name: str, folder: Path, n_train: int, n_test: int, seed: int) -
 
 
 def main(argv: list[str] | None = None) -> int:
-    from minitune.cli.shared import load_checkpoint
     from minitune.cli.use import evaluate_files
     from minitune.config import load_run_config, parse_override
+    from minitune.run.checkpoint import load_checkpoint
     from minitune.train import train
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

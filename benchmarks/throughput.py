@@ -6,7 +6,7 @@
     python benchmarks/throughput.py --compile                 # torch.compile of the model
     python benchmarks/throughput.py --set train.adamw_impl=fused
 
-It runs the training loop's own pieces (`minitune.train_data`: the batch stream,
+It runs the training loop's own pieces (`minitune.data.stream`: the batch stream,
 `next_micro_batches`; `minitune.train`: `train_step` with the run's optimizer and precision) on
 the shipped training split, encoded as the run encodes it, for `--steps` optimizer steps after
 `--warmup` steps, and prints one JSON line: examples/s, real tokens/s (source + target, padding
@@ -35,14 +35,14 @@ from bench import cpu_flags, cpu_model  # noqa: E402
 from minitune.config import load_run_config, parse_override  # noqa: E402
 from minitune.data.batching import IGNORE_INDEX, encode_records  # noqa: E402
 from minitune.data.formats import read_records  # noqa: E402
-from minitune.device import fused_kernels_on, precision_context, resolve_precision  # noqa: E402
-from minitune.distributed import Distributed  # noqa: E402
+from minitune.data.stream import batch_stream, next_micro_batches, packed_lengths  # noqa: E402
 from minitune.model import Seq2SeqTransformer  # noqa: E402
 from minitune.optim import build_optimizer  # noqa: E402
-from minitune.paths import find_shipped  # noqa: E402
+from minitune.run.device import fused_kernels_on, precision_context, resolve_precision  # noqa: E402
+from minitune.run.distributed import Distributed  # noqa: E402
+from minitune.run.paths import find_shipped  # noqa: E402
 from minitune.tokenizer import Tokenizer  # noqa: E402
 from minitune.train import DEFAULT_TOKENIZER, StepSetup, train_step  # noqa: E402
-from minitune.train_data import batch_stream, next_micro_batches, packed_lengths  # noqa: E402
 
 
 def main() -> None:

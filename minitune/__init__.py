@@ -8,9 +8,9 @@ new_tokens = model.generate(input_ids, attention_mask, max_new_tokens=32)
 """
 
 from minitune.config import PRESETS, ModelConfig
+from minitune.interop.t5 import export_t5, load_t5
 from minitune.loss import cross_entropy_loss, token_nll_sum
 from minitune.model import Seq2SeqTransformer, shift_right
-from minitune.t5 import export_t5, load_t5
 from minitune.tokenizer import Tokenizer
 
 __version__ = "0.1.0"

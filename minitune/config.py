@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
 
-from minitune.paths import config_file, resolve_file, shipped_root
+from minitune.run.paths import config_file, resolve_file, shipped_root
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -234,9 +234,9 @@ class TrainConfig:
     fresh_per_task: Count = 0  # > 0: the training data is this many fresh examples per task of
     # the shipped suite, drawn from its generators before training (never an evaluation
     # example) into OUT/fresh_train.jsonl, and `data` is not read (the log and --print-config
-    # say so; see minitune/data/suite/tasks.py: write_training_set)
+    # say so; see minitune/suite/tasks.py: write_training_set)
     fresh_shared: bool = False  # with fresh_per_task: also the training-only families over the
-    # suite's inputs, told apart by their instruction alone (minitune/data/suite/families_shared.py)
+    # suite's inputs, told apart by their instruction alone (minitune/suite/families_shared.py)
     fresh_grammar: Share = 0.0  # with fresh_per_task: this share of examples asked with a phrasing
     # generated from a grammar (dozens per task, none near a held-out one; .../suite/phrasings.py)
     tokenizer: str | None = None  # SentencePiece model; None: --init's own, else the shipped one
@@ -314,7 +314,7 @@ class TrainConfig:
             if getattr(self, name) == "":
                 setattr(self, name, None)
         _check_fields(self)
-        # the shipped files are found from any folder (minitune/paths.py); paths are saved whole
+        # the shipped files are found from any folder (minitune/run/paths.py); paths are saved whole
         self.data = [resolve_file(p) for p in self.data]
         for name in ("valid_data", "tokenizer", "init"):
             setattr(self, name, getattr(self, name) and resolve_file(getattr(self, name)))

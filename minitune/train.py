@@ -21,10 +21,10 @@ is done.
 A NaN or infinite loss stops the run before the weights change (or, with
 on_nonfinite="skip", skips that step and counts it).
 
-This file is the loop and the step; the shell around them has its own files: the device and
-precision (device.py), the data and the batch stream (train_data.py), the run's state, saving
-and exact resume (run_state.py), metrics.jsonl and the loss picture (metrics_log.py), the errors
-a user can fix (run_errors.py), DDP/FSDP (distributed.py).
+This file is the loop and the step; the shell around them has its own files: the data and the
+batch stream (data/stream.py), and in run/: the device and precision (device.py), the run's
+state, saving and exact resume (state.py), metrics.jsonl and the loss picture (metrics_log.py),
+the errors a user can fix (errors.py), DDP/FSDP (distributed.py).
 """
 
 from __future__ import annotations
@@ -39,30 +39,30 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from minitune.checkpoint import load_pretrained, weights_fingerprint
 from minitune.config import ModelConfig, TrainConfig
 from minitune.data.batching import EncodedExample, collate
 from minitune.data.mixing import FLOOR, task_weights
-from minitune.device import fused_kernels_on, pick_device, precision_context, resolve_precision
-from minitune.distributed import Distributed, no_sync, teardown, unwrap, wrap
-from minitune.distributed import setup as join_processes
-from minitune.lora import add_lora, count_parameters
-from minitune.loss import IGNORE_INDEX, token_nll_sum
-from minitune.metrics_log import open_metrics_log, plot_losses, steps_by_deadline
-from minitune.model import Segments, Seq2SeqTransformer, shift_right
-from minitune.optim import build_optimizer, lr_factor
-from minitune.paths import find_shipped
-from minitune.run_errors import DivergenceError, RunError
-from minitune.run_state import Run, StepSetup, TrainState, check_writable, resume_from, save
-from minitune.stop_signals import StopSignals
-from minitune.tokenizer import Tokenizer
-from minitune.train_data import (
+from minitune.data.stream import (
     batch_stream,
     load_data,
     next_micro_batches,
     packed_lengths,
     task_mixer,
 )
+from minitune.lora import add_lora, count_parameters
+from minitune.loss import IGNORE_INDEX, token_nll_sum
+from minitune.model import Segments, Seq2SeqTransformer, shift_right
+from minitune.optim import build_optimizer, lr_factor
+from minitune.run.checkpoint import load_pretrained, weights_fingerprint
+from minitune.run.device import fused_kernels_on, pick_device, precision_context, resolve_precision
+from minitune.run.distributed import Distributed, no_sync, teardown, unwrap, wrap
+from minitune.run.distributed import setup as join_processes
+from minitune.run.errors import DivergenceError, RunError
+from minitune.run.metrics_log import open_metrics_log, plot_losses, steps_by_deadline
+from minitune.run.paths import find_shipped
+from minitune.run.state import Run, StepSetup, TrainState, check_writable, resume_from, save
+from minitune.run.stop_signals import StopSignals
+from minitune.tokenizer import Tokenizer
 
 DEFAULT_TOKENIZER = "tokenizer/minitune.model"
 MAX_SKIPS_IN_A_ROW = 20  # with on_nonfinite="skip", this many bad steps in a row still stop

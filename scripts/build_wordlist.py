@@ -1,4 +1,4 @@
-"""Build minitune/data/suite/english_words.tsv, the general English word list of the world corpus.
+"""Build minitune/suite/english_words.tsv, the general English word list of the world corpus.
 
 A developer's script, run once; minitune itself never imports it (nor the package it reads).
 
@@ -21,7 +21,7 @@ import zipfile
 from pathlib import Path
 
 COUNTS = {"verb": 2000, "noun": 6000, "adj": 2500, "adv": 500}  # verbs first: nouns ask them
-OUT = Path(__file__).resolve().parent.parent / "minitune" / "data" / "suite" / "english_words.tsv"
+OUT = Path(__file__).resolve().parent.parent / "minitune" / "suite" / "english_words.tsv"
 # closed-class words: the corpus grammar writes these itself
 CLOSED = set(
     """

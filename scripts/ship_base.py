@@ -41,12 +41,12 @@ def heldout_loss(folder: Path, n_documents: int = 1000) -> dict[str, float]:
     """Per-token loss on world documents of another seed (1), which the base never read: span
     corruption and copy-denoising examples, as in its pretraining."""
 
-    from minitune.checkpoint import load_pretrained, read_config
     from minitune.config import TrainConfig
-    from minitune.data.suite.world import generate_world
+    from minitune.data.stream import span_examples
+    from minitune.run.checkpoint import load_pretrained, read_config
+    from minitune.suite.world import generate_world
     from minitune.tokenizer import Tokenizer
     from minitune.train import StepSetup, validation_loss
-    from minitune.train_data import span_examples
 
     model, tokenizer_file, _ = load_pretrained(folder)
     tok = Tokenizer(tokenizer_file)

@@ -16,8 +16,8 @@ import torch
 from minitune.config import load_run_config
 from minitune.data.batching import collate, encode_records
 from minitune.data.formats import read_records
-from minitune.distributed import setup, teardown, wrap
 from minitune.model import Seq2SeqTransformer
+from minitune.run.distributed import setup, teardown, wrap
 from minitune.tokenizer import Tokenizer
 from minitune.train import StepSetup, forward_backward
 

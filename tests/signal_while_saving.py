@@ -13,7 +13,7 @@ import signal
 import sys
 from pathlib import Path
 
-import minitune.checkpoint as checkpoint
+import minitune.run.checkpoint as checkpoint
 from minitune.cli import main
 
 second = signal.Signals[sys.argv[1]]

@@ -9,11 +9,10 @@ import pytest
 import torch
 
 from minitune import ModelConfig, Seq2SeqTransformer
-from minitune.checkpoint import save_checkpoint
-from minitune.cli.shared import load_checkpoint
 from minitune.cli.use import answer
 from minitune.data.formats import CHAT_INSTRUCTION
 from minitune.data.templates import format_prompt
+from minitune.run.checkpoint import load_checkpoint, save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 BANNER = "Chat with the model; an empty line or Ctrl-D ends. /reset forgets the conversation.\n"

@@ -1,11 +1,11 @@
-"""The conformance kit (minitune.conformance): every built-in variant passes it, and it catches
+"""The conformance kit (minitune.kit.conformance): every built-in variant passes it, and it catches
 broken variants, each for the right reason."""
 
 import pytest
 import torch
 from torch import nn
 
-from minitune import conformance
+from minitune.kit import conformance
 from minitune.layers import registry
 from minitune.layers.attention import Attention
 from minitune.layers.feedforward import FeedForward

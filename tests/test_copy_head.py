@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from conftest import random_batch, tiny_model
 
 from minitune import cross_entropy_loss, shift_right
-from minitune.t5 import hf_config
+from minitune.interop.t5 import hf_config
 
 
 def copy_model(seed: int = 0, **overrides):

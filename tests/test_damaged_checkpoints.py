@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 from test_reliability import json_values
 from test_train import small_data
 
-from minitune.checkpoint import CheckpointError, _sha256, load_pretrained, save_safetensors
 from minitune.cli import main
+from minitune.run.checkpoint import CheckpointError, _sha256, load_pretrained, save_safetensors
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = str(ROOT / "configs" / "tiny.toml")

@@ -12,7 +12,7 @@ import pytest
 import torch
 from test_train import small_data
 
-from minitune.checkpoint import load_model, load_safetensors
+from minitune.run.checkpoint import load_model, load_safetensors
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(

@@ -150,7 +150,7 @@ def test_pytorch_bin_when_there_are_no_safetensors_and_unknown_names(hub, tmp_pa
     url, _ = hub
     Hub.files["pytorch_model.bin"] = Hub.files.pop("model.safetensors")  # bytes do not matter here
     Hub.lfs = {"pytorch_model.bin"}
-    from minitune.download import download as fetch
+    from minitune.interop.download import download as fetch
 
     fetch("flan-t5-small", tmp_path / "bin", hub=url, progress=False, log=lambda *a: None)
     assert (tmp_path / "bin" / "pytorch_model.bin").is_file()
@@ -169,7 +169,7 @@ def test_the_hubs_repository_name_is_accepted(hub, tmp_path, capsys, monkeypatch
     for name, data in Hub.files.items():
         assert (tmp_path / "models" / "flan-t5-small" / name).read_bytes() == data
     assert "runs/flan-t5-small-tuned" in capsys.readouterr().out
-    from minitune.download import DownloadError, short_name
+    from minitune.interop.download import DownloadError, short_name
 
     assert short_name("google-t5/t5-small") == "t5-small"
     with pytest.raises(DownloadError, match="google/flan-t5-large"):

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from minitune import ModelConfig, Seq2SeqTransformer, export_t5, load_t5
-from minitune.checkpoint import load_safetensors, save_checkpoint
 from minitune.cli import main
-from minitune.t5 import t5_problems
+from minitune.interop.t5 import t5_problems
+from minitune.run.checkpoint import load_safetensors, save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKENIZER = ROOT / "tokenizer" / "minitune.model"

@@ -12,7 +12,7 @@ from conftest import interrupt_at
 from minitune.config import load_run_config
 from minitune.data.batching import EncodedExample
 from minitune.data.mixing import TaskMixer, task_weights
-from minitune.safetensors_io import load_safetensors
+from minitune.run.safetensors_io import load_safetensors
 from minitune.train import train
 
 ROOT = Path(__file__).resolve().parents[1]

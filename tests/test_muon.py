@@ -13,7 +13,7 @@ from conftest import random_batch, tiny_model
 
 from minitune.config import ConfigError, TrainConfig
 from minitune.optim import Muon, build_optimizer, newton_schulz
-from minitune.run_state import StepSetup
+from minitune.run.state import StepSetup
 from minitune.train import train_step
 
 # encoder.layers.0.self_attn.q.weight, decoder.layers.1.ff.wi_gate.weight, ...

@@ -165,7 +165,7 @@ def fresh_python(tmp_path_factory):
     where = _run(
         python,
         "-c",
-        "import minitune.paths as p; print(p.PACKAGE, p.shipped_root())",
+        "import minitune.run.paths as p; print(p.PACKAGE, p.shipped_root())",
         env=env,
         cwd=home,
     )

@@ -16,11 +16,11 @@ from test_train import read_metrics, small_data, tiny_run
 
 import minitune.layers.attention as attention_module
 from minitune import PRESETS, ModelConfig, Seq2SeqTransformer, cross_entropy_loss, shift_right
-from minitune.checkpoint import load_model, save_checkpoint
 from minitune.cli import main
 from minitune.layers import registry
 from minitune.layers.attention import Attention
 from minitune.layers.feedforward import FeedForward
+from minitune.run.checkpoint import load_model, save_checkpoint
 from minitune.train import train
 
 HEADS = {"no copy head": dict(copy_head=False), "copy head": dict(copy_head=True)}
@@ -46,7 +46,7 @@ def test_every_layer_of_every_preset_is_the_registrys_class(name):
 def test_a_loaded_model_is_built_of_the_same_classes_whatever_its_config_says(tmp_path):
     """A config.json of an earlier version that saved a path ("impl": "fast") loads into the
     one path there is, with the same numbers."""
-    from minitune.paths import find_shipped
+    from minitune.run.paths import find_shipped
 
     model = tiny_model(vocab_size=3000)
     folder = tmp_path / "ckpt"
@@ -300,9 +300,9 @@ def earlier_names(state: dict) -> dict:
 
 
 def test_a_checkpoint_and_an_adapter_with_earlier_tensor_names_load(tmp_path):
-    from minitune.checkpoint import load_pretrained, weights_fingerprint
     from minitune.lora import add_lora
-    from minitune.paths import find_shipped
+    from minitune.run.checkpoint import load_pretrained, weights_fingerprint
+    from minitune.run.paths import find_shipped
 
     tokenizer = find_shipped("tokenizer/minitune.model")
     model = tiny_model(seed=6, vocab_size=3000)

@@ -212,7 +212,7 @@ def test_every_adamw_kernel_makes_the_same_update(impl):
 
 
 def test_auto_precision_takes_bf16_only_where_it_times_faster(monkeypatch):
-    from minitune import device as loop
+    from minitune.run import device as loop
 
     cpu = torch.device("cpu")
     assert loop.resolve_precision("fp32", cpu) == ("fp32", "")
@@ -227,6 +227,6 @@ def test_auto_precision_takes_bf16_only_where_it_times_faster(monkeypatch):
 
 
 def test_bf16_speedup_is_a_positive_ratio():
-    from minitune.device import bf16_speedup
+    from minitune.run.device import bf16_speedup
 
     assert 0.01 < bf16_speedup(32, 64, rows=64) < 100

@@ -1,7 +1,7 @@
 """Parity with an independent reference: Hugging Face's T5 (the `parity` extra; skipped without it).
 
 Tiny random T5 models of both styles are built by the reference implementation, their weights
-renamed into minitune's model (`minitune.t5`), and the two must agree: logits on a padded batch,
+renamed into minitune's model (`minitune.interop.t5`), and the two must agree: logits on a padded batch,
 greedy tokens, beam-search tokens.
 """
 
@@ -16,7 +16,7 @@ from conftest import import_or_skip
 transformers = import_or_skip("transformers")  # an error instead where CI installs the extra
 
 from minitune import Seq2SeqTransformer  # noqa: E402
-from minitune.t5 import config_from_hf, from_hf_state_dict, to_hf_state_dict  # noqa: E402
+from minitune.interop.t5 import config_from_hf, from_hf_state_dict, to_hf_state_dict  # noqa: E402
 
 STYLES = {
     "v1.0": dict(feed_forward_proj="relu", tie_word_embeddings=True),
@@ -130,7 +130,7 @@ def test_missing_and_unexpected_tensors_are_listed():
 from pathlib import Path  # noqa: E402
 
 from minitune import export_t5, load_t5  # noqa: E402
-from minitune.checkpoint import CheckpointError  # noqa: E402
+from minitune.run.checkpoint import CheckpointError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -3,7 +3,7 @@
 import torch
 from conftest import import_or_skip
 
-from minitune.pictures import MAX_TOKENS, attention_grid_figure
+from minitune.kit.pictures import MAX_TOKENS, attention_grid_figure
 
 
 def _sheet(n_q, n_k, n_layers=2, n_heads=3):

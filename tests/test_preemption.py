@@ -27,11 +27,11 @@ from conftest import interrupt_at
 from test_train import read_metrics, tiny_run
 
 import minitune.train as training
-from minitune.checkpoint import load_model, load_safetensors, load_trainer_state, read_config
 from minitune.cli import main
-from minitune.distributed import Distributed
 from minitune.optim import lr_factor
-from minitune.stop_signals import StopSignals
+from minitune.run.checkpoint import load_model, load_safetensors, load_trainer_state, read_config
+from minitune.run.distributed import Distributed
+from minitune.run.stop_signals import StopSignals
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = 80  # each run's length; a signal comes after step REACHED, well before the end

@@ -1,5 +1,5 @@
 """The two splits that ask whether the model reads the instruction (`data/contrast.jsonl`,
-`data/heldout_compositions.jsonl`; minitune/data/suite/reading.py): what they hold, that their
+`data/heldout_compositions.jsonl`; minitune/suite/reading.py): what they hold, that their
 answers are right, that they are new to training, and how retention is computed."""
 
 from __future__ import annotations
@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 
 from minitune.data.formats import read_records
-from minitune.data.suite import families_shared, phrasings, reading, tasks
-from minitune.data.suite.tasks import (
+from minitune.data.templates import format_prompt
+from minitune.evaluate import format_table, retention, summarize
+from minitune.suite import families_shared, phrasings, reading, tasks
+from minitune.suite.tasks import (
     HELDOUT_CLUSTER,
     GenerationError,
     all_families,
@@ -21,8 +23,6 @@ from minitune.data.suite.tasks import (
     generate_suite,
     training_only_families,
 )
-from minitune.data.templates import format_prompt
-from minitune.evaluate import format_table, retention, summarize
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 

@@ -53,7 +53,7 @@ def test_main_job_command_names_the_pipeline_and_its_config_exists():
     assert code_blocks("bash")[0].strip() == "pip install -e . && minitune pipeline"
     from minitune.cli import build_parser
     from minitune.cli.training import config_name
-    from minitune.paths import config_file
+    from minitune.run.paths import config_file
 
     args = build_parser().parse_args(["pipeline"])
     assert config_file(config_name(args, "instruct")) == ROOT / "configs" / "laptop.toml"

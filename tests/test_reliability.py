@@ -18,17 +18,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_train import read_metrics, small_data, tiny_run
 
-from minitune.checkpoint import (
+from minitune.config import TrainConfig, load_run_config
+from minitune.data.formats import DataError, read_records
+from minitune.model import Seq2SeqTransformer
+from minitune.run.checkpoint import (
     CheckpointError,
     load_model,
     load_safetensors,
     load_trainer_state,
     save_checkpoint,
 )
-from minitune.config import TrainConfig, load_run_config
-from minitune.data.formats import DataError, read_records
-from minitune.model import Seq2SeqTransformer
-from minitune.run_errors import DivergenceError, RunError
+from minitune.run.errors import DivergenceError, RunError
 from minitune.tokenizer import train_tokenizer
 from minitune.train import train
 
@@ -209,7 +209,7 @@ def test_a_crash_between_the_two_renames_is_recovered(tmp_path):
 
 def test_a_crash_while_writing_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
     folder = _saved(tmp_path)
-    import minitune.checkpoint as ckpt
+    import minitune.run.checkpoint as ckpt
 
     def crash(*args, **kwargs):
         raise OSError("disk full")
@@ -225,7 +225,7 @@ def test_compile_and_ddp_prefixes_are_handled(tmp_path):
     folder = _saved(tmp_path)
     state = load_safetensors(folder / "model.safetensors")
     prefixed = {f"module._orig_mod.{k}": v for k, v in state.items()}
-    from minitune.checkpoint import save_safetensors
+    from minitune.run.checkpoint import save_safetensors
 
     save_safetensors(prefixed, folder / "model.safetensors")
     info = json.loads((folder / "config.json").read_text())

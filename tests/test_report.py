@@ -15,7 +15,7 @@ from test_workflow import tiny_args
 
 from minitune.cli import main
 from minitune.evaluate import Scored, summarize
-from minitune.report import RunRecord, first_difference, resume_command, write_report
+from minitune.run.report import RunRecord, first_difference, resume_command, write_report
 
 
 def images(page: str) -> list[bytes]:

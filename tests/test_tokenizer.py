@@ -194,8 +194,8 @@ def test_plain_training_writes_no_conventions(tmp_path):
 
 def test_checkpoints_and_exports_carry_the_conventions(tmp_path):
     from minitune import ModelConfig, Seq2SeqTransformer
-    from minitune.checkpoint import load_pretrained, save_checkpoint
-    from minitune.t5 import export_t5
+    from minitune.interop.t5 import export_t5
+    from minitune.run.checkpoint import load_pretrained, save_checkpoint
 
     model = Seq2SeqTransformer(
         ModelConfig(

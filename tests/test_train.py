@@ -8,18 +8,18 @@ import pytest
 import torch
 from conftest import import_or_skip, interrupt_at
 
-from minitune.checkpoint import (
-    CheckpointError,
-    load_model,
-    load_safetensors,
-    save_safetensors,
-)
 from minitune.config import TrainConfig, load_run_config, parse_override
 from minitune.data.batching import collate, encode_records
 from minitune.data.formats import read_records
 from minitune.evaluate import exact_match, lcs_length, rouge_l, token_f1
 from minitune.model import Seq2SeqTransformer
 from minitune.optim import Adafactor, lr_factor, parameter_groups
+from minitune.run.checkpoint import (
+    CheckpointError,
+    load_model,
+    load_safetensors,
+    save_safetensors,
+)
 from minitune.tokenizer import Tokenizer
 from minitune.train import StepSetup, forward_backward, train
 
@@ -338,8 +338,8 @@ def test_pipeline_command_end_to_end(tmp_path):
         text=True,
         check=True,
     )
-    from minitune.cli.shared import load_checkpoint
     from minitune.cli.use import answer
+    from minitune.run.checkpoint import load_checkpoint
 
     model, tok, _ = load_checkpoint(str(out / "best"), "cpu")
     expected = answer(model, tok, "What is 1 + 2?", {"max_new_tokens": 64, "num_beams": 2})
@@ -373,7 +373,7 @@ def test_pipeline_command_end_to_end(tmp_path):
 
 
 def test_train_state_round_trips_and_keeps_trainer_pt_keys():
-    from minitune.run_state import TrainState
+    from minitune.run.state import TrainState
 
     state = TrainState(
         step=7,

@@ -13,8 +13,8 @@ from conftest import interrupt_at
 from test_train import read_metrics, tiny_run
 
 from minitune import shift_right
-from minitune.checkpoint import load_safetensors, load_trainer_state
 from minitune.config import load_run_config
+from minitune.run.checkpoint import load_safetensors, load_trainer_state
 from minitune.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -178,8 +178,8 @@ def test_span_corruption_resumes_exactly(tmp_path, monkeypatch):
 def test_copy_fraction_makes_whole_chunk_targets():
     """copy_fraction: that share of chunks (of max_target_length - 1 tokens) get the whole chunk
     as target; the rest are ordinary span corruption. 0 keeps the old examples exactly."""
+    from minitune.data.stream import span_examples
     from minitune.tokenizer import Tokenizer
-    from minitune.train_data import span_examples
 
     tok = Tokenizer(ROOT / "tokenizer" / "minitune.model")
     documents = [list(range(200 + i, 600 + i)) for i in range(20)]

@@ -12,9 +12,9 @@ from test_train import tiny_run
 
 import minitune.cli.use as use
 from minitune.cli import main
-from minitune.cli.shared import load_checkpoint
 from minitune.cli.use import chat_prompt
-from minitune.paths import is_shipped
+from minitune.run.checkpoint import load_checkpoint
+from minitune.run.paths import is_shipped
 from minitune.tokenizer import Tokenizer
 from minitune.train import train
 

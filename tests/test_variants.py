@@ -12,11 +12,11 @@ from conftest import import_or_skip, random_batch, tiny_model
 from test_train import tiny_run
 
 from minitune import ModelConfig, Seq2SeqTransformer, cross_entropy_loss
-from minitune.checkpoint import CheckpointError, load_model
 from minitune.layers.alibi import ALiBi, alibi_slopes
 from minitune.layers.positions import token_positions
 from minitune.layers.rotary import RotaryPositions
 from minitune.lora import LoRALinear, add_lora, count_parameters, lora_state_dict, merge_lora
+from minitune.run.checkpoint import CheckpointError, load_model
 from minitune.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -235,7 +235,7 @@ def test_check_command_passes_a_good_variant_and_fails_a_broken_one(tmp_path):
 
 def test_inspect_writes_the_pictures(tmp_path):
     import_or_skip("matplotlib")
-    from minitune.checkpoint import save_checkpoint
+    from minitune.run.checkpoint import save_checkpoint
 
     model = Seq2SeqTransformer(ModelConfig.preset("tiny", vocab_size=3000))
     save_checkpoint(tmp_path / "ckpt", model, {"step": 0}, ROOT / "tokenizer" / "minitune.model")

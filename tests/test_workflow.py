@@ -12,9 +12,9 @@ from test_train import small_data
 import minitune.train as training
 from minitune.cli import main
 from minitune.config import load_run_config, tomllib
-from minitune.metrics_log import plot_losses, steps_by_deadline
-from minitune.paths import config_file, find_shipped
-from minitune.train_data import HOLDOUT_MIN, hold_out
+from minitune.data.stream import HOLDOUT_MIN, hold_out
+from minitune.run.metrics_log import plot_losses, steps_by_deadline
+from minitune.run.paths import config_file, find_shipped
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -330,13 +330,13 @@ def test_the_shipped_base_loads_and_matches_its_tokenizer():
 
     import torch
 
-    from minitune.checkpoint import load_pretrained, read_config
     from minitune.config import TrainConfig
-    from minitune.data.suite.world import generate_world
+    from minitune.data.stream import span_examples
     from minitune.model import Seq2SeqTransformer
+    from minitune.run.checkpoint import load_pretrained, read_config
+    from minitune.suite.world import generate_world
     from minitune.tokenizer import Tokenizer
     from minitune.train import StepSetup, validation_loss
-    from minitune.train_data import span_examples
 
     base = ROOT / "checkpoints" / "base"
     shipped_tokenizer = (ROOT / "tokenizer" / "minitune.model").read_bytes()

@@ -1,4 +1,4 @@
-"""The world corpus (minitune/data/suite/world.py, data/world.txt.gz): coverage, no leak, determinism;
+"""The world corpus (minitune/suite/world.py, data/world.txt.gz): coverage, no leak, determinism;
 and no leak in the suite's own corpus (data/pretrain.txt) either.
 
 These read the shipped evaluation files directly (not the generator's own filter), so a leak
@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from minitune.data.documents import read_documents, read_text
-from minitune.data.suite.world import (
+from minitune.data.templates import format_prompt
+from minitune.suite.world import (
     KINDS,
     LeakFilter,
     generate_world,
@@ -19,7 +20,6 @@ from minitune.data.suite.world import (
     word_classes,
     write_world,
 )
-from minitune.data.templates import format_prompt
 
 ROOT = Path(__file__).resolve().parent.parent
 WORLD = ROOT / "data" / "world.txt.gz"

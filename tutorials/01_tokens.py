@@ -32,8 +32,8 @@ import tempfile
 from pathlib import Path
 
 from minitune import Tokenizer
+from minitune.kit.tutorial import QUICK, SHIPPED
 from minitune.tokenizer import train_tokenizer
-from minitune.tutorial import QUICK, SHIPPED
 
 # %% [markdown]
 # ## The shipped tokenizer

@@ -30,6 +30,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from minitune import ModelConfig
+from minitune.kit.tutorial import show
 from minitune.layers.attention import (
     Attention,
     attention_reference,
@@ -38,7 +39,6 @@ from minitune.layers.attention import (
     make_segment_mask,
     segment_positions,
 )
-from minitune.tutorial import show
 
 torch.manual_seed(0)
 

@@ -27,6 +27,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from minitune import ModelConfig, Seq2SeqTransformer
+from minitune.kit.tutorial import show
 from minitune.layers.positions import (
     LearnedPositions,
     RelativePositionBias,
@@ -34,7 +35,6 @@ from minitune.layers.positions import (
     relative_position_bucket,
     token_positions,
 )
-from minitune.tutorial import show
 
 torch.manual_seed(0)
 cfg = ModelConfig.preset("tiny")

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from minitune import ModelConfig, Seq2SeqTransformer, cross_entropy_loss, shift_right, token_nll_sum
-from minitune.tutorial import SHIPPED
+from minitune.kit.tutorial import SHIPPED
 
 torch.manual_seed(0)
 

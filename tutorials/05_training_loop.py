@@ -40,10 +40,10 @@ from minitune import ModelConfig, Seq2SeqTransformer, Tokenizer
 from minitune.config import TrainConfig, load_run_config
 from minitune.data.batching import collate, encode_records
 from minitune.data.formats import read_records
+from minitune.kit.tutorial import QUICK, SHIPPED, show
 from minitune.model import shift_right
 from minitune.optim import build_optimizer, lr_factor
 from minitune.train import StepSetup, forward_backward, train, train_step
-from minitune.tutorial import QUICK, SHIPPED, show
 
 torch.manual_seed(0)
 

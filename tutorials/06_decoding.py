@@ -37,10 +37,10 @@ from minitune import ModelConfig, Seq2SeqTransformer, Tokenizer
 from minitune.config import TrainConfig
 from minitune.data.batching import EncodedExample, collate
 from minitune.generate import top_k_filter, top_p_filter
+from minitune.kit.pictures import attention_grid_figure
+from minitune.kit.tutorial import QUICK, SHIPPED, show
 from minitune.optim import build_optimizer
-from minitune.pictures import attention_grid_figure
 from minitune.train import StepSetup, train_step
-from minitune.tutorial import QUICK, SHIPPED, show
 
 torch.manual_seed(0)
 tok = Tokenizer(SHIPPED / "tokenizer" / "minitune.model")  # the shipped tokenizer

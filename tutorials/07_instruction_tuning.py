@@ -3,7 +3,7 @@
 #
 # FLAN (Wei et al. 2021) asked: if a model is fine-tuned on many tasks *phrased as instructions*,
 # does it follow instructions it has never seen? minitune ships a small version of that
-# experiment: 30 task families in 11 clusters, 6 phrasings each (`minitune/data/suite/tasks.py`), with
+# experiment: 30 task families in 11 clusters, 6 phrasings each (`minitune/suite/tasks.py`), with
 # held-out phrasings of seen tasks and a whole held-out cluster (extraction). This tutorial looks
 # at the data, trains, and evaluates the three questions:
 #
@@ -39,15 +39,15 @@ from pathlib import Path
 import torch
 
 from minitune import Seq2SeqTransformer
-from minitune.checkpoint import load_model
 from minitune.config import load_run_config
 from minitune.data.formats import read_records
-from minitune.data.suite.tasks import all_families
 from minitune.data.templates import format_prompt
 from minitune.evaluate import format_table, predict, score, summarize
+from minitune.kit.tutorial import QUICK, SHIPPED
+from minitune.run.checkpoint import load_model
+from minitune.suite.tasks import all_families
 from minitune.tokenizer import Tokenizer
 from minitune.train import train
-from minitune.tutorial import QUICK, SHIPPED
 
 # %% [markdown]
 # ## The data
@@ -66,7 +66,7 @@ print("--- target\n" + example.output)
 
 # %% [markdown]
 # The same task, phrased differently — the held-out phrasing is never trained on. The phrasings
-# are templates (`minitune/data/suite/tasks.py`, `all_families`); one with `{input}` writes the input
+# are templates (`minitune/suite/tasks.py`, `all_families`); one with `{input}` writes the input
 # into the instruction itself.
 
 # %%

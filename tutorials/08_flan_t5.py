@@ -2,7 +2,7 @@
 # # 8. A real Flan-T5: load it, tune it further, adapt it with LoRA
 #
 # minitune reads Hugging Face-layout T5 and Flan-T5 folders with its own code
-# (`minitune/t5.py`: `config.json` mapped onto `ModelConfig`, tensor names mapped onto ours) —
+# (`minitune/interop/t5.py`: `config.json` mapped onto `ModelConfig`, tensor names mapped onto ours) —
 # no `transformers` at run time. The parity tests show the logits equal the reference's.
 #
 # Put a local copy of a checkpoint (e.g. `flan-t5-small`: `config.json`, `model.safetensors`,
@@ -34,11 +34,11 @@ from pathlib import Path
 import torch
 
 import minitune
-from minitune.checkpoint import load_model
 from minitune.config import load_run_config
+from minitune.kit.tutorial import QUICK, SHIPPED
 from minitune.lora import add_lora, count_parameters, merge_lora
+from minitune.run.checkpoint import load_model
 from minitune.train import train
-from minitune.tutorial import QUICK, SHIPPED
 
 folder = os.environ.get("FLAN_T5")
 if folder and (Path(folder) / "config.json").is_file():

@@ -3,7 +3,7 @@
 #
 # minitune's layers are chosen by name (`minitune/layers/registry.py`); a new variant is one file
 # plus one line — or just a "module:Class" path in the config. The conformance kit
-# (`minitune/conformance.py`) checks it against everything the model relies on. We build
+# (`minitune/kit/conformance.py`) checks it against everything the model relies on. We build
 # **ALiBi-with-a-learned-slope** here: ALiBi's linear distance penalty
 # (`minitune/layers/alibi.py`), but each head *learns* its slope. (`docs/extending.md` walks through an attention variant the same way.)
 
@@ -30,13 +30,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from minitune import ModelConfig, Seq2SeqTransformer, conformance
+from minitune import ModelConfig, Seq2SeqTransformer
 from minitune.config import load_run_config
+from minitune.kit import conformance
+from minitune.kit.tutorial import QUICK, SHIPPED
 from minitune.layers import registry
 from minitune.layers.alibi import alibi_slopes
 from minitune.layers.positions import PositionScheme
 from minitune.train import train
-from minitune.tutorial import QUICK, SHIPPED
 
 # %% [markdown]
 # ## Write it
@@ -141,7 +142,7 @@ assert valid[-1] < valid[0] and summary["best_valid_loss"] == min(valid)
 # `tutorials/exercises.md` has more variants to build this way.
 
 # %%
-from minitune.checkpoint import load_model
+from minitune.run.checkpoint import load_model
 
 best, _ = load_model(f"{out}/best")
 print("learned slopes:", nn.functional.softplus(best.encoder.position.raw_slopes).tolist())

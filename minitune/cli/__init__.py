@@ -54,10 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    from minitune.checkpoint import CheckpointError
     from minitune.config import ConfigError
     from minitune.data.formats import DataError
-    from minitune.run_errors import DivergenceError, RunError
+    from minitune.run.checkpoint import CheckpointError
+    from minitune.run.errors import DivergenceError, RunError
 
     try:
         return args.func(args)

@@ -17,8 +17,8 @@ from minitune.cli.shared import UserError, positive_int
 
 def cmd_data_generate(args: argparse.Namespace) -> int:
     """Write the instruction suite's splits and the pretraining corpus."""
-    from minitune.data.suite.corpus import write_corpus
-    from minitune.data.suite.tasks import SPLITS, GenerationError, write_suite
+    from minitune.suite.corpus import write_corpus
+    from minitune.suite.tasks import SPLITS, GenerationError, write_suite
 
     counts = {"train": args.train_per_task} if args.train_per_task else None
     try:
@@ -37,7 +37,7 @@ def cmd_data_generate(args: argparse.Namespace) -> int:
 
 def cmd_data_corpus(args: argparse.Namespace) -> int:
     """Write the world corpus (the base model's pretraining text)."""
-    from minitune.data.suite.world import write_world
+    from minitune.suite.world import write_world
 
     if not str(args.out).endswith((".txt", ".txt.gz")):
         raise UserError(f"--out {args.out}: the corpus is a .txt or .txt.gz file")
@@ -51,7 +51,7 @@ def cmd_data_fresh(args: argparse.Namespace) -> int:
     """Write a fresh training file: --per-task examples of every seen task, none in evaluation."""
     import time
 
-    from minitune.data.suite.tasks import GenerationError, asked_count, write_training_set
+    from minitune.suite.tasks import GenerationError, asked_count, write_training_set
 
     if not 0 <= args.grammar <= 1:
         raise UserError(f"--grammar {args.grammar}: a share, from 0 to 1")
@@ -164,7 +164,7 @@ def add_parsers(sub) -> None:
     p = data.add_parser(
         "corpus",
         help="write the world corpus: web-like text for pretraining a base model",
-        description="Write the world corpus (minitune/data/suite/world.py): stories, news,\n"
+        description="Write the world corpus (minitune/suite/world.py): stories, news,\n"
         "notices, emails and letters with addresses, dialogues, encyclopedia paragraphs,\n"
         "French with English glosses, synonyms and code, from a general English word list\n"
         "and the generators' whole lexicon. No document holds an evaluation input, prompt\n"
@@ -219,7 +219,7 @@ def _fresh_parser(data) -> None:
         "--shared",
         action="store_true",
         help="also the training-only families over the suite's inputs, told apart "
-        "by their instruction alone (minitune/data/suite/families_shared.py)",
+        "by their instruction alone (minitune/suite/families_shared.py)",
     )
     p.add_argument(
         "--grammar",
@@ -227,7 +227,7 @@ def _fresh_parser(data) -> None:
         default=0.0,
         metavar="SHARE",
         help="ask this share (0 to 1) of the examples with phrasings generated from a grammar "
-        "(minitune/data/suite/phrasings.py) instead of the five trained ones (default: 0)",
+        "(minitune/suite/phrasings.py) instead of the five trained ones (default: 0)",
     )
     p.set_defaults(func=cmd_data_fresh)
 

@@ -5,7 +5,7 @@
     minitune export --checkpoint DIR --out T5DIR    a checkpoint as a Hugging Face T5 folder
     minitune inspect --checkpoint DIR PROMPT        attention pictures
     minitune lora merge --checkpoint DIR --out M    fold LoRA adapters into the base
-    minitune check attention=qk-norm                the conformance kit (minitune/conformance.py)
+    minitune check attention=qk-norm                the conformance kit (minitune/kit/conformance.py)
     minitune presets                                the named model presets and their sizes
 """
 
@@ -14,12 +14,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from minitune.cli.shared import DEVICES, UserError, load_checkpoint, sub_parser
+from minitune.cli.shared import DEVICES, UserError, sub_parser
 from minitune.config import PRESETS, ModelConfig
+from minitune.run.checkpoint import load_checkpoint
 
 # The presets with a T5 architecture, the ones `minitune export` writes (the default `laptop` has
 # a copy head, which T5 has no equivalent for). tests/test_export.py checks this list against
-# `minitune.t5.t5_problems` and exports each.
+# `minitune.interop.t5.t5_problems` and exports each.
 EXPORTABLE_PRESETS = ("laptop-t5", "tiny", "t5-small", "t5-base", "t5-v1_1-small")
 
 
@@ -46,7 +47,7 @@ def cmd_presets(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from minitune.pictures import inspect_prompt
+    from minitune.kit.pictures import inspect_prompt
 
     model, tok, _ = load_checkpoint(args.checkpoint, args.device)
     try:
@@ -67,8 +68,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Run the conformance kit; exit 0 when every check passes, 1 otherwise."""
-    from minitune import conformance
     from minitune.config import parse_override
+    from minitune.kit import conformance
     from minitune.layers import registry
 
     targets = []
@@ -105,8 +106,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_lora_merge(args: argparse.Namespace) -> int:
     """Fold a LoRA checkpoint's adapters into its base; write a plain checkpoint."""
-    from minitune.checkpoint import load_pretrained, read_config, save_checkpoint
     from minitune.lora import merge_lora
+    from minitune.run.checkpoint import load_pretrained, read_config, save_checkpoint
 
     info = read_config(args.checkpoint)
     if "lora" not in info:
@@ -123,8 +124,8 @@ def cmd_lora_merge(args: argparse.Namespace) -> int:
 
 def cmd_download(args: argparse.Namespace) -> int:
     """Fetch a published T5 / Flan-T5 checkpoint into a folder that --checkpoint/--init take."""
-    from minitune.download import DownloadError, download, short_name
-    from minitune.t5 import load_t5
+    from minitune.interop.download import DownloadError, download, short_name
+    from minitune.interop.t5 import load_t5
 
     try:
         name = short_name(args.name)  # "google/flan-t5-small" -> "flan-t5-small"
@@ -144,7 +145,7 @@ def cmd_download(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     """Write a checkpoint in the Hugging Face T5 layout (config.json, model.safetensors,
     spiece.model), for `transformers` or any T5 tool."""
-    from minitune.t5 import export_t5, t5_problems
+    from minitune.interop.t5 import export_t5, t5_problems
 
     model, tok, _ = load_checkpoint(args.checkpoint, "cpu")  # LoRA adapters are merged in
     problems = t5_problems(model.config)
@@ -176,7 +177,7 @@ def add_parsers(sub) -> None:
         sub,
         "check",
         "check a layer variant with the conformance kit",
-        "Run minitune.conformance's checks (shapes, causal masking, padding invariance, "
+        "Run minitune.kit.conformance's checks (shapes, causal masking, padding invariance, "
         "cache == no cache, fused branch == explicit arithmetic, float64 gradcheck, and a "
         "tiny model that uses the variant) on a registered variant or on your own class "
         "given as module:Class (module importable from the current folder). Exit status "

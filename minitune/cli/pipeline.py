@@ -17,7 +17,7 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from minitune.cli.shared import UserError, load_checkpoint, sub_parser
+from minitune.cli.shared import UserError, sub_parser
 from minitune.cli.training import (
     DEFAULT_CONFIGS,
     SPAN,
@@ -36,7 +36,8 @@ from minitune.cli.training import (
     write_page,
 )
 from minitune.config import RunConfig, Source, read_run_file
-from minitune.paths import find_shipped
+from minitune.run.checkpoint import load_checkpoint
+from minitune.run.paths import find_shipped
 
 # The shipped pretrained base (configs/base.toml made it): `pipeline --base` tunes it. Not the
 # default: at the laptop budget (11 minutes, 2 cores) tuning it scored below random weights
@@ -168,7 +169,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     """(Pretrain,) instruction-tune, evaluate on the five evaluation splits, show examples.
     A stop signal stops the phase it comes in (a training phase saves first) and the pipeline,
     with status 128 + its number; --resume continues from that phase."""
-    from minitune.stop_signals import Stopped, signal_name, stop_at_once
+    from minitune.run.stop_signals import Stopped, signal_name, stop_at_once
 
     base = pipeline_base(args)  # before anything is written or removed
     phases = plan_phases(args, base)  # every phase's config, once, before anything is written
@@ -235,11 +236,11 @@ def _evaluate_and_show(args: argparse.Namespace, out: Path, cfg, summary: dict) 
     import dataclasses
     import json
 
-    from minitune.checkpoint import read_config
     from minitune.cli.use import evaluate_files
     from minitune.data.formats import read_records
     from minitune.evaluate import SPLIT_NAMES, format_table
-    from minitune.report import add_scores_to_card
+    from minitune.run.checkpoint import read_config
+    from minitune.run.report import add_scores_to_card
 
     print("== evaluation")
     model, tok, _ = load_checkpoint(str(out / "best"), cfg.device, cfg.fused_kernels)

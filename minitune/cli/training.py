@@ -29,7 +29,7 @@ from minitune.config import (
     resolve,
     resumed,
 )
-from minitune.paths import shipped_configs
+from minitune.run.paths import shipped_configs
 
 # The run config each command reads without --config (shipped, found from any folder); `train
 # --init DIR` fine-tunes a trained model: T5-style learning rate, no time guard.
@@ -105,7 +105,7 @@ def stop_line(summary: dict, again: str, phase: str = "the run") -> str:
     saved and how long the save took, and `again`, the command that continues it. E.g.
     "stopped by SIGTERM after step 7: saved runs/mine/last in 0.41 s; to continue: minitune
     train --out runs/mine --resume"."""
-    from minitune.stop_signals import signal_name
+    from minitune.run.stop_signals import signal_name
 
     last, step = Path(summary["out"]) / "last", summary["step"]
     if summary["stop_reason"] != "signal":  # it came during the end's save: nothing is lost
@@ -187,7 +187,7 @@ def resumed_run(out: Path, sources: list[Source], force: bool, say=print) -> Run
     refuses a change that would make the run differ from an uninterrupted one, unless `force`."""
     import os
 
-    from minitune.checkpoint import read_config, recover
+    from minitune.run.checkpoint import read_config, recover
 
     last = out / "last"
     recover(last)
@@ -233,7 +233,7 @@ def run_log(run: RunConfig):
     log, tqdm.write (which keeps the progress bar below the lines)."""
     from tqdm import tqdm
 
-    from minitune.train_data import data_line
+    from minitune.data.stream import data_line
 
     if run.preset is not None:
         tqdm.write("run config (values not at their defaults, and where each came from):")
@@ -244,10 +244,10 @@ def run_log(run: RunConfig):
 
 
 def run_record(args: argparse.Namespace, run: RunConfig, resumed: bool, what: str = ""):
-    """The record of this session of the run (minitune/report.py): the command as typed, the
+    """The record of this session of the run (minitune/run/report.py): the command as typed, the
     values not at their defaults with their sources, and the start; `resumed`: the session
     continues the folder's run; `what` names a pipeline's phase."""
-    from minitune.report import RunRecord, command_line
+    from minitune.run.report import RunRecord, command_line
 
     start = f"from {run.train.init}" if run.train.init else "random weights"
     if resumed:
@@ -265,9 +265,9 @@ def run_record(args: argparse.Namespace, run: RunConfig, resumed: bool, what: st
 
 def trained(record, run: RunConfig, resume: bool, progress: bool) -> dict:
     """train() with every log line kept in `record`, which is written with how the session
-    ended, also when training diverged; then the run's page (minitune/report.py)."""
-    from minitune.report import is_first_process, write_report
-    from minitune.run_errors import DivergenceError
+    ended, also when training diverged; then the run's page (minitune/run/report.py)."""
+    from minitune.run.errors import DivergenceError
+    from minitune.run.report import is_first_process, write_report
     from minitune.train import train
 
     try:
@@ -287,7 +287,7 @@ def attention_prompt(cfg) -> str | None:
     words replaced by a sentinel, as span corruption does ("The cat <extra_id_0> mat.")."""
     from minitune.data.formats import read_records
     from minitune.data.templates import format_prompt
-    from minitune.paths import find_shipped
+    from minitune.run.paths import find_shipped
 
     if cfg.objective == "span":
         from minitune.data.documents import read_documents
@@ -307,7 +307,7 @@ def write_page(out: Path, prompt: str | None, device: str = "cpu") -> None:
     process; says where the page is."""
     import json
 
-    from minitune.report import is_first_process, write_attention_picture, write_report
+    from minitune.run.report import is_first_process, write_attention_picture, write_report
 
     if not is_first_process():
         return
@@ -371,7 +371,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Rebuild a run folder's page, report.html, from the folder's own files."""
-    from minitune.report import write_report
+    from minitune.run.report import write_report
 
     out = Path(args.run_dir)
     if not (out / "metrics.jsonl").is_file() and not (out / "run.json").is_file():

@@ -14,7 +14,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from minitune.cli.shared import DEVICES, UserError, load_checkpoint, sub_parser
+from minitune.cli.shared import DEVICES, UserError, sub_parser
+from minitune.run.checkpoint import load_checkpoint
 
 
 def evaluate_files(
@@ -35,7 +36,7 @@ def evaluate_files(
     from minitune.data.formats import read_records
     from minitune.data.templates import format_prompt
     from minitune.evaluate import predict, score, split_name, summarize
-    from minitune.paths import is_shipped
+    from minitune.run.paths import is_shipped
 
     scored, notes, ran = [], [], 0
     for path in files:

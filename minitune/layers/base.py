@@ -5,7 +5,7 @@ Every layer of the model derives from `Layer`, which adds one thing to `nn.Modul
 that each layer initialises its own parameters as T5 does. A variant that does not derive from
 `Layer` keeps PyTorch's default initialisation.
 
-Each kind of layer has a contract (the conformance kit, `minitune.conformance`, checks it):
+Each kind of layer has a contract (the conformance kit, `minitune.kit.conformance`, checks it):
 
     attention  AttentionLayer below; built as cls(cfg)
     position   positions.PositionScheme (a base class: override embed, position_bias, rotate)

@@ -23,7 +23,7 @@ Every layer of the model is built here, by the name its config gives (`build`), 
 variant is one new file (the class) plus one line in a table below. A config may also name a
 class by its path, "my_module:MyAttention", without touching this file (the module must be
 importable wherever the model is built or loaded). `docs/extending.md` walks through both;
-`minitune.conformance` checks a variant against the contract.
+`minitune.kit.conformance` checks a variant against the contract.
 """
 
 from __future__ import annotations
