@@ -24,9 +24,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from minitune.cli.use import evaluate_files  # noqa: E402
-from minitune.config import load_run_config, parse_override  # noqa: E402
+from minitune.evaluate import evaluate_files  # noqa: E402
 from minitune.run.checkpoint import load_checkpoint  # noqa: E402
+from minitune.run.settings import load_run_config, parse_override  # noqa: E402
 from minitune.train import train  # noqa: E402
 
 
@@ -54,21 +54,23 @@ def main(argv: list[str] | None = None) -> int:
         overrides["train"].setdefault("eval_every", args.steps)
     if args.minutes:
         overrides["train"]["max_minutes"] = args.minutes
-    model_cfg, cfg = load_run_config(args.config, overrides)
+    model_cfg, train_cfg = load_run_config(args.config, overrides)
     if out.exists():
         import shutil
 
         shutil.rmtree(out)
 
     start = time.time()
-    summary = train(model_cfg, cfg, progress=False, log=lambda *a: None)
+    summary = train(model_cfg, train_cfg, progress=False, log=lambda *a: None)
     train_minutes = (time.time() - start) / 60
     metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     speeds = [m["tokens_per_s"] for m in metrics if "tokens_per_s" in m]
     model, tok, _ = load_checkpoint(str(out / "best"), "cpu")
     t0 = time.time()
     files = [args.valid, *args.extra_eval]
-    result = evaluate_files(model, tok, files, None, cfg.max_source_length, cfg.max_target_length)
+    result = evaluate_files(
+        model, tok, files, None, train_cfg.max_source_length, train_cfg.max_target_length
+    )
     eval_minutes = (time.time() - t0) / 60
     row = {
         "name": args.name,

@@ -127,9 +127,9 @@ def write_probe(name: str, folder: Path, n_train: int, n_test: int, seed: int) -
 
 
 def main(argv: list[str] | None = None) -> int:
-    from minitune.cli.use import evaluate_files
-    from minitune.config import load_run_config, parse_override
+    from minitune.evaluate import evaluate_files
     from minitune.run.checkpoint import load_checkpoint
+    from minitune.run.settings import load_run_config, parse_override
     from minitune.train import train
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -168,13 +168,13 @@ def main(argv: list[str] | None = None) -> int:
             warmup_steps=min(100, args.steps // 10),
             fresh_per_task=0,
         )
-        model_cfg, cfg = load_run_config(args.config, overrides)
+        model_cfg, train_cfg = load_run_config(args.config, overrides)
         start = time.time()
-        train(model_cfg, cfg, progress=False, log=lambda *a: None)
+        train(model_cfg, train_cfg, progress=False, log=lambda *a: None)
         minutes = (time.time() - start) / 60
         model, tok, _ = load_checkpoint(str(folder / "run/last"), "cpu")
         result = evaluate_files(
-            model, tok, [str(folder / "data/test.jsonl")], None, cfg.max_source_length, 32
+            model, tok, [str(folder / "data/test.jsonl")], None, train_cfg.max_source_length, 32
         )
         em = 100 * sum(s.exact_match for s in result["scored"]) / len(result["scored"])
         wrong = [s for s in result["scored"] if not s.exact_match][:2]

@@ -32,7 +32,6 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench import cpu_flags, cpu_model  # noqa: E402
 
-from minitune.config import load_run_config, parse_override  # noqa: E402
 from minitune.data.batching import IGNORE_INDEX, encode_records  # noqa: E402
 from minitune.data.formats import read_records  # noqa: E402
 from minitune.data.stream import batch_stream, next_micro_batches, packed_lengths  # noqa: E402
@@ -41,6 +40,7 @@ from minitune.optim import build_optimizer  # noqa: E402
 from minitune.run.device import fused_kernels_on, precision_context, resolve_precision  # noqa: E402
 from minitune.run.distributed import Distributed  # noqa: E402
 from minitune.run.paths import find_shipped  # noqa: E402
+from minitune.run.settings import load_run_config, parse_override  # noqa: E402
 from minitune.tokenizer import Tokenizer  # noqa: E402
 from minitune.train import DEFAULT_TOKENIZER, StepSetup, train_step  # noqa: E402
 
@@ -61,31 +61,45 @@ def main() -> None:
     for item in args.set:
         section, key, value = parse_override(item)
         overrides.setdefault(section, {})[key] = value
-    model_cfg, cfg = load_run_config(args.config, overrides)
-    torch.manual_seed(cfg.seed)
+    model_cfg, train_cfg = load_run_config(args.config, overrides)
+    torch.manual_seed(train_cfg.seed)
     tok = Tokenizer(find_shipped(DEFAULT_TOKENIZER))
     records = read_records(find_shipped(args.data))
-    examples, _ = encode_records(records, tok, cfg.max_source_length, cfg.max_target_length)
+    examples, _ = encode_records(
+        records, tok, train_cfg.max_source_length, train_cfg.max_target_length
+    )
     model = Seq2SeqTransformer(model_cfg).train()
-    model.use_fused_kernels(fused_kernels_on(cfg.fused_kernels, torch.device("cpu")))  # as train()
+    model.use_fused_kernels(
+        fused_kernels_on(train_cfg.fused_kernels, torch.device("cpu"))
+    )  # as train()
     wrapped = torch.compile(model) if args.compile else model
-    optimizer = build_optimizer(model, cfg)
+    optimizer = build_optimizer(model, train_cfg)
     device = torch.device("cpu")
-    precision, _ = resolve_precision(cfg.precision, device, (model_cfg.d_model, model_cfg.d_ff))
+    precision, _ = resolve_precision(
+        train_cfg.precision, device, (model_cfg.d_model, model_cfg.d_ff)
+    )
     autocast, _ = precision_context(precision, device)
-    packed = packed_lengths(cfg)
-    window = cfg.bucket_batches if cfg.length_bucketing else 1
-    stream = batch_stream(lambda epoch: examples, cfg.batch_size, cfg.seed, 0, 0, window, packed)
-    setup = StepSetup(device, tok.pad_id, autocast, clip_grad=cfg.clip_grad)
+    packed = packed_lengths(train_cfg)
+    window = train_cfg.bucket_batches if train_cfg.length_bucketing else 1
+    stream = batch_stream(
+        lambda epoch: examples, train_cfg.batch_size, train_cfg.seed, 0, 0, window, packed
+    )
+    setup = StepSetup(device, tok.pad_id, autocast, clip_grad=train_cfg.clip_grad)
     times, counted, positions, real = [], [], 0, 0
     started = time.perf_counter()
     warmup_seconds = 0.0
     for step in range(args.warmup + args.steps):
         micro, drawn = next_micro_batches(
-            stream, cfg.grad_accum, tok.pad_id, Distributed(), device, packed, cfg.batch_size
+            stream,
+            train_cfg.grad_accum,
+            tok.pad_id,
+            Distributed(),
+            device,
+            packed,
+            train_cfg.batch_size,
         )
         t0 = time.perf_counter()
-        result = train_step(wrapped, optimizer, micro, cfg.lr * 0.5, setup)
+        result = train_step(wrapped, optimizer, micro, train_cfg.lr * 0.5, setup)
         t1 = time.perf_counter()
         if step == args.warmup - 1 or (args.warmup == 0 and step == 0):
             warmup_seconds = t1 - started
@@ -105,10 +119,10 @@ def main() -> None:
                 "compile": args.compile,
                 "threads": torch.get_num_threads(),
                 "precision": precision,
-                "fused_kernels": cfg.fused_kernels,
-                "packing": cfg.packing,
+                "fused_kernels": train_cfg.fused_kernels,
+                "packing": train_cfg.packing,
                 "packed": packed,
-                "batch_size": cfg.batch_size,
+                "batch_size": train_cfg.batch_size,
                 "examples_per_s": round(sum(e for e, _ in counted) / seconds, 1),
                 "tokens_per_s": round(sum(t for _, t in counted) / seconds),
                 "real_share": round(real / positions, 3),

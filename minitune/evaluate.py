@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from minitune.data.codecheck import check_programs
-from minitune.data.formats import Record
+from minitune.data.formats import Record, read_records
 from minitune.data.templates import format_prompt
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
@@ -225,3 +225,49 @@ def format_table(report: dict) -> str:
 
 def split_name(path: str | Path) -> str:
     return Path(path).stem
+
+
+def evaluate_files(
+    model,
+    tok,
+    files: list[str],
+    limit: int | None,
+    max_source_length: int,
+    max_new_tokens: int,
+    run_code: bool | None = None,
+    **decoding,
+) -> dict:
+    """Predict and score every example of the files; returns the report (see evaluate.py) and
+    notes for the user (prompts cut to max_source_length, generated code run or not).
+
+    Code answers are run against their tests (in a limited subprocess) for the shipped suite's
+    files, or for any file with run_code=True; run_code=False runs none."""
+    from minitune.run.paths import is_shipped
+
+    scored, notes, ran = [], [], 0
+    for path in files:
+        records = read_records(path)[:limit] if limit else read_records(path)
+        prompts = [format_prompt(r.instruction, r.input) for r in records]
+        cut = sum(len(tok.encode(p)) + 1 > max_source_length for p in prompts)
+        if cut:
+            notes.append(
+                f"{path}: {cut} of {len(prompts)} prompts are longer than "
+                f"{max_source_length} tokens and were cut (--max-source-length)"
+            )
+        predictions = predict(model, tok, prompts, max_source_length, max_new_tokens, **decoding)
+        runs = run_code if run_code is not None else is_shipped(path)
+        scored += score(records, predictions, split_name(path), run_code=runs)
+        n_code = sum("tests" in r.meta and "entry_point" in r.meta for r in records)
+        if n_code and runs:
+            ran += n_code
+        elif n_code:
+            notes.append(
+                f"{path}: {n_code} code answers were not run (it is not the shipped "
+                "suite); --run-code runs them in a limited subprocess"
+            )
+    if ran:
+        notes.append(
+            f"ran {ran} generated programs against their tests, each in a separate "
+            "Python process with CPU-time and memory limits"
+        )
+    return {"report": summarize(scored), "scored": scored, "notes": notes}

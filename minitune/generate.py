@@ -4,10 +4,10 @@ Notation: B batch, S source length, K beams, V vocabulary, L new tokens.
 
 The encoder runs once; then the decoder produces one token per step, starting from the start
 token (pad, as in T5). With `use_cache=True` each step feeds only the newest token: the decoder's
-self-attention keys/values of earlier positions live in a `DecoderCache`, which also computes the
-cross-attention keys/values of the encoder output once, on the first step, for all steps. With
-`use_cache=False` every step recomputes the whole prefix, which is slower but has no state (for
-teaching and tests; both give the same tokens).
+self-attention keys/values of earlier positions live in a `DecoderCache` (layers/kv_cache.py),
+which also computes the cross-attention keys/values of the encoder output once, on the first
+step, for all steps. With `use_cache=False` every step recomputes the whole prefix, which is
+slower but has no state (for teaching and tests; both give the same tokens).
 
 A decoding loop sees the decoder through one object, a `DecodeStep`: `step(tokens)` gives the
 next-token logits (B, V) from `model.decode` (with the cache: on the newest token only) and

@@ -46,8 +46,7 @@ from minitune.layers.blocks import (
     set_activation_checkpointing,
 )
 from minitune.layers.copy import CopyHead
-from minitune.layers.feedforward import FeedForward
-from minitune.layers.kv_cache import KVCache
+from minitune.layers.kv_cache import DecoderCache
 from minitune.layers.positions import PositionScheme, Rotation, token_positions
 
 
@@ -87,62 +86,10 @@ def source_padding_bias(
     return make_attention_bias(mask, None)
 
 
-class DecoderCache:
-    """Everything the decoder keeps between generation steps: per layer, a growing self-attention
-    KV cache (`max_length` positions) and the cross-attention keys/values of the encoder output,
-    which it fills itself on the first step (`fill_cross_attention`) and which are only read
-    afterwards: the decoder then gives its cross-attention layers no encoder output at all."""
-
-    def __init__(self, n_layers: int, max_length: int, source_length: int):
-        self.max_length = max_length
-        self.self_attn = [KVCache(max_length) for _ in range(n_layers)]
-        self.cross_attn = [KVCache(source_length) for _ in range(n_layers)]
-        # computed on the first step and sliced afterwards: the decoder's position bias for all
-        # max_length positions, and the cross-attention padding mask (the same at every step)
-        self.position_bias: torch.Tensor | None = None  # (1, H, max_length, max_length)
-        self.cross_attn_bias: torch.Tensor | None = None  # (B, 1, 1, S)
-
-    @property
-    def length(self) -> int:
-        """How many decoder positions are cached (= position of the next token)."""
-        return self.self_attn[0].length if self.self_attn else 0
-
-    def layer(self, i: int) -> tuple[KVCache, KVCache]:
-        """The self- and cross-attention caches of decoder layer i."""
-        return self.self_attn[i], self.cross_attn[i]
-
-    def position_bias_rows(self, position: PositionScheme, T: int) -> torch.Tensor | None:
-        """The decoder's position bias of the T new positions, (1, H, T, length + T): rows
-        length..length+T-1 of the table for all max_length positions, built on the first step."""
-        offset = self.length
-        if offset == 0:
-            self.position_bias = position.position_bias(self.max_length, self.max_length)
-        table = self.position_bias
-        return None if table is None else table[:, :, offset : offset + T, : offset + T]
-
-    def source_padding_bias(
-        self, attention_mask: torch.Tensor | None, S: int, device: torch.device
-    ) -> torch.Tensor | None:
-        """Cross-attention's attn_bias (B, 1, 1, S), the same at every step: built once."""
-        if self.length == 0:
-            self.cross_attn_bias = source_padding_bias(attention_mask, S, device)
-        return self.cross_attn_bias
-
-    def fill_cross_attention(self, attentions: list[nn.Module], memory: torch.Tensor) -> None:
-        """The keys and values of the encoder output (B, S, C) for every cross-attention layer,
-        (B, H_kv, S, D) each, computed once (on the first step; later calls find them there)."""
-        for attention, cache in zip(attentions, self.cross_attn, strict=True):
-            if cache.length == 0:
-                cache.append(*attention.keys_values(memory))
-
-    def reorder(self, index: torch.Tensor) -> None:
-        """Keep batch rows `index` of the self-attention caches (beam search).
-
-        The cross-attention caches are not touched: beam search only reorders beams within one
-        example, and all beams of an example share the same encoder keys and values.
-        """
-        for cache in self.self_attn:
-            cache.reorder(index)
+def rotation(position: PositionScheme, positions: torch.Tensor) -> Rotary | None:
+    """What a stack hands its attention layers to turn queries and keys: a rotary scheme bound
+    to the positions (B or 1, T) of the tokens at hand (RoPE), or None."""
+    return Rotation(position, positions) if position.rotates else None
 
 
 class Encoder(nn.Module):
@@ -226,9 +173,13 @@ class Decoder(nn.Module):
             else:
                 cross_mask = make_segment_mask(segments.target, segments.source, causal=False)
                 cross_attn_bias = make_attention_bias(cross_mask, None)  # (B, 1, T, S)
-        else:  # decoding: both built on the first step, kept in the cache
-            position_bias = cache.position_bias_rows(self.position, T)
-            cross_attn_bias = cache.source_padding_bias(attention_mask, S, x.device)
+        else:  # decoding: both built on the first step, kept in the cache (kv_cache.py)
+            if offset == 0:  # the bias table of all max_length positions; each step takes rows
+                M = cache.max_length
+                cache.position_bias = self.position.position_bias(M, M)  # (1, H, M, M) or None
+                cache.cross_attn_bias = source_padding_bias(attention_mask, S, x.device)
+            position_bias = cache.position_bias_rows(T)  # (1, H, T, offset + T) or None
+            cross_attn_bias = cache.cross_attn_bias
         self_attn_bias = make_attention_bias(self_mask, position_bias)
         rotary = rotation(self.position, positions)  # RoPE turns q and k
         # cross-attention's keys and values come from the encoder output: every layer projects
@@ -252,19 +203,13 @@ class Decoder(nn.Module):
         return self.dropout(self.final_norm(x))  # (B, T, C)
 
 
-def rotation(position: PositionScheme, positions: torch.Tensor) -> Rotary | None:
-    """What a stack hands its attention layers to turn queries and keys: a rotary scheme bound
-    to the positions (B or 1, T) of the tokens at hand (RoPE), or None."""
-    return Rotation(position, positions) if position.rotates else None
-
-
 class Seq2SeqTransformer(nn.Module):
     """A T5-family encoder–decoder Transformer.
 
     model = Seq2SeqTransformer(ModelConfig.preset("tiny"))
     logits = model(input_ids, decoder_input_ids, attention_mask)   # (B, T, V)
     new_tokens = model.generate(input_ids, attention_mask, max_new_tokens=20)
-    model.use_fused_kernels(True)    # fused kernels where they pay (same numbers; CUDA)
+    model.use_fused_kernels(True)    # attention's fused kernel, SDPA (same numbers; CUDA)
     """
 
     def __init__(self, cfg: ModelConfig):
@@ -371,20 +316,19 @@ class Seq2SeqTransformer(nn.Module):
             set_activation_checkpointing(layer, enabled)
 
     def use_fused_kernels(self, enabled: bool = True) -> None:
-        """The one switch of the fused branches (off in a new model): every attention and
-        feed-forward layer takes them (attention: one stacked q/k/v matmul and PyTorch's
-        scaled_dot_product_attention; a gated feed-forward: one matmul for both input
-        projections) or, with False, runs its explicit arithmetic. The same numbers either way
-        (tests/test_layers.py); off, an edit to the explicit code runs everywhere. The commands
-        decide with `--fused-kernels auto|on|off` (auto: on with CUDA only, device.py)."""
+        """The one switch of the fused branch (off in a new model): every attention layer's
+        `attend` calls PyTorch's scaled_dot_product_attention or, with False, runs its explicit
+        four steps (`attention_reference`). The same numbers either way (tests/test_layers.py);
+        off, an edit to the explicit code runs everywhere. The commands decide with
+        `--fused-kernels auto|on|off` (auto: on with CUDA only, run/device.py)."""
         for module in self.modules():
-            if isinstance(module, (Attention, FeedForward)):  # their variants too
+            if isinstance(module, Attention):  # its variants too
                 module.fused = enabled
 
     @property
     def fused_kernels(self) -> bool:
-        """Whether the layers take their fused branches (see use_fused_kernels)."""
-        return any(m.fused for m in self.modules() if isinstance(m, (Attention, FeedForward)))
+        """Whether the attention layers take their fused branch (see use_fused_kernels)."""
+        return any(m.fused for m in self.modules() if isinstance(m, Attention))
 
     # ---- inspection ------------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """The training loop, top to bottom: instruction tuning (or span-corruption pretraining).
 
-    model_cfg, cfg = load_run_config("configs/laptop.toml")
-    summary = train(model_cfg, cfg)           # writes cfg.out/{best,last}/, metrics.jsonl, loss.png
+    model_cfg, train_cfg = load_run_config("laptop")   # minitune/run/settings.py
+    summary = train(model_cfg, train_cfg)   # writes OUT/{best,last}/, metrics.jsonl, loss.png
 
 One optimizer step (`train_step(model, optimizer, micro_batches, lr, setup)`):
   1. take `grad_accum` micro-batches and count their target tokens N (padding excluded);
@@ -33,7 +33,7 @@ import math
 import random
 import time
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import torch
@@ -63,6 +63,9 @@ from minitune.run.paths import find_shipped
 from minitune.run.state import Run, StepSetup, TrainState, check_writable, resume_from, save
 from minitune.run.stop_signals import StopSignals
 from minitune.tokenizer import Tokenizer
+
+if TYPE_CHECKING:
+    from minitune.run.report import RunRecord
 
 DEFAULT_TOKENIZER = "tokenizer/minitune.model"
 MAX_SKIPS_IN_A_ROW = 20  # with on_nonfinite="skip", this many bad steps in a row still stop
@@ -115,9 +118,9 @@ def forward_backward(model, micro_batches: list[dict], setup: StepSetup) -> tupl
     Each micro-batch's summed token loss is divided by N, the number of target tokens of all
     micro-batches together (of all processes, when distributed), so the gradient equals that of
     one big batch, whatever the padding and however the batch is split."""
-    d, device = setup.d, setup.device
+    dist, device = setup.dist, setup.device
     n_tokens = sum(int((b["labels"] != IGNORE_INDEX).sum()) for b in micro_batches)
-    (n_tokens,) = d.sum([n_tokens])  # N, over every process
+    (n_tokens,) = dist.sum([n_tokens])  # N, over every process
     loss, processed = 0.0, 0
     for i, batch in enumerate(micro_batches):
         x, y, mask, segments = to_device(batch, device)
@@ -132,11 +135,11 @@ def forward_backward(model, micro_batches: list[dict], setup: StepSetup) -> tupl
                 loss_sum, _ = token_nll_sum(logits, y, setup.label_smoothing)
             # 3. backward, of loss_sum / N (DDP/FSDP average the gradients over the processes;
             #    × world_size makes that a sum)
-            setup.scaler.scale(loss_sum / n_tokens * d.world_size).backward()
+            setup.scaler.scale(loss_sum / n_tokens * dist.world_size).backward()
         loss += loss_sum.item() / n_tokens
         source_tokens = mask if segments is None else segments.source != 0
         processed += int(source_tokens.sum()) + int((y != IGNORE_INDEX).sum())
-    loss, processed = d.sum([loss, processed])
+    loss, processed = dist.sum([loss, processed])
     return loss, int(processed)
 
 
@@ -159,13 +162,13 @@ def validation_loss(model, examples, batch_size: int, setup: StepSetup) -> float
     """Mean per-token loss over `examples` (teacher forcing), dropout off, on the steps' device,
     precision and processes (`setup`). Distributed: each process takes every world_size-th
     example and the sums are added up."""
-    d, pad_id = setup.d, setup.pad_id
+    dist, pad_id = setup.dist, setup.pad_id
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
-    mine = examples[d.rank :: d.world_size]
+    mine = examples[dist.rank :: dist.world_size]
     # every process runs as many batches as the largest share (FSDP's forwards are collective)
-    n_batches = math.ceil(math.ceil(len(examples) / d.world_size) / batch_size)
+    n_batches = math.ceil(math.ceil(len(examples) / dist.world_size) / batch_size)
     for i in range(n_batches):
         part = mine[i * batch_size : (i + 1) * batch_size]
         batch = collate(part or examples[:1], pad_id)  # an empty share: a dummy, not counted
@@ -176,190 +179,248 @@ def validation_loss(model, examples, batch_size: int, setup: StepSetup) -> float
         if part:
             total, count = total + loss_sum.item(), count + n.item()
     model.train(was_training)
-    total, count = d.sum([total, count])
+    total, count = dist.sum([total, count])
     return total / max(count, 1)
 
 
 def train(
     model_cfg: ModelConfig,
-    cfg: TrainConfig,
+    train_cfg: TrainConfig,
     resume: bool = False,
     log=tqdm.write,
     progress: bool = True,
+    record: RunRecord | None = None,
 ) -> dict:
-    """Run (or resume) training; returns a summary. See the module docstring."""
+    """Run (or resume) training; returns a summary. See the module docstring. `record` (the
+    commands give one, minitune/run/report.py) keeps every log line, and at the end (also of a
+    diverged or signalled run) writes OUT/run.json and the run's page, OUT/report.html."""
     with StopSignals() as stop:  # from here on a stop signal is noted, and obeyed between steps
-        return run_training(model_cfg, cfg, resume, log, progress, stop)
+        # ---- 1. processes, device, seeds, output folder -----------------------------------------
+        dist, device = start(train_cfg)
+        if record is not None:
+            log = record.log  # every line printed and kept for the run's record (run.json)
+        if not dist.is_main:
+            log, progress = (lambda *a: None), False  # rank 0 speaks for all
+        out = Path(train_cfg.out)
+        if dist.is_main:
+            check_writable(out)  # before any work: a run that cannot save is a run lost
 
+        # ---- 2. model, tokenizer, precision ------------------------------------------------------
+        model, tokenizer_file, base = build_model(model_cfg, train_cfg, log)
+        width = (model.config.d_model, model.config.d_ff)
+        precision, why = resolve_precision(
+            train_cfg.precision, device, width, dist
+        )  # "auto": the faster
+        autocast, use_scaler = precision_context(precision, device)
+        tok = checked_tokenizer(tokenizer_file, model)  # ids that fit the embedding
+        model = model.to(device).train()
+        model.set_activation_checkpointing(train_cfg.activation_checkpointing)
+        model.use_fused_kernels(
+            fused_kernels_on(train_cfg.fused_kernels, device)
+        )  # or the explicit steps
+        log(
+            model_line(model, device, precision, why, dist)
+        )  # "model: 0.91M parameters on cpu, fp32"
+        facts = {"device": str(device), "precision": precision, "precision_why": why}
+        facts |= {"threads": torch.get_num_threads(), "processes": dist.world_size}
+        wrapped = wrap(model, dist, device)  # DDP/FSDP around the model, or the model itself
+        if train_cfg.compile:
+            wrapped = torch.compile(wrapped)  # saved from `model`: no "_orig_mod." names
+        if dist.enabled:
+            torch.manual_seed(train_cfg.seed + dist.rank)  # dropout differs between processes
 
-def run_training(
-    model_cfg: ModelConfig, cfg: TrainConfig, resume: bool, log, progress: bool, stop: StopSignals
-) -> dict:
-    """train(), with the stop signals held in `stop`."""
-    # ---- 1. processes, device, seeds, output folder -----------------------------------------
-    d, device = start(cfg)
-    if not d.is_main:
-        log, progress = (lambda *a: None), False  # rank 0 speaks for all
-    out = Path(cfg.out)
-    if d.is_main:
-        check_writable(out)  # before any work: a run that cannot save is a run lost
+        # ---- 3. data (every file read and checked whole before the first step) -----------------
+        make_epoch, valid, tasks = load_data(train_cfg, tok, out, dist, log)
+        mixer = None  # mix_tasks_every: batches drawn by task loss (minitune/data/mixing.py)
+        if train_cfg.mix_tasks_every:
+            mixer = task_mixer(make_epoch(0), tasks, train_cfg, dist, log)
 
-    # ---- 2. model, tokenizer, precision ------------------------------------------------------
-    model, tokenizer_file, base = build_model(model_cfg, cfg, log)
-    width = (model.config.d_model, model.config.d_ff)
-    precision, why = resolve_precision(cfg.precision, device, width, d)  # "auto": the faster
-    autocast, use_scaler = precision_context(precision, device)
-    tok = checked_tokenizer(tokenizer_file, model)  # ids that fit the embedding
-    model = model.to(device).train()
-    model.set_activation_checkpointing(cfg.activation_checkpointing)
-    model.use_fused_kernels(fused_kernels_on(cfg.fused_kernels, device))  # or the explicit steps
-    log(model_line(model, device, precision, why, d))  # "model: 0.91M parameters on cpu, fp32"
-    facts = {"device": str(device), "precision": precision, "precision_why": why}
-    facts |= {"threads": torch.get_num_threads(), "processes": d.world_size}
-    wrapped = wrap(model, d, device)  # DDP/FSDP around the model, or the model itself
-    if cfg.compile:
-        wrapped = torch.compile(wrapped)  # saved from `model`: no "_orig_mod." names
-    if d.enabled:
-        torch.manual_seed(cfg.seed + d.rank)  # dropout differs between processes
+        # ---- 4. optimizer, metrics log, and the state to resume ----------------------------------
+        optimizer = build_optimizer(model, train_cfg)  # after FSDP has sharded the parameters
+        scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
+        setup = StepSetup(
+            device,
+            tok.pad_id,
+            autocast,
+            scaler,
+            train_cfg.clip_grad,
+            train_cfg.label_smoothing,
+            dist,
+        )
+        metrics = open_metrics_log(out, train_cfg.report_to, dist.is_main)  # OUT/metrics.jsonl
+        run = Run(
+            train_cfg,
+            model,
+            wrapped,
+            optimizer,
+            setup,
+            tok,
+            tokenizer_file,
+            log,
+            metrics,
+            base,
+            mixer,
+        )
+        state = TrainState()
+        if resume:
+            resume_from(out / "last", run, state)
+        elif run.metrics.path.exists() and dist.is_main:
+            run.metrics.path.unlink()  # a fresh run starts a fresh log
 
-    # ---- 3. data (every file read and checked whole before the first step) -----------------
-    make_epoch, valid, tasks = load_data(cfg, tok, out, d, log)
-    mixer = None  # mix_tasks_every: batches drawn by task loss (minitune/data/mixing.py)
-    if cfg.mix_tasks_every:
-        mixer = task_mixer(make_epoch(0), tasks, cfg, d, log)
+        # ---- 5. the loop -------------------------------------------------------------------------
+        # one stream of global batches (batch_size per process), the same in every process
+        window = train_cfg.bucket_batches if train_cfg.length_bucketing else 1
+        packed = packed_lengths(train_cfg)  # (S, T) of a packed row, or None: padded batches
+        stream = mixer or batch_stream(
+            make_epoch,
+            train_cfg.batch_size * dist.world_size,
+            train_cfg.seed,
+            state.epoch,
+            state.index,
+            window,
+            packed,
+            log,
+        )
+        bar = tqdm(
+            total=train_cfg.max_steps, initial=state.step, disable=not progress, dynamic_ncols=True
+        )
+        state.started, session_start = time.time(), state.step
+        last_row = (state.tokens, state.examples, time.time())  # for the speed since the last row
+        stop_reason = "max_steps"
+        try:
+            while state.step < train_cfg.max_steps:
+                if stop.agreed(dist):  # a stop signal, in any process: every process stops here
+                    stop_reason = "signal"
+                    break
+                if train_cfg.max_minutes and state.seconds() > train_cfg.max_minutes * 60:
+                    stop_reason = "max_minutes"
+                    break
+                micro, drawn = next_micro_batches(
+                    stream,
+                    train_cfg.grad_accum,
+                    tok.pad_id,
+                    dist,
+                    device,
+                    packed,
+                    train_cfg.batch_size,
+                )
+                fraction = (
+                    state.seconds() / (60 * train_cfg.max_minutes) if train_cfg.max_minutes else 0.0
+                )
+                lr = train_cfg.lr * lr_factor(
+                    state.step, train_cfg, fraction
+                )  # ends with steps or minutes
+                # forward, loss, backward, clip, step (or not, if the loss is not a finite number)
+                result = train_step(wrapped, optimizer, micro, lr, setup)
+                # the step is done (taken or skipped): its batches are used, its tokens counted
+                state.epoch, state.index = drawn.epoch, drawn.index  # where --resume continues
+                state.examples += drawn.examples
+                state.tokens += result.tokens
+                if not result.updated:
+                    skip_or_stop(result, run, state)  # raises DivergenceError unless skipping
+                    continue
+                state.in_a_row = 0
+                state.step += 1
+                state.losses.append(result.loss)
 
-    # ---- 4. optimizer, metrics log, and the state to resume ----------------------------------
-    optimizer = build_optimizer(model, cfg)  # after FSDP has sharded the parameters
-    scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
-    setup = StepSetup(device, tok.pad_id, autocast, scaler, cfg.clip_grad, cfg.label_smoothing, d)
-    metrics = open_metrics_log(out, cfg.report_to, d.is_main)  # OUT/metrics.jsonl
-    run = Run(cfg, model, wrapped, optimizer, setup, tok, tokenizer_file, log, metrics, base, mixer)
-    state = TrainState()
-    if resume:
-        resume_from(out / "last", run, state)
-    elif run.metrics.path.exists() and d.is_main:
-        run.metrics.path.unlink()  # a fresh run starts a fresh log
+                # logging, evaluation, checkpoints
+                if state.step % train_cfg.log_every == 0 or state.step == train_cfg.max_steps:
+                    last_row = log_row(
+                        run, state, bar, lr, result.grad_norm, last_row, session_start
+                    )
+                bar.update(1)
+                if mixer and state.step % train_cfg.mix_tasks_every == 0:
+                    remix(run, state)  # the next batches follow each task's loss
+                if valid and (
+                    state.step % train_cfg.eval_every == 0 or state.step == train_cfg.max_steps
+                ):
+                    eval_and_keep_best(run, state, valid)
+                if state.step % train_cfg.save_every == 0 and state.step < train_cfg.max_steps:
+                    save(run, state, "last", with_trainer=True)  # what a crash or --resume uses
+        except DivergenceError as err:  # the NaN guard stopped the run: record it, then raise
+            if record is not None:
+                record.end(train_cfg, error=f"diverged: {err}")
+            raise
+        finally:
+            bar.close()
+        if stop_reason == "signal":
+            result = stop_here(run, state, stop, facts)
+            if record is not None:
+                record.end(train_cfg, result)  # run.json and the page, quickly (no new picture)
+            return result
 
-    # ---- 5. the loop --------------------------------------------------------------------------
-    # one stream of global batches (batch_size per process), the same in every process
-    window = cfg.bucket_batches if cfg.length_bucketing else 1
-    packed = packed_lengths(cfg)  # (S, T) of a packed row, or None: padded batches
-    stream = mixer or batch_stream(
-        make_epoch,
-        cfg.batch_size * d.world_size,
-        cfg.seed,
-        state.epoch,
-        state.index,
-        window,
-        packed,
-        log,
-    )
-    bar = tqdm(total=cfg.max_steps, initial=state.step, disable=not progress, dynamic_ncols=True)
-    state.started, session_start = time.time(), state.step
-    last_row = (state.tokens, state.examples, time.time())  # for the speed since the last row
-    stop_reason = "max_steps"
-    try:
-        while state.step < cfg.max_steps:
-            if stop.agreed(d):  # a stop signal, in any process: every process stops here
-                stop_reason = "signal"
-                break
-            if cfg.max_minutes and state.seconds() > cfg.max_minutes * 60:
-                stop_reason = "max_minutes"
-                break
-            micro, drawn = next_micro_batches(
-                stream, cfg.grad_accum, tok.pad_id, d, device, packed, cfg.batch_size
-            )
-            fraction = state.seconds() / (60 * cfg.max_minutes) if cfg.max_minutes else 0.0
-            lr = cfg.lr * lr_factor(state.step, cfg, fraction)  # ends with steps or minutes
-            # forward, loss, backward, clip, step (or not, if the loss is not a finite number)
-            result = train_step(wrapped, optimizer, micro, lr, setup)
-            # the step is done (taken or skipped): its batches are used, its tokens counted
-            state.epoch, state.index = drawn.epoch, drawn.index  # where --resume continues
-            state.examples += drawn.examples
-            state.tokens += result.tokens
-            if not result.updated:
-                skip_or_stop(result, run, state)  # raises DivergenceError unless skipping
-                continue
-            state.in_a_row = 0
-            state.step += 1
-            state.losses.append(result.loss)
-
-            # logging, evaluation, checkpoints
-            if state.step % cfg.log_every == 0 or state.step == cfg.max_steps:
-                last_row = log_row(run, state, bar, lr, result.grad_norm, last_row, session_start)
-            bar.update(1)
-            if mixer and state.step % cfg.mix_tasks_every == 0:
-                remix(run, state)  # the next batches follow each task's loss
-            if valid and (state.step % cfg.eval_every == 0 or state.step == cfg.max_steps):
-                eval_and_keep_best(run, state, valid)
-            if state.step % cfg.save_every == 0 and state.step < cfg.max_steps:
-                save(run, state, "last", with_trainer=True)  # what a crash or --resume uses
-    finally:
-        bar.close()
-    if stop_reason == "signal":
-        return stop_here(run, state, stop, facts)
-
-    # ---- 6. the end: a last evaluation, last/ (and best/), the loss picture ------------------
-    if valid and state.last_eval_step != state.step:
-        eval_and_keep_best(run, state, valid)  # stopped by the clock between two evaluations
-    save(run, state, "last", with_trainer=True)
-    if not valid:
-        save(run, state, "best", with_trainer=False)  # nothing to choose by: best is last
-    if d.is_main:
-        log(plot_losses(run.metrics.path, out / "loss.png"))
-        run.metrics.close()
-    signum = stop.agreed(d)  # one that came after the last step (the pipeline stops on it)
-    teardown(d)
-    return summary(state, stop_reason, out, state.seconds() / 60, facts, signal=signum)
+        # ---- 6. the end: a last evaluation, last/ (and best/), the loss picture ------------------
+        if valid and state.last_eval_step != state.step:
+            eval_and_keep_best(run, state, valid)  # stopped by the clock between two evaluations
+        save(run, state, "last", with_trainer=True)
+        if not valid:
+            save(run, state, "best", with_trainer=False)  # nothing to choose by: best is last
+        if dist.is_main:
+            log(plot_losses(run.metrics.path, out / "loss.png"))
+            run.metrics.close()
+        signum = stop.agreed(dist)  # one that came after the last step (the pipeline stops on it)
+        teardown(dist)
+        result = summary(state, stop_reason, out, state.seconds() / 60, facts, signal=signum)
+        if record is not None:
+            record.end(train_cfg, result)  # OUT/run.json and the run's page, OUT/report.html
+        return result
 
 
 # ---- the pieces of train(), in the order it calls them -----------------------------------------
 
 
-def start(cfg: TrainConfig) -> tuple[Distributed, torch.device]:
+def start(train_cfg: TrainConfig) -> tuple[Distributed, torch.device]:
     """Join torchrun's processes (if any), pick the device, seed every random generator."""
-    d, device_name = join_processes(cfg.device, cfg.fsdp)  # one process, or one of torchrun's
+    dist, device_name = join_processes(
+        train_cfg.device, train_cfg.fsdp
+    )  # one process, or one of torchrun's
     device = pick_device(device_name)
     if device.type == "cuda":  # TensorFloat-32 matmuls: ~8x the fp32 speed, 10-bit mantissa
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = cfg.tf32
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    random.seed(cfg.seed)
-    np.random.seed(cfg.seed)
-    torch.manual_seed(cfg.seed)  # also seeds CUDA; the same initial weights in every process
-    return d, device
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = train_cfg.tf32
+    if train_cfg.threads:
+        torch.set_num_threads(train_cfg.threads)
+    random.seed(train_cfg.seed)
+    np.random.seed(train_cfg.seed)
+    torch.manual_seed(train_cfg.seed)  # also seeds CUDA; the same initial weights in every process
+    return dist, device
 
 
 def build_model(
-    model_cfg: ModelConfig, cfg: TrainConfig, log
+    model_cfg: ModelConfig, train_cfg: TrainConfig, log
 ) -> tuple[Seq2SeqTransformer, Path, dict | None]:
     """The model (from --init, or new), its tokenizer file, and (LoRA) the base it adapts."""
-    if cfg.init:  # a minitune checkpoint or a Hugging Face T5 / Flan-T5 folder
-        model, tokenizer_file, init_info = load_pretrained(cfg.init)  # its own config
-        log(f"initialised from {cfg.init} (step {init_info.get('step')})")
+    if train_cfg.init:  # a minitune checkpoint or a Hugging Face T5 / Flan-T5 folder
+        model, tokenizer_file, init_info = load_pretrained(train_cfg.init)  # its own config
+        log(f"initialised from {train_cfg.init} (step {init_info.get('step')})")
         if (
-            cfg.tokenizer
-            and Tokenizer(cfg.tokenizer).fingerprint() != Tokenizer(tokenizer_file).fingerprint()
+            train_cfg.tokenizer
+            and Tokenizer(train_cfg.tokenizer).fingerprint()
+            != Tokenizer(tokenizer_file).fingerprint()
         ):
             raise RunError(
-                f"train.tokenizer={cfg.tokenizer} is not the tokenizer {cfg.init} was trained "
-                f"with ({tokenizer_file}); its ids would mean other words. Leave train.tokenizer "
-                "unset to use the checkpoint's own"
+                f"train.tokenizer={train_cfg.tokenizer} is not the tokenizer {train_cfg.init} was "
+                f"trained with ({tokenizer_file}); its ids would mean other words. Leave "
+                "train.tokenizer unset to use the checkpoint's own"
             )
     else:
         model = Seq2SeqTransformer(model_cfg)
-        tokenizer_file = Path(cfg.tokenizer or find_shipped(DEFAULT_TOKENIZER))
+        tokenizer_file = Path(train_cfg.tokenizer or find_shipped(DEFAULT_TOKENIZER))
     base = None
-    if cfg.lora_rank:  # freeze the model, train low-rank adapters (minitune/lora.py)
-        add_lora(model, cfg.lora_settings())
+    if train_cfg.lora_rank:  # freeze the model, train low-rank adapters (minitune/lora.py)
+        add_lora(model, train_cfg.lora_settings())
         trainable, total = count_parameters(model)
         log(
-            f"LoRA rank {cfg.lora_rank} on {'/'.join(cfg.lora_targets)} "
-            f"({', '.join(cfg.lora_where)}): {trainable:,} trainable of {total:,} parameters "
+            f"LoRA rank {train_cfg.lora_rank} on {'/'.join(train_cfg.lora_targets)} "
+            f"({', '.join(train_cfg.lora_where)}): {trainable:,} trainable of {total:,} parameters "
             f"({100 * trainable / total:.2f}%)"
         )
-        base = {"path": str(Path(cfg.init).resolve()), "sha": weights_fingerprint(cfg.init)}
-    if cfg.precision == "fp16" and not model.config.scale_attention:  # (auto never picks fp16)
+        base = {
+            "path": str(Path(train_cfg.init).resolve()),
+            "sha": weights_fingerprint(train_cfg.init),
+        }
+    if (
+        train_cfg.precision == "fp16" and not model.config.scale_attention
+    ):  # (auto never picks fp16)
         raise RunError(
             "precision 'fp16' with a T5-style model (scale_attention=False): T5's activations "
             "overflow float16's range (max 65504); use 'bf16' or 'fp32'"
@@ -368,12 +429,14 @@ def build_model(
 
 
 def model_line(
-    model: Seq2SeqTransformer, device: torch.device, precision: str, why: str, d: Distributed
+    model: Seq2SeqTransformer, device: torch.device, precision: str, why: str, dist: Distributed
 ) -> str:
     """The run's first line about the model: its size, where it runs, in which precision (and
     why, when "auto" chose it), with fused kernels or the explicit arithmetic, and how many
     processes share it."""
-    processes = f", {d.world_size} processes ({'FSDP' if d.fsdp else 'DDP'})" if d.enabled else ""
+    processes = (
+        f", {dist.world_size} processes ({'FSDP' if dist.fsdp else 'DDP'})" if dist.enabled else ""
+    )
     why = f" ({why})" if why else ""
     kernels = "fused kernels" if model.fused_kernels else "explicit arithmetic (no fused kernels)"
     return (
@@ -399,7 +462,7 @@ def skip_or_stop(result: StepResult, run: Run, state: TrainState) -> None:
     step = state.step + 1  # the step that failed
     what = f"loss {result.loss}" if not math.isfinite(result.loss) else "gradient norm inf"
     state.in_a_row += 1
-    if run.cfg.on_nonfinite == "skip" and state.in_a_row < MAX_SKIPS_IN_A_ROW:
+    if run.train_cfg.on_nonfinite == "skip" and state.in_a_row < MAX_SKIPS_IN_A_ROW:
         run.setup.scaler.update()  # a new step may unscale again (fp16)
         state.skipped += 1
         run.log(f"step {step}: {what}; skipped ({state.skipped} so far)")
@@ -430,7 +493,7 @@ def log_row(
     """A metrics row (mean loss since the last row), and the progress bar's numbers. `last_row`:
     (state.tokens, state.examples, time) at the last row, for the speed since then: real tokens
     (source + target, no padding) and examples per second. Returns the same for this row."""
-    cfg, now = run.cfg, time.time()
+    train_cfg, now = run.train_cfg, time.time()
     seconds = max(now - last_row[2], 1e-9)
     row = {
         "step": state.step,
@@ -451,10 +514,14 @@ def log_row(
         ex_s=row["examples_per_s"],
         tok_s=row["tokens_per_s"],
     )
-    if cfg.max_minutes:  # the bar's end (and ETA) is the clock's, if that comes first
-        seconds_left = cfg.max_minutes * 60 - row["elapsed_s"]
+    if train_cfg.max_minutes:  # the bar's end (and ETA) is the clock's, if that comes first
+        seconds_left = train_cfg.max_minutes * 60 - row["elapsed_s"]
         bar.total = steps_by_deadline(
-            state.step, cfg.max_steps, state.step - session_start, now - state.started, seconds_left
+            state.step,
+            train_cfg.max_steps,
+            state.step - session_start,
+            now - state.started,
+            seconds_left,
         )
         bar.refresh()
     state.losses = []
@@ -463,9 +530,9 @@ def log_row(
 
 def remix(run: Run, state: TrainState) -> None:
     """Set the mixer's task weights from each task's loss on its held-out slice, and log them."""
-    cfg = run.cfg
+    train_cfg = run.train_cfg
     losses = {
-        task: validation_loss(run.wrapped, part, cfg.batch_size, run.setup)
+        task: validation_loss(run.wrapped, part, train_cfg.batch_size, run.setup)
         for task, part in run.mixer.probe.items()
     }
     weights = run.mixer.weights = task_weights(losses, FLOOR)
@@ -481,7 +548,7 @@ def remix(run: Run, state: TrainState) -> None:
 def eval_and_keep_best(run: Run, state: TrainState, valid: list[EncodedExample]) -> None:
     """Validation loss now; keep the checkpoint as best/ if it is the lowest so far."""
     state.last_eval_step = state.step
-    valid_loss = validation_loss(run.wrapped, valid, run.cfg.batch_size, run.setup)
+    valid_loss = validation_loss(run.wrapped, valid, run.train_cfg.batch_size, run.setup)
     run.metrics.write(
         {
             "step": state.step,
@@ -491,7 +558,7 @@ def eval_and_keep_best(run: Run, state: TrainState, valid: list[EncodedExample])
         }
     )
     run.log(f"step {state.step}: validation loss {valid_loss:.4f}")
-    if run.cfg.score_valid:
+    if run.train_cfg.score_valid:
         score_sample(run, state, valid)  # exact match now, for the report's curve
     if valid_loss < state.best_valid_loss:
         state.best_valid_loss = valid_loss
@@ -508,22 +575,22 @@ def score_sample(run: Run, state: TrainState, valid: list[EncodedExample]) -> No
     same training."""
     from minitune.evaluate import exact_match
 
-    d, setup, started = run.setup.d, run.setup, time.time()
-    sample = valid[:: max(1, len(valid) // run.cfg.score_valid)][: run.cfg.score_valid]
+    dist, setup, started = run.setup.dist, run.setup, time.time()
+    sample = valid[:: max(1, len(valid) // run.train_cfg.score_valid)][: run.train_cfg.score_valid]
     right = 0
-    if d.is_main:
+    if dist.is_main:
         model = run.model  # unwrapped: generate is the model's own (DDP holds full weights)
         model.eval()
-        for i in range(0, len(sample), run.cfg.batch_size):
-            part = sample[i : i + run.cfg.batch_size]
+        for i in range(0, len(sample), run.train_cfg.batch_size):
+            part = sample[i : i + run.train_cfg.batch_size]
             batch = collate(part, setup.pad_id)
             x, mask = (batch[k].to(setup.device) for k in ("input_ids", "attention_mask"))
             with setup.autocast:
-                answers = model.generate(x, mask, max_new_tokens=run.cfg.max_target_length)
+                answers = model.generate(x, mask, max_new_tokens=run.train_cfg.max_target_length)
             for example, answer in zip(part, answers, strict=True):
                 right += exact_match(run.tok.decode(answer), run.tok.decode(example.target))
         model.train()
-    seconds, right = d.sum([time.time() - started if d.is_main else 0.0, right])
+    seconds, right = dist.sum([time.time() - started if dist.is_main else 0.0, right])
     state.started += seconds  # the clock (max_minutes) counts training, not this measurement
     run.metrics.write(
         {
@@ -541,14 +608,14 @@ def stop_here(run: Run, state: TrainState, stop: StopSignals, facts: dict) -> di
     already (no step done yet, or the periodic save just wrote it), and leave. No last
     evaluation, no best/, no loss picture: a scheduler's grace period is short, and the resumed
     run writes them at its end."""
-    d, seconds = run.setup.d, None
+    dist, seconds = run.setup.dist, None
     if state.step > state.saved_step:
         began = time.time()
         save(run, state, "last", with_trainer=True)
         seconds = time.time() - began
-    if d.is_main:
+    if dist.is_main:
         run.metrics.close()
-    teardown(d)
+    teardown(dist)
     minutes = state.seconds() / 60
     return summary(
         state, "signal", run.out, minutes, facts, signal=stop.signum, save_seconds=seconds

@@ -23,7 +23,7 @@ POSITIONS = ["relative", "relative+sinusoidal", "sinusoidal", "learned", "rotary
 
 def tiny_model(seed: int = 0, fused: bool = True, **overrides) -> Seq2SeqTransformer:
     """A tiny float32 model in eval mode (no dropout), deterministic for a seed; `fused` False:
-    the explicit arithmetic instead of the fused branches (model.use_fused_kernels)."""
+    the explicit arithmetic instead of attention's fused branch (model.use_fused_kernels)."""
     torch.manual_seed(seed)
     model = Seq2SeqTransformer(ModelConfig.preset("tiny", **overrides))
     model.use_fused_kernels(fused)

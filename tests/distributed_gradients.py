@@ -13,11 +13,11 @@ from pathlib import Path
 
 import torch
 
-from minitune.config import load_run_config
 from minitune.data.batching import collate, encode_records
 from minitune.data.formats import read_records
 from minitune.model import Seq2SeqTransformer
 from minitune.run.distributed import setup, teardown, wrap
+from minitune.run.settings import load_run_config
 from minitune.tokenizer import Tokenizer
 from minitune.train import StepSetup, forward_backward
 
@@ -25,10 +25,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(out: str, mode: str) -> None:
-    d, _ = setup("cpu", fsdp=mode == "fsdp")
+    dist, _ = setup("cpu", fsdp=mode == "fsdp")
     torch.manual_seed(0)  # the same initial weights in every process
     net = Seq2SeqTransformer(load_run_config(ROOT / "configs" / "tiny.toml")[0]).train()
-    model = wrap(net, d, torch.device("cpu"))
+    model = wrap(net, dist, torch.device("cpu"))
     tok = Tokenizer(ROOT / "tokenizer" / "minitune.model")
     examples, _ = encode_records(
         read_records(ROOT / "data" / "valid.jsonl")[::37][:16], tok, 64, 32
@@ -39,17 +39,20 @@ def main(out: str, mode: str) -> None:
         n = len(batch)
         micro.append(
             collate(
-                batch[d.rank * n // d.world_size : (d.rank + 1) * n // d.world_size], tok.pad_id
+                batch[dist.rank * n // dist.world_size : (dist.rank + 1) * n // dist.world_size],
+                tok.pad_id,
             )
         )
-    loss, _ = forward_backward(model, micro, StepSetup("cpu", tok.pad_id, d=d))
+    loss, _ = forward_backward(model, micro, StepSetup("cpu", tok.pad_id, dist=dist))
     grads = {}
     for name, p in net.named_parameters():
         grad = p.grad.to_local() if hasattr(p.grad, "to_local") else p.grad  # FSDP: this shard
         grads[name] = grad.detach().clone()
-    torch.save({"loss": loss, "grads": grads, "world_size": d.world_size}, f"{out}.rank{d.rank}")
-    d.barrier()  # nobody leaves the process group while another still works in it
-    teardown(d)
+    torch.save(
+        {"loss": loss, "grads": grads, "world_size": dist.world_size}, f"{out}.rank{dist.rank}"
+    )
+    dist.barrier()  # nobody leaves the process group while another still works in it
+    teardown(dist)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from minitune import PRESETS, ModelConfig, Seq2SeqTransformer
-from minitune.config import load_run_config
 from minitune.layers import registry
+from minitune.run.settings import load_run_config
 
 
 def test_d_model_not_divisible_by_heads_names_both():
@@ -105,9 +105,9 @@ def test_n_kv_heads_must_divide_n_heads():
 def training_run_of(*argv: str):
     """The run config `minitune train ARGV` resolves (nothing is trained)."""
     from minitune.cli import build_parser
-    from minitune.cli.training import training_run
+    from minitune.cli.training import run_config_of
 
-    return training_run(build_parser().parse_args(["train", *argv]), "instruct")
+    return run_config_of(build_parser().parse_args(["train", *argv]), "instruct")
 
 
 def test_own_data_replaces_the_laptop_configs_fresh_draw_and_validates_on_itself():
@@ -186,7 +186,7 @@ def test_no_import_circle_through_config_even_for_type_checkers():
 def test_a_run_config_is_resolved_once_with_each_values_source():
     """File, then each --set, then each flag (a flag wins over --set); the log names the
     source of every value not at its default, and only those."""
-    from minitune.config import read_run_file
+    from minitune.run.settings import read_run_file
 
     laptop = read_run_file("laptop")
     assert laptop.where == "configs/laptop.toml" and "data" not in laptop.train  # not read: none
@@ -209,8 +209,8 @@ def test_a_run_config_is_resolved_once_with_each_values_source():
 
 
 def test_the_training_datas_source_is_said():
-    from minitune.config import to_toml
     from minitune.data.stream import data_line
+    from minitune.run.settings import to_toml
 
     model_cfg, cfg = load_run_config("laptop", {"train": {"out": "runs/x"}})
     assert data_line(cfg) == (

@@ -12,9 +12,8 @@ import pytest
 import torch
 from torch import nn
 
-from minitune.cli.use import evaluate_files
 from minitune.data.formats import Record
-from minitune.evaluate import Scored, format_table, predict, score, summarize
+from minitune.evaluate import Scored, evaluate_files, format_table, predict, score, summarize
 from minitune.tokenizer import Tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -5,7 +5,7 @@ import pytest
 import torch
 from conftest import POSITIONS, random_batch, tiny_model
 
-from minitune import Seq2SeqTransformer, cross_entropy_loss, shift_right
+from minitune import cross_entropy_loss, shift_right
 from minitune.generate import beam_search, sample_token, top_k_filter, top_p_filter
 
 
@@ -344,37 +344,3 @@ def test_sampled_rows_are_padded_after_their_eos():
         else:
             assert len(row) == 12, f"seed {seed}: {row}"
     assert ended_early >= 5, f"seed {seed}: too few rows end early to test the padding"
-
-
-def test_fused_weights_follow_an_optimizer_step_and_load_state_dict():
-    """The fused branches stack weights (q/k/v, the gate's two projections): never stale."""
-    model = tiny_model(seed=7, ffn="gated-gelu")  # stacked q/k/v and gate weights
-    input_ids, mask, dec = random_batch()
-
-    def logits(m):
-        with torch.inference_mode():  # where the stacked weights are cached
-            return m(input_ids, dec, mask)
-
-    def fresh_copy(m):  # the same weights in a new model: nothing cached
-        other = Seq2SeqTransformer(m.config).eval()
-        other.load_state_dict(m.state_dict())
-        return other
-
-    before = logits(model)
-    model.generate(input_ids, mask, max_new_tokens=4)  # fills the caches
-    # 1. an optimizer step changes the weights in place
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
-    cross_entropy_loss(model(input_ids, dec, mask), dec.roll(-1, 1)).backward()
-    optimizer.step()
-    after_step = logits(model)
-    assert (after_step - before).abs().max() > 1e-2  # the step really changed the output
-    torch.testing.assert_close(after_step, logits(fresh_copy(model)), atol=1e-5, rtol=1e-5)
-    # 2. load_state_dict copies other weights in
-    other = tiny_model(seed=8, ffn="gated-gelu")
-    model.generate(input_ids, mask, max_new_tokens=4)
-    model.load_state_dict(other.state_dict())
-    torch.testing.assert_close(logits(model), logits(other), atol=1e-5, rtol=1e-5)
-    assert torch.equal(
-        model.generate(input_ids, mask, max_new_tokens=8),
-        other.generate(input_ids, mask, max_new_tokens=8),
-    )

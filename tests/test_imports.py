@@ -96,3 +96,28 @@ def test_no_formatter_skip_markers():
         or "fmt: " + "off" in path.read_text(encoding="utf-8")
     ]
     assert not marked, marked
+
+
+def test_only_the_command_line_imports_the_command_line():
+    """cli/ is parsing and dispatch: no library module imports it (`__main__.py` aside, which is
+    the command), so what a long run needs lives in run/, not under the command line."""
+    graph = import_graph(type_checking=True)
+    importers = sorted(
+        module
+        for module, imported in graph.items()
+        if not module.startswith("minitune.cli") and module != "minitune.__main__"
+        if any(m == "minitune.cli" or m.startswith("minitune.cli.") for m in imported)
+    )
+    assert "minitune.cli.training" in graph["minitune.cli"]  # the graph sees cli's own imports
+    assert importers == []
+
+
+def test_the_top_of_the_package_is_the_teaching_core():
+    """The files directly in minitune/ are the teaching core (docs/layout.md's first block);
+    what serves it lives in a sub-package named for its job."""
+    top = sorted(p.name for p in PACKAGE.glob("*.py"))
+    core = ["config.py", "evaluate.py", "generate.py", "lora.py", "loss.py", "model.py"]
+    core += ["optim.py", "tokenizer.py", "train.py"]
+    assert top == sorted(["__init__.py", "__main__.py", *core])
+    packages = sorted(p.parent.name for p in PACKAGE.glob("*/__init__.py"))
+    assert packages == ["cli", "data", "interop", "kit", "layers", "run", "suite"]

@@ -9,10 +9,10 @@ import pytest
 import torch
 from conftest import interrupt_at
 
-from minitune.config import load_run_config
 from minitune.data.batching import EncodedExample
 from minitune.data.mixing import TaskMixer, task_weights
 from minitune.run.safetensors_io import load_safetensors
+from minitune.run.settings import load_run_config
 from minitune.train import train
 
 ROOT = Path(__file__).resolve().parents[1]

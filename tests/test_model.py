@@ -45,14 +45,16 @@ def test_source_padding_changes_nothing(position, fused):
 
 
 @pytest.mark.parametrize("position", POSITIONS)
-def test_fused_branches_and_explicit_arithmetic_agree_in_the_model(position):
-    model = tiny_model(position=position, ffn="gated-gelu")  # a gate: its fused branch too
+def test_fused_branch_and_explicit_arithmetic_agree_in_the_model(position):
+    model = tiny_model(position=position, ffn="gated-gelu")
     input_ids, mask, dec = random_batch()
     assert type(model.decoder.layers[0].self_attn) is Attention
     assert type(model.decoder.layers[0].ff) is FeedForward
+    # the switch is attention's alone: the one fused branch of the model is in Attention.attend
+    assert not any(hasattr(m, "fused") for m in model.modules() if isinstance(m, FeedForward))
     fused = model(input_ids, dec, mask)
     model.use_fused_kernels(False)
-    assert not any(m.fused for m in model.modules() if isinstance(m, (Attention, FeedForward)))
+    assert not any(m.fused for m in model.modules() if isinstance(m, Attention))
     explicit = model(input_ids, dec, mask)
     torch.testing.assert_close(fused, explicit, atol=1e-5, rtol=1e-5)
     model.use_fused_kernels(True)
@@ -232,7 +234,7 @@ def test_a_config_saved_with_a_path_loads_and_the_path_is_not_taken_from_it():
         assert cfg == tiny and key not in cfg.to_dict()
         model = Seq2SeqTransformer(cfg)
         assert {type(m) for m in model.modules() if isinstance(m, Attention)} == {Attention}
-    from minitune.config import _check_keys
+    from minitune.config import check_keys
 
     with pytest.raises(ValueError, match=r"key 'impl'; fused kernels are train\.fused_kernels"):
-        _check_keys("model", {"impl": "fast"}, ModelConfig)  # a run file's [model], or --set
+        check_keys("model", {"impl": "fast"}, ModelConfig)  # a run file's [model], or --set

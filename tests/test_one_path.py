@@ -1,5 +1,5 @@
-"""One code path: every command runs the classes in minitune/layers/, and the fused branches
-inside them (scaled_dot_product_attention, stacked projections) give the numbers of the explicit
+"""One code path: every command runs the classes in minitune/layers/, and the one fused branch
+inside them (attention's scaled_dot_product_attention) gives the numbers of the explicit
 arithmetic.
 
 A spy wrapped around `Attention.attend` on the class sees calls under each command; with the
@@ -71,7 +71,7 @@ def test_load_t5_builds_the_same_classes(tmp_path):
     assert not loaded.fused_kernels  # a loaded model, like a new one, runs the explicit steps
 
 
-# ---- the fused branches equal the explicit arithmetic ----------------------------------------
+# ---- the fused branch equals the explicit arithmetic -----------------------------------------
 
 
 @pytest.mark.parametrize("head", list(HEADS))
@@ -124,25 +124,6 @@ def test_seeded_sampling_gives_the_same_tokens_fused_and_explicit():
     model.use_fused_kernels(False)
     explicit = model.generate(input_ids, mask, generator=torch.Generator().manual_seed(5), **kwargs)
     assert torch.equal(fused, explicit)
-
-
-def test_lora_adapters_take_the_explicit_projections_and_give_the_same_numbers():
-    """A projection with an adapter is not a plain Linear: the stacked matmul steps aside."""
-    from minitune.lora import add_lora
-
-    model = tiny_model(seed=2, ffn="gated-gelu")
-    add_lora(model)
-    with torch.no_grad():  # adapters that change the output (B starts at zero)
-        for name, p in model.named_parameters():
-            if "lora_B" in name:
-                p.normal_(std=0.1)
-    input_ids, mask, dec = random_batch()
-    fused = model(input_ids, dec, mask)
-    fused.sum().backward()
-    adapters = [p for n, p in model.named_parameters() if "lora_" in n]
-    assert adapters and all(p.grad is not None for p in adapters)
-    model.use_fused_kernels(False)
-    torch.testing.assert_close(model(input_ids, dec, mask), fused, atol=1e-5, rtol=1e-4)
 
 
 # ---- every command runs Attention.attend; the switch reaches the explicit arithmetic ---------

@@ -210,7 +210,7 @@ def test_generate_command_and_fine_tuning_from_a_t5_folder(tmp_path):
     import sys
 
     from minitune import Tokenizer
-    from minitune.config import load_run_config
+    from minitune.run.settings import load_run_config
     from minitune.train import train
 
     reference, folder = saved_reference(tmp_path, "v1.1", vocab_size=3000)
@@ -271,7 +271,7 @@ def test_generate_command_and_fine_tuning_from_a_t5_folder(tmp_path):
 
 
 def test_fp16_training_of_t5_is_refused(tmp_path):
-    from minitune.config import load_run_config
+    from minitune.run.settings import load_run_config
     from minitune.train import train
 
     _, folder = saved_reference(tmp_path, "v1.0", vocab_size=3000)
@@ -340,7 +340,7 @@ def test_flan_t5_page_snippet_runs(tmp_path):
 def test_bf16_inference_and_training_from_a_t5_folder(tmp_path):
     import shutil
 
-    from minitune.config import load_run_config
+    from minitune.run.settings import load_run_config
     from minitune.train import train
 
     _, folder = saved_reference(tmp_path, "v1.1", vocab_size=3000)

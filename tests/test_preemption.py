@@ -332,7 +332,7 @@ def test_sighup_and_sigusr1_stop_a_run_as_sigterm_does(
 def test_the_pipeline_stops_in_tuning_and_in_evaluation_and_resumes_each(
     data, tmp_path, monkeypatch, capsys, caught_outside
 ):
-    import minitune.cli.use as use
+    import minitune.evaluate as evaluate
 
     out = tmp_path / "pipe"
     args = ["pipeline", "--config", "tiny", "--max-steps", "2", "--limit", "1", "--out", str(out)]
@@ -346,13 +346,13 @@ def test_the_pipeline_stops_in_tuning_and_in_evaluation_and_resumes_each(
     assert (line["signal"], line["step"], line["again"]) == ("SIGTERM", "1", again)
     monkeypatch.undo()
     # resumed, then SIGUSR1 during the evaluation: it stops there, at once
-    real_evaluate = use.evaluate_files
+    real_evaluate = evaluate.evaluate_files
 
     def sigusr1_while_evaluating(*a, **k):
         signal.raise_signal(signal.SIGUSR1)
         return real_evaluate(*a, **k)
 
-    monkeypatch.setattr(use, "evaluate_files", sigusr1_while_evaluating)
+    monkeypatch.setattr(evaluate, "evaluate_files", sigusr1_while_evaluating)
     assert main(shlex.split(again)[1:]) == 128 + signal.SIGUSR1
     printed = capsys.readouterr().out.strip().splitlines()
     assert f"resumed from {out / 'last'} at step 1" in printed

@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_train import read_metrics, small_data, tiny_run
 
-from minitune.config import TrainConfig, load_run_config
+from minitune.config import TrainConfig
 from minitune.data.formats import DataError, read_records
 from minitune.model import Seq2SeqTransformer
 from minitune.run.checkpoint import (
@@ -29,6 +29,7 @@ from minitune.run.checkpoint import (
     save_checkpoint,
 )
 from minitune.run.errors import DivergenceError, RunError
+from minitune.run.settings import load_run_config
 from minitune.tokenizer import train_tokenizer
 from minitune.train import train
 

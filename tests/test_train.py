@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import import_or_skip, interrupt_at
 
-from minitune.config import TrainConfig, load_run_config, parse_override
+from minitune.config import TrainConfig
 from minitune.data.batching import collate, encode_records
 from minitune.data.formats import read_records
 from minitune.evaluate import exact_match, lcs_length, rouge_l, token_f1
@@ -20,6 +20,7 @@ from minitune.run.checkpoint import (
     load_safetensors,
     save_safetensors,
 )
+from minitune.run.settings import load_run_config, parse_override
 from minitune.tokenizer import Tokenizer
 from minitune.train import StepSetup, forward_backward, train
 
@@ -61,7 +62,7 @@ def test_tiny_end_to_end_loss_falls_checkpoint_loads_and_evaluates(tmp_path):
     info = json.loads((tmp_path / "run" / "last" / "config.json").read_text())
     assert info["train"]["max_steps"] == 40 and info["step"] == 40 and info["seed"] == 0
     assert info["tokenizer_sha"] == Tokenizer(ROOT / "tokenizer" / "minitune.model").fingerprint()
-    from minitune.cli.use import evaluate_files
+    from minitune.evaluate import evaluate_files
 
     model, _ = load_model(tmp_path / "run" / "best")
     tok = Tokenizer(tmp_path / "run" / "best" / "tokenizer.model")

@@ -13,8 +13,8 @@ from conftest import interrupt_at
 from test_train import read_metrics, tiny_run
 
 from minitune import shift_right
-from minitune.config import load_run_config
 from minitune.run.checkpoint import load_safetensors, load_trainer_state
+from minitune.run.settings import load_run_config
 from minitune.train import train
 
 ROOT = Path(__file__).resolve().parents[1]

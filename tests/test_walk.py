@@ -77,3 +77,18 @@ def test_the_walk_from_main_to_backward_is_the_one_docs_layout_lists(tmp_path, m
     files = documented("### The files it enters")
     assert [line.split()[0] for line in files] == entered
     assert documented("### The call stack at `loss.backward()`") == stack
+
+
+def test_the_pipeline_reaches_the_step_in_four_calls_too(tmp_path, monkeypatch):
+    """`minitune pipeline` trains through the same train(): main -> cmd_pipeline -> train ->
+    train_step (docs/layout.md says so below the walk)."""
+    argv = ["pipeline", "--config", "tiny", "--data", small_data(tmp_path, 30)]
+    argv += ["--out", str(tmp_path / "run"), "--max-steps", "1", "--no-progress"]
+    _, stack = walk(argv, monkeypatch)
+    assert stack == [
+        "cli/__init__.py: main",
+        "cli/pipeline.py: cmd_pipeline",
+        "train.py: train",
+        "train.py: train_step",
+        "train.py: forward_backward",
+    ]

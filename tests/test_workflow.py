@@ -11,10 +11,10 @@ from test_train import small_data
 
 import minitune.train as training
 from minitune.cli import main
-from minitune.config import load_run_config, tomllib
 from minitune.data.stream import HOLDOUT_MIN, hold_out
 from minitune.run.metrics_log import plot_losses, steps_by_deadline
 from minitune.run.paths import config_file, find_shipped
+from minitune.run.settings import load_run_config, tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -144,9 +144,9 @@ print(x.shape, "->", y.shape)
 # PyTorch's fused kernel, which never stores the (T, T) weights and is faster on a GPU and on long
 # sequences. Every command runs this one class, so a breakpoint in `attend` fires under
 # `minitune train`; a new layer runs the explicit steps, `model.use_fused_kernels()` switches
-# every layer, and the commands' `--fused-kernels auto` turns the branch on with CUDA only (on
-# a CPU the explicit steps measured faster). A test (`tests/test_layers.py`) proves the two agree; here is the
-# check once.
+# every layer, and the commands' `--fused-kernels auto` turns the branch on with CUDA only
+# (benchmarks/README.md, "One path"). A test (`tests/test_layers.py`) proves the two agree; here
+# is the check once.
 
 # %%
 qh, kh, vh = (torch.randn(2, 4, 6, 8) for _ in range(3))  # (B, H, T, D)

@@ -37,12 +37,13 @@ import torch
 import torch.nn.functional as F
 
 from minitune import ModelConfig, Seq2SeqTransformer, Tokenizer
-from minitune.config import TrainConfig, load_run_config
+from minitune.config import TrainConfig
 from minitune.data.batching import collate, encode_records
 from minitune.data.formats import read_records
 from minitune.kit.tutorial import QUICK, SHIPPED, show
 from minitune.model import shift_right
 from minitune.optim import build_optimizer, lr_factor
+from minitune.run.settings import load_run_config
 from minitune.train import StepSetup, forward_backward, train, train_step
 
 torch.manual_seed(0)
@@ -170,7 +171,7 @@ assert (one - four).abs().max() < 1e-5 * one.abs().max()
 
 # %%
 with tempfile.TemporaryDirectory() as out:
-    model_cfg, run_cfg = load_run_config(
+    model_cfg, train_cfg = load_run_config(
         SHIPPED / "configs" / "tiny.toml",
         {
             "train": {
@@ -183,11 +184,11 @@ with tempfile.TemporaryDirectory() as out:
             }
         },
     )
-    summary = train(model_cfg, run_cfg, progress=False)
+    summary = train(model_cfg, train_cfg, progress=False)
     print(summary)
     rows = [json.loads(line) for line in Path(out, "metrics.jsonl").read_text().splitlines()]
     train_losses = [r["loss"] for r in rows if "loss" in r]
-    assert summary["step"] == run_cfg.max_steps and train_losses[-1] < train_losses[0]
+    assert summary["step"] == train_cfg.max_steps and train_losses[-1] < train_losses[0]
 
 # %% [markdown]
 # **Exercise.** Set `clip_grad=0` and a learning rate 10× higher in the overfitting cell. What

@@ -39,12 +39,12 @@ from pathlib import Path
 import torch
 
 from minitune import Seq2SeqTransformer
-from minitune.config import load_run_config
 from minitune.data.formats import read_records
 from minitune.data.templates import format_prompt
 from minitune.evaluate import format_table, predict, score, summarize
 from minitune.kit.tutorial import QUICK, SHIPPED
 from minitune.run.checkpoint import load_model
+from minitune.run.settings import load_run_config
 from minitune.suite.tasks import all_families
 from minitune.tokenizer import Tokenizer
 from minitune.train import train
@@ -118,13 +118,13 @@ if QUICK:
             "warmup_steps": 20,
         },
     }
-    model_cfg, cfg = load_run_config(SHIPPED / "configs" / "tiny.toml", overrides)
+    model_cfg, train_cfg = load_run_config(SHIPPED / "configs" / "tiny.toml", overrides)
 else:
     TASKS = tuple(sorted({r.meta["task"] for r in train_records}))
     paths["valid_data"] = str(SHIPPED / "data" / "valid.jsonl")
-    model_cfg, cfg = load_run_config(SHIPPED / "configs" / "laptop.toml", {"train": paths})
-summary = train(model_cfg, cfg, progress=not QUICK)
-rows = [json.loads(line) for line in Path(cfg.out, "metrics.jsonl").read_text().splitlines()]
+    model_cfg, train_cfg = load_run_config(SHIPPED / "configs" / "laptop.toml", {"train": paths})
+summary = train(model_cfg, train_cfg, progress=not QUICK)
+rows = [json.loads(line) for line in Path(train_cfg.out, "metrics.jsonl").read_text().splitlines()]
 losses = [r["loss"] for r in rows if "loss" in r]
 print(f"training loss {losses[0]:.2f} -> {losses[-1]:.2f}")
 assert losses[-1] < 0.5 * losses[0], "instruction tuning should lower the training loss"
@@ -136,8 +136,8 @@ assert losses[-1] < 0.5 * losses[0], "instruction tuning should lower the traini
 # before tuning (the same architecture, freshly initialised) and after:
 
 # %%
-tuned, _ = load_model(f"{cfg.out}/best")
-tok = Tokenizer(f"{cfg.out}/best/tokenizer.model")
+tuned, _ = load_model(f"{train_cfg.out}/best")
+tok = Tokenizer(f"{train_cfg.out}/best/tokenizer.model")
 torch.manual_seed(0)
 untuned = Seq2SeqTransformer(tuned.config).eval()  # the starting point: random weights
 test_records = [r for r in read_records(SHIPPED / "data" / "test.jsonl") if r.meta["task"] in TASKS]

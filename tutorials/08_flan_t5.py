@@ -34,10 +34,10 @@ from pathlib import Path
 import torch
 
 import minitune
-from minitune.config import load_run_config
 from minitune.kit.tutorial import QUICK, SHIPPED
 from minitune.lora import add_lora, count_parameters, merge_lora
 from minitune.run.checkpoint import load_model
+from minitune.run.settings import load_run_config
 from minitune.train import train
 
 folder = os.environ.get("FLAN_T5")
@@ -100,10 +100,10 @@ common = {
     "lr": 3e-4,
     "warmup_steps": 2,
 }
-model_cfg, cfg = load_run_config(
+model_cfg, train_cfg = load_run_config(
     SHIPPED / "configs" / "tiny.toml", {"train": {**common, "out": str(runs / "full")}}
 )
-train(model_cfg, cfg, progress=False)
+train(model_cfg, train_cfg, progress=False)
 tuned, info = load_model(runs / "full" / "last")
 
 
@@ -119,7 +119,7 @@ print(
     f"loss {full_losses[0]:.2f} -> {full_losses[-1]:.2f}"
 )
 assert full_losses[-1] < full_losses[0], "further tuning should lower the loss"
-assert info["step"] == cfg.max_steps
+assert info["step"] == train_cfg.max_steps
 
 # %% [markdown]
 # ## LoRA: train 1% of the parameters
@@ -135,11 +135,11 @@ trainable, total = count_parameters(probe)
 print(f"LoRA rank 4: {trainable:,} trainable of {total:,} ({100 * trainable / total:.1f}%)")
 assert 0 < trainable < 0.1 * total  # a few adapters, the rest frozen
 
-model_cfg, cfg = load_run_config(
+model_cfg, train_cfg = load_run_config(
     SHIPPED / "configs" / "tiny.toml",
     {"train": {**common, "out": str(runs / "lora"), "lora_rank": 4, "lr": 1e-3}},
 )
-train(model_cfg, cfg, progress=False)
+train(model_cfg, train_cfg, progress=False)
 print(sorted(p.name for p in (runs / "lora" / "last").iterdir()))  # adapter.safetensors, no model
 lora_losses = losses_of(runs / "lora")
 print(f"LoRA: loss {lora_losses[0]:.2f} -> {lora_losses[-1]:.2f}, 1% of the weights moving")

@@ -31,12 +31,12 @@ import torch
 from torch import nn
 
 from minitune import ModelConfig, Seq2SeqTransformer
-from minitune.config import load_run_config
 from minitune.kit import conformance
 from minitune.kit.tutorial import QUICK, SHIPPED
 from minitune.layers import registry
 from minitune.layers.alibi import alibi_slopes
 from minitune.layers.positions import PositionScheme
+from minitune.run.settings import load_run_config
 from minitune.train import train
 
 # %% [markdown]
@@ -46,9 +46,10 @@ from minitune.train import train
 # attention scores) or `rotate` (turn queries and keys). Ours is a bias: a function of the
 # distance between query i and key j, and of nothing else. `offset` is the position of the first
 # query. The model itself asks a bias only for whole square tables from position 0 (a cached
-# decoder builds its table once and takes one row per step: `DecoderCache` in
-# `minitune/model.py`), but the contract is general: `position_bias(q_len, k_len, offset)` is rows
-# offset..offset+q_len-1 of the table, and the kit holds every scheme to it.
+# decoder builds its table once and takes one row per step: `Decoder` in `minitune/model.py`,
+# `DecoderCache` in `minitune/layers/kv_cache.py`), but the contract is general:
+# `position_bias(q_len, k_len, offset)` is rows offset..offset+q_len-1 of the table, and the kit
+# holds every scheme to it.
 
 
 # %%

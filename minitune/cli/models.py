@@ -68,9 +68,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Run the conformance kit; exit 0 when every check passes, 1 otherwise."""
-    from minitune.config import parse_override
     from minitune.kit import conformance
     from minitune.layers import registry
+    from minitune.run.settings import parse_override
 
     targets = []
     if args.all:

@@ -18,26 +18,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from minitune.cli.shared import UserError, sub_parser
-from minitune.cli.training import (
+from minitune.cli.training import command_line, speed, stop_line, training_flags
+from minitune.run.checkpoint import load_checkpoint
+from minitune.run.paths import find_shipped
+from minitune.run.settings import (
     DEFAULT_CONFIGS,
     SPAN,
     SPAN_DEFAULTS,
-    attention_prompt,
-    check_out,
-    command_line,
+    RunConfig,
+    Source,
+    new_run,
     planned_out,
+    read_run_file,
     resumed_run,
-    run_config,
-    run_record,
-    speed,
-    stop_line,
-    trained,
-    training_flags,
-    write_page,
 )
-from minitune.config import RunConfig, Source, read_run_file
-from minitune.run.checkpoint import load_checkpoint
-from minitune.run.paths import find_shipped
 
 # The shipped pretrained base (configs/base.toml made it): `pipeline --base` tunes it. Not the
 # default: at the laptop budget (11 minutes, 2 cores) tuning it scored below random weights
@@ -133,7 +127,7 @@ def plan_phases(args: argparse.Namespace, base: Path | None) -> Phases:
         start = str(pre_last) if args.pretrain_steps else base and str(base.resolve())
         phase = Source("minitune pipeline: the tuning phase", train={"init": start})
         sources = [read_run_file(config), SCORING, *settings, phase]
-        tuning = run_config(sources, notes.append)
+        tuning = new_run(sources, notes.append)
     return Phases(out, notes, pretraining, resume_pretraining, tuning, resume_tuning)
 
 
@@ -162,20 +156,23 @@ def _pretraining(
     if resume:
         named = [read_run_file(recipe)] if base or args.config else []
         return resumed_run(out / "pretrain", [*named, *settings], args.force, notes.append)
-    return run_config([SPAN_DEFAULTS, read_run_file(recipe), *settings], notes.append)
+    return new_run([SPAN_DEFAULTS, read_run_file(recipe), *settings], notes.append)
 
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
     """(Pretrain,) instruction-tune, evaluate on the five evaluation splits, show examples.
     A stop signal stops the phase it comes in (a training phase saves first) and the pipeline,
     with status 128 + its number; --resume continues from that phase."""
+    from minitune.run.report import run_record, write_page
+    from minitune.run.state import check_out
     from minitune.run.stop_signals import Stopped, signal_name, stop_at_once
+    from minitune.train import train
 
     base = pipeline_base(args)  # before anything is written or removed
     phases = plan_phases(args, base)  # every phase's config, once, before anything is written
     out = phases.out
     if args.print_config:  # each phase's, the tuning last
-        from minitune.config import to_toml
+        from minitune.run.settings import to_toml
 
         if phases.pretraining is not None:
             print(
@@ -199,21 +196,25 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         )
     else:
         print(f"== start: the pretrained base {base} (without --base/--init: random weights)")
+    progress = not args.no_progress
     if phases.pretraining is not None:
         corpus = "the world corpus, configs/base.toml" if base else "data/pretrain.txt"
         print(f"== pretraining (span corruption on {corpus}) for {args.pretrain_steps} steps")
         pre = phases.pretraining
-        record = run_record(args, pre, phases.resume_pretraining, "the pretraining phase")
-        done = trained(record, pre, phases.resume_pretraining, progress=not args.no_progress)
+        record = run_record(pre, args.argv, phases.resume_pretraining, "the pretraining phase")
+        done = train(
+            pre.model, pre.train, phases.resume_pretraining, progress=progress, record=record
+        )
         if done["signal"]:  # stopped by one (or it came as the phase ended): go no further
-            write_page(out / "pretrain", None)
             print(stop_line(done, again, "the pretraining"))
             return 128 + done["signal"]
-        write_page(out / "pretrain", attention_prompt(pre.train))
     print("== instruction tuning")
     tuning = phases.tuning
-    record = run_record(args, tuning, phases.resume_tuning, "the tuning phase")
-    summary = trained(record, tuning, phases.resume_tuning, progress=not args.no_progress)
+    # its page is built after the evaluation (below), with the scores
+    record = run_record(tuning, args.argv, phases.resume_tuning, "the tuning phase", page=False)
+    summary = train(
+        tuning.model, tuning.train, phases.resume_tuning, progress=progress, record=record
+    )
     if summary["signal"]:
         write_page(out, None)
         print(stop_line(summary, again, "the tuning"))
@@ -230,23 +231,22 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     return 0
 
 
-def _evaluate_and_show(args: argparse.Namespace, out: Path, cfg, summary: dict) -> None:
+def _evaluate_and_show(args: argparse.Namespace, out: Path, train_cfg, summary: dict) -> None:
     """Evaluate out/best on the shipped evaluation splits; print the table, the averages and a
     few answers; write OUT/report.json and OUT/eval.txt."""
     import dataclasses
     import json
 
-    from minitune.cli.use import evaluate_files
     from minitune.data.formats import read_records
-    from minitune.evaluate import SPLIT_NAMES, format_table
+    from minitune.evaluate import SPLIT_NAMES, evaluate_files, format_table
     from minitune.run.checkpoint import read_config
-    from minitune.run.report import add_scores_to_card
+    from minitune.run.report import add_scores_to_card, write_page
 
     print("== evaluation")
-    model, tok, _ = load_checkpoint(str(out / "best"), cfg.device, cfg.fused_kernels)
+    model, tok, _ = load_checkpoint(str(out / "best"), train_cfg.device, train_cfg.fused_kernels)
     files = [str(find_shipped(f"data/{split}.jsonl")) for split in SPLIT_NAMES]
     result = evaluate_files(
-        model, tok, files, args.limit, cfg.max_source_length, cfg.max_target_length
+        model, tok, files, args.limit, train_cfg.max_source_length, train_cfg.max_target_length
     )
     table = format_table(result["report"])
     print(table, end="")
@@ -298,7 +298,7 @@ def _evaluate_and_show(args: argparse.Namespace, out: Path, cfg, summary: dict) 
     )
     right = [s for s in result["scored"] if s.split == "test" and s.exact_match]
     shown = (right or result["scored"])[0].prompt if result["scored"] else None
-    write_page(out, shown, cfg.device if cfg.device != "auto" else "cpu")
+    write_page(out, shown, train_cfg.device if train_cfg.device != "auto" else "cpu")
 
 
 def add_parsers(sub) -> None:

@@ -1,8 +1,8 @@
 """What the training loop reads: the examples of a run, and the stream of batches it steps through.
 
-    make_epoch, valid, tasks = load_data(cfg, tok, out, d, log)
+    make_epoch, valid, tasks = load_data(cfg, tok, out, dist, log)
     stream = batch_stream(make_epoch, batch_size, seed)             # endless (epoch, index, batch)
-    micro, drawn = next_micro_batches(stream, grad_accum, pad_id, d, device)  # one step's share
+    micro, drawn = next_micro_batches(stream, grad_accum, pad_id, dist, device)  # one step's share
 
 Instruction tuning reads JSONL records (or draws fresh ones from the suite's generators), holds
 out a validation slice if asked, and tokenizes everything once, before the first step; span
@@ -38,7 +38,7 @@ from minitune.tokenizer import Tokenizer
 HOLDOUT_MIN = 32  # a held-out validation slice has at least this many examples (if it can)
 
 
-def load_data(cfg: TrainConfig, tok: Tokenizer, out: Path, d: Distributed, log):
+def load_data(cfg: TrainConfig, tok: Tokenizer, out: Path, dist: Distributed, log):
     """(make_epoch, valid, tasks): a function epoch -> the training examples of that epoch (the
     same every epoch for instruction tuning, corrupted afresh for span pretraining), the
     validation examples (possibly none), and each training example's task (None: span)."""
@@ -48,7 +48,7 @@ def load_data(cfg: TrainConfig, tok: Tokenizer, out: Path, d: Distributed, log):
             files = [
                 str(
                     fresh_training_file(
-                        out, cfg.fresh_per_task, d, log, cfg.fresh_shared, cfg.fresh_grammar
+                        out, cfg.fresh_per_task, dist, log, cfg.fresh_shared, cfg.fresh_grammar
                     )
                 )
             ]
@@ -116,7 +116,12 @@ def data_line(cfg: TrainConfig) -> str:
 
 
 def fresh_training_file(
-    out: Path, per_task: int, d: Distributed, log=print, shared: bool = False, grammar: float = 0.0
+    out: Path,
+    per_task: int,
+    dist: Distributed,
+    log=print,
+    shared: bool = False,
+    grammar: float = 0.0,
 ) -> Path:
     """OUT/fresh_train.jsonl: `per_task` fresh examples of every seen task of the shipped suite
     (and, with `shared`, of every training-only family; `grammar`: that share asked with
@@ -126,14 +131,14 @@ def fresh_training_file(
     from minitune.suite.tasks import write_training_set
 
     path = out / "fresh_train.jsonl"
-    if d.is_main:
+    if dist.is_main:
         start = time.time()
         counts = write_training_set(path, per_task, seed=0, shared=shared, grammar=grammar)
         log(
             f"fresh training data: {sum(counts.values()):,} examples of {len(counts)} tasks "
             f"drawn in {time.time() - start:.0f} s into {path}"
         )
-    d.barrier()
+    dist.barrier()
     return path
 
 
@@ -175,7 +180,11 @@ def span_examples(
 
 
 def task_mixer(
-    examples: list[EncodedExample], tasks: list[str] | None, cfg: TrainConfig, d: Distributed, log
+    examples: list[EncodedExample],
+    tasks: list[str] | None,
+    cfg: TrainConfig,
+    dist: Distributed,
+    log,
 ) -> TaskMixer:
     """The batch stream of mix_tasks_every (minitune/data/mixing.py): tasks drawn by their loss
     on a few held-out training examples each, which are never trained on."""
@@ -185,7 +194,7 @@ def task_mixer(
             "pretraining has none: set it to 0"
         )
     window = cfg.bucket_batches if cfg.length_bucketing else 1
-    mixer = TaskMixer(examples, tasks, cfg.batch_size * d.world_size, window, cfg.seed)
+    mixer = TaskMixer(examples, tasks, cfg.batch_size * dist.world_size, window, cfg.seed)
     log(
         f"task mixing: every {cfg.mix_tasks_every} steps, {len(mixer.probe)} tasks weighted "
         f"by their loss on {PROBE_SIZE} held-out training examples each (floor {FLOOR} x the "
@@ -252,7 +261,7 @@ def next_micro_batches(
     stream,
     grad_accum: int,
     pad_id: int,
-    d: Distributed,
+    dist: Distributed,
     device,
     packed: tuple[int, int] | None = None,
     rows: int = 0,
@@ -265,10 +274,12 @@ def next_micro_batches(
         epoch, i, batch_examples = next(stream)
         # an epoch's last batch too small to give every process an example: skip it (a packed
         # batch never is: a process without a row gets empty rows, which add nothing)
-        while not packed and len(batch_examples) < d.world_size:
+        while not packed and len(batch_examples) < dist.world_size:
             epoch, i, batch_examples = next(stream)
         n = len(batch_examples)  # this process's share of the global batch:
-        mine = batch_examples[d.rank * n // d.world_size : (d.rank + 1) * n // d.world_size]
+        mine = batch_examples[
+            dist.rank * n // dist.world_size : (dist.rank + 1) * n // dist.world_size
+        ]
         if packed:
             examples += sum(map(len, batch_examples))
             batch = collate_packed(mine, pad_id, *packed, n_rows=rows)

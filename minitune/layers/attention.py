@@ -10,15 +10,12 @@ builds it once per stack; every layer of the stack reuses it.
 
 `Attention` is the computation written out (project, split heads, positions and the KV cache,
 scores + attn_bias, softmax, weighted sum, merge heads), to read and step through; every command
-runs it. Two steps have a fused branch, taken while `fused` is True (`model.use_fused_kernels()`
-switches every layer; a new layer runs the explicit steps; the commands' `--fused-kernels auto`
-turns the branches on with CUDA and leaves them off on a CPU, where they measured slower) and the
-layer reads a block of tokens (training, the encoder, a whole prefix; the one new token of a
-cached decoding step runs the explicit steps, which measured faster there): `project` computes
-self-attention's q, k and v with one matmul of the stacked weight [W_q; W_k; W_v], and `attend`
-calls PyTorch's `scaled_dot_product_attention`, which fuses the four steps of
-`attention_reference` and never stores the weights. Tests prove both branches equal to the
-explicit arithmetic (tests/test_layers.py); with the switch off, an edit to the explicit
+runs it. One step has a fused branch: while `fused` is True, `attend` calls PyTorch's
+`scaled_dot_product_attention`, which computes the four steps of `attention_reference` in one
+kernel and never stores the weights. A new layer runs the explicit steps;
+`model.use_fused_kernels()` switches every layer, and the commands' `--fused-kernels auto` turns
+the branch on with CUDA only (benchmarks/README.md, "One path"). A test proves the branch equal
+to the explicit arithmetic (tests/test_layers.py); with the switch off, an edit to the explicit
 arithmetic takes effect everywhere.
 """
 
@@ -30,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from minitune.layers.base import Layer, Rotary, stacked_linear
+from minitune.layers.base import Layer, Rotary
 from minitune.layers.kv_cache import KVCache
 
 if TYPE_CHECKING:
@@ -179,7 +176,7 @@ class Attention(Layer):
         self.o = nn.Linear(cfg.inner_dim, cfg.d_model, bias=cfg.bias)  # W_o
         # T5 folds 1/sqrt(D) into W_q's init when scores are not scaled (see init_weights)
         self.q_init_std = (cfg.d_model * (1 if cfg.scale_attention else cfg.d_head)) ** -0.5
-        self.fused = False  # take the fused branches (model.use_fused_kernels switches them)
+        self.fused = False  # attend's fused branch (model.use_fused_kernels switches it)
         self.record_weights = False  # when True, keep the weights of the next call ...
         self.last_weights: torch.Tensor | None = None  # ... here: (B, H, T_q, T_k)
 
@@ -230,7 +227,7 @@ class Attention(Layer):
     def keys_values(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The keys and values of `context` (B, T_k, C) alone, (B, H_kv, T_k, D) each, made by
         `project` itself (so a variant's own projection is kept): the decoder cache fills
-        cross-attention's cache with the encoder output's, once (model.DecoderCache)."""
+        cross-attention's cache with the encoder output's, once (kv_cache.DecoderCache)."""
         no_queries = context[:, :0]  # (B, 0, C): project's queries are not wanted here
         _, k, v = self.project(no_queries, context)
         return k, v
@@ -246,15 +243,6 @@ class Attention(Layer):
         """Queries from x, keys and values from `context` (None: they are all in the cache).
 
         Returns q (B, H, T_q, D) and k, v (B, H_kv, T_k, D), or None, None."""
-        # self-attention over a block of tokens: [W_q; W_k; W_v] x, one matmul (for the single
-        # token of a decoding step, three small matmuls measured faster than stacking weights)
-        if self.fused and context is x and x.shape[1] > 1:
-            qkv = stacked_linear(x, [self.q, self.k, self.v])  # (B, T, H·D + 2·H_kv·D)
-            if qkv is not None:  # (None: a projection carries an adapter, LoRA)
-                kv_width = self.n_kv_heads * self.d_head
-                q, k, v = qkv.split([self.n_heads * self.d_head, kv_width, kv_width], dim=-1)
-                q = self.split_heads(q, self.n_heads)  # (B, H, T_q, D)
-                return q, self.split_heads(k, self.n_kv_heads), self.split_heads(v, self.n_kv_heads)
         q = self.split_heads(self.q(x), self.n_heads)  # (B, H, T_q, D)
         if context is None:
             return q, None, None
@@ -268,8 +256,8 @@ class Attention(Layer):
         """softmax(s · q kᵀ + attn_bias) v in every head: (B, H, T_q, D) from q (B, H, T_q, D)
         and k, v (B, H, T_k, D); the four steps are `attention_reference`."""
         dropout = self.dropout if self.training else 0.0
-        # the four steps in one kernel, which never makes the weights (not for the single query
-        # of a decoding step, where the explicit steps measured faster)
+        # the four steps in one kernel, which never makes the weights; for a block of queries
+        # (a decoding step's single query takes the steps below: benchmarks/README.md, "One path")
         if self.fused and q.shape[-2] > 1 and not self.record_weights:
             if attn_bias is not None:
                 attn_bias = attn_bias.to(q.dtype)  # under autocast q is bf16: one dtype

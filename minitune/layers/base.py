@@ -25,7 +25,6 @@ from __future__ import annotations
 from typing import Protocol
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from minitune.layers.kv_cache import KVCache
@@ -36,22 +35,6 @@ class Layer(nn.Module):
 
     def init_weights(self) -> None:
         """Set the parameters to their initial values; the default keeps PyTorch's."""
-
-
-def stacked_linear(x: torch.Tensor, linears: list[nn.Module]) -> torch.Tensor | None:
-    """x projected by several Linear layers at once, (..., Σ out_features): a fused branch of
-    attention (W_q, W_k, W_v) and of a gated feed-forward (W_i0, W_i1). One matmul with the
-    stacked weight [W_1; W_2; ...] reads x once and runs one larger, more efficient kernel; the
-    layers keep their separate Linears (T5's names; LoRA adapts them one by one). None when one
-    of them is not a plain nn.Linear (an adapter): the caller then projects one by one.
-
-    Example: W_q, W_k, W_v (C -> 64 each) -> one (C -> 192) matmul whose output columns 0..63
-    are W_q x, 64..127 W_k x and 128..191 W_v x."""
-    if not all(type(linear) is nn.Linear for linear in linears):
-        return None
-    weight = torch.cat([linear.weight for linear in linears])  # (Σ out_features, in_features)
-    biases = [linear.bias for linear in linears if linear.bias is not None]
-    return F.linear(x, weight, torch.cat(biases) if biases else None)
 
 
 class Rotary(Protocol):

@@ -7,10 +7,7 @@ Shapes: x is (B, T, C) with C = d_model; the hidden layer has width F = d_ff.
     gated-gelu  FF(x) = W_o · (gelu_tanh(W_i0 x) ⊙ W_i1 x)   (T5 v1.1 / Flan-T5; tanh GELU)
     swiglu      FF(x) = W_o · (silu(W_i0 x) ⊙ W_i1 x)        (Shazeer 2020, LLaMA)
 
-The gated variants have a third matrix; at equal d_ff they have 1.5× the parameters. While
-`fused` is True (`model.use_fused_kernels()`; off in a new layer), a gated layer
-computes its two input projections with one matmul, [W_i0; W_i1] x (base.stacked_linear), for
-a block of tokens (not the single token of a decoding step, as in attention.py).
+The gated variants have a third matrix; at equal d_ff they have 1.5× the parameters.
 """
 
 from __future__ import annotations
@@ -21,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from minitune.layers.base import Layer, stacked_linear
+from minitune.layers.base import Layer
 
 if TYPE_CHECKING:
     from minitune.config import ModelConfig
@@ -58,7 +55,6 @@ class FeedForward(Layer):
         self.wi_gate = nn.Linear(C, F_, bias=bias) if self.gated else None  # W_i1
         self.wo = nn.Linear(F_, C, bias=bias)  # W_o
         self.dropout = nn.Dropout(cfg.dropout)
-        self.fused = False  # the gate's two projections as one matmul (use_fused_kernels)
 
     def init_weights(self) -> None:
         """T5's init: each matrix ~ N(0, 1/fan_in)."""
@@ -70,17 +66,7 @@ class FeedForward(Layer):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """FF(x) = W_o · (act(W_i x) ⊙ W_i1 x), the gate only in gated variants; (B, T, C)."""
-        h, gate = self.project_in(x)  # (B, T, F) each; gate None when not gated
-        h = self.activation(h)
-        if gate is not None:
-            h = h * gate  # the gate: elementwise product with a second projection
+        h = self.activation(self.wi(x))  # (B, T, F)
+        if self.wi_gate is not None:
+            h = h * self.wi_gate(x)  # the gate: elementwise product with a second projection
         return self.wo(self.dropout(h))  # (B, T, C)
-
-    def project_in(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """W_i x and, when gated, W_i1 x (None when not gated); (B, T, F) each."""
-        if self.fused and self.wi_gate is not None and x.shape[1] > 1:  # [W_i0; W_i1] x
-            both = stacked_linear(x, [self.wi, self.wi_gate])  # (B, T, 2F); None with LoRA
-            if both is not None:
-                h, gate = both.chunk(2, dim=-1)  # (B, T, F) each
-                return h, gate
-        return self.wi(x), self.wi_gate(x) if self.wi_gate is not None else None

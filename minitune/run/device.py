@@ -85,7 +85,7 @@ def resolve_precision(
     precision: str,
     device: torch.device,
     width: tuple[int, int] = (256, 1024),
-    d: Distributed | None = None,
+    dist: Distributed | None = None,
 ) -> tuple[str, str]:
     """ "auto" -> "bf16" where it is faster, else "fp32"; other values are returned unchanged.
     Returns (precision, why) - why says what "auto" found ("" for an explicit choice).
@@ -101,9 +101,11 @@ def resolve_precision(
     if device.type != "cpu" or not cpu_has_bf16():
         return "fp32", "auto: no bf16 instructions"
     speedup = bf16_speedup(*width)
-    if d is not None and d.enabled:  # every process the same choice: the mean of their timings
-        (total,) = d.sum([speedup])
-        speedup = total / d.world_size
+    if (
+        dist is not None and dist.enabled
+    ):  # every process the same choice: the mean of their timings
+        (total,) = dist.sum([speedup])
+        speedup = total / dist.world_size
     choice = "bf16" if speedup > BF16_MIN_SPEEDUP else "fp32"
     return choice, f"auto: bf16 matmuls {speedup:.2f}x the fp32 speed on this CPU"
 
@@ -136,10 +138,10 @@ def precision_context(precision: str, device: torch.device):
 
 
 def fused_kernels_on(setting: str, device: torch.device) -> bool:
-    """Whether the layers take their fused branches (TrainConfig.fused_kernels, --fused-kernels):
-    "on", "off", or "auto": on with CUDA (PyTorch's flash and memory-efficient attention), off on
-    other devices (on the project's 2-core CPU the explicit arithmetic trained 1.26x faster and
-    evaluated 1.08x faster: benchmarks/README.md)."""
+    """Whether attention takes its fused branch, SDPA (TrainConfig.fused_kernels,
+    --fused-kernels): "on", "off", or "auto": on with CUDA (PyTorch's flash and memory-efficient
+    attention), off on other devices (slower on the project's 2-core CPU: benchmarks/README.md,
+    "One path")."""
     if setting == "auto":
         return torch.device(device).type == "cuda"
     return setting == "on"

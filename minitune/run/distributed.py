@@ -30,7 +30,7 @@ import os
 from dataclasses import dataclass
 
 import torch
-import torch.distributed as dist
+import torch.distributed
 from torch import nn
 
 
@@ -57,9 +57,9 @@ class Distributed:
         if not self.enabled:
             return values
         t = torch.tensor(values, dtype=torch.float64)
-        if dist.get_backend() == "nccl":
+        if torch.distributed.get_backend() == "nccl":
             t = t.cuda()
-        dist.all_reduce(t)
+        torch.distributed.all_reduce(t)
         return t.tolist()
 
     def max(self, value: int) -> int:
@@ -67,9 +67,9 @@ class Distributed:
         if not self.enabled:
             return value
         t = torch.tensor([value], dtype=torch.int64)
-        if dist.get_backend() == "nccl":
+        if torch.distributed.get_backend() == "nccl":
             t = t.cuda()
-        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
         return int(t.item())
 
     def gather(self, obj) -> list:
@@ -77,12 +77,12 @@ class Distributed:
         if not self.enabled:
             return [obj]
         result = [None] * self.world_size
-        dist.all_gather_object(result, obj)
+        torch.distributed.all_gather_object(result, obj)
         return result
 
     def barrier(self) -> None:
         if self.enabled:
-            dist.barrier()
+            torch.distributed.barrier()
 
 
 def setup(device_name: str, fsdp: bool = False) -> tuple[Distributed, str]:
@@ -98,24 +98,24 @@ def setup(device_name: str, fsdp: bool = False) -> tuple[Distributed, str]:
         device_name = f"cuda:{local_rank}"
     else:
         device_name = "cpu"
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if use_cuda else "gloo")
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if use_cuda else "gloo")
     return Distributed(rank, world_size, local_rank, fsdp), device_name
 
 
-def teardown(d: Distributed) -> None:
+def teardown(dist: Distributed) -> None:
     """Leave the process group together: every process waits for the others first, so none
     tears down its communication threads while another still talks to it."""
-    if d.enabled and dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
+    if dist.enabled and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
 
 
-def wrap(model: nn.Module, d: Distributed, device: torch.device) -> nn.Module:
+def wrap(model: nn.Module, dist: Distributed, device: torch.device) -> nn.Module:
     """The model as the training loop calls it: DDP or FSDP around it, or itself."""
-    if not d.enabled:
+    if not dist.enabled:
         return model
-    if d.fsdp:
+    if dist.fsdp:
         from torch.distributed.fsdp import fully_shard
 
         for stack in (model.encoder, model.decoder):
@@ -145,10 +145,10 @@ def no_sync(model: nn.Module, last_micro_batch: bool):
     return contextlib.nullcontext()
 
 
-def full_state(model: nn.Module, optimizer, d: Distributed) -> tuple[dict, dict | None]:
+def full_state(model: nn.Module, optimizer, dist: Distributed) -> tuple[dict, dict | None]:
     """Full (unsharded) model and optimizer state dicts on CPU, for a checkpoint (optimizer None:
     the weights only). Under FSDP every process must call it (it gathers); complete on rank 0."""
-    if not d.fsdp or not d.enabled:
+    if not dist.fsdp or not dist.enabled:
         return model.state_dict(), optimizer.state_dict() if optimizer is not None else None
     from torch.distributed.checkpoint.state_dict import (
         StateDictOptions,
@@ -164,10 +164,10 @@ def full_state(model: nn.Module, optimizer, d: Distributed) -> tuple[dict, dict 
 
 
 def load_full_state(
-    model: nn.Module, optimizer, model_state: dict, optim_state: dict, d: Distributed
+    model: nn.Module, optimizer, model_state: dict, optim_state: dict, dist: Distributed
 ) -> None:
     """Load full state dicts (from a checkpoint) into a possibly sharded model and optimizer."""
-    if not d.fsdp or not d.enabled:
+    if not dist.fsdp or not dist.enabled:
         model.load_state_dict(model_state)
         optimizer.load_state_dict(optim_state)
         return

@@ -45,12 +45,13 @@ def is_first_process() -> bool:
 class RunRecord:
     """One session of a run, kept in OUT/run.json next to the sessions before it (a --resume).
 
-        record = RunRecord(out, "minitune train --max-steps 5", settings, "random weights")
-        train(..., log=record.log)        # every log line is printed and kept
-        record.finish(summary)            # or record.finish(error="...")
+        record = run_record(run_cfg, ["train", "--max-steps", "5"], resumed=False)
+        train(run_cfg.model, run_cfg.train, record=record)   # every log line is kept, and at
+                                  # the end record.end(...) writes run.json and the page
 
     The file is written when the session ends (finished, interrupted, diverged), not at its start:
-    a command that fails on its input leaves the run folder as it was."""
+    a command that fails on its input leaves the run folder as it was. `page`: end() also builds
+    the page (the pipeline's tuning phase builds it after its evaluation instead)."""
 
     def __init__(
         self,
@@ -60,11 +61,12 @@ class RunRecord:
         start: str,
         resumed: bool = False,
         phase: str = "",
+        page: bool = True,
         say=print,
     ):
         from minitune.run.device import machine
 
-        self.out, self.say, self.resumed = Path(out), say, resumed
+        self.out, self.say, self.resumed, self.page = Path(out), say, resumed, page
         self.session = {
             "command": command,
             "phase": phase,  # a pipeline's: "the tuning phase"
@@ -90,6 +92,39 @@ class RunRecord:
         path = self.out / "run.json"
         sessions = read_run_json(self.out)["sessions"] if self.resumed else []
         _write_atomic(path, json.dumps({"sessions": [*sessions, self.session]}, indent=1))
+
+    def end(self, cfg, summary: dict | None = None, error: str | None = None) -> None:
+        """train()'s last words on the run (`cfg`: its TrainConfig): finish the record, then
+        the page, with the attention picture of best/ unless the run stopped early (a signal's
+        grace period is short; a diverged run has nothing new to show)."""
+        self.finish(summary, error)
+        if self.page:
+            done = summary is not None and summary["stop_reason"] != "signal"
+            write_page(self.out, attention_prompt(cfg) if done else None)
+
+
+def run_record(run_cfg, argv: list[str], resumed: bool, phase: str = "", page: bool = True):
+    """The record of this session of a run (`run_cfg`: its resolved RunConfig): the command as
+    typed (`argv`), the values not at their defaults with their sources, and the start;
+    `resumed`: the session continues the folder's run; `phase` names a pipeline's phase;
+    `page`: the run's end also builds the page. Prints the settings and the data's source."""
+    from tqdm import tqdm
+
+    from minitune.data.stream import data_line
+
+    settings = run_cfg.log_lines() if run_cfg.preset is not None else []
+    if settings:  # a resumed run: its saved config, already reported
+        tqdm.write("run config (values not at their defaults, and where each came from):")
+        for line in settings:
+            tqdm.write(f"  {line}")
+    tqdm.write(data_line(run_cfg.train))
+    init = run_cfg.train.init
+    start = f"from {init}" if init else "random weights"
+    if resumed:
+        start = "resumed from its last/ (the start is the first session's)"
+    say = tqdm.write  # above the progress bar
+    out, command = Path(run_cfg.train.out), command_line(argv)
+    return RunRecord(out, command, settings, start, resumed, phase, page, say)
 
 
 def read_run_json(out: Path) -> dict:
@@ -228,6 +263,40 @@ def write_attention_picture(checkpoint: Path, prompt: str, path: Path, device: s
     fig.savefig(path, dpi=80)
     plt.close(fig)
     return tok.decode(seen["answer"])
+
+
+def attention_prompt(cfg) -> str | None:
+    """A prompt for the page's attention picture (`cfg`: the run's TrainConfig): the first
+    validation (else training) example of an instruction-tuning run; for pretraining, the start
+    of its first document with three words replaced by a sentinel, as span corruption does
+    ("The cat <extra_id_0> mat.")."""
+    from minitune.data.formats import read_records
+    from minitune.data.templates import format_prompt
+    from minitune.run.paths import find_shipped
+
+    if cfg.objective == "span":
+        from minitune.data.documents import read_documents
+
+        words = next(iter(read_documents(find_shipped(cfg.data[0]))), "").split()[:24]
+        return " ".join([*words[:8], "<extra_id_0>", *words[11:]]) if len(words) > 11 else None
+    files = [cfg.valid_data] if cfg.valid_data else list(cfg.data)
+    for path in files:
+        records = read_records(find_shipped(path))
+        if records:
+            return format_prompt(records[0].instruction, records[0].input)
+    return None
+
+
+def write_page(out: Path, prompt: str | None, device: str = "cpu") -> None:
+    """The run's attention picture (best/ answering `prompt`; None: none drawn) and its page, by
+    the first process; says where the page is."""
+    if not is_first_process():
+        return
+    best = out / "best"
+    if prompt and (best / "config.json").is_file():
+        answer = write_attention_picture(best, prompt, out / "attention.png", device)
+        (out / "attention.json").write_text(json.dumps({"prompt": prompt, "answer": answer}))
+    print(f"the run's page: {write_report(out)}")
 
 
 # ---- the page ----------------------------------------------------------------------------------

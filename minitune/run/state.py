@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import random
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -50,7 +52,7 @@ class StepSetup:
     )
     clip_grad: float = 1.0  # 0: no clipping
     label_smoothing: float = 0.0
-    d: Distributed = field(default_factory=Distributed)  # one process unless torchrun
+    dist: Distributed = field(default_factory=Distributed)  # one process unless torchrun
 
 
 @dataclass
@@ -106,7 +108,7 @@ class Run:
     """What the helpers of the loop (saving, resuming, evaluating, logging) share, fixed for the
     whole run; where the batches go and the precision are the steps' own `setup`."""
 
-    cfg: TrainConfig
+    train_cfg: TrainConfig
     model: Seq2SeqTransformer  # the model itself: its config, what is saved
     wrapped: torch.nn.Module  # what the loop calls: DDP/FSDP/torch.compile around model, or model
     optimizer: torch.optim.Optimizer
@@ -120,25 +122,25 @@ class Run:
 
     @property
     def out(self) -> Path:
-        return Path(self.cfg.out)
+        return Path(self.train_cfg.out)
 
 
 def save(run: Run, state: TrainState, name: str, with_trainer: bool) -> None:
     """Save OUT/name/: the weights and run info, and (with_trainer) the optimizer, GradScaler and
     `state` for an exact --resume. Every process takes part (FSDP gathers the shards)."""
-    d, best = run.setup.d, state.best_valid_loss
+    dist, best = run.setup.dist, state.best_valid_loss
     info = {
-        "train": run.cfg.to_dict(),
+        "train": run.train_cfg.to_dict(),
         "step": state.step,
         "examples_seen": state.examples,
         "tokenizer_sha": run.tok.fingerprint(),
         "best_valid_loss": best if math.isfinite(best) else None,
-        "seed": run.cfg.seed,
+        "seed": run.train_cfg.seed,
     }
     if run.base is not None:
         info["base"] = run.base  # an adapter checkpoint names (and hashes) its base
-    model_state, optim_state = full_state(run.model, run.optimizer if with_trainer else None, d)
-    state.rng = d.gather(get_rng_states())  # one entry per process
+    model_state, optim_state = full_state(run.model, run.optimizer if with_trainer else None, dist)
+    state.rng = dist.gather(get_rng_states())  # one entry per process
     trainer = None
     if with_trainer:
         trainer = {
@@ -148,7 +150,7 @@ def save(run: Run, state: TrainState, name: str, with_trainer: bool) -> None:
         }
         if run.mixer is not None:
             trainer["mixer"] = run.mixer.state_dict()
-    if d.is_main:
+    if dist.is_main:
         # best/ carries a model card (README.md); the pipeline adds its scores after evaluating
         card = (
             model_card(run.out / name, info, run.model.config.to_dict()) if name == "best" else None
@@ -156,7 +158,7 @@ def save(run: Run, state: TrainState, name: str, with_trainer: bool) -> None:
         save_checkpoint(
             run.out / name, run.model, info, run.tokenizer_file, trainer, model_state, card
         )
-    d.barrier()  # nobody runs ahead of (or exits before) the save
+    dist.barrier()  # nobody runs ahead of (or exits before) the save
     if name == "last":
         state.saved_step = state.step
 
@@ -164,31 +166,75 @@ def save(run: Run, state: TrainState, name: str, with_trainer: bool) -> None:
 def resume_from(last: Path, run: Run, state: TrainState) -> None:
     """Load last/ into the model, the optimizer, the GradScaler, `state` and the random
     generators, so that the run continues exactly as if it had never stopped."""
-    d = run.setup.d
-    if d.is_main:
+    dist = run.setup.dist
+    if dist.is_main:
         recover(last)  # a crash in the middle of a save leaves last.tmp or last.old
         truncate_metrics(run.metrics.path, load_trainer_state(last)["step"])  # redo later rows
-    d.barrier()
+    dist.barrier()
     resumed, info = load_model(last, "cpu")  # a CPU copy, loaded into the model below
     check_resumable(last, info, run.model, run.tok)
     trainer = load_trainer_state(last)
-    if len(trainer["rng"]) != d.world_size:
+    if len(trainer["rng"]) != dist.world_size:
         raise RunError(
             f"{last} was saved by {len(trainer['rng'])} process(es); resume it "
-            f"with as many (this run has {d.world_size})"
+            f"with as many (this run has {dist.world_size})"
         )
-    load_full_state(run.model, run.optimizer, resumed.state_dict(), trainer["optimizer"], d)
+    load_full_state(run.model, run.optimizer, resumed.state_dict(), trainer["optimizer"], dist)
     run.setup.scaler.load_state_dict(trainer["scaler"])
     state.load_state_dict(trainer)
     if run.mixer is not None:
         if "mixer" not in trainer:
             raise RunError(f"{last} was trained without mix_tasks_every; resume it without")
         run.mixer.load_state_dict(trainer["mixer"])
-    set_rng_states(state.rng[d.rank])
+    set_rng_states(state.rng[dist.rank])
     run.log(f"resumed from {last} at step {state.step}")
 
 
 # ---- the pieces: the run folder, resume checks, random states ---------------------------------
+
+
+# What a run writes into its --out folder (--overwrite removes these, and only these).
+RUN_OUTPUTS = (
+    "best",
+    "last",
+    "best.tmp",
+    "last.tmp",
+    "best.old",
+    "last.old",
+    "metrics.jsonl",
+    "loss.png",
+    "eval.txt",
+    "report.json",
+    "pretrain",
+    "tensorboard",
+    "fresh_train.jsonl",
+    "run.json",
+    "report.html",
+    "predictions.jsonl",
+    "attention.png",
+    "attention.json",
+)
+
+
+def check_out(out: Path, overwrite: bool) -> None:
+    """A fresh run needs an empty (or new) --out; `overwrite` (--overwrite) removes a previous
+    run's files, and only those (`RUN_OUTPUTS`)."""
+    if os.environ.get("RANK", "0") != "0":  # under torchrun, process 0 checks (and clears)
+        return
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    if not overwrite:
+        held = ", ".join(sorted(p.name for p in out.iterdir())[:6])
+        raise RunError(
+            f"{out} is not empty ({held}); continue that run with --resume, choose another "
+            "--out, or pass --overwrite to replace it"
+        )
+    for name in RUN_OUTPUTS:
+        path = out / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
 
 
 def check_writable(out: Path) -> None:

@@ -3,7 +3,7 @@ steps, saves where it is, and exits with 128 + the signal's number.
 
     with StopSignals() as stop:         # train() holds the stop signals while it runs
         while state.step < cfg.max_steps:
-            if stop.agreed(d):          # one process or more received one: all stop here
+            if stop.agreed(dist):          # one process or more received one: all stop here
                 break                   # ... then save last/ and exit with 128 + stop.signum
             step()
 
@@ -71,7 +71,7 @@ class StopSignals:
     def _note(self, signum: int, frame) -> None:
         self.received = self.received or signum  # the first one counts
 
-    def agreed(self, d: Distributed) -> int:
+    def agreed(self, dist: Distributed) -> int:
         """The stop signal of any process (the largest number, if they received different
         ones), the same in every process, or 0: none. Distributed, every process must call it
         at the same point (it is one all-reduce); one process: no communication at all.
@@ -79,7 +79,7 @@ class StopSignals:
         The handler writes only `received`, and this only `signum`: a signal that comes while
         the processes talk (Python runs the handler as soon as the all-reduce returns) is kept
         for the next step's all-reduce, not overwritten by this one's answer."""
-        self.signum = d.max(self.received) if d.enabled else self.received
+        self.signum = dist.max(self.received) if dist.enabled else self.received
         return self.signum
 
 
