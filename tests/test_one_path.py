@@ -12,7 +12,7 @@ import json
 import pytest
 import torch
 from conftest import random_batch, tiny_model
-from test_train import read_metrics, small_data, tiny_run
+from test_train import ROOT, read_metrics, small_data, tiny_run
 
 import minitune.layers.attention as attention_module
 from minitune import PRESETS, ModelConfig, Seq2SeqTransformer, cross_entropy_loss, shift_right
@@ -172,8 +172,17 @@ def checkpoint(tmp_path_factory) -> str:
 
 def training_args(tmp_path, command: str) -> list[str]:
     out = ["--out", str(tmp_path / command), "--max-steps", "2", "--no-progress"]
-    data = ["--data", small_data(tmp_path, 30)] if command == "train" else []
+    data = ["--data", small_data(tmp_path, 30) if command == "train" else small_text(tmp_path)]
     return [command, "--config", "tiny", *data, *out, "--set", "train.batch_size=4"]
+
+
+def small_text(tmp_path) -> str:
+    """The first documents of the shipped pretraining corpus (the whole file takes the tiny
+    run half a minute to read and corrupt; a few documents exercise the same code)."""
+    lines = (ROOT / "data" / "pretrain.txt").read_text(encoding="utf-8").splitlines()[:400]
+    path = tmp_path / "small.txt"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return str(path)
 
 
 def use_args(checkpoint: str, command: str, tmp_path) -> list[str]:
