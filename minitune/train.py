@@ -208,19 +208,15 @@ def train(
         # ---- 2. model, tokenizer, precision ------------------------------------------------------
         model, tokenizer_file, base = build_model(model_cfg, train_cfg, log)
         width = (model.config.d_model, model.config.d_ff)
-        precision, why = resolve_precision(
-            train_cfg.precision, device, width, dist
-        )  # "auto": the faster
+        # "auto": bf16 if its matmuls time faster here than fp32's, else fp32
+        precision, why = resolve_precision(train_cfg.precision, device, width, dist)
         autocast, use_scaler = precision_context(precision, device)
         tok = checked_tokenizer(tokenizer_file, model)  # ids that fit the embedding
         model = model.to(device).train()
         model.set_activation_checkpointing(train_cfg.activation_checkpointing)
-        model.use_fused_kernels(
-            fused_kernels_on(train_cfg.fused_kernels, device)
-        )  # or the explicit steps
-        log(
-            model_line(model, device, precision, why, dist)
-        )  # "model: 0.91M parameters on cpu, fp32"
+        # attention's fused branch, or the explicit steps
+        model.use_fused_kernels(fused_kernels_on(train_cfg.fused_kernels, device))
+        log(model_line(model, device, precision, why, dist))  # "model: 0.91M parameters on cpu"
         facts = {"device": str(device), "precision": precision, "precision_why": why}
         facts |= {"threads": torch.get_num_threads(), "processes": dist.world_size}
         wrapped = wrap(model, dist, device)  # DDP/FSDP around the model, or the model itself
@@ -307,9 +303,8 @@ def train(
                 fraction = (
                     state.seconds() / (60 * train_cfg.max_minutes) if train_cfg.max_minutes else 0.0
                 )
-                lr = train_cfg.lr * lr_factor(
-                    state.step, train_cfg, fraction
-                )  # ends with steps or minutes
+                # the schedule's learning rate: it ends with the steps or with the minutes
+                lr = train_cfg.lr * lr_factor(state.step, train_cfg, fraction)
                 # forward, loss, backward, clip, step (or not, if the loss is not a finite number)
                 result = train_step(wrapped, optimizer, micro, lr, setup)
                 # the step is done (taken or skipped): its batches are used, its tokens counted
@@ -371,9 +366,8 @@ def train(
 
 def start(train_cfg: TrainConfig) -> tuple[Distributed, torch.device]:
     """Join torchrun's processes (if any), pick the device, seed every random generator."""
-    dist, device_name = join_processes(
-        train_cfg.device, train_cfg.fsdp
-    )  # one process, or one of torchrun's
+    # one process, or one of torchrun's
+    dist, device_name = join_processes(train_cfg.device, train_cfg.fsdp)
     device = pick_device(device_name)
     if device.type == "cuda":  # TensorFloat-32 matmuls: ~8x the fp32 speed, 10-bit mantissa
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = train_cfg.tf32
